@@ -1,0 +1,1 @@
+"""Runtime pieces every trainyard service shares: settings, errors, server, storage, messaging."""

@@ -1,0 +1,127 @@
+"""Domain errors that know their gRPC status (AIP-193).
+
+Domain code raises these; one server interceptor turns them into a status with
+google.rpc details (BadRequest field violations, ErrorInfo). No handler picks a code by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+DOMAIN = "trainyard.dev"
+
+
+class TrainyardError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    reason: str = "INTERNAL"
+
+    def __init__(self, message: str, *, reason: str | None = None, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason:
+            self.reason = reason
+        self.metadata = dict(metadata or {})
+
+    def details(self) -> list[any_pb2.Any]:
+        info = any_pb2.Any()
+        info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata))
+        return [info]
+
+    def to_status(self) -> grpc.Status:
+        status = status_pb2.Status(code=self.code.value[0], message=self.message, details=self.details())
+        return rpc_status.to_status(status)
+
+
+class InvalidArgument(TrainyardError):
+    """Bad input; carries one field violation per bad field."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: Mapping[str, str], message: str | None = None, **kw) -> None:
+        self.violations = dict(violations)
+        summary = "; ".join(f"{f}: {d}" for f, d in self.violations.items())
+        super().__init__(message or f"invalid request: {summary}", **kw)
+
+    def details(self) -> list[any_pb2.Any]:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in self.violations.items()
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        return [packed, *super().details()]
+
+
+class NotFound(TrainyardError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
+class AlreadyExists(TrainyardError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(TrainyardError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
+
+
+class PermissionDenied(TrainyardError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
+class Unauthenticated(TrainyardError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class ResourceExhausted(TrainyardError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(TrainyardError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
+
+
+class Aborted(TrainyardError):
+    code = grpc.StatusCode.ABORTED
+    reason = "ABORTED"
+
+
+def field_violations(error: grpc.RpcError) -> dict[str, str]:
+    """Field violations carried by a failed call's status (empty when none); for clients and tests."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is None:
+        return {}
+    out: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            out.update({v.field: v.description for v in bad.field_violations})
+    return out
+
+
+def error_reason(error: grpc.RpcError) -> str:
+    """ErrorInfo.reason of a failed call ('' when none)."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return ""
+
+
+assert code_pb2.INVALID_ARGUMENT == grpc.StatusCode.INVALID_ARGUMENT.value[0]

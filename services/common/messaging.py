@@ -1,0 +1,77 @@
+"""NATS JetStream: the jobs work queue, trainer events and control messages.
+
+Streams are created (or updated) idempotently by every process that uses them.
+"""
+
+from __future__ import annotations
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+
+JOBS_STREAM = "TRAINYARD_JOBS"
+JOBS_SUBJECT_PREFIX = "trainyard.jobs"  # trainyard.jobs.<task_type>, one message per training attempt
+EVENTS_STREAM = "TRAINYARD_EVENTS"
+EVENTS_SUBJECT_PREFIX = "trainyard.events"  # trainyard.events.<task_id>
+CONTROL_STREAM = "TRAINYARD_CONTROL"
+CANCEL_SUBJECT_PREFIX = "trainyard.control.cancel"  # trainyard.control.cancel.<task_id>
+TRAINERS_DURABLE = "trainers"
+
+DAY_SECONDS = 24 * 3600
+
+
+def jobs_subject(task_type_name: str) -> str:
+    return f"{JOBS_SUBJECT_PREFIX}.{task_type_name}"
+
+
+def events_subject(task_id: str) -> str:
+    return f"{EVENTS_SUBJECT_PREFIX}.{task_id}"
+
+
+def cancel_subject(task_id: str) -> str:
+    return f"{CANCEL_SUBJECT_PREFIX}.{task_id}"
+
+
+STREAMS = (
+    # Work queue: a message is removed once a trainer acks it.
+    StreamConfig(
+        name=JOBS_STREAM,
+        subjects=[f"{JOBS_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=120.0,
+    ),
+    StreamConfig(
+        name=EVENTS_STREAM,
+        subjects=[f"{EVENTS_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=7 * DAY_SECONDS,
+    ),
+    StreamConfig(
+        name=CONTROL_STREAM,
+        subjects=["trainyard.control.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=DAY_SECONDS,
+    ),
+)
+
+
+async def connect(url: str, name: str) -> NATS:
+    return await nats.connect(
+        servers=[u.strip() for u in url.split(",")],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+    )
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    for config in STREAMS:
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:  # exists with another config: bring it up to date
+            await js.update_stream(config)

@@ -1,0 +1,155 @@
+"""Build, start and drain a grpc.aio server the same way for every service.
+
+    server, port = await serve(settings, [(add_XServicer_to_server, servicer, "pkg.XService")])
+    await run_until_terminated(server, settings.shutdown_grace)
+
+Every server gets health checking (SERVING per service), reflection, the error interceptor
+(domain errors -> canonical codes with details; anything else -> INTERNAL, logged) and the
+identity interceptor (internal token check, caller's project into a contextvar).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common import identity
+from services.common.errors import TrainyardError, Unauthenticated
+from services.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str, internal_token: str) -> grpc.RpcMethodHandler:
+    """Wrap a handler's behaviour with identity extraction and error mapping."""
+
+    def enter(context: grpc.aio.ServicerContext) -> contextvars_token:
+        md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        who = identity.from_metadata(md, internal_token)
+        if who is None:
+            raise Unauthenticated("missing or wrong internal credential: call through the gateway")
+        return identity.set_current(who)
+
+    async def fail(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        if isinstance(exc, TrainyardError):
+            await context.abort_with_status(exc.to_status())
+        log.exception("unhandled error in %s", method)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the service log")
+
+    def unary_response(behavior):
+        async def call(request, context):
+            try:
+                enter(context)
+                return await behavior(request, context)
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await fail(context, exc)
+
+        return call
+
+    def stream_response(behavior):
+        async def call(request, context):
+            try:
+                enter(context)
+                async for item in behavior(request, context):
+                    yield item
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await fail(context, exc)
+
+        return call
+
+    kw = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary), **kw)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary), **kw)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **kw)
+    return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kw)
+
+
+contextvars_token = Any
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Applies identity and error handling to every RPC except health and reflection."""
+
+    def __init__(self, internal_token: str) -> None:
+        self.internal_token = internal_token
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(("/grpc.health.", "/grpc.reflection.")):
+            return handler
+        return _wrap(handler, method, self.internal_token)
+
+
+def server_options(settings: Settings) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+async def serve(
+    settings: Settings,
+    registrations: Iterable[Registration],
+    *,
+    extra_interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+    internal: bool = True,
+) -> tuple[grpc.aio.Server, int]:
+    """Start a server on settings.listen; returns it with the bound port."""
+    interceptors = [*extra_interceptors]
+    if internal:
+        interceptors.append(ServiceInterceptor(settings.internal_token))
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = []
+    for add, servicer, name in registrations:
+        add(servicer, server)
+        names.append(name)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise SystemExit(f"cannot listen on {settings.listen}")
+    await server.start()
+    for name in [*names, ""]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    server.health_servicer = health_servicer  # type: ignore[attr-defined]
+    log.info("listening", extra={"address": f"{settings.listen.rpartition(':')[0]}:{port}", "services": names})
+    return server, port
+
+
+async def run_until_terminated(server: grpc.aio.Server, grace: float, on_stop: Callable[[], Any] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then stop taking calls and let in-flight ones finish."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining", extra={"grace_s": grace})
+    health_servicer = getattr(server, "health_servicer", None)
+    if health_servicer is not None:
+        await health_servicer.enter_graceful_shutdown()
+    if on_stop is not None:
+        result = on_stop()
+        if inspect.isawaitable(result):
+            await result
+    await server.stop(grace)
+    log.info("stopped")

@@ -1,0 +1,94 @@
+"""Configuration from the environment (pydantic-settings).
+
+Every process reads the same variables, prefixed TRAINYARD_ (DATABASE_URL also works bare).
+A bad value stops the process with a message naming the variable and the reason.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRAINYARD_", extra="ignore")
+
+    # Where this process listens (host:port); port 0 picks a free one.
+    listen: str = "127.0.0.1:0"
+    database_url: str = Field(
+        default="sqlite:///trainyard.db",
+        validation_alias=AliasChoices("DATABASE_URL", "TRAINYARD_DATABASE_URL"),
+    )
+    s3_endpoint: str = "127.0.0.1:8333"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Shared secret the gateway sends to internal services; empty disables the check (tests).
+    internal_token: str = ""
+    # Internal service addresses, host:port.
+    dataset_address: str = ""
+    modelzoo_address: str = ""
+    recommend_address: str = ""
+    training_address: str = ""
+    log_level: str = "INFO"
+    log_format: str = "json"
+    # Seconds given to in-flight RPCs on SIGTERM.
+    shutdown_grace: float = Field(default=10.0, ge=0, le=600)
+    # Largest gRPC message, bytes.
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Folder for local state (caches, catalog).
+    home: Path = Path(".trainyard")
+
+    @field_validator("listen", "dataset_address", "modelzoo_address", "recommend_address", "training_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in {"json", "console"}:
+            raise ValueError("expected json or console")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("expected a sqlite:/// or postgresql:// URL")
+        return value
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S] = Settings) -> S:  # type: ignore[assignment]
+    """Build settings or exit with a message that names each bad variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {prefix}{field.upper()}: {err['msg']} (got {err.get('input')!r})")
+        print("invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None

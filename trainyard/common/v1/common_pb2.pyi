@@ -1,0 +1,147 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_TYPE_UNSPECIFIED: _ClassVar[TaskType]
+    TASK_TYPE_CLASSIFICATION: _ClassVar[TaskType]
+    TASK_TYPE_DETECTION: _ClassVar[TaskType]
+    TASK_TYPE_SEGMENTATION: _ClassVar[TaskType]
+    TASK_TYPE_INSTANCE_SEGMENTATION: _ClassVar[TaskType]
+
+class AnnotationType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANNOTATION_TYPE_UNSPECIFIED: _ClassVar[AnnotationType]
+    ANNOTATION_TYPE_LABEL: _ClassVar[AnnotationType]
+    ANNOTATION_TYPE_BOX: _ClassVar[AnnotationType]
+    ANNOTATION_TYPE_MASK: _ClassVar[AnnotationType]
+    ANNOTATION_TYPE_POLYGON: _ClassVar[AnnotationType]
+
+class Split(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPLIT_UNSPECIFIED: _ClassVar[Split]
+    SPLIT_TRAIN: _ClassVar[Split]
+    SPLIT_VAL: _ClassVar[Split]
+    SPLIT_TEST: _ClassVar[Split]
+
+class DataType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DATA_TYPE_UNSPECIFIED: _ClassVar[DataType]
+    DATA_TYPE_NATURAL_PHOTO: _ClassVar[DataType]
+    DATA_TYPE_MEDICAL: _ClassVar[DataType]
+    DATA_TYPE_DOCUMENT: _ClassVar[DataType]
+    DATA_TYPE_AERIAL: _ClassVar[DataType]
+    DATA_TYPE_MICROSCOPY: _ClassVar[DataType]
+    DATA_TYPE_INDUSTRIAL: _ClassVar[DataType]
+    DATA_TYPE_OTHER: _ClassVar[DataType]
+
+class TrainingPreference(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAINING_PREFERENCE_UNSPECIFIED: _ClassVar[TrainingPreference]
+    TRAINING_PREFERENCE_FASTEST: _ClassVar[TrainingPreference]
+    TRAINING_PREFERENCE_BALANCED: _ClassVar[TrainingPreference]
+    TRAINING_PREFERENCE_MOST_ACCURATE: _ClassVar[TrainingPreference]
+    TRAINING_PREFERENCE_SMALLEST: _ClassVar[TrainingPreference]
+
+class TransferStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSFER_STRATEGY_UNSPECIFIED: _ClassVar[TransferStrategy]
+    TRANSFER_STRATEGY_FINE_TUNE_ALL: _ClassVar[TransferStrategy]
+    TRANSFER_STRATEGY_LINEAR_PROBE: _ClassVar[TransferStrategy]
+    TRANSFER_STRATEGY_GRADUAL_UNFREEZE: _ClassVar[TransferStrategy]
+    TRANSFER_STRATEGY_FROM_SCRATCH: _ClassVar[TransferStrategy]
+
+class Optimizer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPTIMIZER_UNSPECIFIED: _ClassVar[Optimizer]
+    OPTIMIZER_SGD: _ClassVar[Optimizer]
+    OPTIMIZER_ADAM: _ClassVar[Optimizer]
+    OPTIMIZER_ADAMW: _ClassVar[Optimizer]
+TASK_TYPE_UNSPECIFIED: TaskType
+TASK_TYPE_CLASSIFICATION: TaskType
+TASK_TYPE_DETECTION: TaskType
+TASK_TYPE_SEGMENTATION: TaskType
+TASK_TYPE_INSTANCE_SEGMENTATION: TaskType
+ANNOTATION_TYPE_UNSPECIFIED: AnnotationType
+ANNOTATION_TYPE_LABEL: AnnotationType
+ANNOTATION_TYPE_BOX: AnnotationType
+ANNOTATION_TYPE_MASK: AnnotationType
+ANNOTATION_TYPE_POLYGON: AnnotationType
+SPLIT_UNSPECIFIED: Split
+SPLIT_TRAIN: Split
+SPLIT_VAL: Split
+SPLIT_TEST: Split
+DATA_TYPE_UNSPECIFIED: DataType
+DATA_TYPE_NATURAL_PHOTO: DataType
+DATA_TYPE_MEDICAL: DataType
+DATA_TYPE_DOCUMENT: DataType
+DATA_TYPE_AERIAL: DataType
+DATA_TYPE_MICROSCOPY: DataType
+DATA_TYPE_INDUSTRIAL: DataType
+DATA_TYPE_OTHER: DataType
+TRAINING_PREFERENCE_UNSPECIFIED: TrainingPreference
+TRAINING_PREFERENCE_FASTEST: TrainingPreference
+TRAINING_PREFERENCE_BALANCED: TrainingPreference
+TRAINING_PREFERENCE_MOST_ACCURATE: TrainingPreference
+TRAINING_PREFERENCE_SMALLEST: TrainingPreference
+TRANSFER_STRATEGY_UNSPECIFIED: TransferStrategy
+TRANSFER_STRATEGY_FINE_TUNE_ALL: TransferStrategy
+TRANSFER_STRATEGY_LINEAR_PROBE: TransferStrategy
+TRANSFER_STRATEGY_GRADUAL_UNFREEZE: TransferStrategy
+TRANSFER_STRATEGY_FROM_SCRATCH: TransferStrategy
+OPTIMIZER_UNSPECIFIED: Optimizer
+OPTIMIZER_SGD: Optimizer
+OPTIMIZER_ADAM: Optimizer
+OPTIMIZER_ADAMW: Optimizer
+
+class Hyperparameters(_message.Message):
+    __slots__ = ("epochs", "batch_size", "learning_rate", "backbone_lr_multiplier", "weight_decay", "image_size", "optimizer", "seed", "warmup_epochs", "label_smoothing")
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_LR_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SMOOTHING_FIELD_NUMBER: _ClassVar[int]
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    backbone_lr_multiplier: float
+    weight_decay: float
+    image_size: int
+    optimizer: Optimizer
+    seed: int
+    warmup_epochs: int
+    label_smoothing: float
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., backbone_lr_multiplier: _Optional[float] = ..., weight_decay: _Optional[float] = ..., image_size: _Optional[int] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., seed: _Optional[int] = ..., warmup_epochs: _Optional[int] = ..., label_smoothing: _Optional[float] = ...) -> None: ...
+
+class ObjectRef(_message.Message):
+    __slots__ = ("bucket", "key", "sha256", "size_bytes")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    sha256: str
+    size_bytes: int
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class Metric(_message.Message):
+    __slots__ = ("name", "value", "dataset", "source")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: float
+    dataset: str
+    source: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., dataset: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,89 @@
+from trainyard.common.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class WeightStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEIGHT_STATUS_UNSPECIFIED: _ClassVar[WeightStatus]
+    WEIGHT_STATUS_IN_STORE: _ClassVar[WeightStatus]
+    WEIGHT_STATUS_IMPORTABLE: _ClassVar[WeightStatus]
+    WEIGHT_STATUS_UNAVAILABLE: _ClassVar[WeightStatus]
+
+class TrainingMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAINING_MODE_UNSPECIFIED: _ClassVar[TrainingMode]
+    TRAINING_MODE_GENERAL: _ClassVar[TrainingMode]
+    TRAINING_MODE_SPECIALIZED: _ClassVar[TrainingMode]
+    TRAINING_MODE_RETRAINING: _ClassVar[TrainingMode]
+WEIGHT_STATUS_UNSPECIFIED: WeightStatus
+WEIGHT_STATUS_IN_STORE: WeightStatus
+WEIGHT_STATUS_IMPORTABLE: WeightStatus
+WEIGHT_STATUS_UNAVAILABLE: WeightStatus
+TRAINING_MODE_UNSPECIFIED: TrainingMode
+TRAINING_MODE_GENERAL: TrainingMode
+TRAINING_MODE_SPECIALIZED: TrainingMode
+TRAINING_MODE_RETRAINING: TrainingMode
+
+class ModelFamily(_message.Message):
+    __slots__ = ("name", "description", "task_types", "variant_count", "weights_in_store_count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_IN_STORE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    task_types: _containers.RepeatedScalarFieldContainer[_common_pb2.TaskType]
+    variant_count: int
+    weights_in_store_count: int
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[_common_pb2.TaskType, str]]] = ..., variant_count: _Optional[int] = ..., weights_in_store_count: _Optional[int] = ...) -> None: ...
+
+class Model(_message.Message):
+    __slots__ = ("id", "family", "variant", "task_types", "architecture", "library", "pretrain_dataset", "pretrain_tag", "license", "num_params", "gflops", "default_input_size", "mean", "std", "reference_metrics", "weight_status", "weights", "training_modes", "pretrained_num_classes", "source_url")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    LIBRARY_FIELD_NUMBER: _ClassVar[int]
+    PRETRAIN_DATASET_FIELD_NUMBER: _ClassVar[int]
+    PRETRAIN_TAG_FIELD_NUMBER: _ClassVar[int]
+    LICENSE_FIELD_NUMBER: _ClassVar[int]
+    NUM_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    GFLOPS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_INPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    STD_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_METRICS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_MODES_FIELD_NUMBER: _ClassVar[int]
+    PRETRAINED_NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    family: str
+    variant: str
+    task_types: _containers.RepeatedScalarFieldContainer[_common_pb2.TaskType]
+    architecture: str
+    library: str
+    pretrain_dataset: str
+    pretrain_tag: str
+    license: str
+    num_params: int
+    gflops: float
+    default_input_size: int
+    mean: _containers.RepeatedScalarFieldContainer[float]
+    std: _containers.RepeatedScalarFieldContainer[float]
+    reference_metrics: _containers.RepeatedCompositeFieldContainer[_common_pb2.Metric]
+    weight_status: WeightStatus
+    weights: _common_pb2.ObjectRef
+    training_modes: _containers.RepeatedScalarFieldContainer[TrainingMode]
+    pretrained_num_classes: int
+    source_url: str
+    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., variant: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[_common_pb2.TaskType, str]]] = ..., architecture: _Optional[str] = ..., library: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., pretrain_tag: _Optional[str] = ..., license: _Optional[str] = ..., num_params: _Optional[int] = ..., gflops: _Optional[float] = ..., default_input_size: _Optional[int] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., reference_metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., weight_status: _Optional[_Union[WeightStatus, str]] = ..., weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., training_modes: _Optional[_Iterable[_Union[TrainingMode, str]]] = ..., pretrained_num_classes: _Optional[int] = ..., source_url: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,32 @@
+from trainyard.common.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Suggestion(_message.Message):
+    __slots__ = ("model_id", "pretrain_dataset", "transfer_strategy", "hyperparameters", "score", "rationale", "factors", "expected_seconds_per_epoch", "expected_quality_low", "expected_quality_high")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    PRETRAIN_DATASET_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    RATIONALE_FIELD_NUMBER: _ClassVar[int]
+    FACTORS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_SECONDS_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_QUALITY_LOW_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_QUALITY_HIGH_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    pretrain_dataset: str
+    transfer_strategy: _common_pb2.TransferStrategy
+    hyperparameters: _common_pb2.Hyperparameters
+    score: float
+    rationale: str
+    factors: _containers.RepeatedScalarFieldContainer[str]
+    expected_seconds_per_epoch: float
+    expected_quality_low: float
+    expected_quality_high: float
+    def __init__(self, model_id: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., score: _Optional[float] = ..., rationale: _Optional[str] = ..., factors: _Optional[_Iterable[str]] = ..., expected_seconds_per_epoch: _Optional[float] = ..., expected_quality_low: _Optional[float] = ..., expected_quality_high: _Optional[float] = ...) -> None: ...

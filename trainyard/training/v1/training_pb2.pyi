@@ -1,0 +1,164 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from trainyard.common.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_STATE_UNSPECIFIED: _ClassVar[TaskState]
+    TASK_STATE_PENDING: _ClassVar[TaskState]
+    TASK_STATE_QUEUED: _ClassVar[TaskState]
+    TASK_STATE_RUNNING: _ClassVar[TaskState]
+    TASK_STATE_SUCCEEDED: _ClassVar[TaskState]
+    TASK_STATE_FAILED: _ClassVar[TaskState]
+    TASK_STATE_CANCELLED: _ClassVar[TaskState]
+
+class TrainingModeSelection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAINING_MODE_SELECTION_UNSPECIFIED: _ClassVar[TrainingModeSelection]
+    TRAINING_MODE_SELECTION_GENERAL: _ClassVar[TrainingModeSelection]
+    TRAINING_MODE_SELECTION_SPECIALIZED: _ClassVar[TrainingModeSelection]
+    TRAINING_MODE_SELECTION_RETRAINING: _ClassVar[TrainingModeSelection]
+TASK_STATE_UNSPECIFIED: TaskState
+TASK_STATE_PENDING: TaskState
+TASK_STATE_QUEUED: TaskState
+TASK_STATE_RUNNING: TaskState
+TASK_STATE_SUCCEEDED: TaskState
+TASK_STATE_FAILED: TaskState
+TASK_STATE_CANCELLED: TaskState
+TRAINING_MODE_SELECTION_UNSPECIFIED: TrainingModeSelection
+TRAINING_MODE_SELECTION_GENERAL: TrainingModeSelection
+TRAINING_MODE_SELECTION_SPECIALIZED: TrainingModeSelection
+TRAINING_MODE_SELECTION_RETRAINING: TrainingModeSelection
+
+class AutoSelect(_message.Message):
+    __slots__ = ("data_type", "preference")
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PREFERENCE_FIELD_NUMBER: _ClassVar[int]
+    data_type: _common_pb2.DataType
+    preference: _common_pb2.TrainingPreference
+    def __init__(self, data_type: _Optional[_Union[_common_pb2.DataType, str]] = ..., preference: _Optional[_Union[_common_pb2.TrainingPreference, str]] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("epoch", "total_epochs", "step", "total_steps", "images_per_second", "eta_seconds", "fraction")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    total_epochs: int
+    step: int
+    total_steps: int
+    images_per_second: float
+    eta_seconds: float
+    fraction: float
+    def __init__(self, epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., images_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., fraction: _Optional[float] = ...) -> None: ...
+
+class EpochMetrics(_message.Message):
+    __slots__ = ("epoch", "values")
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    values: _containers.ScalarMap[str, float]
+    def __init__(self, epoch: _Optional[int] = ..., values: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class Artifact(_message.Message):
+    __slots__ = ("name", "object")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    object: _common_pb2.ObjectRef
+    def __init__(self, name: _Optional[str] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
+
+class TrainingTask(_message.Message):
+    __slots__ = ("id", "project", "name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "mode", "auto_select", "transfer_strategy", "hyperparameters", "state", "failure_reason", "trainer_node", "attempt", "progress", "metrics", "epoch_metrics", "artifacts", "create_time", "start_time", "end_time", "selection_rationale")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SELECT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    TRAINER_NODE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_METRICS_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_RATIONALE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    project: str
+    name: str
+    description: str
+    task_type: _common_pb2.TaskType
+    dataset_id: str
+    dataset_version_id: str
+    model_id: str
+    mode: TrainingModeSelection
+    auto_select: AutoSelect
+    transfer_strategy: _common_pb2.TransferStrategy
+    hyperparameters: _common_pb2.Hyperparameters
+    state: TaskState
+    failure_reason: str
+    trainer_node: str
+    attempt: int
+    progress: Progress
+    metrics: _containers.ScalarMap[str, float]
+    epoch_metrics: _containers.RepeatedCompositeFieldContainer[EpochMetrics]
+    artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
+    create_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    selection_rationale: str
+    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mode: _Optional[_Union[TrainingModeSelection, str]] = ..., auto_select: _Optional[_Union[AutoSelect, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., failure_reason: _Optional[str] = ..., trainer_node: _Optional[str] = ..., attempt: _Optional[int] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., epoch_metrics: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_rationale: _Optional[str] = ...) -> None: ...
+
+class TaskEvent(_message.Message):
+    __slots__ = ("sequence", "time", "task", "progress", "epoch_metrics", "log")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_METRICS_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    time: _timestamp_pb2.Timestamp
+    task: TrainingTask
+    progress: Progress
+    epoch_metrics: EpochMetrics
+    log: str
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task: _Optional[_Union[TrainingTask, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., epoch_metrics: _Optional[_Union[EpochMetrics, _Mapping]] = ..., log: _Optional[str] = ...) -> None: ...

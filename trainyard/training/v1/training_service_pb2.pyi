@@ -1,0 +1,95 @@
+from trainyard.common.v1 import common_pb2 as _common_pb2
+from trainyard.training.v1 import training_pb2 as _training_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CreateTrainingTaskRequest(_message.Message):
+    __slots__ = ("name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "auto_select", "transfer_strategy", "hyperparameters", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTO_SELECT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    task_type: _common_pb2.TaskType
+    dataset_id: str
+    dataset_version_id: str
+    model_id: str
+    auto_select: _training_pb2.AutoSelect
+    transfer_strategy: _common_pb2.TransferStrategy
+    hyperparameters: _common_pb2.Hyperparameters
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., auto_select: _Optional[_Union[_training_pb2.AutoSelect, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateTrainingTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: _training_pb2.TrainingTask
+    def __init__(self, task: _Optional[_Union[_training_pb2.TrainingTask, _Mapping]] = ...) -> None: ...
+
+class GetTrainingTaskRequest(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class GetTrainingTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: _training_pb2.TrainingTask
+    def __init__(self, task: _Optional[_Union[_training_pb2.TrainingTask, _Mapping]] = ...) -> None: ...
+
+class ListTrainingTasksRequest(_message.Message):
+    __slots__ = ("state", "page_size", "page_token")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    state: _training_pb2.TaskState
+    page_size: int
+    page_token: str
+    def __init__(self, state: _Optional[_Union[_training_pb2.TaskState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTrainingTasksResponse(_message.Message):
+    __slots__ = ("tasks", "next_page_token")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[_training_pb2.TrainingTask]
+    next_page_token: str
+    def __init__(self, tasks: _Optional[_Iterable[_Union[_training_pb2.TrainingTask, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class WatchTrainingTaskRequest(_message.Message):
+    __slots__ = ("task_id", "from_start")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_START_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    from_start: bool
+    def __init__(self, task_id: _Optional[str] = ..., from_start: _Optional[bool] = ...) -> None: ...
+
+class WatchTrainingTaskResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: _training_pb2.TaskEvent
+    def __init__(self, event: _Optional[_Union[_training_pb2.TaskEvent, _Mapping]] = ...) -> None: ...
+
+class CancelTrainingTaskRequest(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class CancelTrainingTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: _training_pb2.TrainingTask
+    def __init__(self, task: _Optional[_Union[_training_pb2.TrainingTask, _Mapping]] = ...) -> None: ...
