@@ -153,3 +153,42 @@ async def run_until_terminated(server: grpc.aio.Server, grace: float, on_stop: C
             await result
     await server.stop(grace)
     log.info("stopped")
+
+
+class RunningService:
+    """A started server plus what must be closed after it (NATS, threads); tests stop it in-process."""
+
+    def __init__(self, server: grpc.aio.Server, port: int, closers: Iterable[Callable[[], Any]] = ()) -> None:
+        self.server = server
+        self.port = port
+        self.closers = list(closers)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def close_resources(self) -> None:
+        for close in reversed(self.closers):
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
+    async def stop(self, grace: float = 0) -> None:
+        await self.server.stop(grace)
+        await self.close_resources()
+
+
+def run_main(service: str, start: Callable[[Settings], Any], settings_cls: type[Settings] = Settings) -> None:
+    """Entry point of `python -m services.<name>`: settings, logging, serve until SIGTERM."""
+    from services.common.logs import setup_logging
+    from services.common.settings import load_settings
+
+    settings = load_settings(settings_cls)
+    setup_logging(service, settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        running: RunningService = await start(settings)
+        await run_until_terminated(running.server, settings.shutdown_grace)
+        await running.close_resources()
+
+    asyncio.run(main())
