@@ -64,7 +64,11 @@ def main() -> int:
         out = Path(tmp)
         fresh = generate(out)
         if args.check:
-            stale = [str(p) for p in fresh if not (REPO_ROOT / p).exists() or not filecmp.cmp(out / p, REPO_ROOT / p, shallow=False)]
+            stale = [
+                str(p)
+                for p in fresh
+                if not (REPO_ROOT / p).exists() or not filecmp.cmp(out / p, REPO_ROOT / p, shallow=False)
+            ]
             stale += [str(p) for p in committed_stubs() - set(fresh)]
             if stale:
                 print("stale generated stubs (run `make protos`):", *stale, sep="\n  ", file=sys.stderr)

@@ -26,7 +26,7 @@ class Identity:
     role: str = "admin"
 
 
-_current: contextvars.ContextVar[Identity] = contextvars.ContextVar("trainyard_identity", default=Identity())
+_current: contextvars.ContextVar[Identity] = contextvars.ContextVar("trainyard_identity", default=Identity())  # noqa: B039 - frozen
 
 
 def current() -> Identity:

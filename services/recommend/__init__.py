@@ -1,0 +1,1 @@
+"""RecommendationService: suggest a zoo model and how to train it."""

@@ -1,0 +1,18 @@
+"""Start the recommendation service (in-process for tests, or from __main__)."""
+
+from __future__ import annotations
+
+from services.common.server import RunningService, serve
+from services.common.settings import Settings
+from services.recommend.servicer import RecommendationServicer
+from trainyard.recommend.v1 import recommend_service_pb2_grpc
+
+SERVICE_NAME = "trainyard.recommend.v1.RecommendationService"
+
+
+async def start(settings: Settings) -> RunningService:
+    servicer = RecommendationServicer(settings)
+    server, port = await serve(
+        settings, [(recommend_service_pb2_grpc.add_RecommendationServiceServicer_to_server, servicer, SERVICE_NAME)]
+    )
+    return RunningService(server, port)
