@@ -1,0 +1,1 @@
+"""TrainingService: validates and queues training tasks, follows them through trainer events."""

@@ -1,0 +1,58 @@
+"""In-process start of the training service (used by `python -m services.training` and tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.common import db, messaging
+from services.common.server import RunningService, serve
+from services.common.settings import Settings
+from services.training.clients import GrpcDatasetClient, GrpcModelZooClient, GrpcRecommender, LazyRemote
+from services.training.consumer import EventConsumer
+from services.training.domain import JetStreamPublisher, TrainingDomain
+from services.training.servicer import TrainingServicer
+from services.training.tasks import TaskStore
+from trainyard.training.v1 import training_service_pb2_grpc
+
+
+async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None) -> RunningService:
+    """Start the service; the dataset, zoo and recommend clients default to gRPC ones from settings."""
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine, Path(__file__).parent / "migrations", "alembic_version_training")
+    nc = await messaging.connect(settings.nats_url, "training")
+    js = nc.jetstream()
+    await messaging.ensure_streams(js)
+    remote = []
+    if datasets is None:
+        datasets = LazyRemote(lambda: GrpcDatasetClient(settings))
+        remote.append(datasets)
+    if zoo is None:
+        zoo = LazyRemote(lambda: GrpcModelZooClient(settings))
+        remote.append(zoo)
+    if recommender is None:
+        recommender = LazyRemote(lambda: GrpcRecommender(settings))
+        remote.append(recommender)
+    domain = TrainingDomain(
+        store=TaskStore(engine),
+        datasets=datasets,
+        zoo=zoo,
+        recommender=recommender,
+        publisher=JetStreamPublisher(js),
+    )
+    consumer = EventConsumer(js, domain)
+    await consumer.start()
+    server, port = await serve(
+        settings,
+        [
+            (
+                training_service_pb2_grpc.add_TrainingServiceServicer_to_server,
+                TrainingServicer(domain),
+                "trainyard.training.v1.TrainingService",
+            )
+        ],
+    )
+    running = RunningService(
+        server, port, closers=[engine.dispose, nc.drain, *[r.close for r in remote], consumer.stop]
+    )
+    running.domain = domain  # type: ignore[attr-defined]
+    return running

@@ -1,0 +1,146 @@
+"""The other services the training service asks, behind small interfaces.
+
+The gRPC implementations forward the caller's identity; tests may pass any object with the
+same async methods. Each raises the domain errors (NotFound naming the id, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import grpc
+
+from services.common import errors
+from services.common.channels import call_metadata, internal_channel
+from services.common.settings import Settings
+from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
+from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc
+from trainyard.recommend.v1 import recommend_service_pb2, recommend_service_pb2_grpc
+
+CALL_TIMEOUT_S = 30.0
+
+
+class DatasetClient(Protocol):
+    async def get_dataset(self, dataset_id: str) -> dataset_pb2.Dataset: ...
+
+    async def get_dataset_version(self, version_id: str) -> dataset_pb2.DatasetVersion: ...
+
+
+class ModelZooClient(Protocol):
+    async def get_model(self, model_id: str) -> modelzoo_pb2.Model: ...
+
+
+class Recommender(Protocol):
+    async def recommend(
+        self, request: recommend_service_pb2.RecommendRequest
+    ) -> recommend_service_pb2.RecommendResponse: ...
+
+
+def _translate(exc: grpc.RpcError, what: str) -> errors.TrainyardError:
+    code = exc.code() if hasattr(exc, "code") else None
+    detail = exc.details() if hasattr(exc, "details") else str(exc)
+    mapping = {
+        grpc.StatusCode.NOT_FOUND: errors.NotFound,
+        grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+        grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    }
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return errors.InvalidArgument({what: detail or "rejected"})
+    cls = mapping.get(code, errors.Unavailable)
+    return cls(f"{what}: {detail}" if cls is errors.Unavailable else (detail or what))
+
+
+class _Remote:
+    def __init__(self, address: str, settings: Settings, name: str) -> None:
+        if not address:
+            raise errors.Unavailable(f"the {name} service address is not configured")
+        self.settings = settings
+        self.channel = internal_channel(address, settings)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class GrpcDatasetClient(_Remote):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.dataset_address, settings, "dataset")
+        self.stub = dataset_service_pb2_grpc.DatasetServiceStub(self.channel)
+
+    async def get_dataset(self, dataset_id: str) -> dataset_pb2.Dataset:
+        try:
+            resp = await self.stub.GetDataset(
+                dataset_service_pb2.GetDatasetRequest(dataset_id=dataset_id),
+                metadata=call_metadata(self.settings),
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise errors.NotFound(f"dataset {dataset_id!r} not found") from None
+            raise _translate(exc, "dataset service") from None
+        return resp.dataset
+
+    async def get_dataset_version(self, version_id: str) -> dataset_pb2.DatasetVersion:
+        try:
+            resp = await self.stub.GetDatasetVersion(
+                dataset_service_pb2.GetDatasetVersionRequest(version_id=version_id),
+                metadata=call_metadata(self.settings),
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise errors.NotFound(f"dataset version {version_id!r} not found") from None
+            raise _translate(exc, "dataset service") from None
+        return resp.version
+
+
+class GrpcModelZooClient(_Remote):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.modelzoo_address, settings, "modelzoo")
+        self.stub = modelzoo_service_pb2_grpc.ModelZooServiceStub(self.channel)
+
+    async def get_model(self, model_id: str) -> modelzoo_pb2.Model:
+        try:
+            resp = await self.stub.GetModel(
+                modelzoo_service_pb2.GetModelRequest(model_id=model_id),
+                metadata=call_metadata(self.settings),
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise errors.NotFound(f"model {model_id!r} not found in the zoo") from None
+            raise _translate(exc, "model zoo service") from None
+        return resp.model
+
+
+class GrpcRecommender(_Remote):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.recommend_address, settings, "recommend")
+        self.stub = recommend_service_pb2_grpc.RecommendationServiceStub(self.channel)
+
+    async def recommend(
+        self, request: recommend_service_pb2.RecommendRequest
+    ) -> recommend_service_pb2.RecommendResponse:
+        try:
+            return await self.stub.Recommend(request, metadata=call_metadata(self.settings), timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise _translate(exc, "recommendation service") from None
+
+
+class LazyRemote:
+    """Builds a gRPC client on first use, so a service without e.g. a recommend address still starts."""
+
+    def __init__(self, factory) -> None:
+        self._factory = factory
+        self._client = None
+
+    def _get(self):
+        if self._client is None:
+            self._client = self._factory()
+        return self._client
+
+    def __getattr__(self, name: str):
+        return getattr(self._get(), name)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()

@@ -1,0 +1,386 @@
+"""The training service's behaviour: validate, resolve against the dataset service and the zoo,
+store, queue, cancel and watch tasks.
+
+The collaborators are passed in (TaskStore over SQL, clients of the other services, a job
+publisher, the watch notifier), so tests can run it with any implementation of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from services.common import errors, identity
+from services.common.messaging import cancel_subject, jobs_subject
+from services.common.objectstore import ARTIFACTS_BUCKET
+from services.training import hyperparams
+from services.training.clients import DatasetClient, ModelZooClient, Recommender
+from services.training.tasks import NewTask, TaskStore, is_final
+from trainyard.common.v1 import common_pb2
+from trainyard.dataset.v1 import dataset_pb2
+from trainyard.events.v1 import events_pb2
+from trainyard.modelzoo.v1 import modelzoo_pb2
+from trainyard.recommend.v1 import recommend_service_pb2
+from trainyard.training.v1 import training_pb2, training_service_pb2
+
+log = logging.getLogger(__name__)
+
+C = common_pb2
+# Task types a trainer can run today, with what a dataset needs for them.
+SUPPORTED_TASK_TYPES = {C.TASK_TYPE_CLASSIFICATION: (C.ANNOTATION_TYPE_LABEL, "image-level class labels")}
+MAX_NAME = 128
+MAX_DESCRIPTION = 4096
+MAX_REQUEST_ID = 256
+WATCH_POLL_S = 2.0
+
+
+def task_type_short(task_type: int) -> str:
+    """TASK_TYPE_CLASSIFICATION -> "classification" (the jobs subject suffix)."""
+    return C.TaskType.Name(task_type).removeprefix("TASK_TYPE_").lower()
+
+
+class JobPublisher(Protocol):
+    async def publish_job(self, subject: str, payload: bytes, msg_id: str) -> None: ...
+
+    async def publish_cancel(self, subject: str, payload: bytes) -> None: ...
+
+
+class JetStreamPublisher:
+    """Publishes to JetStream and waits for the stream's ack."""
+
+    def __init__(self, js) -> None:
+        self.js = js
+
+    async def publish_job(self, subject: str, payload: bytes, msg_id: str) -> None:
+        await self.js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=10)
+
+    async def publish_cancel(self, subject: str, payload: bytes) -> None:
+        await self.js.publish(subject, payload, timeout=10)
+
+
+class TaskNotifier:
+    """In-process wake-ups for watchers: one asyncio.Condition per watched task."""
+
+    def __init__(self) -> None:
+        self._conditions: weakref.WeakValueDictionary[str, asyncio.Condition] = weakref.WeakValueDictionary()
+
+    def condition(self, task_id: str) -> asyncio.Condition:
+        cond = self._conditions.get(task_id)
+        if cond is None:
+            cond = asyncio.Condition()
+            self._conditions[task_id] = cond
+        return cond
+
+    async def notify(self, task_id: str) -> None:
+        cond = self._conditions.get(task_id)
+        if cond is not None:
+            async with cond:
+                cond.notify_all()
+
+
+def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> dict[str, str]:
+    """Every problem with the request that can be seen without asking another service."""
+    bad: dict[str, str] = {}
+    if not req.name.strip():
+        bad["name"] = "required; 1..128 characters"
+    elif len(req.name) > MAX_NAME:
+        bad["name"] = f"at most {MAX_NAME} characters, got {len(req.name)}"
+    if len(req.description) > MAX_DESCRIPTION:
+        bad["description"] = f"at most {MAX_DESCRIPTION} characters, got {len(req.description)}"
+    if req.task_type == C.TASK_TYPE_UNSPECIFIED:
+        bad["task_type"] = "required"
+    elif req.task_type not in C.TaskType.values():
+        bad["task_type"] = f"unknown task type {req.task_type}"
+    if not req.dataset_id.strip():
+        bad["dataset_id"] = "required"
+    selection = req.WhichOneof("model_selection")
+    if selection is None:
+        bad["model_selection"] = "required: set model_id or auto_select"
+    elif selection == "model_id" and not req.model_id.strip():
+        bad["model_id"] = "must not be empty"
+    elif selection == "auto_select":
+        if req.auto_select.data_type not in C.DataType.values():
+            bad["auto_select.data_type"] = f"unknown data type {req.auto_select.data_type}"
+        if req.auto_select.preference not in C.TrainingPreference.values():
+            bad["auto_select.preference"] = f"unknown preference {req.auto_select.preference}"
+    if req.transfer_strategy not in C.TransferStrategy.values():
+        bad["transfer_strategy"] = f"unknown transfer strategy {req.transfer_strategy}"
+    if len(req.request_id) > MAX_REQUEST_ID:
+        bad["request_id"] = f"at most {MAX_REQUEST_ID} characters"
+    bad.update(hyperparams.violations(req.hyperparameters))
+    return bad
+
+
+def check_dataset(dataset: dataset_pb2.Dataset, version: dataset_pb2.DatasetVersion, task_type: int) -> None:
+    """FailedPrecondition naming the dataset and what it lacks for the task type."""
+    type_name = task_type_short(task_type)
+    annotation, needs = SUPPORTED_TASK_TYPES[task_type]
+    label = f"dataset {dataset.id!r} ({dataset.name})" if dataset.name else f"dataset {dataset.id!r}"
+    if task_type not in dataset.task_types or annotation not in version.annotation_types:
+        have = ", ".join(
+            C.AnnotationType.Name(a).removeprefix("ANNOTATION_TYPE_").lower() for a in version.annotation_types
+        )
+        raise errors.FailedPrecondition(
+            f"{label} cannot train {type_name}: it has no {needs} (annotations: {have or 'none'})",
+            reason="DATASET_CANNOT_TRAIN_TASK_TYPE",
+            metadata={"dataset_id": dataset.id, "task_type": type_name},
+        )
+    if not version.manifest.key:
+        raise errors.FailedPrecondition(
+            f"{label} version {version.id!r} has no manifest", metadata={"dataset_id": dataset.id}
+        )
+    if task_type == C.TASK_TYPE_CLASSIFICATION and len(version.classes) < 2:
+        raise errors.FailedPrecondition(
+            f"{label} cannot train classification: it has {len(version.classes)} class(es), at least 2 are needed",
+            reason="DATASET_CANNOT_TRAIN_TASK_TYPE",
+            metadata={"dataset_id": dataset.id},
+        )
+    if version.split_counts.train == 0:
+        raise errors.FailedPrecondition(f"{label} has no cases in the train split", metadata={"dataset_id": dataset.id})
+
+
+def check_model(model: modelzoo_pb2.Model, task_type: int, strategy: int) -> None:
+    if task_type not in model.task_types:
+        serves = ", ".join(task_type_short(t) for t in model.task_types) or "nothing"
+        raise errors.FailedPrecondition(
+            f"model {model.id!r} does not serve {task_type_short(task_type)} (it serves {serves})",
+            reason="MODEL_CANNOT_TRAIN_TASK_TYPE",
+            metadata={"model_id": model.id},
+        )
+    if model.library not in ("torchvision", "timm"):
+        raise errors.FailedPrecondition(f"model {model.id!r} comes from {model.library!r}, which no trainer builds")
+    if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH and model.weight_status != modelzoo_pb2.WEIGHT_STATUS_IN_STORE:
+        hint = (
+            f"import them first with ModelZooService.ImportWeights(model_id={model.id!r})"
+            if model.weight_status == modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE
+            else "no offline source is installed, so import them with ImportWeights once one is, or train from scratch"
+        )
+        raise errors.FailedPrecondition(
+            f"the pre-trained weights of model {model.id!r} are not in the store: {hint} "
+            "(or use transfer_strategy TRANSFER_STRATEGY_FROM_SCRATCH)",
+            reason="WEIGHTS_NOT_IN_STORE",
+            metadata={"model_id": model.id},
+        )
+
+
+def build_job(
+    task_type: int,
+    project: str,
+    model: modelzoo_pb2.Model,
+    dataset: dataset_pb2.Dataset,
+    version: dataset_pb2.DatasetVersion,
+    hp: common_pb2.Hyperparameters,
+    strategy: int,
+) -> events_pb2.TrainingJob:
+    spec = events_pb2.ModelSpec(
+        model_id=model.id,
+        library=model.library,
+        architecture=model.architecture,
+        mean=list(model.mean) or [0.485, 0.456, 0.406],
+        std=list(model.std) or [0.229, 0.224, 0.225],
+        pretrained_num_classes=model.pretrained_num_classes,
+    )
+    if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH:
+        spec.weights.CopyFrom(model.weights)
+    classes = sorted(version.classes, key=lambda c: c.index)
+    return events_pb2.TrainingJob(
+        project=project,
+        task_type=task_type,
+        model=spec,
+        dataset=events_pb2.DatasetSpec(
+            dataset_id=dataset.id,
+            version_id=version.id,
+            manifest=version.manifest,
+            class_names=[c.name for c in classes],
+        ),
+        hyperparameters=hp,
+        transfer_strategy=strategy,
+        output_bucket=ARTIFACTS_BUCKET,
+    )
+
+
+class TrainingDomain:
+    def __init__(
+        self,
+        *,
+        store: TaskStore,
+        datasets: DatasetClient,
+        zoo: ModelZooClient,
+        recommender: Recommender | None,
+        publisher: JobPublisher,
+        notifier: TaskNotifier | None = None,
+    ) -> None:
+        self.store = store
+        self.datasets = datasets
+        self.zoo = zoo
+        self.recommender = recommender
+        self.publisher = publisher
+        self.notifier = notifier or TaskNotifier()
+
+    # -- create ----------------------------------------------------------------------------
+
+    async def create(self, req: training_service_pb2.CreateTrainingTaskRequest) -> training_pb2.TrainingTask:
+        project = identity.current().project
+        bad = request_violations(req)
+        if bad:
+            raise errors.InvalidArgument(bad)
+        if req.request_id:
+            existing = await asyncio.to_thread(self.store.find_by_request_id, project, req.request_id)
+            if existing is not None:
+                return await self._enqueue_if_pending(existing)
+        if req.task_type not in SUPPORTED_TASK_TYPES:
+            raise errors.FailedPrecondition(
+                f"no trainer runs {task_type_short(req.task_type)} tasks yet; supported: "
+                + ", ".join(task_type_short(t) for t in SUPPORTED_TASK_TYPES),
+                reason="TASK_TYPE_NOT_SUPPORTED",
+            )
+        new = await self._resolve(req, project)
+        task, _created = await asyncio.to_thread(self.store.insert_pending, new)
+        return await self._enqueue_if_pending(task)
+
+    async def _resolve(self, req: training_service_pb2.CreateTrainingTaskRequest, project: str) -> NewTask:
+        dataset = await self.datasets.get_dataset(req.dataset_id)
+        if req.dataset_version_id:
+            version = await self.datasets.get_dataset_version(req.dataset_version_id)
+            if version.dataset_id != dataset.id:
+                raise errors.NotFound(f"dataset version {req.dataset_version_id!r} not found in dataset {dataset.id!r}")
+        else:
+            version = dataset.latest_version
+            if not version.id:
+                raise errors.FailedPrecondition(f"dataset {dataset.id!r} has no version yet")
+        check_dataset(dataset, version, req.task_type)
+
+        hp = req.hyperparameters
+        strategy = req.transfer_strategy
+        rationale = ""
+        auto: training_pb2.AutoSelect | None = None
+        if req.WhichOneof("model_selection") == "auto_select":
+            auto = req.auto_select
+            model_id, strategy, hp, rationale = await self._auto_select(req)
+        else:
+            model_id = req.model_id.strip()
+        strategy = strategy or C.TRANSFER_STRATEGY_FINE_TUNE_ALL
+        model = await self.zoo.get_model(model_id)
+        check_model(model, req.task_type, strategy)
+        bad = hyperparams.violations(hp)
+        if bad:
+            raise errors.InvalidArgument(bad)
+        hp = hyperparams.resolve(hp, model.default_input_size)
+        job = build_job(req.task_type, project, model, dataset, version, hp, strategy)
+        return NewTask(
+            project=project,
+            request_id=req.request_id,
+            name=req.name,
+            description=req.description,
+            task_type=req.task_type,
+            dataset_id=dataset.id,
+            dataset_version_id=version.id,
+            model_id=model.id,
+            mode=1,  # TRAINING_MODE_SELECTION_GENERAL
+            auto_select=auto,
+            transfer_strategy=strategy,
+            hyperparameters=hp,
+            selection_rationale=rationale,
+            job=job,
+        )
+
+    async def _auto_select(self, req) -> tuple[str, int, common_pb2.Hyperparameters, str]:
+        if self.recommender is None:
+            raise errors.Unavailable("auto_select needs the recommendation service, which is not configured")
+        resp = await self.recommender.recommend(
+            recommend_service_pb2.RecommendRequest(
+                task_type=req.task_type,
+                dataset_id=req.dataset_id,
+                data_type=req.auto_select.data_type,
+                preference=req.auto_select.preference,
+                device_class="cpu",
+            )
+        )
+        if not resp.suggestions:
+            raise errors.FailedPrecondition(
+                "auto_select found no model for this task and dataset; choose a model_id instead",
+                reason="NO_SUGGESTION",
+            )
+        top = resp.suggestions[0]
+        strategy = req.transfer_strategy or top.transfer_strategy
+        hp = hyperparams.merge(req.hyperparameters, top.hyperparameters)
+        lines = [top.rationale.strip()] if top.rationale.strip() else []
+        lines += [f"- {f}" for f in top.factors]
+        rationale = "\n".join(lines) or f"top suggestion {top.model_id} (score {top.score:.2f})"
+        return top.model_id, strategy, hp, rationale
+
+    async def _enqueue_if_pending(self, task: training_pb2.TrainingTask) -> training_pb2.TrainingTask:
+        if task.state != training_pb2.TASK_STATE_PENDING:
+            return task
+        job = await asyncio.to_thread(self.store.job, task.id)
+        try:
+            await self.publisher.publish_job(jobs_subject(task_type_short(task.task_type)), job, f"{task.id}-1")
+        except Exception as exc:  # noqa: BLE001 - the task stays PENDING; a retry re-publishes
+            log.warning("could not queue the job", extra={"task_id": task.id, "error": str(exc)})
+            raise errors.Unavailable(
+                f"training task {task.id!r} was stored but could not be queued ({exc}); retry with the same request_id"
+            ) from exc
+        await asyncio.to_thread(self.store.mark_queued, task.id)
+        await self.notifier.notify(task.id)
+        return await asyncio.to_thread(self.store.get, task.project, task.id)
+
+    # -- read ------------------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> training_pb2.TrainingTask:
+        return await asyncio.to_thread(self.store.get, identity.current().project, task_id)
+
+    async def list(self, state: int, page_size: int, page_token: str):
+        return await asyncio.to_thread(self.store.list, identity.current().project, state, page_size, page_token)
+
+    # -- cancel ----------------------------------------------------------------------------
+
+    async def cancel(self, task_id: str) -> training_pb2.TrainingTask:
+        project = identity.current().project
+        await asyncio.to_thread(self.store.check_cancellable, project, task_id)
+        await self.publisher.publish_cancel(
+            cancel_subject(task_id), events_pb2.CancelJob(task_id=task_id).SerializeToString()
+        )
+        task, _events = await asyncio.to_thread(self.store.cancel, project, task_id)
+        await self.notifier.notify(task_id)
+        return task
+
+    # -- watch -----------------------------------------------------------------------------
+
+    async def watch(self, task_id: str, from_start: bool) -> AsyncIterator[training_pb2.TaskEvent]:
+        project = identity.current().project
+        task = await asyncio.to_thread(self.store.get, project, task_id)
+        after = 0
+        if not from_start:
+            events = await asyncio.to_thread(self.store.events_after, project, task_id, 0)
+            after = events[-1].sequence if events else 0
+            if is_final(task.state):
+                last_state = next((e for e in reversed(events) if e.WhichOneof("event") == "task"), None)
+                if last_state is not None:
+                    yield last_state
+                return
+        cond = self.notifier.condition(task_id)
+        while True:
+            async with cond:
+                events = await asyncio.to_thread(self.store.events_after, project, task_id, after)
+                if not events:
+                    try:
+                        await asyncio.wait_for(cond.wait(), WATCH_POLL_S)
+                    except TimeoutError:
+                        pass
+                    continue
+            for ev in events:
+                yield ev
+                after = ev.sequence
+                if ev.WhichOneof("event") == "task" and is_final(ev.task.state):
+                    return
+
+    # -- trainer events --------------------------------------------------------------------
+
+    async def apply_trainer_event(self, event: events_pb2.TrainerEvent, source_seq: int | None) -> int:
+        added = await asyncio.to_thread(self.store.apply_trainer_event, event, source_seq)
+        if added:
+            await self.notifier.notify(event.task_id)
+        return len(added)

@@ -1,0 +1,61 @@
+"""SQL tables of the training service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class TrainingTaskRow(SQLModel, table=True):
+    __tablename__ = "training_tasks"
+    __table_args__ = (
+        sa.UniqueConstraint("project", "request_id", name="uq_training_tasks_project_request"),
+        sa.Index("ix_training_tasks_project_created", "project", "create_time"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    # NULL when the caller gave none, so the unique constraint only binds real ids.
+    request_id: str | None = Field(default=None, max_length=256)
+    name: str = Field(max_length=128)
+    description: str = ""
+    task_type: int
+    dataset_id: str = Field(max_length=128)
+    dataset_version_id: str = Field(default="", max_length=128)
+    model_id: str = Field(default="", max_length=256)
+    mode: int = 0
+    auto_select: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # AutoSelect proto
+    transfer_strategy: int = 0
+    hyperparameters: bytes = Field(default=b"", sa_type=sa.LargeBinary)  # Hyperparameters proto
+    state: int = Field(index=True)
+    failure_reason: str = ""
+    trainer_node: str = ""
+    attempt: int = 0
+    progress: bytes = Field(default=b"", sa_type=sa.LargeBinary)  # Progress proto
+    metrics: str = "{}"  # JSON object name -> value
+    epoch_metrics: str = "[]"  # JSON list of {"epoch": n, "values": {...}}
+    artifacts: str = "[]"  # JSON list of {"name", "bucket", "key", "sha256", "size_bytes"}
+    selection_rationale: str = ""
+    job: bytes = Field(default=b"", sa_type=sa.LargeBinary)  # the TrainingJob proto as published
+    last_sequence: int = 0
+    create_time: datetime
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+
+class TrainingTaskEventRow(SQLModel, table=True):
+    __tablename__ = "training_task_events"
+    __table_args__ = (
+        sa.UniqueConstraint("task_id", "sequence", name="uq_training_task_events_seq"),
+        sa.UniqueConstraint("task_id", "source_seq", name="uq_training_task_events_source"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(foreign_key="training_tasks.id", max_length=64, index=True)
+    sequence: int
+    # JetStream sequence of the trainer event it came from; NULL for events the service made.
+    source_seq: int | None = None
+    time: datetime
+    event: bytes = Field(sa_type=sa.LargeBinary)  # TaskEvent proto

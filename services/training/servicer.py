@@ -1,0 +1,31 @@
+"""Thin gRPC servicer: request -> TrainingDomain -> response."""
+
+from __future__ import annotations
+
+from services.training.domain import TrainingDomain
+from trainyard.training.v1 import training_service_pb2 as pb
+from trainyard.training.v1 import training_service_pb2_grpc
+
+
+class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
+    def __init__(self, domain: TrainingDomain) -> None:
+        self.domain = domain
+
+    async def CreateTrainingTask(self, request, context):
+        return pb.CreateTrainingTaskResponse(task=await self.domain.create(request))
+
+    async def GetTrainingTask(self, request, context):
+        return pb.GetTrainingTaskResponse(task=await self.domain.get(request.task_id))
+
+    async def ListTrainingTasks(self, request, context):
+        tasks, token = await self.domain.list(request.state, request.page_size, request.page_token)
+        return pb.ListTrainingTasksResponse(tasks=tasks, next_page_token=token)
+
+    async def WatchTrainingTask(self, request, context):
+        async for event in self.domain.watch(request.task_id, request.from_start):
+            if context.done():
+                return
+            yield pb.WatchTrainingTaskResponse(event=event)
+
+    async def CancelTrainingTask(self, request, context):
+        return pb.CancelTrainingTaskResponse(task=await self.domain.cancel(request.task_id))
