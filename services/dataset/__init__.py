@@ -1,0 +1,1 @@
+"""Dataset service: imports annotated image archives, versions them and previews their cases."""

@@ -1,0 +1,5 @@
+from services.common.server import run_main
+from services.dataset.app import start
+from services.dataset.settings import DatasetSettings
+
+run_main("dataset", start, DatasetSettings)

@@ -1,0 +1,30 @@
+"""In-process start of the dataset service (tests) and the body of `python -m services.dataset`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from services.common import objectstore
+from services.common.db import make_engine, migrate
+from services.common.server import RunningService, serve
+from services.common.settings import Settings
+from services.dataset.service import Datasets
+from services.dataset.servicer import DatasetServicer
+from services.dataset.settings import dataset_settings
+from trainyard.dataset.v1 import dataset_service_pb2_grpc
+
+SERVICE_NAME = "trainyard.dataset.v1.DatasetService"
+
+
+async def start(settings: Settings) -> RunningService:
+    cfg = dataset_settings(settings)
+    engine = make_engine(cfg.database_url)
+    await asyncio.to_thread(migrate, engine, Path(__file__).parent / "migrations", "alembic_version_dataset")
+    s3 = objectstore.make_client(cfg)
+    await asyncio.to_thread(objectstore.ensure_buckets, s3, (objectstore.DATASETS_BUCKET,))
+    servicer = DatasetServicer(Datasets(engine, s3, cfg))
+    server, port = await serve(
+        cfg, [(dataset_service_pb2_grpc.add_DatasetServiceServicer_to_server, servicer, SERVICE_NAME)]
+    )
+    return RunningService(server, port, closers=[engine.dispose])

@@ -1,0 +1,154 @@
+"""Image decoding and normalisation with Pillow, shared by the importer and the previews."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+EXIF_ORIENTATION = 0x0112
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
+)
+# Formats stored as re-encoded images keep their format when Pillow can write the mode; else PNG.
+_CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "BMP": "image/bmp",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "TIFF": "image/tiff",
+    "PPM": "image/x-portable-anymap",
+}
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    data: bytes  # the bytes to store
+    sha256: str  # of data
+    width: int  # after EXIF orientation
+    height: int
+    format: str  # Pillow format name of data
+    mode: str
+    content_type: str
+    reencoded: bool  # True when EXIF orientation had to be applied
+
+
+def is_image_name(name: str) -> bool:
+    dot = name.rfind(".")
+    return dot >= 0 and name[dot:].lower() in IMAGE_EXTENSIONS
+
+
+def decode_image(data: bytes, *, max_pixels: int = 100_000_000) -> DecodedImage:
+    """Fully decode an image, apply its EXIF orientation and pick the bytes to store.
+
+    The original bytes are kept when no rotation is needed; otherwise the rotated image is
+    re-encoded in its own format when possible, else as PNG. Raises ImageError.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            fmt = im.format or "PNG"
+            if im.width <= 0 or im.height <= 0:
+                raise ImageError("image has no pixels")
+            if im.width * im.height > max_pixels:
+                raise ImageError(f"image is {im.width}x{im.height}, over the limit of {max_pixels} pixels")
+            im.load()
+            orientation = _orientation(im)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("not a recognised image format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"image too large: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or malformed data
+        raise ImageError(f"cannot decode image: {exc}") from None
+    if orientation in (1, None) or orientation not in range(2, 9):
+        return DecodedImage(
+            data=data,
+            sha256=hashlib.sha256(data).hexdigest(),
+            width=im.width,
+            height=im.height,
+            format=fmt,
+            mode=im.mode,
+            content_type=_CONTENT_TYPES.get(fmt, "application/octet-stream"),
+            reencoded=False,
+        )
+    rotated = ImageOps.exif_transpose(im)
+    out, out_fmt = _encode(rotated, fmt)
+    return DecodedImage(
+        data=out,
+        sha256=hashlib.sha256(out).hexdigest(),
+        width=rotated.width,
+        height=rotated.height,
+        format=out_fmt,
+        mode=rotated.mode,
+        content_type=_CONTENT_TYPES.get(out_fmt, "image/png"),
+        reencoded=True,
+    )
+
+
+def _orientation(im: Image.Image) -> int | None:
+    try:
+        value = im.getexif().get(EXIF_ORIENTATION)
+    except Exception:  # noqa: BLE001 - a broken EXIF block means no orientation
+        return None
+    return int(value) if isinstance(value, int) else None
+
+
+def _encode(im: Image.Image, fmt: str) -> tuple[bytes, str]:
+    """Encode without EXIF (orientation is applied); same format when Pillow can, else PNG."""
+    im.info.pop("exif", None)
+    if fmt in ("JPEG", "PNG", "WEBP", "TIFF", "BMP"):
+        buf = io.BytesIO()
+        try:
+            kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+            im.save(buf, format=fmt, **kwargs)
+            return buf.getvalue(), fmt
+        except (OSError, ValueError, KeyError):
+            pass
+    buf = io.BytesIO()
+    png = (
+        im
+        if im.mode in ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16")
+        else im.convert("RGBA" if "A" in im.mode else "RGB")
+    )
+    png.save(buf, format="PNG")
+    return buf.getvalue(), "PNG"
+
+
+def open_rgb(data: bytes) -> Image.Image:
+    """Open stored image bytes as an 8-bit RGB image (any mode; alpha over white)."""
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return to_rgb(ImageOps.exif_transpose(im))
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB: high bit depths are scaled, transparency composited on white."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) * (255.0 / (hi - lo))
+        return Image.fromarray(scaled.clip(0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        background = Image.new("RGB", im.size, (255, 255, 255))
+        background.paste(im, mask=im.getchannel("A"))
+        return background
+    return im.convert("RGB")
