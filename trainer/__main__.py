@@ -1,0 +1,3 @@
+from trainer.worker import main
+
+main()

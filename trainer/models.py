@@ -1,0 +1,149 @@
+"""Build the network of a job: library builder, stored weights, a new head for the dataset's classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trainer.errors import PermanentJobError
+
+FINE_TUNE_ALL, LINEAR_PROBE, GRADUAL_UNFREEZE, FROM_SCRATCH = 1, 2, 3, 4
+
+
+@dataclass
+class BuiltModel:
+    model: nn.Module
+    head: nn.Module  # the classification layer trained from scratch
+
+
+def _set_module(root: nn.Module, dotted: str, module: nn.Module) -> None:
+    parent_name, _, attr = dotted.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, attr, module)
+
+
+def replace_last_linear(model: nn.Module, num_classes: int) -> nn.Module:
+    """Swap the model's last nn.Linear for a fresh one with num_classes outputs; returns the new layer."""
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last = (name, module)
+    if last is None:
+        raise PermanentJobError(f"{type(model).__name__} has no nn.Linear classification layer to replace")
+    name, old = last
+    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    _set_module(model, name, new)
+    return new
+
+
+def build_torchvision(
+    architecture: str, num_classes: int, weights_path: Path | None, pretrained_num_classes: int
+) -> BuiltModel:
+    import torchvision
+
+    try:
+        if weights_path is None:
+            model = torchvision.models.get_model(architecture, weights=None, num_classes=num_classes)
+            return BuiltModel(model, _last_linear(model))
+        model = torchvision.models.get_model(architecture, weights=None, num_classes=pretrained_num_classes or 1000)
+    except ValueError as exc:
+        raise PermanentJobError(f"torchvision has no model {architecture!r}: {exc}") from exc
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        model.load_state_dict(state)
+    except Exception as exc:  # noqa: BLE001 - unusable weights never load on a retry
+        raise PermanentJobError(f"the stored weights do not fit torchvision {architecture}: {exc}") from exc
+    head = replace_last_linear(model, num_classes)
+    return BuiltModel(model, head)
+
+
+def _last_linear(model: nn.Module) -> nn.Module:
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            last = module
+    if last is None:
+        raise PermanentJobError(f"{type(model).__name__} has no nn.Linear classification layer")
+    return last
+
+
+def build_timm(architecture: str, num_classes: int, weights_path: Path | None) -> BuiltModel:
+    import timm
+
+    try:
+        if weights_path is None:
+            model = timm.create_model(architecture, pretrained=False, num_classes=num_classes)
+        else:
+            model = timm.create_model(
+                architecture,
+                pretrained=True,
+                pretrained_cfg_overlay={"file": str(weights_path)},
+                num_classes=num_classes,
+            )
+    except RuntimeError as exc:
+        raise PermanentJobError(f"timm cannot build {architecture!r} from the stored weights: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - unknown names etc.
+        raise PermanentJobError(f"timm cannot build {architecture!r}: {exc}") from exc
+    head = model.get_classifier()
+    if not isinstance(head, nn.Module) or not list(head.parameters()):
+        head = _last_linear(model)
+    return BuiltModel(model, head)
+
+
+def build_model(
+    library: str, architecture: str, num_classes: int, weights_path: Path | None, pretrained_num_classes: int = 0
+) -> BuiltModel:
+    if library == "torchvision":
+        return build_torchvision(architecture, num_classes, weights_path, pretrained_num_classes)
+    if library == "timm":
+        return build_timm(architecture, num_classes, weights_path)
+    raise PermanentJobError(f"unknown model library {library!r} (expected torchvision or timm)")
+
+
+def head_parameter_ids(built: BuiltModel) -> set[int]:
+    return {id(p) for p in built.head.parameters()}
+
+
+def param_groups(built: BuiltModel, lr: float, backbone_multiplier: float, weight_decay: float) -> list[dict]:
+    """Head at lr, backbone at lr * backbone_multiplier; no weight decay on biases and norms."""
+    head_ids = head_parameter_ids(built)
+    groups: dict[tuple[bool, bool], list] = {}
+    for param in built.model.parameters():
+        is_head = id(param) in head_ids
+        decay = param.ndim > 1
+        groups.setdefault((is_head, decay), []).append(param)
+    out = []
+    for (is_head, decay), params in sorted(groups.items()):
+        out.append(
+            {
+                "params": params,
+                "lr": lr if is_head else lr * backbone_multiplier,
+                "weight_decay": weight_decay if decay else 0.0,
+                "name": ("head" if is_head else "backbone") + ("" if decay else "_no_decay"),
+            }
+        )
+    return out
+
+
+def unfreeze_epoch(strategy: int, epochs: int) -> int | None:
+    """First 0-based epoch that trains the backbone; None when it never does."""
+    if strategy == LINEAR_PROBE:
+        return None
+    if strategy == GRADUAL_UNFREEZE:
+        return min(max(1, epochs // 4), max(epochs - 1, 0))
+    return 0
+
+
+def set_trainable(built: BuiltModel, strategy: int, epoch: int, epochs: int) -> bool:
+    """Freeze or unfreeze the backbone for a 0-based epoch; returns whether the backbone trains."""
+    first = unfreeze_epoch(strategy, epochs)
+    backbone_trains = first is not None and epoch >= first
+    head_ids = head_parameter_ids(built)
+    for param in built.model.parameters():
+        param.requires_grad_(backbone_trains or id(param) in head_ids)
+    return backbone_trains

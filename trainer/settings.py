@@ -1,0 +1,57 @@
+"""Trainer settings: the shared ones plus TRAINYARD_TRAINER_* and TRAINYARD_DEVICE."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from services.common.settings import Settings
+
+
+def _default_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class TrainerSettings(Settings):
+    # Node name reported with every event.
+    trainer_name: str = Field(default_factory=_default_name)
+    # Task types this node pulls (comma-separated in the environment), e.g. "classification".
+    trainer_task_types: Annotated[list[str], NoDecode] = ["classification"]
+    # Local cache of images and weights, keyed by sha256.
+    trainer_cache_dir: Path = Path()
+    # Bound of the cache in bytes; files of the running job are kept even above it.
+    trainer_cache_max_bytes: int = Field(default=20 * 1024**3, ge=0)
+    # "auto" (CUDA when present), "cpu" or "cuda" / "cuda:N".
+    device: str = "auto"
+    # Seconds JetStream waits for an ack (heartbeats keep a running job's message alive).
+    trainer_ack_wait: float = Field(default=60.0, gt=1)
+    # Deliveries of a job before it is given up.
+    trainer_max_deliver: int = Field(default=3, ge=1)
+    # Seconds between in_progress() heartbeats.
+    trainer_heartbeat_s: float = Field(default=10.0, gt=0)
+    # Seconds between progress events.
+    trainer_progress_interval_s: float = Field(default=1.0, ge=0)
+    # DataLoader workers; -1 picks 0 on CPU and 4 on CUDA.
+    trainer_num_workers: int = -1
+
+    @field_validator("trainer_task_types", mode="before")
+    @classmethod
+    def _split(cls, value):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.replace(";", ",").split(",")]
+        return [v for v in value if v]
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("auto", "cpu") and not value.startswith("cuda"):
+            raise ValueError("expected auto, cpu, cuda or cuda:N")
+        return value
+
+    def cache_dir(self) -> Path:
+        return self.trainer_cache_dir if str(self.trainer_cache_dir) not in ("", ".") else self.home / "trainer-cache"

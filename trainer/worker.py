@@ -1,0 +1,359 @@
+"""The trainer node's NATS side: pull one job at a time, heartbeat, report, ack/nak/term.
+
+    async with Worker(settings=settings) as worker:
+        await worker.run()          # until shutdown() (SIGTERM) or stop_after jobs
+
+Training runs in a worker thread (asyncio.to_thread); the event loop keeps the job's message
+alive with in_progress() heartbeats, publishes the job's events in order, and watches the
+cancel subject. Permanent failures are term()ed, retryable ones nak(delay)ed until the last
+delivery; on shutdown the running job stops at its next step and is nak()ed so another
+trainer resumes it from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from google.protobuf.message import DecodeError
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from services.common import messaging, objectstore
+from trainer.errors import JobCancelled, JobError, JobInterrupted, PermanentJobError
+from trainer.settings import TrainerSettings
+from trainer.storage import ObjectStore, S3Store
+from trainyard.common.v1 import common_pb2
+from trainyard.events.v1 import events_pb2
+
+log = logging.getLogger(__name__)
+
+
+def durable_name(task_type: str) -> str:
+    """The shared pull consumer of a task type's jobs ("trainers" for classification)."""
+    return messaging.TRAINERS_DURABLE if task_type == "classification" else f"{messaging.TRAINERS_DURABLE}-{task_type}"
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, JobError) else text
+
+
+class Control:
+    """Stop requests the training thread checks at every step."""
+
+    def __init__(self, shutdown: threading.Event) -> None:
+        self.cancelled = threading.Event()
+        self.shutdown = shutdown
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise JobCancelled()
+        if self.shutdown.is_set():
+            raise JobInterrupted()
+
+
+class EventSink:
+    """Publishes one job's TrainerEvents in order; thread-safe entry points for the training thread."""
+
+    def __init__(self, js, loop: asyncio.AbstractEventLoop, task_id: str, attempt: int, node: str) -> None:
+        self.js, self.loop = js, loop
+        self.task_id, self.attempt, self.node = task_id, attempt, node
+        self.queue: asyncio.Queue[events_pb2.TrainerEvent | None] = asyncio.Queue()
+        self.task = asyncio.create_task(self._pump())
+        self.epoch = 0
+
+    def make(self, **kind: Any) -> events_pb2.TrainerEvent:
+        ev = events_pb2.TrainerEvent(task_id=self.task_id, attempt=self.attempt, trainer_node=self.node, **kind)
+        ev.time.GetCurrentTime()
+        return ev
+
+    def emit(self, **kind: Any) -> None:
+        """Queue an event (from any thread)."""
+        ev = self.make(**kind)
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, ev)
+
+    async def _pump(self) -> None:
+        while True:
+            ev = await self.queue.get()
+            try:
+                if ev is None:
+                    return
+                for attempt in range(5):
+                    try:
+                        await self.js.publish(
+                            messaging.events_subject(self.task_id), ev.SerializeToString(), timeout=10
+                        )
+                        break
+                    except (
+                        nats.errors.TimeoutError,
+                        nats.js.errors.NoStreamResponseError,
+                        nats.errors.NoRespondersError,
+                    ):
+                        await asyncio.sleep(0.5 * (attempt + 1))
+                else:
+                    log.error("could not publish a trainer event", extra={"task_id": self.task_id})
+            finally:
+                self.queue.task_done()
+
+    async def close(self) -> None:
+        """Publish everything queued, then stop."""
+        await self.queue.put(None)
+        with contextlib.suppress(Exception):
+            await self.task
+
+    # Reporter interface (called from the training thread)
+    def progress(self, epoch: int, total_epochs: int, step: int, total_steps: int, ips: float, eta: float) -> None:
+        self.epoch = epoch
+        self.emit(
+            progress=events_pb2.JobProgress(
+                epoch=epoch,
+                total_epochs=total_epochs,
+                step=step,
+                total_steps=total_steps,
+                images_per_second=ips,
+                eta_seconds=eta,
+            )
+        )
+
+    def epoch_metrics(self, epoch: int, values: dict[str, float]) -> None:
+        self.epoch = epoch
+        self.emit(
+            epoch_metrics=events_pb2.JobEpochMetrics(epoch=epoch, values={k: float(v) for k, v in values.items()})
+        )
+
+    def log(self, text: str) -> None:
+        self.emit(log=text)
+
+
+class Worker:
+    def __init__(self, *, settings: TrainerSettings, store: ObjectStore | None = None, stop_after: int = 0) -> None:
+        self.settings = settings
+        self.store = store
+        self.stop_after = stop_after  # stop after this many jobs (0: never); for tests and batch runs
+        self.node = settings.trainer_name
+        self._shutdown = threading.Event()
+        self._stop = asyncio.Event()
+        self.nc = None
+        self.js = None
+        self.subs: list = []
+        self.jobs_done = 0
+        self.outcomes: list[tuple[str, str]] = []  # (task_id, outcome) for logs and tests
+
+    async def __aenter__(self) -> Worker:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.shutdown()
+        await self.close()
+
+    async def connect(self) -> None:
+        from trainer import data
+        from trainer.job import resolve_device
+
+        self.device = resolve_device(self.settings.device)
+        self.cache = data.LocalCache(self.settings.cache_dir(), self.settings.trainer_cache_max_bytes)
+        if self.store is None:
+            self.store = S3Store(objectstore.make_client(self.settings))
+        self.nc = await messaging.connect(self.settings.nats_url, f"trainer-{self.node}")
+        self.js = self.nc.jetstream()
+        await messaging.ensure_streams(self.js)
+        for task_type in self.settings.trainer_task_types:
+            sub = await self.js.pull_subscribe(
+                messaging.jobs_subject(task_type),
+                durable=durable_name(task_type),
+                stream=messaging.JOBS_STREAM,
+                config=ConsumerConfig(
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=self.settings.trainer_ack_wait,
+                    max_deliver=self.settings.trainer_max_deliver,
+                    max_ack_pending=-1,
+                ),
+            )
+            self.subs.append(sub)
+        log.info(
+            "trainer ready",
+            extra={"node": self.node, "device": str(self.device), "task_types": self.settings.trainer_task_types},
+        )
+
+    async def shutdown(self) -> None:
+        """Stop pulling; a running job stops at its next step and goes back to the queue. Repeat-safe."""
+        self._shutdown.set()
+        self._stop.set()
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+    async def run(self) -> None:
+        if self.nc is None:
+            await self.connect()
+        while not self._stop.is_set():
+            got = False
+            for sub in self.subs:
+                if self._stop.is_set():
+                    break
+                try:
+                    msgs = await sub.fetch(1, timeout=1.0)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    continue
+                except Exception as exc:  # noqa: BLE001 - reconnects and the like
+                    log.warning("fetching jobs failed", extra={"error": str(exc)})
+                    await asyncio.sleep(1.0)
+                    continue
+                for msg in msgs:
+                    got = True
+                    await self.handle(msg)
+                    self.jobs_done += 1
+                    if self.stop_after and self.jobs_done >= self.stop_after:
+                        self._stop.set()
+            if not got:
+                await asyncio.sleep(0)
+
+    async def _cancel_requested(self, task_id: str) -> bool:
+        try:
+            await self.js.get_last_msg(messaging.CONTROL_STREAM, messaging.cancel_subject(task_id))
+            return True
+        except nats.js.errors.NotFoundError:
+            return False
+
+    async def handle(self, msg) -> str:
+        """Run one job message to its end; returns the outcome ("succeeded", "failed", ...)."""
+        try:
+            job = events_pb2.TrainingJob.FromString(msg.data)
+        except DecodeError:
+            log.error("undecodable job message; terminating it", extra={"subject": msg.subject})
+            await msg.term()
+            return "undecodable"
+        attempt = msg.metadata.num_delivered if msg.metadata else 1
+        sink = EventSink(self.js, asyncio.get_running_loop(), job.task_id, attempt, self.node)
+        control = Control(self._shutdown)
+
+        async def on_cancel(_msg) -> None:
+            control.cancelled.set()
+
+        cancel_sub = await self.nc.subscribe(messaging.cancel_subject(job.task_id), cb=on_cancel)
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        outcome = "failed"
+        try:
+            if await self._cancel_requested(job.task_id):
+                sink.emit(cancelled=events_pb2.JobCancelled(epoch=0))
+                await msg.ack()
+                outcome = "skipped-cancelled"
+                return outcome
+            outcome = await self._run(job, msg, sink, control, attempt)
+            return outcome
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await heartbeat
+            with contextlib.suppress(Exception):
+                await cancel_sub.unsubscribe()
+            await sink.close()
+            self.outcomes.append((job.task_id, outcome))
+            log.info("job ended", extra={"task_id": job.task_id, "attempt": attempt, "outcome": outcome})
+
+    async def _run(self, job: events_pb2.TrainingJob, msg, sink: EventSink, control: Control, attempt: int) -> str:
+        from trainer.job import run_job
+
+        if job.task_type != common_pb2.TASK_TYPE_CLASSIFICATION:
+            reason = f"this trainer cannot run {common_pb2.TaskType.Name(job.task_type)} jobs yet"
+            sink.emit(failed=events_pb2.JobFailed(reason=reason, retryable=False))
+            await sink.close()
+            await msg.term()
+            return "failed"
+
+        def started(resumed_from: int) -> None:
+            sink.emit(started=events_pb2.JobStarted(resumed_from_epoch=resumed_from, device=str(self.device)))
+
+        started_at = time.monotonic()
+        try:
+            result = await asyncio.to_thread(
+                run_job,
+                job,
+                store=self.store,
+                cache=self.cache,
+                device=self.device,
+                reporter=sink,
+                check_stop=control.check,
+                on_resume=started,
+                num_workers=self.settings.trainer_num_workers,
+                progress_interval_s=self.settings.trainer_progress_interval_s,
+            )
+        except JobCancelled:
+            sink.emit(cancelled=events_pb2.JobCancelled(epoch=sink.epoch))
+            await sink.close()
+            await msg.ack()
+            return "cancelled"
+        except JobInterrupted:
+            sink.emit(log=f"trainer {self.node} is shutting down; the job goes back to the queue")
+            await sink.close()
+            await msg.nak()
+            return "interrupted"
+        except Exception as exc:  # noqa: BLE001 - every failure is reported in words
+            permanent = isinstance(exc, PermanentJobError)
+            last = attempt >= self.settings.trainer_max_deliver
+            retryable = not permanent and not last
+            reason = describe_error(exc)
+            if not permanent:
+                log.exception("job failed", extra={"task_id": job.task_id, "attempt": attempt})
+            sink.emit(failed=events_pb2.JobFailed(reason=reason, retryable=retryable))
+            await sink.close()
+            if retryable:
+                await msg.nak(delay=min(60.0, 5.0 * attempt))
+            else:
+                await msg.term()
+            return "retrying" if retryable else "failed"
+        sink.emit(
+            succeeded=events_pb2.JobSucceeded(
+                metrics=result.metrics,
+                artifacts=[
+                    events_pb2.JobArtifact(
+                        name=a.name,
+                        object=common_pb2.ObjectRef(
+                            bucket=a.bucket, key=a.key, sha256=a.sha256, size_bytes=a.size_bytes
+                        ),
+                    )
+                    for a in result.artifacts
+                ],
+            )
+        )
+        await sink.close()
+        await msg.ack()
+        log.info("job succeeded", extra={"task_id": job.task_id, "seconds": round(time.monotonic() - started_at, 1)})
+        return "succeeded"
+
+    async def _heartbeat(self, msg) -> None:
+        while True:
+            await asyncio.sleep(self.settings.trainer_heartbeat_s)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+
+def main() -> None:
+    from services.common.logs import setup_logging
+    from services.common.settings import load_settings
+
+    settings = load_settings(TrainerSettings)
+    setup_logging("trainer", settings.log_level, settings.log_format)
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    async def amain() -> None:
+        async with Worker(settings=settings) as worker:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.shutdown()))
+            await worker.run()
+
+    asyncio.run(amain())
