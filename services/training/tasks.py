@@ -37,7 +37,7 @@ MAX_PAGE_SIZE = 500
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 def new_task_id() -> str:
@@ -118,7 +118,8 @@ def _encode_token(row: TrainingTaskRow) -> str:
 def _decode_token(token: str) -> tuple[datetime, str]:
     try:
         created, task_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(created), str(task_id)
+        when = datetime.fromisoformat(created)
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)), str(task_id)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise errors.InvalidArgument({"page_token": "not a token from a previous ListTrainingTasks response"}) from exc
 
@@ -129,7 +130,19 @@ class TaskStore:
 
     # -- reading ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _lock(session: Session, task_id: str) -> None:
+        """Take the task's write lock before reading it (a no-op UPDATE: row lock on PostgreSQL,
+        the database write lock on SQLite, where SELECT ... FOR UPDATE does nothing)."""
+        session.execute(
+            sa.update(TrainingTaskRow)
+            .where(TrainingTaskRow.id == task_id)
+            .values(last_sequence=TrainingTaskRow.last_sequence)
+        )
+
     def _row(self, session: Session, project: str, task_id: str, *, lock: bool = False) -> TrainingTaskRow:
+        if lock:
+            self._lock(session, task_id)
         query = select(TrainingTaskRow).where(TrainingTaskRow.id == task_id, TrainingTaskRow.project == project)
         if lock:
             query = query.with_for_update()
@@ -257,6 +270,7 @@ class TaskStore:
 
     def mark_queued(self, task_id: str) -> list[training_pb2.TaskEvent]:
         with Session(self.engine) as session:
+            self._lock(session, task_id)
             row = session.exec(select(TrainingTaskRow).where(TrainingTaskRow.id == task_id).with_for_update()).one()
             if row.state != S.TASK_STATE_PENDING:
                 return []
@@ -299,6 +313,7 @@ class TaskStore:
         """Apply one trainer event; returns the task events it added (none for a duplicate or stale one)."""
         kind = event.WhichOneof("event")
         with Session(self.engine) as session:
+            self._lock(session, event.task_id)
             row = session.exec(
                 select(TrainingTaskRow).where(TrainingTaskRow.id == event.task_id).with_for_update()
             ).first()
@@ -319,7 +334,7 @@ class TaskStore:
                     extra={"task_id": row.id, "kind": kind, "attempt": event.attempt, "task_attempt": row.attempt},
                 )
                 return []
-            when = event.time.ToDatetime() if event.HasField("time") else utcnow()
+            when = event.time.ToDatetime(tzinfo=UTC) if event.HasField("time") else utcnow()
             out = list(self._apply(session, row, event, kind, when, source_seq))
             session.add(row)
             session.commit()

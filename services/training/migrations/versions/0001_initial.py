@@ -41,9 +41,9 @@ def upgrade() -> None:
         sa.Column("selection_rationale", sa.String(), nullable=False),
         sa.Column("job", sa.LargeBinary(), nullable=False),
         sa.Column("last_sequence", sa.Integer(), nullable=False),
-        sa.Column("create_time", sa.DateTime(), nullable=False),
-        sa.Column("start_time", sa.DateTime(), nullable=True),
-        sa.Column("end_time", sa.DateTime(), nullable=True),
+        sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("start_time", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("end_time", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("project", "request_id", name="uq_training_tasks_project_request"),
     )
     op.create_index("ix_training_tasks_project_created", "training_tasks", ["project", "create_time"])
@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.Column("task_id", sa.String(64), sa.ForeignKey("training_tasks.id"), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("source_seq", sa.Integer(), nullable=True),
-        sa.Column("time", sa.DateTime(), nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("event", sa.LargeBinary(), nullable=False),
         sa.UniqueConstraint("task_id", "sequence", name="uq_training_task_events_seq"),
         sa.UniqueConstraint("task_id", "source_seq", name="uq_training_task_events_source"),

@@ -1,0 +1,116 @@
+"""The training engine on a tiny synthetic problem: it learns, and a checkpoint resumes where it stopped."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainer import engine
+from trainer.errors import JobInterrupted
+from trainer.models import (
+    FINE_TUNE_ALL,
+    GRADUAL_UNFREEZE,
+    LINEAR_PROBE,
+    BuiltModel,
+    param_groups,
+    replace_last_linear,
+    set_trainable,
+)
+
+
+def easy_data(n_per_class: int = 24, seed: int = 0) -> TensorDataset:
+    """Two classes: bright top half vs bright bottom half, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    images, labels = [], []
+    for label in (0, 1):
+        x = torch.randn(n_per_class, 3, 8, 8, generator=g) * 0.3
+        if label == 0:
+            x[:, :, :4] += 1.0
+        else:
+            x[:, :, 4:] += 1.0
+        images.append(x)
+        labels.append(torch.full((n_per_class,), label))
+    return TensorDataset(torch.cat(images), torch.cat(labels))
+
+
+def tiny_model(num_classes: int = 2) -> BuiltModel:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d((2, 1)), nn.Flatten(), nn.Linear(16, num_classes)
+    )
+    return BuiltModel(model, model[-1])
+
+
+def loaders(seed: int = 0):
+    train = DataLoader(easy_data(24, seed), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(1))
+    val = DataLoader(easy_data(10, seed + 100), batch_size=16)
+    return train, val
+
+
+def test_fit_learns_an_easy_problem():
+    train, val = loaders()
+    epochs_seen: list[tuple[int, dict]] = []
+    progress: list[tuple] = []
+    cfg = engine.FitConfig(epochs=4, num_classes=2, learning_rate=0.05, warmup_epochs=1, class_names=["top", "bottom"])
+    hooks = engine.Hooks(epoch_end=lambda e, v: epochs_seen.append((e, v)), progress=lambda *a: progress.append(a))
+    final = engine.fit(tiny_model(), train, val, cfg, torch.device("cpu"), hooks, progress_interval_s=0)
+    assert [e for e, _ in epochs_seen] == [1, 2, 3, 4]
+    assert epochs_seen[-1][1]["train_loss"] < epochs_seen[0][1]["train_loss"]
+    assert final["val_top1"] >= 0.9  # chance is 0.5
+    assert len(final["confusion_matrix"]) == 2 and sum(map(sum, final["confusion_matrix"])) == 20
+    assert len(final["precision"]) == 2 and len(final["recall"]) == 2
+    assert "val_top5" not in final  # fewer than 5 classes
+    assert progress and progress[-1][:4] == (4, 4, 6, 6)
+
+
+def test_checkpoint_resume_continues_from_saved_epoch():
+    cfg = engine.FitConfig(epochs=3, num_classes=2, learning_rate=0.05)
+    saved: list[dict] = []
+    epochs_run: list[int] = []
+
+    def stop_in_third_epoch() -> None:
+        if len(saved) == 2:
+            raise JobInterrupted()
+
+    train, val = loaders()
+    hooks = engine.Hooks(
+        save_checkpoint=saved.append, check_stop=stop_in_third_epoch, epoch_end=lambda e, v: epochs_run.append(e)
+    )
+    with pytest.raises(JobInterrupted):
+        engine.fit(tiny_model(), train, val, cfg, torch.device("cpu"), hooks)
+    assert epochs_run == [1, 2] and saved[-1]["epoch"] == 2
+    checkpoint = saved[-1]
+    assert set(checkpoint) >= {"model", "optimizer", "scheduler", "scaler", "config", "epoch"}
+
+    resumed: list[int] = []
+    built = tiny_model()
+    train, val = loaders()
+    hooks = engine.Hooks(epoch_end=lambda e, v: resumed.append(e), save_checkpoint=saved.append)
+    final = engine.fit(built, train, val, cfg, torch.device("cpu"), hooks, resume=checkpoint)
+    assert resumed == [3]  # epochs 1 and 2 are not trained again
+    assert saved[-1]["epoch"] == 3
+    assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
+    # the scheduler continued: 3 epochs x 6 steps in all
+    assert saved[-1]["scheduler"]["last_epoch"] == 18
+
+
+def test_transfer_strategies_freeze_the_backbone():
+    built = tiny_model()
+    head = {id(p) for p in built.head.parameters()}
+    assert set_trainable(built, LINEAR_PROBE, 0, 4) is False
+    assert all(p.requires_grad == (id(p) in head) for p in built.model.parameters())
+    assert set_trainable(built, GRADUAL_UNFREEZE, 0, 4) is False
+    assert set_trainable(built, GRADUAL_UNFREEZE, 1, 4) is True
+    assert all(p.requires_grad for p in built.model.parameters())
+    assert set_trainable(built, FINE_TUNE_ALL, 0, 4) is True
+
+
+def test_backbone_learning_rate_multiplier_and_head_replacement():
+    built = tiny_model()
+    groups = {g["name"]: g for g in param_groups(built, 0.1, 0.25, 0.01)}
+    assert groups["head"]["lr"] == 0.1 and groups["backbone"]["lr"] == pytest.approx(0.025)
+    assert groups["backbone_no_decay"]["weight_decay"] == 0.0
+    new = replace_last_linear(built.model, 7)
+    assert built.model[-1] is new and new.out_features == 7 and new.in_features == 16

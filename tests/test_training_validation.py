@@ -1,0 +1,401 @@
+"""CreateTrainingTask validation and defaults, and the task store's event handling (SQLite, no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import pytest
+
+from services.common import db, errors
+from services.training import hyperparams
+from services.training.domain import TrainingDomain, request_violations
+from services.training.tasks import TaskStore
+from trainyard.common.v1 import common_pb2 as C
+from trainyard.dataset.v1 import dataset_pb2
+from trainyard.events.v1 import events_pb2
+from trainyard.modelzoo.v1 import modelzoo_pb2
+from trainyard.recommend.v1 import recommend_pb2, recommend_service_pb2
+from trainyard.training.v1 import training_pb2 as T
+from trainyard.training.v1 import training_service_pb2 as pb
+
+MIGRATIONS = Path(__file__).parent.parent / "services" / "training" / "migrations"
+
+
+def test_every_bad_hyperparameter_is_reported():
+    hp = C.Hyperparameters(
+        epochs=1001,
+        batch_size=5000,
+        learning_rate=-1,
+        backbone_lr_multiplier=11,
+        weight_decay=2,
+        image_size=8,
+        optimizer=99,
+        warmup_epochs=-1,
+        label_smoothing=1.0,
+    )
+    bad = hyperparams.violations(hp)
+    assert set(bad) == {
+        f"hyperparameters.{f}"
+        for f in (
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "backbone_lr_multiplier",
+            "weight_decay",
+            "image_size",
+            "optimizer",
+            "warmup_epochs",
+            "label_smoothing",
+        )
+    }
+    assert "1..1000" in bad["hyperparameters.epochs"]
+    assert hyperparams.violations(C.Hyperparameters(learning_rate=math.nan)) == {
+        "hyperparameters.learning_rate": hyperparams.violations(C.Hyperparameters(learning_rate=math.nan))[
+            "hyperparameters.learning_rate"
+        ]
+    }
+    assert "hyperparameters.warmup_epochs" in hyperparams.violations(C.Hyperparameters(epochs=2, warmup_epochs=3))
+
+
+def test_zero_values_take_the_defaults():
+    assert hyperparams.violations(C.Hyperparameters()) == {}
+    hp = hyperparams.resolve(C.Hyperparameters(), default_image_size=256)
+    assert (hp.epochs, hp.batch_size, hp.learning_rate, hp.image_size) == (10, 32, 1e-3, 256)
+    assert hp.optimizer == C.OPTIMIZER_ADAMW and hp.backbone_lr_multiplier == 1.0 and hp.seed == 42
+    kept = hyperparams.resolve(C.Hyperparameters(epochs=3, image_size=64, optimizer=C.OPTIMIZER_SGD), 224)
+    assert (kept.epochs, kept.image_size, kept.optimizer) == (3, 64, C.OPTIMIZER_SGD)
+
+
+def test_user_values_override_a_suggestion():
+    merged = hyperparams.merge(C.Hyperparameters(epochs=3), C.Hyperparameters(epochs=20, learning_rate=0.01))
+    assert merged.epochs == 3 and merged.learning_rate == 0.01
+
+
+def test_request_violations_collects_all_fields():
+    req = pb.CreateTrainingTaskRequest(
+        name="x" * 129, description="d" * 4097, hyperparameters=C.Hyperparameters(batch_size=-1, epochs=-2)
+    )
+    bad = request_violations(req)
+    assert set(bad) == {
+        "name",
+        "description",
+        "task_type",
+        "dataset_id",
+        "model_selection",
+        "hyperparameters.batch_size",
+        "hyperparameters.epochs",
+    }
+    assert "name" in request_violations(pb.CreateTrainingTaskRequest(name="   "))
+
+
+# -- the domain with injected collaborators -----------------------------------------------
+
+
+def make_dataset(labels: bool = True) -> dataset_pb2.Dataset:
+    version = dataset_pb2.DatasetVersion(
+        id="v1",
+        dataset_id="ds1",
+        number=1,
+        manifest=C.ObjectRef(bucket="trainyard-datasets", key="manifests/ds1/v1.json", sha256="ab" * 32),
+        case_count=20,
+        split_counts=dataset_pb2.SplitCounts(train=16, val=4),
+        classes=[dataset_pb2.ClassInfo(index=1, name="dog"), dataset_pb2.ClassInfo(index=0, name="cat")],
+        annotation_types=[C.ANNOTATION_TYPE_LABEL] if labels else [C.ANNOTATION_TYPE_BOX],
+    )
+    return dataset_pb2.Dataset(
+        id="ds1",
+        name="pets",
+        task_types=[C.TASK_TYPE_CLASSIFICATION] if labels else [C.TASK_TYPE_DETECTION],
+        latest_version=version,
+    )
+
+
+def make_model(model_id: str = "tv/mobilenet_v2.imagenet1k_v1", in_store: bool = True) -> modelzoo_pb2.Model:
+    return modelzoo_pb2.Model(
+        id=model_id,
+        library="torchvision",
+        architecture="mobilenet_v2",
+        task_types=[C.TASK_TYPE_CLASSIFICATION],
+        default_input_size=224,
+        mean=[0.485, 0.456, 0.406],
+        std=[0.229, 0.224, 0.225],
+        pretrained_num_classes=1000,
+        weight_status=modelzoo_pb2.WEIGHT_STATUS_IN_STORE if in_store else modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE,
+        weights=C.ObjectRef(bucket="trainyard-weights", key="weights/x.pth", sha256="cd" * 32, size_bytes=10)
+        if in_store
+        else None,
+    )
+
+
+class FakeDatasets:
+    def __init__(self, *datasets: dataset_pb2.Dataset) -> None:
+        self.datasets = {d.id: d for d in datasets}
+
+    async def get_dataset(self, dataset_id):
+        if dataset_id not in self.datasets:
+            raise errors.NotFound(f"dataset {dataset_id!r} not found")
+        return self.datasets[dataset_id]
+
+    async def get_dataset_version(self, version_id):
+        for d in self.datasets.values():
+            if d.latest_version.id == version_id:
+                return d.latest_version
+        raise errors.NotFound(f"dataset version {version_id!r} not found")
+
+
+class FakeZoo:
+    def __init__(self, *models: modelzoo_pb2.Model) -> None:
+        self.models = {m.id: m for m in models}
+
+    async def get_model(self, model_id):
+        if model_id not in self.models:
+            raise errors.NotFound(f"model {model_id!r} not found in the zoo")
+        return self.models[model_id]
+
+
+class FakeRecommender:
+    def __init__(self) -> None:
+        self.requests = []
+
+    async def recommend(self, request):
+        self.requests.append(request)
+        return recommend_service_pb2.RecommendResponse(
+            suggestions=[
+                recommend_pb2.Suggestion(
+                    model_id="tv/mobilenet_v2.imagenet1k_v1",
+                    transfer_strategy=C.TRANSFER_STRATEGY_LINEAR_PROBE,
+                    hyperparameters=C.Hyperparameters(epochs=7, learning_rate=0.01),
+                    rationale="small and fast on CPU",
+                    factors=["preference fastest"],
+                )
+            ]
+        )
+
+
+class RecordingPublisher:
+    def __init__(self, fail: bool = False) -> None:
+        self.jobs: list[tuple[str, bytes, str]] = []
+        self.cancels: list[str] = []
+        self.fail = fail
+
+    async def publish_job(self, subject, payload, msg_id):
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise ConnectionError("nats down")
+        self.jobs.append((subject, payload, msg_id))
+
+    async def publish_cancel(self, subject, payload):
+        self.cancels.append(subject)
+
+
+@pytest.fixture
+def store(tmp_path):
+    engine = db.make_engine(f"sqlite:///{tmp_path}/training.db")
+    db.migrate(engine, MIGRATIONS, "alembic_version_training")
+    yield TaskStore(engine)
+    engine.dispose()
+
+
+def make_domain(store, publisher=None, datasets=None, zoo=None):
+    return TrainingDomain(
+        store=store,
+        datasets=datasets or FakeDatasets(make_dataset(), make_dataset_nolabels()),
+        zoo=zoo or FakeZoo(make_model(), make_model("tv/resnet18.imagenet1k_v1", in_store=False)),
+        recommender=FakeRecommender(),
+        publisher=publisher or RecordingPublisher(),
+    )
+
+
+def make_dataset_nolabels():
+    d = make_dataset(labels=False)
+    d.id = "boxes"
+    d.latest_version.dataset_id = "boxes"
+    d.latest_version.id = "vb"
+    return d
+
+
+def good_request(**kw) -> pb.CreateTrainingTaskRequest:
+    base = dict(
+        name="first",
+        task_type=C.TASK_TYPE_CLASSIFICATION,
+        dataset_id="ds1",
+        model_id="tv/mobilenet_v2.imagenet1k_v1",
+        hyperparameters=C.Hyperparameters(epochs=2),
+    )
+    base.update(kw)
+    return pb.CreateTrainingTaskRequest(**base)
+
+
+async def test_create_resolves_defaults_and_queues_a_self_contained_job(store):
+    publisher = RecordingPublisher()
+    domain = make_domain(store, publisher)
+    task = await domain.create(good_request())
+    assert task.state == T.TASK_STATE_QUEUED
+    assert task.hyperparameters.epochs == 2 and task.hyperparameters.image_size == 224
+    assert task.hyperparameters.batch_size == 32 and task.transfer_strategy == C.TRANSFER_STRATEGY_FINE_TUNE_ALL
+    assert task.dataset_version_id == "v1"
+    [(subject, payload, msg_id)] = publisher.jobs
+    assert subject == "trainyard.jobs.classification" and msg_id == f"{task.id}-1"
+    job = events_pb2.TrainingJob.FromString(payload)
+    assert job.task_id == task.id and job.output_prefix == f"tasks/{task.id}/"
+    assert job.model.weights.sha256 == "cd" * 32 and job.model.pretrained_num_classes == 1000
+    assert list(job.dataset.class_names) == ["cat", "dog"]  # index order
+    assert job.dataset.manifest.key == "manifests/ds1/v1.json"
+    states = [e.task.state for e in store.events_after("default", task.id) if e.WhichOneof("event") == "task"]
+    assert states == [T.TASK_STATE_PENDING, T.TASK_STATE_QUEUED]
+
+
+async def test_invalid_requests_store_and_queue_nothing(store):
+    publisher = RecordingPublisher()
+    domain = make_domain(store, publisher)
+    with pytest.raises(errors.InvalidArgument) as exc:
+        await domain.create(good_request(name="", hyperparameters=C.Hyperparameters(learning_rate=20, image_size=4)))
+    assert set(exc.value.violations) == {"name", "hyperparameters.learning_rate", "hyperparameters.image_size"}
+    with pytest.raises(errors.NotFound, match="nope"):
+        await domain.create(good_request(dataset_id="nope"))
+    with pytest.raises(errors.NotFound, match="tv/unknown"):
+        await domain.create(good_request(model_id="tv/unknown"))
+    with pytest.raises(errors.FailedPrecondition, match="'boxes'.*no image-level class labels"):
+        await domain.create(good_request(dataset_id="boxes"))
+    with pytest.raises(errors.FailedPrecondition, match="ImportWeights"):
+        await domain.create(good_request(model_id="tv/resnet18.imagenet1k_v1"))
+    assert publisher.jobs == [] and store.list("default")[0] == []
+    # from scratch needs no weights
+    task = await domain.create(
+        good_request(model_id="tv/resnet18.imagenet1k_v1", transfer_strategy=C.TRANSFER_STRATEGY_FROM_SCRATCH)
+    )
+    assert events_pb2.TrainingJob.FromString(publisher.jobs[0][1]).model.weights.key == ""
+    assert task.state == T.TASK_STATE_QUEUED
+
+
+async def test_auto_select_takes_the_top_suggestion_unless_the_user_set_values(store):
+    domain = make_domain(store)
+    req = good_request(hyperparameters=C.Hyperparameters(epochs=3))
+    req.auto_select.CopyFrom(T.AutoSelect(data_type=C.DATA_TYPE_MEDICAL, preference=C.TRAINING_PREFERENCE_FASTEST))
+    task = await domain.create(req)
+    sent = domain.recommender.requests[0]
+    assert (sent.task_type, sent.dataset_id, sent.data_type, sent.device_class) == (
+        C.TASK_TYPE_CLASSIFICATION,
+        "ds1",
+        C.DATA_TYPE_MEDICAL,
+        "cpu",
+    )
+    assert task.model_id == "tv/mobilenet_v2.imagenet1k_v1"
+    assert task.transfer_strategy == C.TRANSFER_STRATEGY_LINEAR_PROBE
+    assert task.hyperparameters.epochs == 3 and task.hyperparameters.learning_rate == pytest.approx(0.01)
+    assert "small and fast" in task.selection_rationale
+    assert task.auto_select.preference == C.TRAINING_PREFERENCE_FASTEST
+
+
+async def test_request_id_is_idempotent_even_concurrently(store):
+    publisher = RecordingPublisher()
+    domain = make_domain(store, publisher)
+    tasks = await asyncio.gather(*[domain.create(good_request(request_id="r-1")) for _ in range(4)])
+    assert len({t.id for t in tasks}) == 1
+    assert len(store.list("default")[0]) == 1
+    assert {m for _, _, m in publisher.jobs} == {f"{tasks[0].id}-1"}  # JetStream dedups the duplicates
+
+
+async def test_a_publish_failure_leaves_a_pending_task_a_retry_queues(store):
+    failing = RecordingPublisher(fail=True)
+    with pytest.raises(errors.Unavailable):
+        await make_domain(store, failing).create(good_request(request_id="r-2"))
+    [task] = store.list("default")[0]
+    assert task.state == T.TASK_STATE_PENDING
+    retried = await make_domain(store).create(good_request(request_id="r-2"))
+    assert retried.id == task.id and retried.state == T.TASK_STATE_QUEUED
+
+
+def trainer_event(task_id: str, attempt: int = 1, **kind) -> events_pb2.TrainerEvent:
+    ev = events_pb2.TrainerEvent(task_id=task_id, attempt=attempt, trainer_node="node-a", **kind)
+    ev.time.GetCurrentTime()
+    return ev
+
+
+async def test_trainer_events_apply_once_and_in_attempt_order(store):
+    domain = make_domain(store)
+    task = await domain.create(good_request())
+    tid = task.id
+    assert store.apply_trainer_event(trainer_event(tid, started=events_pb2.JobStarted(device="cpu")), 10)
+    assert store.apply_trainer_event(trainer_event(tid, started=events_pb2.JobStarted(device="cpu")), 10) == []
+    got = store.get("default", tid)
+    assert got.state == T.TASK_STATE_RUNNING and got.trainer_node == "node-a" and got.attempt == 1
+    store.apply_trainer_event(
+        trainer_event(tid, progress=events_pb2.JobProgress(epoch=1, total_epochs=2, step=5, total_steps=10)), 11
+    )
+    assert store.get("default", tid).progress.fraction == pytest.approx(0.25)
+    store.apply_trainer_event(trainer_event(tid, failed=events_pb2.JobFailed(reason="s3 timeout", retryable=True)), 12)
+    assert store.get("default", tid).state == T.TASK_STATE_QUEUED
+    store.apply_trainer_event(trainer_event(tid, 2, started=events_pb2.JobStarted(resumed_from_epoch=1)), 13)
+    for seq, epoch in ((14, 1), (15, 2), (16, 2)):  # a repeated epoch replaces the earlier entry
+        store.apply_trainer_event(
+            trainer_event(tid, 2, epoch_metrics=events_pb2.JobEpochMetrics(epoch=epoch, values={"val_top1": 0.5})), seq
+        )
+    # an event of the older attempt does not override the newer one
+    assert store.apply_trainer_event(trainer_event(tid, 1, failed=events_pb2.JobFailed(reason="old")), 17) == []
+    store.apply_trainer_event(
+        trainer_event(
+            tid,
+            2,
+            succeeded=events_pb2.JobSucceeded(
+                metrics={"val_top1": 0.9},
+                artifacts=[events_pb2.JobArtifact(name="model.pt", object=C.ObjectRef(bucket="b", key="k"))],
+            ),
+        ),
+        18,
+    )
+    got = store.get("default", tid)
+    assert got.state == T.TASK_STATE_SUCCEEDED and got.attempt == 2 and got.metrics["val_top1"] == 0.9
+    assert [e.epoch for e in got.epoch_metrics] == [1, 2] and got.artifacts[0].name == "model.pt"
+    assert got.end_time.seconds > 0 and got.progress.fraction == 1.0
+    # final states stay final
+    store.apply_trainer_event(trainer_event(tid, 3, failed=events_pb2.JobFailed(reason="late")), 19)
+    assert store.get("default", tid).state == T.TASK_STATE_SUCCEEDED
+    seqs = [e.sequence for e in store.events_after("default", tid)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    with pytest.raises(errors.FailedPrecondition, match="already ended"):
+        await domain.cancel(tid)
+
+
+async def test_watch_replays_history_then_follows_until_final(store):
+    domain = make_domain(store)
+    task = await domain.create(good_request())
+    seen = []
+
+    async def watch():
+        async for ev in domain.watch(task.id, from_start=True):
+            seen.append(ev)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.1)
+    await domain.apply_trainer_event(trainer_event(task.id, started=events_pb2.JobStarted()), 1)
+    await domain.apply_trainer_event(trainer_event(task.id, log="hello"), 2)
+    cancelled = await domain.cancel(task.id)
+    await asyncio.wait_for(watcher, 5)
+    assert cancelled.state == T.TASK_STATE_CANCELLED and domain.publisher.cancels == [
+        f"trainyard.control.cancel.{task.id}"
+    ]
+    kinds = [e.WhichOneof("event") for e in seen]
+    assert kinds == ["task", "task", "task", "log", "task"]
+    assert [e.sequence for e in seen] == [1, 2, 3, 4, 5]
+    assert seen[-1].task.state == T.TASK_STATE_CANCELLED
+    with pytest.raises(errors.NotFound):
+        await domain.get("missing")
+
+
+async def test_list_pages_newest_first_with_state_filter(store):
+    domain = make_domain(store)
+    ids = [(await domain.create(good_request(name=f"t{i}"))).id for i in range(5)]
+    await domain.cancel(ids[0])
+    page, token = store.list("default", page_size=2)
+    assert [t.id for t in page] == ids[::-1][:2] and token
+    page2, token2 = store.list("default", page_size=2, page_token=token)
+    page3, token3 = store.list("default", page_size=2, page_token=token2)
+    assert [t.id for t in page + page2 + page3] == ids[::-1] and token3 == ""
+    assert [t.id for t in store.list("default", state=T.TASK_STATE_CANCELLED)[0]] == [ids[0]]
+    assert store.list("other-project")[0] == []
+    with pytest.raises(errors.InvalidArgument) as exc:
+        store.list("default", page_token="garbage!")
+    assert "page_token" in exc.value.violations
