@@ -1,0 +1,1 @@
+"""The model zoo service: a catalog of pre-trained networks and a store of their weights."""

@@ -1,0 +1,5 @@
+from services.common.server import run_main
+from services.modelzoo.app import start
+from services.modelzoo.settings import ModelZooSettings
+
+run_main("modelzoo", start, ModelZooSettings)

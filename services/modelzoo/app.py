@@ -1,0 +1,46 @@
+"""In-process start of the model zoo service (tests) and the body of `python -m services.modelzoo`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from services.common import objectstore
+from services.common.db import make_engine, migrate
+from services.common.server import RunningService, serve
+from services.common.settings import Settings
+from services.modelzoo.catalog import Catalog, ensure_catalog
+from services.modelzoo.servicer import ModelZooServicer
+from services.modelzoo.settings import ModelZooSettings, modelzoo_settings
+from services.modelzoo.zoo import ModelZoo, OfflineSources
+from trainyard.modelzoo.v1 import modelzoo_service_pb2_grpc
+
+SERVICE_NAME = "trainyard.modelzoo.v1.ModelZooService"
+
+log = logging.getLogger(__name__)
+
+
+def make_zoo(cfg: ModelZooSettings, engine, s3) -> ModelZoo:
+    """The domain object: the catalog (built first when missing, in a subprocess) and the weight store."""
+    path = ensure_catalog(cfg.catalog_path)
+    catalog = Catalog.load(path)
+    log.info(
+        "catalog loaded", extra={"path": str(path), "models": len(catalog.models), "families": len(catalog.families)}
+    )
+    offline = OfflineSources(cfg.modelzoo_offline_weights_dir or None, cfg.offline_packages)
+    return ModelZoo(catalog, engine, s3, offline)
+
+
+async def start(settings: Settings) -> RunningService:
+    cfg = modelzoo_settings(settings)
+    engine = make_engine(cfg.database_url)
+    await asyncio.to_thread(migrate, engine, Path(__file__).parent / "migrations", "alembic_version_modelzoo")
+    s3 = objectstore.make_client(cfg)
+    await asyncio.to_thread(objectstore.ensure_buckets, s3, (objectstore.WEIGHTS_BUCKET,))
+    zoo = await asyncio.to_thread(make_zoo, cfg, engine, s3)
+    servicer = ModelZooServicer(zoo)
+    server, port = await serve(
+        cfg, [(modelzoo_service_pb2_grpc.add_ModelZooServiceServicer_to_server, servicer, SERVICE_NAME)]
+    )
+    return RunningService(server, port, closers=[engine.dispose])
