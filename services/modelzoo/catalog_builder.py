@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import multiprocessing
 import os
 import re
@@ -215,7 +216,6 @@ def _weight_file(url: str) -> str:
 
 def torchvision_entries() -> list[dict[str, Any]]:
     import torch
-    import torchvision
     from torchvision import models
 
     version = metadata.version("torchvision")
@@ -226,7 +226,7 @@ def torchvision_entries() -> list[dict[str, Any]]:
         metrics = []
         for dataset, values in (meta.get("_metrics") or {}).items():
             for name, value in values.items():
-                if name in METRIC_NAMES:
+                if name in METRIC_NAMES and not math.isnan(float(value)):  # features-only weights publish NaN
                     metrics.append(
                         {
                             "name": METRIC_NAMES[name],
@@ -262,7 +262,8 @@ def torchvision_entries() -> list[dict[str, Any]]:
             entry = base(builder, weights, ["classification"])
             tf = weights.transforms()
             entry.update(
-                pretrain_dataset="imagenet-1k" if entry["pretrained_num_classes"] == 1000 else "unknown",
+                # every classification weight is ImageNet-1K (vgg16's features-only one has no head)
+                pretrain_dataset="imagenet-1k",
                 default_input_size=_first(tf.crop_size),
                 resize_size=_first(tf.resize_size),
                 mean=_floats(tf.mean),
@@ -304,7 +305,6 @@ def torchvision_entries() -> list[dict[str, Any]]:
                 interpolation=tf.interpolation.value,
             )
             out.append(entry)
-    del torchvision
     return out
 
 
@@ -341,8 +341,11 @@ def _timm_arch_entries(arch: str, tags: list[str], version: str) -> list[dict[st
     cfgs = []
     for tag in sorted(tags):
         cfg = timm.get_pretrained_cfg(f"{arch}.{tag}")
-        if cfg is not None and cfg.num_classes and cfg.num_classes > 0:  # CLIP/MAE feature extractors have none
-            cfgs.append((tag, cfg))
+        if cfg is None or not cfg.num_classes or cfg.num_classes <= 0:  # MAE/DINO feature extractors
+            continue
+        if timm_pretrain_dataset(tag, int(cfg.num_classes)) == "unknown":  # CLIP projections, odd label sets
+            continue
+        cfgs.append((tag, cfg))
     if not cfgs:
         return []
     first_classes = int(cfgs[0][1].num_classes)
@@ -446,8 +449,6 @@ def build_catalog(include_timm: bool = True, workers: int | None = None) -> dict
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
             chunks = [list(TIMM_ARCHS[i :: workers * 4]) for i in range(workers * 4)]
             futures = [pool.submit(_timm_worker, chunk) for chunk in chunks if chunk]
-        else:
-            futures = []
     try:
         models += torchvision_entries()
         if include_timm:
