@@ -1,0 +1,1 @@
+"""The gateway: trainyard's one front door (authn, tenancy, limits, routing to the services)."""

@@ -1,0 +1,104 @@
+"""Start the gateway in-process: key store (migrated), backend channels, proxy, AuthService,
+health and reflection for every fronted service, optional TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway.auth import Authenticator
+from gateway.keys import KeyStore
+from gateway.proxy import Gateway
+from gateway.routes import BACKEND_SERVICES, FRONTED_SERVICES
+from gateway.servicer import AuthServicer
+from gateway.settings import GatewaySettings, gateway_settings
+from services.common.db import make_engine, migrate
+from services.common.server import RunningService, server_options
+from services.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_gateway"
+
+
+def backend_addresses(settings: Settings) -> dict[str, str]:
+    return {name: getattr(settings, f"{name}_address") for name in BACKEND_SERVICES}
+
+
+def _credentials(settings: GatewaySettings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    try:
+        cert = settings.tls_cert_file.read_bytes()
+        key = settings.tls_key_file.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"cannot read TLS files (TRAINYARD_TLS_CERT_FILE/TRAINYARD_TLS_KEY_FILE): {exc}") from None
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
+async def start(settings: Settings) -> RunningService:
+    settings = gateway_settings(settings)
+    engine = make_engine(settings.database_url)
+    await asyncio.to_thread(migrate, engine, MIGRATIONS, VERSION_TABLE)
+    store = KeyStore(engine)
+    if settings.bootstrap_token:
+        key = await asyncio.to_thread(store.upsert_bootstrap, settings.bootstrap_token, settings.bootstrap_project)
+        log.info("bootstrap key ready", extra={"key_id": key.id, "project": key.project})
+
+    addresses = backend_addresses(settings)
+    channel_options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    channels = {
+        name: grpc.aio.insecure_channel(addr, options=channel_options) for name, addr in addresses.items() if addr
+    }
+    for name in addresses.keys() - channels.keys():
+        log.warning("backend not configured; its calls answer UNAVAILABLE", extra={"backend": name})
+
+    authenticator = Authenticator(store, ttl=settings.key_cache_seconds)
+    gateway = Gateway(
+        channels=channels,
+        addresses=addresses,
+        authenticator=authenticator,
+        auth_servicer=AuthServicer(store, authenticator),
+        internal_token=settings.internal_token,
+        default_deadline=settings.default_deadline_seconds,
+    )
+
+    server = grpc.aio.server(options=server_options(settings))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*FRONTED_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    server.add_generic_rpc_handlers((gateway,))
+
+    credentials = _credentials(settings)
+    if credentials is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, credentials)
+    if port == 0:
+        raise SystemExit(f"cannot listen on {settings.listen} (TRAINYARD_LISTEN)")
+    await server.start()
+    for name in [*FRONTED_SERVICES, ""]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    server.health_servicer = health_servicer  # type: ignore[attr-defined]  # run_until_terminated drains it
+    log.info(
+        "gateway listening",
+        extra={
+            "address": f"{settings.listen.rpartition(':')[0]}:{port}",
+            "tls": credentials is not None,
+            "backends": {k: v for k, v in addresses.items() if v},
+        },
+    )
+
+    async def close_channels() -> None:
+        await asyncio.gather(*(channel.close() for channel in channels.values()))
+
+    return RunningService(server, port, closers=[engine.dispose, close_channels])

@@ -1,0 +1,264 @@
+"""API keys: create, verify, list, revoke; stored in SQL with only the secret's hash.
+
+Plain, synchronous domain code (the servicer runs it in a thread). Raises services.common.errors.
+A retried CreateApiKey (same request_id in the project, same name/role/expiry) returns the same
+key with a fresh secret: the first token was never seen by the caller, and a token is shown only once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from gateway import tokens
+from gateway.models import GatewayApiKey
+from services.common.errors import InvalidArgument, NotFound, Unauthenticated
+
+ROLES = ("viewer", "editor", "admin")
+_RANK = {role: i for i, role in enumerate(ROLES)}
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+MAX_NAME = 128
+MAX_REQUEST_ID = 128
+
+# One message for every way a credential can fail, so a caller learns nothing about which.
+UNAUTHENTICATED_MESSAGE = "missing or invalid credentials: send 'authorization: Bearer <api token>'"
+
+
+def role_at_least(role: str, needed: str) -> bool:
+    return _RANK.get(role, -1) >= _RANK[needed]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    """Aware UTC (sqlmodel stores aware datetimes; naive ones are taken as UTC)."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A key as callers may see it (no secret)."""
+
+    id: str
+    project: str
+    role: str
+    name: str
+    create_time: datetime
+    expire_time: datetime | None
+    revoked: bool
+    created_by: str
+
+    @property
+    def principal(self) -> str:
+        return f"apikey:{self.id}"
+
+    @classmethod
+    def from_row(cls, row: GatewayApiKey) -> KeyInfo:
+        return cls(
+            id=row.id,
+            project=row.project,
+            role=row.role,
+            name=row.name,
+            create_time=_utc(row.create_time),  # type: ignore[arg-type]
+            expire_time=_utc(row.expire_time),
+            revoked=row.revoked,
+            created_by=row.created_by,
+        )
+
+    def usable(self, now: datetime) -> bool:
+        return not self.revoked and (self.expire_time is None or self.expire_time > now)
+
+
+def _encode_page(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_page(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        offset = int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        offset = -1
+        kind = ""
+    if kind != "o" or offset < 0:
+        raise InvalidArgument({"page_token": "not a token from a previous ListApiKeys response"})
+    return offset
+
+
+class KeyStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- hot path -------------------------------------------------------------------------------
+    def verify(self, token: str, now: datetime | None = None) -> KeyInfo:
+        """The key a token belongs to; Unauthenticated (one message) for any failure."""
+        now = now or utcnow()
+        parsed = tokens.parse_token(token)
+        if parsed is None:
+            raise Unauthenticated(UNAUTHENTICATED_MESSAGE)
+        key_id, secret = parsed
+        with Session(self.engine) as session:
+            row = session.get(GatewayApiKey, key_id)
+            stored = row.secret_sha256 if row is not None else "0" * 64
+            # Compare even when the key is unknown, so timing says nothing about which ids exist.
+            matches = tokens.secret_matches(secret, stored)
+            if row is None or not matches:
+                raise Unauthenticated(UNAUTHENTICATED_MESSAGE)
+            info = KeyInfo.from_row(row)
+        if not info.usable(now):
+            raise Unauthenticated(UNAUTHENTICATED_MESSAGE)
+        return info
+
+    # -- management -----------------------------------------------------------------------------
+    def create(
+        self,
+        *,
+        project: str,
+        name: str,
+        role: str,
+        expire_time: datetime | None = None,
+        request_id: str = "",
+        created_by: str = "",
+        now: datetime | None = None,
+    ) -> tuple[KeyInfo, str]:
+        """A new key of the project and its token (shown only here)."""
+        now = now or utcnow()
+        violations: dict[str, str] = {}
+        name = name.strip()
+        if not 1 <= len(name) <= MAX_NAME:
+            violations["name"] = f"must be 1..{MAX_NAME} characters"
+        if role not in ROLES:
+            violations["role"] = "required: ROLE_VIEWER, ROLE_EDITOR or ROLE_ADMIN"
+        if expire_time is not None and expire_time <= now:
+            violations["expire_time"] = "must be in the future"
+        if len(request_id) > MAX_REQUEST_ID:
+            violations["request_id"] = f"must be at most {MAX_REQUEST_ID} characters"
+        if violations:
+            raise InvalidArgument(violations)
+        secret = tokens.new_secret()
+        if request_id:
+            retried = self._retry(project, request_id, name, role, expire_time, secret)
+            if retried is not None:
+                return retried, tokens.format_token(retried.id, secret)
+        row = GatewayApiKey(
+            id=tokens.new_key_id(),
+            project=project,
+            role=role,
+            name=name,
+            secret_sha256=tokens.hash_secret(secret),
+            create_time=_utc(now),  # type: ignore[arg-type]
+            expire_time=_utc(expire_time),
+            created_by=created_by,
+            request_id=request_id or None,
+        )
+        try:
+            with Session(self.engine) as session:
+                session.add(row)
+                session.commit()
+                session.refresh(row)
+                info = KeyInfo.from_row(row)
+        except IntegrityError:
+            # A concurrent create with the same request_id won; answer as its retry.
+            retried = self._retry(project, request_id, name, role, expire_time, secret) if request_id else None
+            if retried is None:
+                raise
+            return retried, tokens.format_token(retried.id, secret)
+        return info, tokens.format_token(info.id, secret)
+
+    def _retry(
+        self, project: str, request_id: str, name: str, role: str, expire_time: datetime | None, secret: str
+    ) -> KeyInfo | None:
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(GatewayApiKey).where(GatewayApiKey.project == project, GatewayApiKey.request_id == request_id)
+            ).first()
+            if row is None:
+                return None
+            if (row.name, row.role, row.expire_time) != (name, role, _utc(expire_time)):
+                raise InvalidArgument({"request_id": "already used for a key with a different name, role or expiry"})
+            if row.revoked:
+                raise InvalidArgument({"request_id": f"already used for key {row.id}, which is revoked"})
+            row.secret_sha256 = tokens.hash_secret(secret)
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return KeyInfo.from_row(row)
+
+    def get(self, project: str, key_id: str) -> KeyInfo:
+        with Session(self.engine) as session:
+            row = session.get(GatewayApiKey, key_id)
+            if row is None or row.project != project:
+                raise NotFound(f"api key {key_id!r} not found")
+            return KeyInfo.from_row(row)
+
+    def list(self, project: str, page_size: int = 0, page_token: str = "") -> tuple[list[KeyInfo], str]:
+        if page_size < 0:
+            raise InvalidArgument({"page_size": "must not be negative"})
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        offset = _decode_page(page_token)
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(GatewayApiKey)
+                .where(GatewayApiKey.project == project)
+                .order_by(col(GatewayApiKey.create_time), col(GatewayApiKey.id))
+                .offset(offset)
+                .limit(size + 1)
+            ).all()
+            infos = [KeyInfo.from_row(r) for r in rows[:size]]
+        return infos, (_encode_page(offset + size) if len(rows) > size else "")
+
+    def revoke(self, project: str, key_id: str, now: datetime | None = None) -> KeyInfo:
+        """Revoke a key of the project (again is fine)."""
+        with Session(self.engine) as session:
+            row = session.get(GatewayApiKey, key_id)
+            if row is None or row.project != project:
+                raise NotFound(f"api key {key_id!r} not found")
+            if not row.revoked:
+                row.revoked = True
+                row.revoke_time = _utc(now or utcnow())
+                session.add(row)
+                session.commit()
+                session.refresh(row)
+            return KeyInfo.from_row(row)
+
+    def upsert_bootstrap(self, token: str, project: str, now: datetime | None = None) -> KeyInfo:
+        """Make `token` an admin key of `project` (the local stack's first key), whatever it was before."""
+        parsed = tokens.parse_token(token)
+        if parsed is None:
+            raise InvalidArgument({"bootstrap_token": "expected ty_<key_id>_<secret>"})
+        key_id, secret = parsed
+        with Session(self.engine) as session:
+            row = session.get(GatewayApiKey, key_id)
+            if row is None:
+                row = GatewayApiKey(
+                    id=key_id,
+                    project=project,
+                    role="admin",
+                    name="bootstrap",
+                    secret_sha256="",
+                    create_time=_utc(now or utcnow()),  # type: ignore[arg-type]
+                    created_by="bootstrap",
+                )
+            row.project = project
+            row.role = "admin"
+            row.secret_sha256 = tokens.hash_secret(secret)
+            row.revoked = False
+            row.revoke_time = None
+            row.expire_time = None
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return KeyInfo.from_row(row)

@@ -1,0 +1,207 @@
+"""The front door's request path: authenticate, authorise, then proxy raw bytes to a backend or
+serve AuthService locally.
+
+One grpc.GenericRpcHandler answers every fronted method. Proxied calls never decode the
+messages: the server side hands over the request bytes untouched (no deserializer) and the
+backend call sends them as they are (no serializer), in all four call shapes. The backend's
+status code, details and trailing metadata (google.rpc details included) go back unchanged;
+cancellation flows both ways; the client's deadline (or a default for unary calls) bounds the
+backend call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+import grpc
+from google.protobuf import message_factory
+
+from gateway.auth import Authenticator
+from gateway.keys import KeyInfo, role_at_least
+from gateway.routes import ROUTES, Route
+from gateway.servicer import AuthServicer
+from services.common import identity
+from services.common.errors import PermissionDenied, TrainyardError, Unavailable
+
+log = logging.getLogger(__name__)
+
+# Client metadata never forwarded: credentials, identity only the gateway may assert, transport keys.
+_DROP = frozenset({"authorization", "user-agent", "te", "content-type", "host", *identity.IDENTITY_KEYS})
+
+
+def _forwardable(key: str) -> bool:
+    return key not in _DROP and not key.startswith((":", "grpc-"))
+
+
+class Gateway(grpc.GenericRpcHandler):
+    def __init__(
+        self,
+        *,
+        channels: Mapping[str, grpc.aio.Channel],
+        addresses: Mapping[str, str],
+        authenticator: Authenticator,
+        auth_servicer: AuthServicer,
+        internal_token: str,
+        default_deadline: float,
+        routes: Mapping[str, Route] = ROUTES,
+    ) -> None:
+        self.channels = dict(channels)
+        self.addresses = dict(addresses)
+        self.authenticator = authenticator
+        self.auth_servicer = auth_servicer
+        self.internal_token = internal_token
+        self.default_deadline = default_deadline
+        self.routes = dict(routes)
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        for path, route in self.routes.items():
+            self._handlers[path] = self._local_handler(route) if route.backend is None else self._proxy_handler(route)
+
+    # grpc.GenericRpcHandler: None -> UNIMPLEMENTED for anything not fronted.
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return self._handlers.get(handler_call_details.method)
+
+    # -- shared steps ---------------------------------------------------------------------------
+    async def _admit(self, route: Route, context: grpc.aio.ServicerContext) -> KeyInfo:
+        md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        caller = await self.authenticator.authenticate(md)
+        if not role_at_least(caller.role, route.min_role):
+            raise PermissionDenied(
+                f"role {caller.role} may not call {route.service}/{route.name}; it needs {route.min_role}",
+                metadata={"method": route.path, "role": caller.role, "required_role": route.min_role},
+            )
+        return caller
+
+    def _outgoing_metadata(self, context: grpc.aio.ServicerContext, caller: KeyInfo) -> tuple[tuple[str, str], ...]:
+        kept = tuple((k, v) for k, v in (context.invocation_metadata() or ()) if _forwardable(k))
+        who = identity.Identity(project=caller.project, principal=caller.principal, role=caller.role)
+        return kept + identity.outgoing_metadata(who, self.internal_token)
+
+    def _timeout(self, route: Route, context: grpc.aio.ServicerContext) -> float | None:
+        remaining = context.time_remaining()
+        if remaining is not None and remaining < 1e8:  # no client deadline reads as None (or "forever")
+            return max(remaining, 0.0)
+        if route.client_streaming or route.server_streaming:
+            return None  # uploads and watches last as long as the client wants
+        return self.default_deadline
+
+    def _channel(self, route: Route) -> grpc.aio.Channel:
+        channel = self.channels.get(route.backend or "")
+        if channel is None:
+            raise Unavailable(
+                f"{route.service} is not available: the gateway has no address for the {route.backend} service "
+                f"(TRAINYARD_{(route.backend or '').upper()}_ADDRESS)",
+                metadata={"service": route.service},
+            )
+        return channel
+
+    async def _fail(self, route: Route, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        """Answer with the status `exc` stands for; never returns."""
+        if isinstance(exc, grpc.aio.AioRpcError):
+            trailing = tuple(exc.trailing_metadata() or ())
+            details = exc.details() or ""
+            if exc.code() == grpc.StatusCode.UNAVAILABLE and not trailing:
+                # No trailers: the backend never answered (down, unreachable), not a status it chose.
+                details = (
+                    f"{route.service} is unavailable: cannot reach the {route.backend} service "
+                    f"at {self.addresses.get(route.backend or '', '?')} ({details})"
+                )
+                log.warning("backend unavailable", extra={"backend": route.backend, "method": route.path})
+            await context.abort(exc.code(), details, trailing_metadata=trailing)
+        if isinstance(exc, TrainyardError):
+            await context.abort_with_status(exc.to_status())
+        log.exception("unhandled error in gateway for %s", route.path)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error in the gateway for {route.path}")
+
+    @staticmethod
+    async def _relay_initial_metadata(call, context: grpc.aio.ServicerContext) -> None:
+        md = await call.initial_metadata()
+        if md:
+            await context.send_initial_metadata(tuple(md))
+
+    # -- proxied calls --------------------------------------------------------------------------
+    def _proxy_handler(self, route: Route) -> grpc.RpcMethodHandler:
+        if not route.client_streaming and not route.server_streaming:
+            return grpc.unary_unary_rpc_method_handler(self._unary_response(route, streaming_request=False))
+        if route.client_streaming and not route.server_streaming:
+            return grpc.stream_unary_rpc_method_handler(self._unary_response(route, streaming_request=True))
+        if not route.client_streaming:
+            return grpc.unary_stream_rpc_method_handler(self._stream_response(route, streaming_request=False))
+        return grpc.stream_stream_rpc_method_handler(self._stream_response(route, streaming_request=True))
+
+    def _start_call(self, route: Route, request, context: grpc.aio.ServicerContext, caller: KeyInfo, streaming: bool):
+        channel = self._channel(route)
+        kw = {"timeout": self._timeout(route, context), "metadata": self._outgoing_metadata(context, caller)}
+        # No serializers: bytes in, bytes out.
+        if route.client_streaming and route.server_streaming:
+            return channel.stream_stream(route.path)(request, **kw)
+        if route.client_streaming:
+            return channel.stream_unary(route.path)(request, **kw)
+        if route.server_streaming:
+            return channel.unary_stream(route.path)(request, **kw)
+        return channel.unary_unary(route.path)(request, **kw)
+
+    def _unary_response(self, route: Route, *, streaming_request: bool):
+        async def handle(request: bytes | AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+            call = None
+            try:
+                caller = await self._admit(route, context)
+                call = self._start_call(route, request, context, caller, streaming_request)
+                await self._relay_initial_metadata(call, context)
+                response = await call
+                trailing = await call.trailing_metadata()
+                if trailing:
+                    context.set_trailing_metadata(tuple(trailing))
+                return response
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await self._fail(route, context, exc)
+            finally:
+                if call is not None and not call.done():
+                    call.cancel()  # the client went away: stop the backend's work too
+
+        return handle
+
+    def _stream_response(self, route: Route, *, streaming_request: bool):
+        async def handle(request, context: grpc.aio.ServicerContext):
+            call = None
+            try:
+                caller = await self._admit(route, context)
+                call = self._start_call(route, request, context, caller, streaming_request)
+                await self._relay_initial_metadata(call, context)
+                async for response in call:
+                    yield response
+                trailing = await call.trailing_metadata()
+                if trailing:
+                    context.set_trailing_metadata(tuple(trailing))
+            except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await self._fail(route, context, exc)
+            finally:
+                if call is not None and not call.done():
+                    call.cancel()
+
+        return handle
+
+    # -- served here ----------------------------------------------------------------------------
+    def _local_handler(self, route: Route) -> grpc.RpcMethodHandler:
+        request_cls = message_factory.GetMessageClass(route.descriptor.input_type)
+        method = getattr(self.auth_servicer, route.name)
+
+        async def handle(request, context: grpc.aio.ServicerContext):
+            try:
+                caller = await self._admit(route, context)
+                return await method(request, caller)
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await self._fail(route, context, exc)
+
+        return grpc.unary_unary_rpc_method_handler(
+            handle,
+            request_deserializer=request_cls.FromString,
+            response_serializer=lambda message: message.SerializeToString(),
+        )
