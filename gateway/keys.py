@@ -222,6 +222,8 @@ class KeyStore:
 
     def revoke(self, project: str, key_id: str, now: datetime | None = None) -> KeyInfo:
         """Revoke a key of the project (again is fine)."""
+        if not key_id:
+            raise InvalidArgument({"key_id": "required"})
         with Session(self.engine) as session:
             row = session.get(GatewayApiKey, key_id)
             if row is None or row.project != project:

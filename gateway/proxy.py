@@ -35,6 +35,16 @@ def _forwardable(key: str) -> bool:
     return key not in _DROP and not key.startswith((":", "grpc-"))
 
 
+def _multicallable(channel: grpc.aio.Channel, route: Route):
+    if route.client_streaming and route.server_streaming:
+        return channel.stream_stream(route.path)
+    if route.client_streaming:
+        return channel.stream_unary(route.path)
+    if route.server_streaming:
+        return channel.unary_stream(route.path)
+    return channel.unary_unary(route.path)
+
+
 class Gateway(grpc.GenericRpcHandler):
     def __init__(
         self,
@@ -55,6 +65,12 @@ class Gateway(grpc.GenericRpcHandler):
         self.default_deadline = default_deadline
         self.routes = dict(routes)
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        # One multi-callable per proxied method, without serializers: bytes in, bytes out.
+        self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
+        for path, route in self.routes.items():
+            channel = self.channels.get(route.backend or "")
+            if channel is not None:
+                self._callables[path] = _multicallable(channel, route)
         for path, route in self.routes.items():
             self._handlers[path] = self._local_handler(route) if route.backend is None else self._proxy_handler(route)
 
@@ -86,15 +102,13 @@ class Gateway(grpc.GenericRpcHandler):
             return None  # uploads and watches last as long as the client wants
         return self.default_deadline
 
-    def _channel(self, route: Route) -> grpc.aio.Channel:
-        channel = self.channels.get(route.backend or "")
-        if channel is None:
-            raise Unavailable(
-                f"{route.service} is not available: the gateway has no address for the {route.backend} service "
-                f"(TRAINYARD_{(route.backend or '').upper()}_ADDRESS)",
-                metadata={"service": route.service},
-            )
-        return channel
+    @staticmethod
+    def _missing_backend(route: Route) -> Unavailable:
+        return Unavailable(
+            f"{route.service} is not available: the gateway has no address for the {route.backend} service "
+            f"(TRAINYARD_{(route.backend or '').upper()}_ADDRESS)",
+            metadata={"service": route.service},
+        )
 
     async def _fail(self, route: Route, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         """Answer with the status `exc` stands for; never returns."""
@@ -123,31 +137,27 @@ class Gateway(grpc.GenericRpcHandler):
     # -- proxied calls --------------------------------------------------------------------------
     def _proxy_handler(self, route: Route) -> grpc.RpcMethodHandler:
         if not route.client_streaming and not route.server_streaming:
-            return grpc.unary_unary_rpc_method_handler(self._unary_response(route, streaming_request=False))
+            return grpc.unary_unary_rpc_method_handler(self._unary_response(route))
         if route.client_streaming and not route.server_streaming:
-            return grpc.stream_unary_rpc_method_handler(self._unary_response(route, streaming_request=True))
+            return grpc.stream_unary_rpc_method_handler(self._unary_response(route))
         if not route.client_streaming:
-            return grpc.unary_stream_rpc_method_handler(self._stream_response(route, streaming_request=False))
-        return grpc.stream_stream_rpc_method_handler(self._stream_response(route, streaming_request=True))
+            return grpc.unary_stream_rpc_method_handler(self._stream_response(route))
+        return grpc.stream_stream_rpc_method_handler(self._stream_response(route))
 
-    def _start_call(self, route: Route, request, context: grpc.aio.ServicerContext, caller: KeyInfo, streaming: bool):
-        channel = self._channel(route)
-        kw = {"timeout": self._timeout(route, context), "metadata": self._outgoing_metadata(context, caller)}
-        # No serializers: bytes in, bytes out.
-        if route.client_streaming and route.server_streaming:
-            return channel.stream_stream(route.path)(request, **kw)
-        if route.client_streaming:
-            return channel.stream_unary(route.path)(request, **kw)
-        if route.server_streaming:
-            return channel.unary_stream(route.path)(request, **kw)
-        return channel.unary_unary(route.path)(request, **kw)
+    def _start_call(self, route: Route, request, context: grpc.aio.ServicerContext, caller: KeyInfo):
+        callable_ = self._callables.get(route.path)
+        if callable_ is None:
+            raise self._missing_backend(route)
+        return callable_(
+            request, timeout=self._timeout(route, context), metadata=self._outgoing_metadata(context, caller)
+        )
 
-    def _unary_response(self, route: Route, *, streaming_request: bool):
+    def _unary_response(self, route: Route):
         async def handle(request: bytes | AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
             call = None
             try:
                 caller = await self._admit(route, context)
-                call = self._start_call(route, request, context, caller, streaming_request)
+                call = self._start_call(route, request, context, caller)
                 await self._relay_initial_metadata(call, context)
                 response = await call
                 trailing = await call.trailing_metadata()
@@ -164,12 +174,12 @@ class Gateway(grpc.GenericRpcHandler):
 
         return handle
 
-    def _stream_response(self, route: Route, *, streaming_request: bool):
+    def _stream_response(self, route: Route):
         async def handle(request, context: grpc.aio.ServicerContext):
             call = None
             try:
                 caller = await self._admit(route, context)
-                call = self._start_call(route, request, context, caller, streaming_request)
+                call = self._start_call(route, request, context, caller)
                 await self._relay_initial_metadata(call, context)
                 async for response in call:
                     yield response

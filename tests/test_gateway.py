@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf import descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from gateway.app import start
+from gateway.auth import Authenticator
 from gateway.keys import KeyStore
+from gateway.proxy import Gateway
+from gateway.routes import Route
+from gateway.servicer import AuthServicer
 from gateway.settings import GatewaySettings
 from services.common import identity
 from services.common.db import make_engine
@@ -148,9 +160,21 @@ async def stack(database_url):
     backend_server, backend_port = await serve(
         Settings(listen="127.0.0.1:0", internal_token=INTERNAL_TOKEN),
         [
-            (modelzoo_service_pb2_grpc.add_ModelZooServiceServicer_to_server, ZooBackend(seen), "ModelZoo"),
-            (dataset_service_pb2_grpc.add_DatasetServiceServicer_to_server, DatasetBackend(seen), "Dataset"),
-            (training_service_pb2_grpc.add_TrainingServiceServicer_to_server, TrainingBackend(seen), "Training"),
+            (
+                modelzoo_service_pb2_grpc.add_ModelZooServiceServicer_to_server,
+                ZooBackend(seen),
+                "trainyard.modelzoo.v1.ModelZooService",
+            ),
+            (
+                dataset_service_pb2_grpc.add_DatasetServiceServicer_to_server,
+                DatasetBackend(seen),
+                "trainyard.dataset.v1.DatasetService",
+            ),
+            (
+                training_service_pb2_grpc.add_TrainingServiceServicer_to_server,
+                TrainingBackend(seen),
+                "trainyard.training.v1.TrainingService",
+            ),
         ],
     )
     backend = f"127.0.0.1:{backend_port}"
@@ -471,3 +495,154 @@ async def test_projects_are_isolated(stack):
     response = await stack.zoo.ListModels(modelzoo_service_pb2.ListModelsRequest(), metadata=bearer(other_token))
     assert response.next_page_token == "other"
     assert stack.seen.metadata[-1]["x-trainyard-project"] == "other"
+
+
+async def test_bidi_stream_passes_through(stack, database_url):
+    """No trainyard RPC is bidi yet; route the backend's own bidi reflection stream through a Gateway."""
+    service = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
+    method = service.methods_by_name["ServerReflectionInfo"]
+    route = Route(
+        path=f"/{service.full_name}/{method.name}",
+        service=service.full_name,
+        name=method.name,
+        backend="modelzoo",
+        client_streaming=True,
+        server_streaming=True,
+        read_only=True,
+        min_role="viewer",
+        descriptor=method,
+    )
+    store = KeyStore(make_engine(database_url))  # the stack's database, migrated and bootstrapped
+    authenticator = Authenticator(store)
+    backend = grpc.aio.insecure_channel(stack.settings.modelzoo_address)
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            Gateway(
+                channels={"modelzoo": backend},
+                addresses={"modelzoo": stack.settings.modelzoo_address},
+                authenticator=authenticator,
+                auth_servicer=AuthServicer(store, authenticator),
+                internal_token=INTERNAL_TOKEN,
+                default_deadline=10,
+                routes={route.path: route},
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(metadata=bearer(ADMIN_TOKEN))
+            # Interleaved: each answer arrives before the next question is sent.
+            await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+            listed = await call.read()
+            assert "trainyard.modelzoo.v1.ModelZooService" in {s.name for s in listed.list_services_response.service}
+            await call.write(
+                reflection_pb2.ServerReflectionRequest(file_containing_symbol="trainyard.modelzoo.v1.ModelZooService")
+            )
+            files = await call.read()
+            assert files.file_descriptor_response.file_descriptor_proto
+            await call.done_writing()
+            assert await call.read() == grpc.aio.EOF
+            assert await call.code() == grpc.StatusCode.OK
+    finally:
+        await server.stop(0)
+        await backend.close()
+
+
+async def test_message_size_limit(database_url):
+    settings = GatewaySettings(
+        listen="127.0.0.1:0", database_url=database_url, bootstrap_token=ADMIN_TOKEN, max_message_bytes=64 * 1024
+    )
+    gateway = await start(settings)
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = modelzoo_service_pb2_grpc.ModelZooServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ListModels(
+                    modelzoo_service_pb2.ListModelsRequest(query="q" * 100_000), metadata=bearer(ADMIN_TOKEN)
+                )
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        await gateway.stop()
+
+
+async def test_tls(tmp_path, database_url):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    settings = GatewaySettings(
+        listen="127.0.0.1:0",
+        database_url=database_url,
+        bootstrap_token=ADMIN_TOKEN,
+        tls_cert_file=cert,
+        tls_key_file=key,
+    )
+    gateway = await start(settings)
+    try:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        async with grpc.aio.secure_channel(gateway.address, credentials) as channel:
+            me = await auth_service_pb2_grpc.AuthServiceStub(channel).WhoAmI(
+                auth_service_pb2.WhoAmIRequest(), metadata=bearer(ADMIN_TOKEN), timeout=10
+            )
+            assert me.key.id == "bootstrap1"
+        async with grpc.aio.insecure_channel(gateway.address) as plain:  # plaintext is refused
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await auth_service_pb2_grpc.AuthServiceStub(plain).WhoAmI(
+                    auth_service_pb2.WhoAmIRequest(), metadata=bearer(ADMIN_TOKEN), timeout=5
+                )
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await gateway.stop()
+
+
+async def test_python_dash_m_gateway(tmp_path):
+    """The process entry point: env configuration, bootstrap key, serving, clean SIGTERM."""
+    env = {
+        **os.environ,
+        "TRAINYARD_LISTEN": "127.0.0.1:0",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/gw.db",
+        "TRAINYARD_BOOTSTRAP_TOKEN": ADMIN_TOKEN,
+        "TRAINYARD_BOOTSTRAP_PROJECT": "team-a",
+        "TRAINYARD_LOG_FORMAT": "json",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", env=env, stderr=asyncio.subprocess.PIPE, cwd=Path(__file__).parent.parent
+    )
+    try:
+        address = None
+        async with asyncio.timeout(60):
+            while address is None:
+                line = await proc.stderr.readline()
+                assert line, "gateway exited before listening"
+                entry = json.loads(line)
+                if entry["msg"] == "gateway listening":
+                    address = entry["address"]
+        async with grpc.aio.insecure_channel(address) as channel:
+            me = await auth_service_pb2_grpc.AuthServiceStub(channel).WhoAmI(
+                auth_service_pb2.WhoAmIRequest(), metadata=bearer(ADMIN_TOKEN), timeout=10
+            )
+            assert (me.key.project, me.key.role) == ("team-a", auth_pb2.ROLE_ADMIN)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def test_bad_bootstrap_token_is_a_configuration_error(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/gw.db", "TRAINYARD_BOOTSTRAP_TOKEN": "letmein"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway"], env=env, capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "TRAINYARD_BOOTSTRAP_TOKEN" in result.stderr
