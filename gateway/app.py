@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.auth import Authenticator
 from gateway.keys import KeyStore
+from gateway.limits import RateLimiter
 from gateway.proxy import Gateway
 from gateway.routes import BACKEND_SERVICES, FRONTED_SERVICES
 from gateway.servicer import AuthServicer
@@ -70,6 +71,7 @@ async def start(settings: Settings) -> RunningService:
         auth_servicer=AuthServicer(store, authenticator),
         internal_token=settings.internal_token,
         default_deadline=settings.default_deadline_seconds,
+        rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
 
     server = grpc.aio.server(options=server_options(settings))

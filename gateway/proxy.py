@@ -20,6 +20,7 @@ from google.protobuf import message_factory
 
 from gateway.auth import Authenticator
 from gateway.keys import KeyInfo, role_at_least
+from gateway.limits import RateLimiter
 from gateway.routes import ROUTES, Route
 from gateway.servicer import AuthServicer
 from services.common import identity
@@ -55,6 +56,7 @@ class Gateway(grpc.GenericRpcHandler):
         auth_servicer: AuthServicer,
         internal_token: str,
         default_deadline: float,
+        rate_limiter: RateLimiter | None = None,
         routes: Mapping[str, Route] = ROUTES,
     ) -> None:
         self.channels = dict(channels)
@@ -63,6 +65,7 @@ class Gateway(grpc.GenericRpcHandler):
         self.auth_servicer = auth_servicer
         self.internal_token = internal_token
         self.default_deadline = default_deadline
+        self.rate_limiter = rate_limiter or RateLimiter(0, 1)
         self.routes = dict(routes)
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         # One multi-callable per proxied method, without serializers: bytes in, bytes out.
@@ -82,6 +85,7 @@ class Gateway(grpc.GenericRpcHandler):
     async def _admit(self, route: Route, context: grpc.aio.ServicerContext) -> KeyInfo:
         md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         caller = await self.authenticator.authenticate(md)
+        self.rate_limiter.check(caller.id)
         if not role_at_least(caller.role, route.min_role):
             raise PermissionDenied(
                 f"role {caller.role} may not call {route.service}/{route.name}; it needs {route.min_role}",

@@ -23,6 +23,9 @@ class GatewaySettings(Settings):
     key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     # Deadline given to a unary backend call when the client sent none; streams get none.
     default_deadline_seconds: float = Field(default=60.0, gt=0, le=86400)
+    # Calls per second per API key (token bucket; 0 turns the limit off) and the burst allowed.
+    rate_limit_per_second: float = Field(default=200.0, ge=0)
+    rate_limit_burst: int = Field(default=400, ge=1)
 
     @field_validator("bootstrap_token")
     @classmethod

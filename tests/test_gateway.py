@@ -646,3 +646,30 @@ def test_bad_bootstrap_token_is_a_configuration_error(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "TRAINYARD_BOOTSTRAP_TOKEN" in result.stderr
+
+
+async def test_rate_limit_per_key(database_url):
+    settings = GatewaySettings(
+        listen="127.0.0.1:0",
+        database_url=database_url,
+        bootstrap_token=ADMIN_TOKEN,
+        rate_limit_per_second=0.5,
+        rate_limit_burst=2,
+    )
+    gateway = await start(settings)
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+            other = await auth.CreateApiKey(  # call 1 of the admin key
+                auth_service_pb2.CreateApiKeyRequest(name="other", role=auth_pb2.ROLE_VIEWER),
+                metadata=bearer(ADMIN_TOKEN),
+            )
+            await auth.WhoAmI(auth_service_pb2.WhoAmIRequest(), metadata=bearer(ADMIN_TOKEN))  # call 2
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await auth.WhoAmI(auth_service_pb2.WhoAmIRequest(), metadata=bearer(ADMIN_TOKEN))
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert error_reason(err.value) == "RATE_LIMITED"
+            # Each key has its own bucket.
+            await auth.WhoAmI(auth_service_pb2.WhoAmIRequest(), metadata=bearer(other.token))
+    finally:
+        await gateway.stop()
