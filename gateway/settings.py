@@ -52,4 +52,5 @@ def gateway_settings(settings: Settings) -> GatewaySettings:
     """The gateway's settings from plain Settings (tests pass the shared fixture)."""
     if isinstance(settings, GatewaySettings):
         return settings
-    return GatewaySettings.model_validate({**settings.model_dump(), "database_url": settings.database_url})
+    # __dict__ also holds keys set with model_copy(update={...}) on a plain Settings (bootstrap_token ...).
+    return GatewaySettings.model_validate(dict(settings.__dict__))

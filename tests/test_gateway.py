@@ -30,7 +30,7 @@ from gateway.servicer import AuthServicer
 from gateway.settings import GatewaySettings
 from services.common import identity
 from services.common.db import make_engine
-from services.common.errors import InvalidArgument, error_reason, field_violations
+from services.common.errors import InvalidArgument, NotFound, error_reason, field_violations
 from services.common.server import serve
 from services.common.settings import Settings
 from trainyard.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
@@ -116,6 +116,9 @@ class TrainingBackend(training_service_pb2_grpc.TrainingServiceServicer):
 
     async def WatchTrainingTask(self, request, context):
         self.seen.record(context)
+        if request.task_id == "gone":  # fails mid-stream
+            yield training_service_pb2.WatchTrainingTaskResponse(event=training_pb2.TaskEvent(sequence=1))
+            raise NotFound("training task 'gone' was deleted", metadata={"task_id": "gone"})
         for sequence in (1, 2, 3):
             yield training_service_pb2.WatchTrainingTaskResponse(
                 event=training_pb2.TaskEvent(sequence=sequence, log=f"{request.task_id}:{sequence}")
@@ -285,6 +288,17 @@ async def test_server_streaming_passes_through_and_cancel_reaches_backend(stack)
     assert got == [1, 2, 3]
     call.cancel()
     await asyncio.wait_for(stack.seen.cancelled.wait(), 5)
+
+    # An error after some messages: the messages, then the backend's status.
+    call = stub.WatchTrainingTask(
+        training_service_pb2.WatchTrainingTaskRequest(task_id="gone"), metadata=bearer(ADMIN_TOKEN)
+    )
+    assert (await call.read()).event.sequence == 1
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call.read()
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.details() == "training task 'gone' was deleted"
+    assert error_reason(err.value) == "NOT_FOUND"
 
 
 async def test_backend_error_details_reach_client_unchanged(stack):
