@@ -283,3 +283,13 @@ def test_import_rejects_a_file_that_is_not_a_checkpoint(zoo, tmp_path):
     (folder / "tv__resnet18.imagenet1k_v1.pth").write_text("hello")
     with pytest.raises(FailedPrecondition, match="not a torch checkpoint"):
         zoo.import_weights("tv/resnet18.imagenet1k_v1")
+
+
+def test_a_configured_stale_catalog_is_used_as_it_is(tmp_path, catalog_path):
+    data = json.loads(catalog_path.read_text())
+    data["libraries"]["torch"] = "0.0.1"
+    stale = tmp_path / "catalog.json"
+    stale.write_text(json.dumps(data))
+    assert ensure_catalog(stale, rebuild_stale=False) == stale
+    assert json.loads(stale.read_text())["libraries"]["torch"] == "0.0.1"  # not rebuilt
+    assert len(Catalog.load(stale).models) == len(data["models"])

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def make_zoo(cfg: ModelZooSettings, engine, s3) -> ModelZoo:
     """The domain object: the catalog (built first when missing, in a subprocess) and the weight store."""
-    path = ensure_catalog(cfg.catalog_path)
+    path = ensure_catalog(cfg.catalog_path, rebuild_stale=not cfg.modelzoo_catalog)
     catalog = Catalog.load(path)
     log.info(
         "catalog loaded", extra={"path": str(path), "models": len(catalog.models), "families": len(catalog.families)}

@@ -3,8 +3,9 @@
 The catalog file (schema "trainyard.modelzoo.catalog/v1") is built once by
 ``python -m services.modelzoo.catalog_builder --out PATH`` in a subprocess, so no service process
 imports torch. Its location: setting TRAINYARD_MODELZOO_CATALOG when set, else
-``$TRAINYARD_HOME/modelzoo/catalog.json``. A missing file, or one built by other versions of
-torch/torchvision/timm than those installed, is (re)built on start.
+``$TRAINYARD_HOME/modelzoo/catalog.json``. A missing file is built on start, and so is a cached
+one built by other versions of torch/torchvision/timm than those installed (a configured one is
+used as it is).
 """
 
 from __future__ import annotations
@@ -175,10 +176,14 @@ def build(path: Path, timeout: float = BUILD_TIMEOUT_S) -> float:
     return time.monotonic() - started
 
 
-def ensure_catalog(path: Path) -> Path:
-    """The catalog at path, built first when missing or stale."""
+def ensure_catalog(path: Path, rebuild_stale: bool = True) -> Path:
+    """The catalog at path, built first when missing, or when stale unless rebuild_stale is False
+    (a catalog configured explicitly is used as it is, with a warning)."""
     path = Path(path)
     if path.exists() and is_current(path):
+        return path
+    if path.exists() and not rebuild_stale:
+        log.warning("the configured model catalog was built by other library versions", extra={"path": str(path)})
         return path
     reason = "missing" if not path.exists() else "built by other library versions"
     log.info("building the model catalog", extra={"path": str(path), "reason": reason})
