@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,23 +14,17 @@ from minio import Minio
 from services.common.db import make_engine, migrate
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.modelzoo import catalog as catalog_mod
-from services.modelzoo.catalog import SCHEMA, Catalog, ensure_catalog, is_current
+from services.modelzoo.catalog import SCHEMA, Catalog, ensure_catalog, is_current, shared_catalog
 from services.modelzoo.zoo import IMPORTABLE, UNAVAILABLE, ModelQuery, ModelZoo, OfflineSources
 from trainyard.common.v1 import common_pb2
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "modelzoo" / "migrations"
 
 
-def shared_catalog_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One catalog per test session: TRAINYARD_MODELZOO_CATALOG when set, else built once into the session temp."""
-    env = os.environ.get("TRAINYARD_MODELZOO_CATALOG")
-    path = Path(env) if env else tmp_path_factory.getbasetemp() / "modelzoo" / "catalog.json"
-    return ensure_catalog(path)
-
-
 @pytest.fixture(scope="session")
 def catalog_path(tmp_path_factory) -> Path:
-    return shared_catalog_path(tmp_path_factory)
+    """One catalog per test session: TRAINYARD_MODELZOO_CATALOG when set, else built once into the session temp."""
+    return shared_catalog(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

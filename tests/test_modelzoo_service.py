@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from services.common import objectstore
 from services.common.errors import error_reason, field_violations
 from services.modelzoo.app import start
-from services.modelzoo.catalog import ensure_catalog
+from services.modelzoo.catalog import shared_catalog
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_service_pb2 as pb
@@ -37,9 +36,7 @@ def wheel_file() -> Path:
 @pytest.fixture(scope="session")
 def catalog_path(tmp_path_factory) -> Path:
     """One catalog per test session (shared with test_modelzoo_catalog through the session temp folder)."""
-    env = os.environ.get("TRAINYARD_MODELZOO_CATALOG")
-    path = Path(env) if env else tmp_path_factory.getbasetemp() / "modelzoo" / "catalog.json"
-    return ensure_catalog(path)
+    return shared_catalog(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

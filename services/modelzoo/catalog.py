@@ -190,3 +190,12 @@ def ensure_catalog(path: Path, rebuild_stale: bool = True) -> Path:
     seconds = build(path)
     log.info("built the model catalog", extra={"path": str(path), "seconds": round(seconds, 1)})
     return path
+
+
+def shared_catalog(folder: Path) -> Path:
+    """A catalog shared by everything run in one place (a test session): TRAINYARD_MODELZOO_CATALOG
+    when set, else ``folder/modelzoo/catalog.json``, built on first use. For tests'
+    ``catalog_path`` fixtures: ``shared_catalog(tmp_path_factory.getbasetemp())``."""
+    env = os.environ.get("TRAINYARD_MODELZOO_CATALOG")
+    path = Path(env) if env else Path(folder) / "modelzoo" / "catalog.json"
+    return ensure_catalog(path)
