@@ -496,9 +496,9 @@ async def test_auth_service_create_list_revoke(stack):
 
 async def test_projects_are_isolated(stack):
     # An admin of another project (made directly in the store, as an operator would).
-    other_key, other_token = KeyStore(make_engine(stack.settings.database_url)).create(
-        project="other", name="other-admin", role="admin"
-    )
+    engine = make_engine(stack.settings.database_url)
+    other_key, other_token = KeyStore(engine).create(project="other", name="other-admin", role="admin")
+    engine.dispose()
     listed = await stack.auth.ListApiKeys(auth_service_pb2.ListApiKeysRequest(), metadata=bearer(other_token))
     assert [k.id for k in listed.keys] == [other_key.id]
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -526,7 +526,8 @@ async def test_bidi_stream_passes_through(stack, database_url):
         min_role="viewer",
         descriptor=method,
     )
-    store = KeyStore(make_engine(database_url))  # the stack's database, migrated and bootstrapped
+    engine = make_engine(database_url)
+    store = KeyStore(engine)  # the stack's database, migrated and bootstrapped
     authenticator = Authenticator(store)
     backend = grpc.aio.insecure_channel(stack.settings.modelzoo_address)
     server = grpc.aio.server()
@@ -563,6 +564,7 @@ async def test_bidi_stream_passes_through(stack, database_url):
     finally:
         await server.stop(0)
         await backend.close()
+        engine.dispose()
 
 
 async def test_message_size_limit(database_url):
@@ -687,3 +689,53 @@ async def test_rate_limit_per_key(database_url):
             await auth.WhoAmI(auth_service_pb2.WhoAmIRequest(), metadata=bearer(other.token))
     finally:
         await gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def zoo_catalog(tmp_path_factory) -> Path:
+    from services.modelzoo.catalog import shared_catalog
+
+    return shared_catalog(tmp_path_factory.getbasetemp())  # the same file test_modelzoo_* use
+
+
+async def test_real_modelzoo_through_the_gateway(settings, zoo_catalog, tmp_path):
+    from services.modelzoo.app import start as start_modelzoo
+
+    internal = settings.model_copy(update={"internal_token": INTERNAL_TOKEN})
+    zoo = await start_modelzoo(
+        internal.model_copy(update={"modelzoo_catalog": str(zoo_catalog), "modelzoo_offline_weights_dir": ""})
+    )
+    gateway = await start(internal.model_copy(update={"modelzoo_address": zoo.address, "bootstrap_token": ADMIN_TOKEN}))
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+            viewer = (
+                await auth.CreateApiKey(
+                    auth_service_pb2.CreateApiKeyRequest(name="viewer", role=auth_pb2.ROLE_VIEWER),
+                    metadata=bearer(ADMIN_TOKEN),
+                )
+            ).token
+            stub = modelzoo_service_pb2_grpc.ModelZooServiceStub(channel)
+            listed = await stub.ListModels(
+                modelzoo_service_pb2.ListModelsRequest(query="mobilenet_v2", page_size=5), metadata=bearer(viewer)
+            )
+            assert "tv/mobilenet_v2.imagenet1k_v1" in [m.id for m in listed.models]
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetModel(modelzoo_service_pb2.GetModelRequest(model_id="tv/nope"), metadata=bearer(viewer))
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND and "tv/nope" in err.value.details()
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ImportWeights(
+                    modelzoo_service_pb2.ImportWeightsRequest(model_id="tv/mobilenet_v2.imagenet1k_v1"),
+                    metadata=bearer(viewer),
+                )
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # The service itself refuses callers without the gateway's internal token.
+        async with grpc.aio.insecure_channel(zoo.address) as direct:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await modelzoo_service_pb2_grpc.ModelZooServiceStub(direct).ListModels(
+                    modelzoo_service_pb2.ListModelsRequest(), metadata=(("x-trainyard-project", "default"),)
+                )
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await gateway.stop()
+        await zoo.stop()
