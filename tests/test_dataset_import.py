@@ -213,6 +213,17 @@ def test_path_traversal_is_rejected(tmp_path, kind, evil):
     assert "outside the archive" in violation(exc) or "absolute path" in violation(exc)
 
 
+def test_tar_links_are_skipped_not_followed(tmp_path):
+    path = write_tar(tmp_path / "a.tar", folder(per_class=2))
+    with tarfile.open(path, "a") as tf:
+        link = tarfile.TarInfo("cat/link.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+        tf.addfile(link)
+    result = import_archive(path, tmp_path / "work")
+    assert len(result.cases) == 4 and all(c.source_path != "cat/link.png" for c in result.cases)
+    assert any("link" in w and "cat/link.png" in w for w in result.warnings)
+
+
 def test_archive_limits_bound_zip_bombs(tmp_path):
     files = folder(per_class=5)
     with pytest.raises(InvalidArgument) as exc:
