@@ -111,6 +111,19 @@ def run_job(
         raise PermanentJobError(f"the job names {len(classes)} class(es); classification needs at least 2")
     if hp.epochs < 1 or hp.batch_size < 1 or hp.image_size < 16 or hp.learning_rate <= 0:
         raise PermanentJobError("the job's hyperparameters are not resolved (epochs, batch_size, image_size, lr)")
+    bucket, prefix = job.output_bucket, job.output_prefix
+    ckpt_key = prefix + CHECKPOINT
+    resume = load_checkpoint(store, bucket, ckpt_key)
+    if resume is not None:
+        saved = resume.get("config", {})
+        if saved.get("num_classes") != len(classes) or saved.get("epochs") != hp.epochs:
+            reporter.log("the stored checkpoint belongs to another configuration; starting fresh")
+            resume = None
+    resumed_from = int(resume["epoch"]) if resume else 0
+    if on_resume is not None:
+        on_resume(resumed_from)
+    if resumed_from:
+        reporter.log(f"resuming from the checkpoint of epoch {resumed_from}")
     ref = job.dataset.manifest
     manifest = data.load_manifest(store, ref.bucket, ref.key, ref.sha256)
     train_cases = data.classification_cases(manifest, "train", len(classes))
@@ -167,19 +180,6 @@ def run_job(
         seed=hp.seed,
         class_names=classes,
     )
-    bucket, prefix = job.output_bucket, job.output_prefix
-    ckpt_key = prefix + CHECKPOINT
-    resume = load_checkpoint(store, bucket, ckpt_key)
-    if resume is not None:
-        saved = resume.get("config", {})
-        if saved.get("num_classes") != cfg.num_classes or saved.get("epochs") != cfg.epochs:
-            reporter.log("the stored checkpoint belongs to another configuration; starting fresh")
-            resume = None
-    resumed_from = int(resume["epoch"]) if resume else 0
-    if on_resume is not None:
-        on_resume(resumed_from)
-    if resumed_from:
-        reporter.log(f"resuming from the checkpoint of epoch {resumed_from}")
     ckpt_artifact: list[Artifact] = []
 
     def save_checkpoint(state: dict) -> None:

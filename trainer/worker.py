@@ -68,6 +68,7 @@ class EventSink:
         self.queue: asyncio.Queue[events_pb2.TrainerEvent | None] = asyncio.Queue()
         self.task = asyncio.create_task(self._pump())
         self.epoch = 0
+        self._loop_thread = threading.get_ident()
 
     def make(self, **kind: Any) -> events_pb2.TrainerEvent:
         ev = events_pb2.TrainerEvent(task_id=self.task_id, attempt=self.attempt, trainer_node=self.node, **kind)
@@ -77,7 +78,10 @@ class EventSink:
     def emit(self, **kind: Any) -> None:
         """Queue an event (from any thread)."""
         ev = self.make(**kind)
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, ev)
+        if threading.get_ident() == self._loop_thread:
+            self.queue.put_nowait(ev)  # keeps the order of events queued on the loop itself
+        else:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, ev)
 
     async def _pump(self) -> None:
         while True:
@@ -190,8 +194,12 @@ class Worker:
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
+            for sub in self.subs:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await self.nc.flush(timeout=5)
+            await self.nc.close()
 
     async def run(self) -> None:
         if self.nc is None:

@@ -52,7 +52,7 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
         ],
     )
     running = RunningService(
-        server, port, closers=[engine.dispose, nc.drain, *[r.close for r in remote], consumer.stop]
+        server, port, closers=[engine.dispose, nc.close, *[r.close for r in remote], consumer.stop]
     )
     running.domain = domain  # type: ignore[attr-defined]
     return running
