@@ -65,7 +65,9 @@ def free_ports(count: int, host: str = HOST, *, grpc_offset: int | None = None) 
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
+    """Nothing listens on host:port (TIME_WAIT leftovers do not count: servers bind with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
