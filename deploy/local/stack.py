@@ -255,7 +255,9 @@ def _python_path(env: dict[str, str]) -> str:
 
 
 def client_env(layout: Layout, state: dict[str, Any], secrets_: dict[str, str]) -> dict[str, str]:
-    """What any process needs to reach this stack (no listen address, no database)."""
+    """What a process joining this stack needs (a trainer, a script): S3, NATS and service addresses.
+
+    Not the internal token: only the stack's own services and gateway get it."""
     comps = state.get("components", {})
     env = {
         HOME_ENV: str(layout.home),
@@ -264,7 +266,6 @@ def client_env(layout: Layout, state: dict[str, Any], secrets_: dict[str, str]) 
         "TRAINYARD_S3_SECRET_KEY": secrets_["s3_secret_key"],
         "TRAINYARD_S3_SECURE": "false",
         "TRAINYARD_NATS_URL": f"nats://{comps['nats']['address']}" if "nats" in comps else "",
-        "TRAINYARD_INTERNAL_TOKEN": secrets_["internal_token"],
     }
     for name in SERVICES:
         if name in comps:
@@ -277,6 +278,10 @@ def process_env(
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(client_env(layout, state, secrets_))
+    if BY_NAME[name].kind == "grpc":  # services and the gateway only; a trainer talks to NATS and S3
+        env["TRAINYARD_INTERNAL_TOKEN"] = secrets_["internal_token"]
+    else:
+        env.pop("TRAINYARD_INTERNAL_TOKEN", None)
     env["PYTHONPATH"] = _python_path(env)
     env["PYTHONUNBUFFERED"] = "1"
     if listen:
