@@ -146,7 +146,8 @@ def rank(
             score -= 0.1
             factors.append("weights importable from an installed source (import before training)")
         else:
-            score -= 0.5
+            # Transfer learning needs weights: a model without them ranks below every model with them.
+            score -= 1.0
             factors.append("no pre-trained weights available: would train from scratch")
 
         small_data = stats.train_cases and stats.train_cases < 2000
