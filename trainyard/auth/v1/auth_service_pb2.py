@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from trainyard.auth.v1 import auth_pb2 as trainyard_dot_auth_dot_v1_dot_auth__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$trainyard/auth/v1/auth_service.proto\x12\x11trainyard.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ctrainyard/auth/v1/auth.proto\"\x0f\n\rWhoAmIRequest\"8\n\x0eWhoAmIResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.trainyard.auth.v1.ApiKey\"\x8f\x01\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04role\x18\x02 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"M\n\x14\x43reateApiKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.trainyard.auth.v1.ApiKey\x12\r\n\x05token\x18\x02 \x01(\t\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x13ListApiKeysResponse\x12\'\n\x04keys\x18\x01 \x03(\x0b\x32\x19.trainyard.auth.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\">\n\x14RevokeApiKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.trainyard.auth.v1.ApiKey2\x86\x03\n\x0b\x41uthService\x12R\n\x06WhoAmI\x12 .trainyard.auth.v1.WhoAmIRequest\x1a!.trainyard.auth.v1.WhoAmIResponse\"\x03\x90\x02\x01\x12_\n\x0c\x43reateApiKey\x12&.trainyard.auth.v1.CreateApiKeyRequest\x1a\'.trainyard.auth.v1.CreateApiKeyResponse\x12\x61\n\x0bListApiKeys\x12%.trainyard.auth.v1.ListApiKeysRequest\x1a&.trainyard.auth.v1.ListApiKeysResponse\"\x03\x90\x02\x01\x12_\n\x0cRevokeApiKey\x12&.trainyard.auth.v1.RevokeApiKeyRequest\x1a\'.trainyard.auth.v1.RevokeApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$trainyard/auth/v1/auth_service.proto\x12\x11trainyard.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ctrainyard/auth/v1/auth.proto\"\x0f\n\rWhoAmIRequest\"8\n\x0eWhoAmIResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.trainyard.auth.v1.ApiKey\"\x9f\x01\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x04role\x18\x02 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0e\n\x06member\x18\x05 \x01(\t\"M\n\x14\x43reateApiKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.trainyard.auth.v1.ApiKey\x12\r\n\x05token\x18\x02 \x01(\t\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x13ListApiKeysResponse\x12\'\n\x04keys\x18\x01 \x03(\x0b\x32\x19.trainyard.auth.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\">\n\x14RevokeApiKeyResponse\x12&\n\x03key\x18\x01 \x01(\x0b\x32\x19.trainyard.auth.v1.ApiKey\"P\n\x12\x43reateTokenRequest\x12\x13\n\x0bttl_seconds\x18\x01 \x01(\x05\x12%\n\x04role\x18\x02 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\"\x8d\x01\n\x13\x43reateTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07project\x18\x03 \x01(\t\x12%\n\x04role\x18\x04 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\"X\n\x14\x43reateProjectRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x16\n\x0e\x61\x64min_key_name\x18\x03 \x01(\t\"\x87\x01\n\x15\x43reateProjectResponse\x12+\n\x07project\x18\x01 \x01(\x0b\x32\x1a.trainyard.auth.v1.Project\x12,\n\tadmin_key\x18\x02 \x01(\x0b\x32\x19.trainyard.auth.v1.ApiKey\x12\x13\n\x0b\x61\x64min_token\x18\x03 \x01(\t\"<\n\x13ListProjectsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x14ListProjectsResponse\x12,\n\x08projects\x18\x01 \x03(\x0b\x32\x1a.trainyard.auth.v1.Project\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x17\x41\x64\x64ProjectMemberRequest\x12\x0e\n\x06member\x18\x01 \x01(\t\x12%\n\x04role\x18\x02 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\"L\n\x18\x41\x64\x64ProjectMemberResponse\x12\x30\n\x06member\x18\x01 \x01(\x0b\x32 .trainyard.auth.v1.ProjectMember\"B\n\x19ListProjectMembersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"h\n\x1aListProjectMembersResponse\x12\x31\n\x07members\x18\x01 \x03(\x0b\x32 .trainyard.auth.v1.ProjectMember\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x1aRemoveProjectMemberRequest\x12\x0e\n\x06member\x18\x01 \x01(\t\"6\n\x1bRemoveProjectMemberResponse\x12\x17\n\x0frevoked_key_ids\x18\x01 \x03(\t\"Y\n\x17ListAuditEntriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x17\n\x0fmethod_contains\x18\x03 \x01(\t\"c\n\x18ListAuditEntriesResponse\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.trainyard.auth.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x80\t\n\x0b\x41uthService\x12R\n\x06WhoAmI\x12 .trainyard.auth.v1.WhoAmIRequest\x1a!.trainyard.auth.v1.WhoAmIResponse\"\x03\x90\x02\x01\x12_\n\x0c\x43reateApiKey\x12&.trainyard.auth.v1.CreateApiKeyRequest\x1a\'.trainyard.auth.v1.CreateApiKeyResponse\x12\x61\n\x0bListApiKeys\x12%.trainyard.auth.v1.ListApiKeysRequest\x1a&.trainyard.auth.v1.ListApiKeysResponse\"\x03\x90\x02\x01\x12_\n\x0cRevokeApiKey\x12&.trainyard.auth.v1.RevokeApiKeyRequest\x1a\'.trainyard.auth.v1.RevokeApiKeyResponse\x12\x61\n\x0b\x43reateToken\x12%.trainyard.auth.v1.CreateTokenRequest\x1a&.trainyard.auth.v1.CreateTokenResponse\"\x03\x90\x02\x01\x12\x62\n\rCreateProject\x12\'.trainyard.auth.v1.CreateProjectRequest\x1a(.trainyard.auth.v1.CreateProjectResponse\x12\x64\n\x0cListProjects\x12&.trainyard.auth.v1.ListProjectsRequest\x1a\'.trainyard.auth.v1.ListProjectsResponse\"\x03\x90\x02\x01\x12k\n\x10\x41\x64\x64ProjectMember\x12*.trainyard.auth.v1.AddProjectMemberRequest\x1a+.trainyard.auth.v1.AddProjectMemberResponse\x12v\n\x12ListProjectMembers\x12,.trainyard.auth.v1.ListProjectMembersRequest\x1a-.trainyard.auth.v1.ListProjectMembersResponse\"\x03\x90\x02\x01\x12t\n\x13RemoveProjectMember\x12-.trainyard.auth.v1.RemoveProjectMemberRequest\x1a..trainyard.auth.v1.RemoveProjectMemberResponse\x12p\n\x10ListAuditEntries\x12*.trainyard.auth.v1.ListAuditEntriesRequest\x1a+.trainyard.auth.v1.ListAuditEntriesResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,22 +37,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['WhoAmI']._serialized_options = b'\220\002\001'
   _globals['_AUTHSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\220\002\001'
+  _globals['_AUTHSERVICE'].methods_by_name['CreateToken']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['CreateToken']._serialized_options = b'\220\002\001'
+  _globals['_AUTHSERVICE'].methods_by_name['ListProjects']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['ListProjects']._serialized_options = b'\220\002\001'
+  _globals['_AUTHSERVICE'].methods_by_name['ListProjectMembers']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['ListProjectMembers']._serialized_options = b'\220\002\001'
+  _globals['_AUTHSERVICE'].methods_by_name['ListAuditEntries']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['ListAuditEntries']._serialized_options = b'\220\002\001'
   _globals['_WHOAMIREQUEST']._serialized_start=122
   _globals['_WHOAMIREQUEST']._serialized_end=137
   _globals['_WHOAMIRESPONSE']._serialized_start=139
   _globals['_WHOAMIRESPONSE']._serialized_end=195
   _globals['_CREATEAPIKEYREQUEST']._serialized_start=198
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=341
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=343
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=420
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=422
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=481
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=483
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=570
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=572
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=609
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=611
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=673
-  _globals['_AUTHSERVICE']._serialized_start=676
-  _globals['_AUTHSERVICE']._serialized_end=1066
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=357
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=359
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=436
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=438
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=497
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=499
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=586
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=588
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=625
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=627
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=689
+  _globals['_CREATETOKENREQUEST']._serialized_start=691
+  _globals['_CREATETOKENREQUEST']._serialized_end=771
+  _globals['_CREATETOKENRESPONSE']._serialized_start=774
+  _globals['_CREATETOKENRESPONSE']._serialized_end=915
+  _globals['_CREATEPROJECTREQUEST']._serialized_start=917
+  _globals['_CREATEPROJECTREQUEST']._serialized_end=1005
+  _globals['_CREATEPROJECTRESPONSE']._serialized_start=1008
+  _globals['_CREATEPROJECTRESPONSE']._serialized_end=1143
+  _globals['_LISTPROJECTSREQUEST']._serialized_start=1145
+  _globals['_LISTPROJECTSREQUEST']._serialized_end=1205
+  _globals['_LISTPROJECTSRESPONSE']._serialized_start=1207
+  _globals['_LISTPROJECTSRESPONSE']._serialized_end=1300
+  _globals['_ADDPROJECTMEMBERREQUEST']._serialized_start=1302
+  _globals['_ADDPROJECTMEMBERREQUEST']._serialized_end=1382
+  _globals['_ADDPROJECTMEMBERRESPONSE']._serialized_start=1384
+  _globals['_ADDPROJECTMEMBERRESPONSE']._serialized_end=1460
+  _globals['_LISTPROJECTMEMBERSREQUEST']._serialized_start=1462
+  _globals['_LISTPROJECTMEMBERSREQUEST']._serialized_end=1528
+  _globals['_LISTPROJECTMEMBERSRESPONSE']._serialized_start=1530
+  _globals['_LISTPROJECTMEMBERSRESPONSE']._serialized_end=1634
+  _globals['_REMOVEPROJECTMEMBERREQUEST']._serialized_start=1636
+  _globals['_REMOVEPROJECTMEMBERREQUEST']._serialized_end=1680
+  _globals['_REMOVEPROJECTMEMBERRESPONSE']._serialized_start=1682
+  _globals['_REMOVEPROJECTMEMBERRESPONSE']._serialized_end=1736
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=1738
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=1827
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=1829
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=1928
+  _globals['_AUTHSERVICE']._serialized_start=1931
+  _globals['_AUTHSERVICE']._serialized_end=3083
 # @@protoc_insertion_point(module_scope)

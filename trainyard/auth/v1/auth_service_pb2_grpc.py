@@ -55,6 +55,41 @@ class AuthServiceStub:
                 request_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/trainyard.auth.v1.AuthService/CreateToken',
+                request_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.CreateProject = channel.unary_unary(
+                '/trainyard.auth.v1.AuthService/CreateProject',
+                request_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateProjectRequest.SerializeToString,
+                response_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateProjectResponse.FromString,
+                _registered_method=True)
+        self.ListProjects = channel.unary_unary(
+                '/trainyard.auth.v1.AuthService/ListProjects',
+                request_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectsRequest.SerializeToString,
+                response_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectsResponse.FromString,
+                _registered_method=True)
+        self.AddProjectMember = channel.unary_unary(
+                '/trainyard.auth.v1.AuthService/AddProjectMember',
+                request_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.AddProjectMemberRequest.SerializeToString,
+                response_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.AddProjectMemberResponse.FromString,
+                _registered_method=True)
+        self.ListProjectMembers = channel.unary_unary(
+                '/trainyard.auth.v1.AuthService/ListProjectMembers',
+                request_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectMembersRequest.SerializeToString,
+                response_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectMembersResponse.FromString,
+                _registered_method=True)
+        self.RemoveProjectMember = channel.unary_unary(
+                '/trainyard.auth.v1.AuthService/RemoveProjectMember',
+                request_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RemoveProjectMemberRequest.SerializeToString,
+                response_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RemoveProjectMemberResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/trainyard.auth.v1.AuthService/ListAuditEntries',
+                request_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -93,6 +128,64 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """CreateToken returns a short-lived signed token for the caller's project with at most the
+        caller's role; it stops working when it expires or when the caller's key is revoked.
+        Fails with INVALID_ARGUMENT for a bad ttl or a role above the caller's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProject(self, request, context):
+        """CreateProject creates a project and its first admin key. Fails with PERMISSION_DENIED
+        unless the caller is an admin of the gateway's admin project, ALREADY_EXISTS for a taken
+        id, INVALID_ARGUMENT for a bad id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProjects(self, request, context):
+        """ListProjects lists the projects the caller may see: all of them for an admin of the admin
+        project, else the caller's own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddProjectMember(self, request, context):
+        """AddProjectMember adds a member to the caller's project or changes its role. Fails with
+        PERMISSION_DENIED unless the caller is an admin, INVALID_ARGUMENT for a bad name or role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProjectMembers(self, request, context):
+        """ListProjectMembers lists the members of the caller's project. Fails with PERMISSION_DENIED
+        unless the caller is an admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveProjectMember(self, request, context):
+        """RemoveProjectMember removes a member and revokes its keys. Fails with NOT_FOUND or
+        PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEntries(self, request, context):
+        """ListAuditEntries pages the audit log of the caller's project, newest first. Fails with
+        PERMISSION_DENIED unless the caller is an admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +208,41 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenRequest.FromString,
+                    response_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'CreateProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProject,
+                    request_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateProjectRequest.FromString,
+                    response_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateProjectResponse.SerializeToString,
+            ),
+            'ListProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjects,
+                    request_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectsRequest.FromString,
+                    response_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectsResponse.SerializeToString,
+            ),
+            'AddProjectMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddProjectMember,
+                    request_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.AddProjectMemberRequest.FromString,
+                    response_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.AddProjectMemberResponse.SerializeToString,
+            ),
+            'ListProjectMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjectMembers,
+                    request_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectMembersRequest.FromString,
+                    response_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectMembersResponse.SerializeToString,
+            ),
+            'RemoveProjectMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveProjectMember,
+                    request_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RemoveProjectMemberRequest.FromString,
+                    response_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RemoveProjectMemberResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -226,6 +354,195 @@ class AuthService:
             '/trainyard.auth.v1.AuthService/RevokeApiKey',
             trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RevokeApiKeyRequest.SerializeToString,
             trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.auth.v1.AuthService/CreateToken',
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenRequest.SerializeToString,
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.auth.v1.AuthService/CreateProject',
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateProjectRequest.SerializeToString,
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.CreateProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.auth.v1.AuthService/ListProjects',
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectsRequest.SerializeToString,
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddProjectMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.auth.v1.AuthService/AddProjectMember',
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.AddProjectMemberRequest.SerializeToString,
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.AddProjectMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjectMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.auth.v1.AuthService/ListProjectMembers',
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectMembersRequest.SerializeToString,
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListProjectMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveProjectMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.auth.v1.AuthService/RemoveProjectMember',
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RemoveProjectMemberRequest.SerializeToString,
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.RemoveProjectMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.auth.v1.AuthService/ListAuditEntries',
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEntriesRequest.SerializeToString,
+            trainyard_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

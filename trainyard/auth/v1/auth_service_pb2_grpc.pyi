@@ -48,6 +48,36 @@ class AuthServiceStub:
     """RevokeApiKey revokes a key of the caller's project. Fails with NOT_FOUND or
     PERMISSION_DENIED.
     """
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CreateTokenRequest, _auth_service_pb2.CreateTokenResponse]
+    """CreateToken returns a short-lived signed token for the caller's project with at most the
+    caller's role; it stops working when it expires or when the caller's key is revoked.
+    Fails with INVALID_ARGUMENT for a bad ttl or a role above the caller's.
+    """
+    CreateProject: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CreateProjectRequest, _auth_service_pb2.CreateProjectResponse]
+    """CreateProject creates a project and its first admin key. Fails with PERMISSION_DENIED
+    unless the caller is an admin of the gateway's admin project, ALREADY_EXISTS for a taken
+    id, INVALID_ARGUMENT for a bad id.
+    """
+    ListProjects: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListProjectsRequest, _auth_service_pb2.ListProjectsResponse]
+    """ListProjects lists the projects the caller may see: all of them for an admin of the admin
+    project, else the caller's own.
+    """
+    AddProjectMember: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.AddProjectMemberRequest, _auth_service_pb2.AddProjectMemberResponse]
+    """AddProjectMember adds a member to the caller's project or changes its role. Fails with
+    PERMISSION_DENIED unless the caller is an admin, INVALID_ARGUMENT for a bad name or role.
+    """
+    ListProjectMembers: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListProjectMembersRequest, _auth_service_pb2.ListProjectMembersResponse]
+    """ListProjectMembers lists the members of the caller's project. Fails with PERMISSION_DENIED
+    unless the caller is an admin.
+    """
+    RemoveProjectMember: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RemoveProjectMemberRequest, _auth_service_pb2.RemoveProjectMemberResponse]
+    """RemoveProjectMember removes a member and revokes its keys. Fails with NOT_FOUND or
+    PERMISSION_DENIED.
+    """
+    ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListAuditEntriesRequest, _auth_service_pb2.ListAuditEntriesResponse]
+    """ListAuditEntries pages the audit log of the caller's project, newest first. Fails with
+    PERMISSION_DENIED unless the caller is an admin.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -68,6 +98,36 @@ class AuthServiceAsyncStub(AuthServiceStub):
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RevokeApiKeyRequest, _auth_service_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
     """RevokeApiKey revokes a key of the caller's project. Fails with NOT_FOUND or
     PERMISSION_DENIED.
+    """
+    CreateToken: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CreateTokenRequest, _auth_service_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    """CreateToken returns a short-lived signed token for the caller's project with at most the
+    caller's role; it stops working when it expires or when the caller's key is revoked.
+    Fails with INVALID_ARGUMENT for a bad ttl or a role above the caller's.
+    """
+    CreateProject: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CreateProjectRequest, _auth_service_pb2.CreateProjectResponse]  # type: ignore[assignment]
+    """CreateProject creates a project and its first admin key. Fails with PERMISSION_DENIED
+    unless the caller is an admin of the gateway's admin project, ALREADY_EXISTS for a taken
+    id, INVALID_ARGUMENT for a bad id.
+    """
+    ListProjects: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListProjectsRequest, _auth_service_pb2.ListProjectsResponse]  # type: ignore[assignment]
+    """ListProjects lists the projects the caller may see: all of them for an admin of the admin
+    project, else the caller's own.
+    """
+    AddProjectMember: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.AddProjectMemberRequest, _auth_service_pb2.AddProjectMemberResponse]  # type: ignore[assignment]
+    """AddProjectMember adds a member to the caller's project or changes its role. Fails with
+    PERMISSION_DENIED unless the caller is an admin, INVALID_ARGUMENT for a bad name or role.
+    """
+    ListProjectMembers: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListProjectMembersRequest, _auth_service_pb2.ListProjectMembersResponse]  # type: ignore[assignment]
+    """ListProjectMembers lists the members of the caller's project. Fails with PERMISSION_DENIED
+    unless the caller is an admin.
+    """
+    RemoveProjectMember: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RemoveProjectMemberRequest, _auth_service_pb2.RemoveProjectMemberResponse]  # type: ignore[assignment]
+    """RemoveProjectMember removes a member and revokes its keys. Fails with NOT_FOUND or
+    PERMISSION_DENIED.
+    """
+    ListAuditEntries: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListAuditEntriesRequest, _auth_service_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
+    """ListAuditEntries pages the audit log of the caller's project, newest first. Fails with
+    PERMISSION_DENIED unless the caller is an admin.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -110,6 +170,78 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.RevokeApiKeyResponse, _abc.Awaitable[_auth_service_pb2.RevokeApiKeyResponse]]:
         """RevokeApiKey revokes a key of the caller's project. Fails with NOT_FOUND or
         PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateToken(
+        self,
+        request: _auth_service_pb2.CreateTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.CreateTokenResponse, _abc.Awaitable[_auth_service_pb2.CreateTokenResponse]]:
+        """CreateToken returns a short-lived signed token for the caller's project with at most the
+        caller's role; it stops working when it expires or when the caller's key is revoked.
+        Fails with INVALID_ARGUMENT for a bad ttl or a role above the caller's.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateProject(
+        self,
+        request: _auth_service_pb2.CreateProjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.CreateProjectResponse, _abc.Awaitable[_auth_service_pb2.CreateProjectResponse]]:
+        """CreateProject creates a project and its first admin key. Fails with PERMISSION_DENIED
+        unless the caller is an admin of the gateway's admin project, ALREADY_EXISTS for a taken
+        id, INVALID_ARGUMENT for a bad id.
+        """
+
+    @_abc_1.abstractmethod
+    def ListProjects(
+        self,
+        request: _auth_service_pb2.ListProjectsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.ListProjectsResponse, _abc.Awaitable[_auth_service_pb2.ListProjectsResponse]]:
+        """ListProjects lists the projects the caller may see: all of them for an admin of the admin
+        project, else the caller's own.
+        """
+
+    @_abc_1.abstractmethod
+    def AddProjectMember(
+        self,
+        request: _auth_service_pb2.AddProjectMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.AddProjectMemberResponse, _abc.Awaitable[_auth_service_pb2.AddProjectMemberResponse]]:
+        """AddProjectMember adds a member to the caller's project or changes its role. Fails with
+        PERMISSION_DENIED unless the caller is an admin, INVALID_ARGUMENT for a bad name or role.
+        """
+
+    @_abc_1.abstractmethod
+    def ListProjectMembers(
+        self,
+        request: _auth_service_pb2.ListProjectMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.ListProjectMembersResponse, _abc.Awaitable[_auth_service_pb2.ListProjectMembersResponse]]:
+        """ListProjectMembers lists the members of the caller's project. Fails with PERMISSION_DENIED
+        unless the caller is an admin.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveProjectMember(
+        self,
+        request: _auth_service_pb2.RemoveProjectMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.RemoveProjectMemberResponse, _abc.Awaitable[_auth_service_pb2.RemoveProjectMemberResponse]]:
+        """RemoveProjectMember removes a member and revokes its keys. Fails with NOT_FOUND or
+        PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditEntries(
+        self,
+        request: _auth_service_pb2.ListAuditEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.ListAuditEntriesResponse, _abc.Awaitable[_auth_service_pb2.ListAuditEntriesResponse]]:
+        """ListAuditEntries pages the audit log of the caller's project, newest first. Fails with
+        PERMISSION_DENIED unless the caller is an admin.
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
