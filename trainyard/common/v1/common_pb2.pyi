@@ -61,6 +61,21 @@ class Optimizer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPTIMIZER_SGD: _ClassVar[Optimizer]
     OPTIMIZER_ADAM: _ClassVar[Optimizer]
     OPTIMIZER_ADAMW: _ClassVar[Optimizer]
+
+class LrSchedule(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LR_SCHEDULE_UNSPECIFIED: _ClassVar[LrSchedule]
+    LR_SCHEDULE_COSINE: _ClassVar[LrSchedule]
+    LR_SCHEDULE_STEP: _ClassVar[LrSchedule]
+    LR_SCHEDULE_ONE_CYCLE: _ClassVar[LrSchedule]
+    LR_SCHEDULE_CONSTANT: _ClassVar[LrSchedule]
+
+class ClassWeighting(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CLASS_WEIGHTING_UNSPECIFIED: _ClassVar[ClassWeighting]
+    CLASS_WEIGHTING_NONE: _ClassVar[ClassWeighting]
+    CLASS_WEIGHTING_INVERSE_FREQUENCY: _ClassVar[ClassWeighting]
+    CLASS_WEIGHTING_SQRT_INVERSE_FREQUENCY: _ClassVar[ClassWeighting]
 TASK_TYPE_UNSPECIFIED: TaskType
 TASK_TYPE_CLASSIFICATION: TaskType
 TASK_TYPE_DETECTION: TaskType
@@ -97,9 +112,18 @@ OPTIMIZER_UNSPECIFIED: Optimizer
 OPTIMIZER_SGD: Optimizer
 OPTIMIZER_ADAM: Optimizer
 OPTIMIZER_ADAMW: Optimizer
+LR_SCHEDULE_UNSPECIFIED: LrSchedule
+LR_SCHEDULE_COSINE: LrSchedule
+LR_SCHEDULE_STEP: LrSchedule
+LR_SCHEDULE_ONE_CYCLE: LrSchedule
+LR_SCHEDULE_CONSTANT: LrSchedule
+CLASS_WEIGHTING_UNSPECIFIED: ClassWeighting
+CLASS_WEIGHTING_NONE: ClassWeighting
+CLASS_WEIGHTING_INVERSE_FREQUENCY: ClassWeighting
+CLASS_WEIGHTING_SQRT_INVERSE_FREQUENCY: ClassWeighting
 
 class Hyperparameters(_message.Message):
-    __slots__ = ("epochs", "batch_size", "learning_rate", "backbone_lr_multiplier", "weight_decay", "image_size", "optimizer", "seed", "warmup_epochs", "label_smoothing")
+    __slots__ = ("epochs", "batch_size", "learning_rate", "backbone_lr_multiplier", "weight_decay", "image_size", "optimizer", "seed", "warmup_epochs", "label_smoothing", "lr_schedule", "lr_step_epochs", "lr_step_gamma", "augmentation", "class_weighting", "early_stopping_patience", "early_stopping_metric")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +134,13 @@ class Hyperparameters(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     WARMUP_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     LABEL_SMOOTHING_FIELD_NUMBER: _ClassVar[int]
+    LR_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    LR_STEP_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    LR_STEP_GAMMA_FIELD_NUMBER: _ClassVar[int]
+    AUGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    CLASS_WEIGHTING_FIELD_NUMBER: _ClassVar[int]
+    EARLY_STOPPING_PATIENCE_FIELD_NUMBER: _ClassVar[int]
+    EARLY_STOPPING_METRIC_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     batch_size: int
     learning_rate: float
@@ -120,7 +151,14 @@ class Hyperparameters(_message.Message):
     seed: int
     warmup_epochs: int
     label_smoothing: float
-    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., backbone_lr_multiplier: _Optional[float] = ..., weight_decay: _Optional[float] = ..., image_size: _Optional[int] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., seed: _Optional[int] = ..., warmup_epochs: _Optional[int] = ..., label_smoothing: _Optional[float] = ...) -> None: ...
+    lr_schedule: LrSchedule
+    lr_step_epochs: int
+    lr_step_gamma: float
+    augmentation: str
+    class_weighting: ClassWeighting
+    early_stopping_patience: int
+    early_stopping_metric: str
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., backbone_lr_multiplier: _Optional[float] = ..., weight_decay: _Optional[float] = ..., image_size: _Optional[int] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., seed: _Optional[int] = ..., warmup_epochs: _Optional[int] = ..., label_smoothing: _Optional[float] = ..., lr_schedule: _Optional[_Union[LrSchedule, str]] = ..., lr_step_epochs: _Optional[int] = ..., lr_step_gamma: _Optional[float] = ..., augmentation: _Optional[str] = ..., class_weighting: _Optional[_Union[ClassWeighting, str]] = ..., early_stopping_patience: _Optional[int] = ..., early_stopping_metric: _Optional[str] = ...) -> None: ...
 
 class ObjectRef(_message.Message):
     __slots__ = ("bucket", "key", "sha256", "size_bytes")

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelSpec(_message.Message):
-    __slots__ = ("model_id", "library", "architecture", "weights", "mean", "std", "pretrained_num_classes")
+    __slots__ = ("model_id", "library", "architecture", "weights", "mean", "std", "pretrained_num_classes", "backbone_weights", "weights_class_names")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     LIBRARY_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,8 @@ class ModelSpec(_message.Message):
     MEAN_FIELD_NUMBER: _ClassVar[int]
     STD_FIELD_NUMBER: _ClassVar[int]
     PRETRAINED_NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     library: str
     architecture: str
@@ -26,7 +28,9 @@ class ModelSpec(_message.Message):
     mean: _containers.RepeatedScalarFieldContainer[float]
     std: _containers.RepeatedScalarFieldContainer[float]
     pretrained_num_classes: int
-    def __init__(self, model_id: _Optional[str] = ..., library: _Optional[str] = ..., architecture: _Optional[str] = ..., weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., pretrained_num_classes: _Optional[int] = ...) -> None: ...
+    backbone_weights: _common_pb2.ObjectRef
+    weights_class_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_id: _Optional[str] = ..., library: _Optional[str] = ..., architecture: _Optional[str] = ..., weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., pretrained_num_classes: _Optional[int] = ..., backbone_weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., weights_class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DatasetSpec(_message.Message):
     __slots__ = ("dataset_id", "version_id", "manifest", "class_names")
@@ -41,7 +45,7 @@ class DatasetSpec(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., version_id: _Optional[str] = ..., manifest: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TrainingJob(_message.Message):
-    __slots__ = ("task_id", "project", "task_type", "model", "dataset", "hyperparameters", "transfer_strategy", "output_bucket", "output_prefix")
+    __slots__ = ("task_id", "project", "task_type", "model", "dataset", "hyperparameters", "transfer_strategy", "output_bucket", "output_prefix", "attempt_offset")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +55,7 @@ class TrainingJob(_message.Message):
     TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_BUCKET_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_OFFSET_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     project: str
     task_type: _common_pb2.TaskType
@@ -60,7 +65,8 @@ class TrainingJob(_message.Message):
     transfer_strategy: _common_pb2.TransferStrategy
     output_bucket: str
     output_prefix: str
-    def __init__(self, task_id: _Optional[str] = ..., project: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., dataset: _Optional[_Union[DatasetSpec, _Mapping]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., output_bucket: _Optional[str] = ..., output_prefix: _Optional[str] = ...) -> None: ...
+    attempt_offset: int
+    def __init__(self, task_id: _Optional[str] = ..., project: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., dataset: _Optional[_Union[DatasetSpec, _Mapping]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., output_bucket: _Optional[str] = ..., output_prefix: _Optional[str] = ..., attempt_offset: _Optional[int] = ...) -> None: ...
 
 class TrainerEvent(_message.Message):
     __slots__ = ("task_id", "attempt", "trainer_node", "time", "started", "progress", "epoch_metrics", "log", "succeeded", "failed", "cancelled")

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from trainyard.common.v1 import common_pb2 as _common_pb2
 from trainyard.training.v1 import training_pb2 as _training_pb2
 from google.protobuf.internal import containers as _containers
@@ -9,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateTrainingTaskRequest(_message.Message):
-    __slots__ = ("name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "auto_select", "transfer_strategy", "hyperparameters", "request_id")
+    __slots__ = ("name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "auto_select", "preset_id", "transfer_strategy", "hyperparameters", "request_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +20,7 @@ class CreateTrainingTaskRequest(_message.Message):
     DATASET_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     AUTO_SELECT_FIELD_NUMBER: _ClassVar[int]
+    PRESET_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -27,10 +31,11 @@ class CreateTrainingTaskRequest(_message.Message):
     dataset_version_id: str
     model_id: str
     auto_select: _training_pb2.AutoSelect
+    preset_id: str
     transfer_strategy: _common_pb2.TransferStrategy
     hyperparameters: _common_pb2.Hyperparameters
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., auto_select: _Optional[_Union[_training_pb2.AutoSelect, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., auto_select: _Optional[_Union[_training_pb2.AutoSelect, _Mapping]] = ..., preset_id: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateTrainingTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -93,3 +98,43 @@ class CancelTrainingTaskResponse(_message.Message):
     TASK_FIELD_NUMBER: _ClassVar[int]
     task: _training_pb2.TrainingTask
     def __init__(self, task: _Optional[_Union[_training_pb2.TrainingTask, _Mapping]] = ...) -> None: ...
+
+class ContinueTrainingTaskRequest(_message.Message):
+    __slots__ = ("task_id", "additional_epochs")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDITIONAL_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    additional_epochs: int
+    def __init__(self, task_id: _Optional[str] = ..., additional_epochs: _Optional[int] = ...) -> None: ...
+
+class ContinueTrainingTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: _training_pb2.TrainingTask
+    def __init__(self, task: _Optional[_Union[_training_pb2.TrainingTask, _Mapping]] = ...) -> None: ...
+
+class GetTaskArtifactsRequest(_message.Message):
+    __slots__ = ("task_id", "expires_in_seconds")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    expires_in_seconds: int
+    def __init__(self, task_id: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ...) -> None: ...
+
+class ArtifactLink(_message.Message):
+    __slots__ = ("name", "url", "size_bytes", "expire_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    url: str
+    size_bytes: int
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., size_bytes: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetTaskArtifactsResponse(_message.Message):
+    __slots__ = ("links",)
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    links: _containers.RepeatedCompositeFieldContainer[ArtifactLink]
+    def __init__(self, links: _Optional[_Iterable[_Union[ArtifactLink, _Mapping]]] = ...) -> None: ...

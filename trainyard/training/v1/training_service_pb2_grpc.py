@@ -60,6 +60,16 @@ class TrainingServiceStub:
                 request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelTrainingTaskRequest.SerializeToString,
                 response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelTrainingTaskResponse.FromString,
                 _registered_method=True)
+        self.ContinueTrainingTask = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/ContinueTrainingTask',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ContinueTrainingTaskRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ContinueTrainingTaskResponse.FromString,
+                _registered_method=True)
+        self.GetTaskArtifacts = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/GetTaskArtifacts',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -107,6 +117,24 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ContinueTrainingTask(self, request, context):
+        """ContinueTrainingTask trains a SUCCEEDED or CANCELLED task for more epochs, from its last
+        checkpoint; the task is QUEUED again with its epochs raised. Fails with NOT_FOUND,
+        INVALID_ARGUMENT for a bad additional_epochs, FAILED_PRECONDITION when the task has not ended,
+        failed before its first checkpoint, or has no checkpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTaskArtifacts(self, request, context):
+        """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
+        NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -134,6 +162,16 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.CancelTrainingTask,
                     request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelTrainingTaskRequest.FromString,
                     response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelTrainingTaskResponse.SerializeToString,
+            ),
+            'ContinueTrainingTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ContinueTrainingTask,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ContinueTrainingTaskRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ContinueTrainingTaskResponse.SerializeToString,
+            ),
+            'GetTaskArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskArtifacts,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +310,60 @@ class TrainingService:
             '/trainyard.training.v1.TrainingService/CancelTrainingTask',
             trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelTrainingTaskRequest.SerializeToString,
             trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelTrainingTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ContinueTrainingTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/ContinueTrainingTask',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ContinueTrainingTaskRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ContinueTrainingTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/GetTaskArtifacts',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

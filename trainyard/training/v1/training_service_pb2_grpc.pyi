@@ -53,6 +53,16 @@ class TrainingServiceStub:
     """CancelTrainingTask stops a task that has not ended. Fails with NOT_FOUND, or
     FAILED_PRECONDITION when the task has already ended.
     """
+    ContinueTrainingTask: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.ContinueTrainingTaskRequest, _training_service_pb2.ContinueTrainingTaskResponse]
+    """ContinueTrainingTask trains a SUCCEEDED or CANCELLED task for more epochs, from its last
+    checkpoint; the task is QUEUED again with its epochs raised. Fails with NOT_FOUND,
+    INVALID_ARGUMENT for a bad additional_epochs, FAILED_PRECONDITION when the task has not ended,
+    failed before its first checkpoint, or has no checkpoint.
+    """
+    GetTaskArtifacts: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.GetTaskArtifactsRequest, _training_service_pb2.GetTaskArtifactsResponse]
+    """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
+    NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
+    """
 
 @_typing.type_check_only
 class TrainingServiceAsyncStub(TrainingServiceStub):
@@ -78,6 +88,16 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     CancelTrainingTask: _aio.UnaryUnaryMultiCallable[_training_service_pb2.CancelTrainingTaskRequest, _training_service_pb2.CancelTrainingTaskResponse]  # type: ignore[assignment]
     """CancelTrainingTask stops a task that has not ended. Fails with NOT_FOUND, or
     FAILED_PRECONDITION when the task has already ended.
+    """
+    ContinueTrainingTask: _aio.UnaryUnaryMultiCallable[_training_service_pb2.ContinueTrainingTaskRequest, _training_service_pb2.ContinueTrainingTaskResponse]  # type: ignore[assignment]
+    """ContinueTrainingTask trains a SUCCEEDED or CANCELLED task for more epochs, from its last
+    checkpoint; the task is QUEUED again with its epochs raised. Fails with NOT_FOUND,
+    INVALID_ARGUMENT for a bad additional_epochs, FAILED_PRECONDITION when the task has not ended,
+    failed before its first checkpoint, or has no checkpoint.
+    """
+    GetTaskArtifacts: _aio.UnaryUnaryMultiCallable[_training_service_pb2.GetTaskArtifactsRequest, _training_service_pb2.GetTaskArtifactsResponse]  # type: ignore[assignment]
+    """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
+    NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
     """
 
 class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -131,6 +151,28 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_training_service_pb2.CancelTrainingTaskResponse, _abc.Awaitable[_training_service_pb2.CancelTrainingTaskResponse]]:
         """CancelTrainingTask stops a task that has not ended. Fails with NOT_FOUND, or
         FAILED_PRECONDITION when the task has already ended.
+        """
+
+    @_abc_1.abstractmethod
+    def ContinueTrainingTask(
+        self,
+        request: _training_service_pb2.ContinueTrainingTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.ContinueTrainingTaskResponse, _abc.Awaitable[_training_service_pb2.ContinueTrainingTaskResponse]]:
+        """ContinueTrainingTask trains a SUCCEEDED or CANCELLED task for more epochs, from its last
+        checkpoint; the task is QUEUED again with its epochs raised. Fails with NOT_FOUND,
+        INVALID_ARGUMENT for a bad additional_epochs, FAILED_PRECONDITION when the task has not ended,
+        failed before its first checkpoint, or has no checkpoint.
+        """
+
+    @_abc_1.abstractmethod
+    def GetTaskArtifacts(
+        self,
+        request: _training_service_pb2.GetTaskArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.GetTaskArtifactsResponse, _abc.Awaitable[_training_service_pb2.GetTaskArtifactsResponse]]:
+        """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
+        NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
         """
 
 def add_TrainingServiceServicer_to_server(servicer: TrainingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
