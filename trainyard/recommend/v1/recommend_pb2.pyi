@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Suggestion(_message.Message):
-    __slots__ = ("model_id", "pretrain_dataset", "transfer_strategy", "hyperparameters", "score", "rationale", "factors", "expected_seconds_per_epoch", "expected_quality_low", "expected_quality_high")
+    __slots__ = ("model_id", "pretrain_dataset", "transfer_strategy", "hyperparameters", "score", "rationale", "factors", "expected_seconds_per_epoch", "expected_quality_low", "expected_quality_high", "expected_training_seconds", "throughput_source", "quality_metric", "outcomes_used", "expected_latency_ms")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     PRETRAIN_DATASET_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,11 @@ class Suggestion(_message.Message):
     EXPECTED_SECONDS_PER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_QUALITY_LOW_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_QUALITY_HIGH_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_TRAINING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_METRIC_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_USED_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     pretrain_dataset: str
     transfer_strategy: _common_pb2.TransferStrategy
@@ -29,4 +34,9 @@ class Suggestion(_message.Message):
     expected_seconds_per_epoch: float
     expected_quality_low: float
     expected_quality_high: float
-    def __init__(self, model_id: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., score: _Optional[float] = ..., rationale: _Optional[str] = ..., factors: _Optional[_Iterable[str]] = ..., expected_seconds_per_epoch: _Optional[float] = ..., expected_quality_low: _Optional[float] = ..., expected_quality_high: _Optional[float] = ...) -> None: ...
+    expected_training_seconds: float
+    throughput_source: str
+    quality_metric: str
+    outcomes_used: int
+    expected_latency_ms: float
+    def __init__(self, model_id: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., score: _Optional[float] = ..., rationale: _Optional[str] = ..., factors: _Optional[_Iterable[str]] = ..., expected_seconds_per_epoch: _Optional[float] = ..., expected_quality_low: _Optional[float] = ..., expected_quality_high: _Optional[float] = ..., expected_training_seconds: _Optional[float] = ..., throughput_source: _Optional[str] = ..., quality_metric: _Optional[str] = ..., outcomes_used: _Optional[int] = ..., expected_latency_ms: _Optional[float] = ...) -> None: ...

@@ -26,7 +26,7 @@ from trainyard.common.v1 import common_pb2 as trainyard_dot_common_dot_v1_dot_co
 from trainyard.recommend.v1 import recommend_pb2 as trainyard_dot_recommend_dot_v1_dot_recommend__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.trainyard/recommend/v1/recommend_service.proto\x12\x16trainyard.recommend.v1\x1a trainyard/common/v1/common.proto\x1a&trainyard/recommend/v1/recommend.proto\"\xa8\x02\n\x10RecommendRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x30\n\tdata_type\x18\x03 \x01(\x0e\x32\x1d.trainyard.common.v1.DataType\x12;\n\npreference\x18\x04 \x01(\x0e\x32\'.trainyard.common.v1.TrainingPreference\x12\x12\n\nmax_params\x18\x05 \x01(\x03\x12\x1c\n\x14max_training_seconds\x18\x06 \x01(\x01\x12\x14\n\x0c\x64\x65vice_class\x18\x07 \x01(\t\x12\x17\n\x0fmax_suggestions\x18\x08 \x01(\x05\"L\n\x11RecommendResponse\x12\x37\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\".trainyard.recommend.v1.Suggestion2~\n\x15RecommendationService\x12\x65\n\tRecommend\x12(.trainyard.recommend.v1.RecommendRequest\x1a).trainyard.recommend.v1.RecommendResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.trainyard/recommend/v1/recommend_service.proto\x12\x16trainyard.recommend.v1\x1a trainyard/common/v1/common.proto\x1a&trainyard/recommend/v1/recommend.proto\"\xc0\x02\n\x10RecommendRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x30\n\tdata_type\x18\x03 \x01(\x0e\x32\x1d.trainyard.common.v1.DataType\x12;\n\npreference\x18\x04 \x01(\x0e\x32\'.trainyard.common.v1.TrainingPreference\x12\x12\n\nmax_params\x18\x05 \x01(\x03\x12\x1c\n\x14max_training_seconds\x18\x06 \x01(\x01\x12\x14\n\x0c\x64\x65vice_class\x18\x07 \x01(\t\x12\x17\n\x0fmax_suggestions\x18\x08 \x01(\x05\x12\x16\n\x0emax_latency_ms\x18\t \x01(\x01\"\x82\x01\n\x11RecommendResponse\x12\x37\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\".trainyard.recommend.v1.Suggestion\x12\x17\n\x0f\x64\x61taset_factors\x18\x02 \x03(\t\x12\x1b\n\x13outcomes_considered\x18\x03 \x01(\x05\x32~\n\x15RecommendationService\x12\x65\n\tRecommend\x12(.trainyard.recommend.v1.RecommendRequest\x1a).trainyard.recommend.v1.RecommendResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOMMENDATIONSERVICE'].methods_by_name['Recommend']._loaded_options = None
   _globals['_RECOMMENDATIONSERVICE'].methods_by_name['Recommend']._serialized_options = b'\220\002\001'
   _globals['_RECOMMENDREQUEST']._serialized_start=149
-  _globals['_RECOMMENDREQUEST']._serialized_end=445
-  _globals['_RECOMMENDRESPONSE']._serialized_start=447
-  _globals['_RECOMMENDRESPONSE']._serialized_end=523
-  _globals['_RECOMMENDATIONSERVICE']._serialized_start=525
-  _globals['_RECOMMENDATIONSERVICE']._serialized_end=651
+  _globals['_RECOMMENDREQUEST']._serialized_end=469
+  _globals['_RECOMMENDRESPONSE']._serialized_start=472
+  _globals['_RECOMMENDRESPONSE']._serialized_end=602
+  _globals['_RECOMMENDATIONSERVICE']._serialized_start=604
+  _globals['_RECOMMENDATIONSERVICE']._serialized_end=730
 # @@protoc_insertion_point(module_scope)

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("task_type", "dataset_id", "data_type", "preference", "max_params", "max_training_seconds", "device_class", "max_suggestions")
+    __slots__ = ("task_type", "dataset_id", "data_type", "preference", "max_params", "max_training_seconds", "device_class", "max_suggestions", "max_latency_ms")
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class RecommendRequest(_message.Message):
     MAX_TRAINING_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_CLASS_FIELD_NUMBER: _ClassVar[int]
     MAX_SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     task_type: _common_pb2.TaskType
     dataset_id: str
     data_type: _common_pb2.DataType
@@ -26,10 +27,15 @@ class RecommendRequest(_message.Message):
     max_training_seconds: float
     device_class: str
     max_suggestions: int
-    def __init__(self, task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., data_type: _Optional[_Union[_common_pb2.DataType, str]] = ..., preference: _Optional[_Union[_common_pb2.TrainingPreference, str]] = ..., max_params: _Optional[int] = ..., max_training_seconds: _Optional[float] = ..., device_class: _Optional[str] = ..., max_suggestions: _Optional[int] = ...) -> None: ...
+    max_latency_ms: float
+    def __init__(self, task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., data_type: _Optional[_Union[_common_pb2.DataType, str]] = ..., preference: _Optional[_Union[_common_pb2.TrainingPreference, str]] = ..., max_params: _Optional[int] = ..., max_training_seconds: _Optional[float] = ..., device_class: _Optional[str] = ..., max_suggestions: _Optional[int] = ..., max_latency_ms: _Optional[float] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("suggestions",)
+    __slots__ = ("suggestions", "dataset_factors", "outcomes_considered")
     SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FACTORS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_CONSIDERED_FIELD_NUMBER: _ClassVar[int]
     suggestions: _containers.RepeatedCompositeFieldContainer[_recommend_pb2.Suggestion]
-    def __init__(self, suggestions: _Optional[_Iterable[_Union[_recommend_pb2.Suggestion, _Mapping]]] = ...) -> None: ...
+    dataset_factors: _containers.RepeatedScalarFieldContainer[str]
+    outcomes_considered: int
+    def __init__(self, suggestions: _Optional[_Iterable[_Union[_recommend_pb2.Suggestion, _Mapping]]] = ..., dataset_factors: _Optional[_Iterable[str]] = ..., outcomes_considered: _Optional[int] = ...) -> None: ...

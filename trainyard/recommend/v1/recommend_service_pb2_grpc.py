@@ -48,8 +48,9 @@ class RecommendationServiceServicer:
 
     def Recommend(self, request, context):
         """Recommend ranks zoo models for a task, a dataset, a data type and a preference.
-        Fails with INVALID_ARGUMENT for a missing task type, NOT_FOUND for an unknown dataset,
-        FAILED_PRECONDITION when the dataset cannot train the task type.
+        Fails with INVALID_ARGUMENT for a missing task type or a bad constraint (the field is named),
+        NOT_FOUND for an unknown dataset, FAILED_PRECONDITION when the dataset cannot train the task
+        type or no model meets the constraints, UNAVAILABLE when the dataset or zoo service is down.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -35,8 +35,9 @@ class RecommendationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RecommendationServiceAsyncStub: ...
     Recommend: _grpc.UnaryUnaryMultiCallable[_recommend_service_pb2.RecommendRequest, _recommend_service_pb2.RecommendResponse]
     """Recommend ranks zoo models for a task, a dataset, a data type and a preference.
-    Fails with INVALID_ARGUMENT for a missing task type, NOT_FOUND for an unknown dataset,
-    FAILED_PRECONDITION when the dataset cannot train the task type.
+    Fails with INVALID_ARGUMENT for a missing task type or a bad constraint (the field is named),
+    NOT_FOUND for an unknown dataset, FAILED_PRECONDITION when the dataset cannot train the task
+    type or no model meets the constraints, UNAVAILABLE when the dataset or zoo service is down.
     """
 
 @_typing.type_check_only
@@ -46,8 +47,9 @@ class RecommendationServiceAsyncStub(RecommendationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Recommend: _aio.UnaryUnaryMultiCallable[_recommend_service_pb2.RecommendRequest, _recommend_service_pb2.RecommendResponse]  # type: ignore[assignment]
     """Recommend ranks zoo models for a task, a dataset, a data type and a preference.
-    Fails with INVALID_ARGUMENT for a missing task type, NOT_FOUND for an unknown dataset,
-    FAILED_PRECONDITION when the dataset cannot train the task type.
+    Fails with INVALID_ARGUMENT for a missing task type or a bad constraint (the field is named),
+    NOT_FOUND for an unknown dataset, FAILED_PRECONDITION when the dataset cannot train the task
+    type or no model meets the constraints, UNAVAILABLE when the dataset or zoo service is down.
     """
 
 class RecommendationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -60,8 +62,9 @@ class RecommendationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_recommend_service_pb2.RecommendResponse, _abc.Awaitable[_recommend_service_pb2.RecommendResponse]]:
         """Recommend ranks zoo models for a task, a dataset, a data type and a preference.
-        Fails with INVALID_ARGUMENT for a missing task type, NOT_FOUND for an unknown dataset,
-        FAILED_PRECONDITION when the dataset cannot train the task type.
+        Fails with INVALID_ARGUMENT for a missing task type or a bad constraint (the field is named),
+        NOT_FOUND for an unknown dataset, FAILED_PRECONDITION when the dataset cannot train the task
+        type or no model meets the constraints, UNAVAILABLE when the dataset or zoo service is down.
         """
 
 def add_RecommendationServiceServicer_to_server(servicer: RecommendationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
