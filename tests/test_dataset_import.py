@@ -6,6 +6,7 @@ import hashlib
 import io
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,11 @@ def write_tar(path: Path, files: dict[str, bytes], mode: str = "w") -> Path:
 
 
 def folder(classes=("cat", "dog"), per_class=5, prefix="") -> dict[str, bytes]:
-    return {f"{prefix}{c}/{i}.png": png(seed=hash((c, i)) % 10_000 + 1) for c in classes for i in range(per_class)}
+    return {
+        f"{prefix}{c}/{i}.png": png(seed=zlib.crc32(f"{c}/{i}".encode()) % 100_000 + 1)
+        for c in classes
+        for i in range(per_class)
+    }
 
 
 def run(tmp_path: Path, files: dict[str, bytes], kind: str = "zip", **options) -> importer.ImportResult:
@@ -200,7 +205,12 @@ def test_corrupt_image_is_an_error_naming_the_file(tmp_path, bad):
     with pytest.raises(InvalidArgument) as exc:
         run(tmp_path, files)
     assert "wrap/dog/broken.png" in violation(exc)
-    assert "archive" in exc.value.violations
+    assert "wrap/dog/broken.png" in exc.value.violations  # the field is the bad file
+    # the explicit option imports the good cases and reports the skipped one
+    result = run(tmp_path, files, accept_partial=True)
+    assert len(result.cases) == 6
+    assert [f for f, _ in result.rejected] == ["wrap/dog/broken.png"]
+    assert any("skipped 1 bad case" in w for w in result.warnings)
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar"])
@@ -354,8 +364,8 @@ def test_split_seed_changes_import_split(tmp_path):
 def test_task_types_mapping_is_general():
     assert task_types_for(["label"]) == ["classification"]
     assert task_types_for(["box"]) == ["detection"]
-    assert task_types_for(["mask"]) == ["detection", "segmentation"]
-    assert task_types_for(["polygon"]) == ["detection", "segmentation", "instance_segmentation"]
+    assert task_types_for(["mask"]) == ["segmentation"]
+    assert task_types_for(["box", "polygon"]) == ["detection", "instance_segmentation"]
 
 
 # ------------------------------------------------------------------ samples

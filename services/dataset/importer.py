@@ -11,7 +11,10 @@ naming the file and the reason; nothing is uploaded here, so a failed import lea
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
+import json
 import logging
 import random
 import re
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from services.common.errors import InvalidArgument
+from services.dataset import formats
 from services.dataset.images import IMAGE_EXTENSIONS, ImageError, decode_image, is_image_name
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,11 @@ log = logging.getLogger(__name__)
 FORMAT_AUTO = "auto"
 FORMAT_IMAGE_FOLDER = "image_folder"
 FORMAT_CSV = "csv"
+FORMAT_COCO = "coco"
+FORMAT_VOC = "voc"
+FORMAT_YOLO = "yolo"
+FORMAT_MASK_FOLDER = "mask_folder"
+FORMATS = (FORMAT_IMAGE_FOLDER, FORMAT_CSV, FORMAT_COCO, FORMAT_VOC, FORMAT_YOLO, FORMAT_MASK_FOLDER)
 ARCHIVE_AUTO = "auto"
 ARCHIVE_ZIP = "zip"
 ARCHIVE_TAR = "tar"
@@ -42,12 +51,13 @@ CSV_LABEL_COLUMNS = ("label", "class", "class_name", "category", "target", "labe
 CSV_SPLIT_COLUMNS = ("split", "subset", "set", "fold")
 MAX_LISTED_WARNINGS = 50
 
-# Annotation type -> task types it can train (a general mapping; classification uses "label" now).
+# Annotation type -> task types the manifest can train without more data: polygons/RLE are
+# instances with boxes (detection, instance segmentation); semantic masks train segmentation.
 TASKS_FOR_ANNOTATION = {
     "label": ("classification",),
     "box": ("detection",),
-    "mask": ("segmentation", "detection"),
-    "polygon": ("instance_segmentation", "segmentation", "detection"),
+    "mask": ("segmentation",),
+    "polygon": ("instance_segmentation", "detection"),
 }
 TASK_ORDER = ("classification", "detection", "segmentation", "instance_segmentation")
 
@@ -65,6 +75,10 @@ class ImportOptions:
     val_fraction: float = 0.2
     test_fraction: float = 0.0
     split_seed: int = 0
+    # Import the good cases and report the bad ones instead of rejecting the whole import.
+    accept_partial: bool = False
+    # Mask pixel value for "not labelled" (semantic segmentation).
+    ignore_index: int = 255
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,27 @@ class ImportedCase:
     width: int
     height: int
     split: str
-    label: int
+    label: int | None = None
+    boxes: list[dict] | None = None
+    mask_sha256: str | None = None
+
+    def manifest_entry(self) -> dict:
+        out = {
+            "id": self.id,
+            "source_path": self.source_path,
+            "image_key": image_key(self.sha256),
+            "sha256": self.sha256,
+            "width": self.width,
+            "height": self.height,
+            "split": self.split,
+        }
+        if self.label is not None:
+            out["label"] = self.label
+        if self.boxes is not None:
+            out["boxes"] = self.boxes
+        if self.mask_sha256 is not None:
+            out["mask_key"] = mask_key(self.mask_sha256)
+        return out
 
 
 @dataclass(frozen=True)
@@ -92,9 +126,11 @@ class StoredImage:
     size: int
     content_type: str
 
+    kind: str = "image"  # or "mask"
+
     @property
     def key(self) -> str:
-        return image_key(self.sha256)
+        return mask_key(self.sha256) if self.kind == "mask" else image_key(self.sha256)
 
 
 @dataclass
@@ -106,13 +142,25 @@ class ImportResult:
     images: dict[str, StoredImage]
     warnings: list[str] = field(default_factory=list)
     annotation_types: list[str] = field(default_factory=lambda: ["label"])
+    masks: dict[str, StoredImage] = field(default_factory=dict)
+    ignore_index: int | None = None
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) skipped with accept_partial
+    mask_classes: dict[str, list[int]] = field(default_factory=dict)  # mask sha -> class indices present
 
     @property
     def task_types(self) -> list[str]:
         return task_types_for(self.annotation_types)
 
     def class_counts(self) -> list[int]:
-        counts = Counter(c.label for c in self.cases)
+        """Annotations per class: labels, boxes, or images whose mask shows the class."""
+        counts: Counter = Counter()
+        for c in self.cases:
+            if c.label is not None:
+                counts[c.label] += 1
+            for b in c.boxes or ():
+                counts[b["class"]] += 1
+            if c.mask_sha256 is not None:
+                counts.update(self.mask_classes.get(c.mask_sha256, ()))
         return [counts.get(i, 0) for i in range(len(self.classes))]
 
     def split_counts(self) -> dict[str, int]:
@@ -122,6 +170,10 @@ class ImportResult:
 
 def image_key(sha256: str) -> str:
     return f"images/{sha256[:2]}/{sha256}"
+
+
+def mask_key(sha256: str) -> str:
+    return f"masks/{sha256[:2]}/{sha256}"
 
 
 def _bad(reason: str, field_name: str = "archive") -> InvalidArgument:
@@ -271,11 +323,7 @@ def detect_archive_type(path: Path) -> str:
 # ---------------------------------------------------------------- layouts
 
 
-@dataclass
-class _Item:
-    entry: _Entry
-    label: str
-    split: str | None  # given split, or None
+_Item = formats.Item  # entry, label, split
 
 
 def _strip_wrapper(paths: list[str]) -> int:
@@ -495,10 +543,68 @@ def _import(archive: _Archive, workdir: Path, options: ImportOptions, limits: Im
         warnings.append(
             f"skipped {len(archive.skipped_links)} link(s) or special file(s), e.g. {archive.skipped_links[0]!r}"
         )
+    if options.format not in (FORMAT_AUTO, *FORMATS):
+        raise _bad(f"unknown format {options.format!r}; one of {', '.join(FORMATS)}", "metadata.format")
     images = [e for e in archive.files if is_image_name(e.name)]
-    csvs = [e for e in archive.files if e.name.lower().endswith(".csv")]
-    others = [e for e in archive.files if not is_image_name(e.name) and not e.name.lower().endswith(".csv")]
+    layout = _detect_layout(archive, images, options, warnings)
+    return _build(archive, workdir, layout, options, limits, warnings)
 
+
+def _read_small(archive: _Archive, entry: _Entry, limit: int = 512 * 1024 * 1024) -> bytes:
+    if entry.size > limit:
+        raise _bad(f"{entry.name}: annotation file is over {limit} bytes")
+    return archive.read(entry)
+
+
+def _detect_layout(
+    archive: _Archive, images: list[_Entry], options: ImportOptions, warnings: list[str]
+) -> formats.Layout:
+    fmt = options.format
+    files = archive.files
+    read = functools.partial(_read_small, archive)
+    auto = fmt == FORMAT_AUTO
+    try:
+        if fmt in (FORMAT_AUTO, FORMAT_COCO):
+            docs = []
+            for entry in formats.coco_json_candidates(files):
+                doc = formats.try_json(read(entry))
+                if formats.looks_like_coco(doc):
+                    docs.append((entry, doc))
+                elif fmt == FORMAT_COCO and doc is None and entry.size > 0:
+                    raise _bad(f"{entry.name}: not valid JSON")
+            if docs:
+                return formats.parse_coco(docs, images)
+            if fmt == FORMAT_COCO:
+                raise _bad("format is COCO but no JSON file has 'images' and 'annotations'", "metadata.format")
+        if fmt in (FORMAT_AUTO, FORMAT_VOC):
+            xmls = []
+            for entry in files:
+                if entry.name.lower().endswith(".xml"):
+                    root = formats.voc_root(read(entry))
+                    if root is not None:
+                        xmls.append((entry, root))
+            if xmls:
+                return formats.parse_voc(xmls, images, files, read)
+            if fmt == FORMAT_VOC:
+                raise _bad("format is Pascal VOC but no XML file has an <annotation> root", "metadata.format")
+        if fmt in (FORMAT_AUTO, FORMAT_YOLO):
+            labels = formats.yolo_txts(files)
+            paired = sum(1 for im in images if formats.yolo_label_for(im.name, labels) is not None)
+            if fmt == FORMAT_YOLO or (paired and paired * 2 >= len(labels)):
+                return formats.parse_yolo(images, files, read)
+        if fmt == FORMAT_MASK_FOLDER or (auto and formats.find_mask_pairs(images) is not None):
+            return formats.parse_masks(images, files, read, options.ignore_index)
+    except formats.CaseError as exc:  # pragma: no cover - parsers raise CaseError only per item
+        raise _bad(str(exc)) from None
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    return _classification_layout(archive, images, options, warnings)
+
+
+def _classification_layout(
+    archive: _Archive, images: list[_Entry], options: ImportOptions, warnings: list[str]
+) -> formats.Layout:
+    csvs = [e for e in archive.files if e.name.lower().endswith(".csv")]
     fmt, items = None, None
     if options.format in (FORMAT_CSV, FORMAT_AUTO):
         forced = options.format == FORMAT_CSV
@@ -511,53 +617,142 @@ def _import(archive: _Archive, workdir: Path, options: ImportOptions, limits: Im
             if items is not None:
                 fmt = FORMAT_CSV
                 warnings.extend(csv_warnings)
-                others += [e for e in csvs if e is not chosen]
     if fmt is None:
-        if options.format not in (FORMAT_AUTO, FORMAT_IMAGE_FOLDER):
-            raise _bad(f"format {options.format!r} is not supported yet", "metadata.format")
         fmt = FORMAT_IMAGE_FOLDER
-        others += csvs
         items = _image_folder(images, warnings)
     assert items is not None
+    used = {it.entry.name for it in items}
+    others = [e for e in archive.files if not is_image_name(e.name) and e.name not in used]
+    if fmt == FORMAT_CSV:
+        others = [e for e in others if e is not chosen]
     if others:
         names = ", ".join(repr(e.name) for e in others[:5])
         more = f" and {len(others) - 5} more" if len(others) > 5 else ""
         warnings.append(f"ignored {len(others)} non-image file(s): {names}{more}")
-
-    hint = "ImageFolder expects <class>/<image> (optionally under train/ val/ test/); CSV expects file,label rows"
+    hint = (
+        "ImageFolder expects <class>/<image> (optionally under train/ val/ test/); CSV expects file,label rows; "
+        "detection and segmentation need COCO JSON, VOC XML, YOLO txt + data.yaml, or images/ + masks/ folders"
+    )
     if not items:
         exts = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise _bad(f"no images found (image files end in {exts}); {hint}")
     classes = sorted({item.label for item in items})
     if len(classes) < 2:
         raise _bad(f"only one class ({classes[0]!r}) found; classification needs at least two classes; {hint}")
+    return formats.Layout(fmt, items, classes, ["label"])
+
+
+def _build(
+    archive: _Archive,
+    workdir: Path,
+    layout: formats.Layout,
+    options: ImportOptions,
+    limits: ImportLimits,
+    warnings: list[str],
+) -> ImportResult:
+    warnings.extend(layout.warnings)
+    rejected: list[tuple[str, str]] = list(layout.rejected)
+    items = [it for it in layout.items if it.entry is not None]
     given = any(item.split is not None for item in items)
-    if given and not any(item.split == "train" for item in items):
-        raise _bad("the archive has split folders but no images in train/")
+    ignore = layout.ignore_index if layout.ignore_index is not None else options.ignore_index
 
-    index_of = {name: i for i, name in enumerate(classes)}
+    # decode every image (and mask) once, in archive order: tar.gz reads forward only
+    needed: dict[str, tuple[_Entry, str]] = {}
+    for it in items:
+        needed[it.entry.name] = (it.entry, "image")
+        if it.mask is not None:
+            needed[it.mask.name] = (it.mask, "mask")
     decoded: dict[str, tuple[str, int, int]] = {}  # entry name -> sha, width, height
+    failed: dict[str, str] = {}
     stored: dict[str, StoredImage] = {}
-    for item in sorted(items, key=lambda it: it.entry.index):  # archive order: tar.gz reads forward only
-        entry = item.entry
+    masks: dict[str, StoredImage] = {}
+    mask_values: dict[str, list[int]] = {}
+    for entry, kind in sorted(needed.values(), key=lambda pair: pair[0].index):
+        data = archive.read(entry)
         try:
-            image = decode_image(archive.read(entry), max_pixels=limits.max_image_pixels)
-        except ImageError as exc:
-            raise _bad(f"{entry.name}: {exc}") from None
-        if image.sha256 not in stored:
-            target = workdir / image.sha256
-            target.write_bytes(image.data)
-            stored[image.sha256] = StoredImage(image.sha256, target, len(image.data), image.content_type)
-        decoded[entry.name] = (image.sha256, image.width, image.height)
+            if kind == "image":
+                image = decode_image(data, max_pixels=limits.max_image_pixels)
+                if image.sha256 not in stored:
+                    target = workdir / image.sha256
+                    target.write_bytes(image.data)
+                    stored[image.sha256] = StoredImage(image.sha256, target, len(image.data), image.content_type)
+                decoded[entry.name] = (image.sha256, image.width, image.height)
+            else:
+                sha, w, h, values = _store_mask(data, workdir, layout, ignore, limits)
+                masks.setdefault(
+                    sha, StoredImage(sha, workdir / sha, (workdir / sha).stat().st_size, "image/png", "mask")
+                )
+                mask_values[sha] = values
+                decoded[entry.name] = (sha, w, h)
+        except (ImageError, formats.CaseError) as exc:
+            failed[entry.name] = str(exc)
+        del data
 
-    items.sort(key=lambda it: it.entry.name)
-    shas = [decoded[it.entry.name][0] for it in items]
-    labels = [index_of[it.label] for it in items]
-    warnings.extend(_duplicate_warnings(items, shas))
+    classes = list(layout.classes)
+    if layout.format == FORMAT_MASK_FOLDER and layout.classes_from_masks:
+        top = max((v for vals in mask_values.values() for v in vals if v != ignore), default=0)
+        classes = [f"class_{i}" for i in range(top + 1)]
+        warnings.append(f"no class list (classes.txt or data.yaml) given; named the {len(classes)} mask values class_N")
+    index_of = {name: i for i, name in enumerate(classes)}
+
+    good: list[tuple[formats.Item, dict]] = []  # item, annotation fields
+    clipped_total = 0
+    for it in sorted(items, key=lambda it: it.entry.name):
+        name = it.entry.name
+        try:
+            if name in failed:
+                raise formats.CaseError(failed[name])
+            if it.error:
+                raise formats.CaseError(it.error)
+            sha, w, h = decoded[name]
+            fields: dict = {}
+            if it.label is not None:
+                fields["label"] = index_of[it.label]
+            if it.objects is not None:
+                boxes, clipped = formats.finalise_objects(it.objects, w, h)
+                clipped_total += clipped
+                fields["boxes"] = boxes
+            if it.mask is not None:
+                if it.mask.name in failed:
+                    raise formats.CaseError(f"mask {it.mask.name}: {failed[it.mask.name]}")
+                msha, mw, mh = decoded[it.mask.name]
+                if (mw, mh) != (w, h):
+                    raise formats.CaseError(f"mask {it.mask.name} is {mw}x{mh} but the image is {w}x{h}")
+                bad = [v for v in mask_values[msha] if v != ignore and v >= len(classes)]
+                if bad:
+                    raise formats.CaseError(
+                        f"mask {it.mask.name} has value(s) {bad[:5]} that are not class indices "
+                        f"(0..{len(classes) - 1}) nor the ignore index {ignore}"
+                    )
+                fields["mask_sha256"] = msha
+        except formats.CaseError as exc:
+            reason = str(exc)
+            src = f" ({it.source})" if it.source and it.source not in reason else ""
+            rejected.append((name, reason + src))
+            continue
+        good.append((it, fields))
+    if clipped_total:
+        warnings.append(f"clipped {clipped_total} box(es) that reached outside their image to the image border")
+
+    if rejected and not options.accept_partial:
+        raise rejection_error(rejected)
+    if rejected:
+        warnings.append(
+            f"skipped {len(rejected)} bad case(s) (accept_partial): "
+            + "; ".join(f"{f}: {r}" for f, r in rejected[:10])
+            + (" ..." if len(rejected) > 10 else "")
+        )
+    if not good:
+        raise _bad("the dataset would be empty: no case could be imported")
+    if given and not any(it.split == "train" for it, _ in good):
+        raise _bad("the archive has splits but no cases in train")
+
+    shas = [decoded[it.entry.name][0] for it, _ in good]
+    strata = [_stratum(fields, mask_values) for _, fields in good]
     if given:
-        splits = [it.split or "train" for it in items]
+        splits = [it.split or "train" for it, _ in good]
     else:
-        splits = assign_splits(labels, shas, options.val_fraction, options.test_fraction, options.split_seed)
+        splits = assign_splits(strata, shas, options.val_fraction, options.test_fraction, options.split_seed)
     cases = [
         ImportedCase(
             id=f"c{i + 1:06d}",
@@ -566,30 +761,123 @@ def _import(archive: _Archive, workdir: Path, options: ImportOptions, limits: Im
             width=decoded[it.entry.name][1],
             height=decoded[it.entry.name][2],
             split=split,
-            label=label,
+            label=fields.get("label"),
+            boxes=fields.get("boxes"),
+            mask_sha256=fields.get("mask_sha256"),
         )
-        for i, (it, sha, label, split) in enumerate(zip(items, shas, labels, splits, strict=True))
+        for i, ((it, fields), sha, split) in enumerate(zip(good, shas, splits, strict=True))
     ]
+    warnings.extend(_duplicate_warnings(cases, classes))
     if given:
         warnings.extend(_leak_warnings(cases))
+    used_masks = {c.mask_sha256 for c in cases if c.mask_sha256}
+    used_images = {c.sha256 for c in cases}
+    annotation_types = list(layout.annotation_types)
+    if layout.format in (FORMAT_COCO, FORMAT_YOLO) and not any(
+        b.get("polygons") or b.get("rle") for c in cases for b in c.boxes or ()
+    ):
+        annotation_types = [a for a in annotation_types if a != "polygon"] or ["box"]
     log.info(
         "archive imported",
-        extra={"format": fmt, "archive_type": archive.kind, "cases": len(cases), "classes": len(classes)},
+        extra={"format": layout.format, "archive_type": archive.kind, "cases": len(cases), "classes": len(classes)},
     )
-    return ImportResult(fmt, archive.kind, classes, cases, stored, _cap(warnings))
+    return ImportResult(
+        layout.format,
+        archive.kind,
+        classes,
+        cases,
+        {k: v for k, v in stored.items() if k in used_images},
+        _cap(warnings),
+        annotation_types,
+        masks={k: v for k, v in masks.items() if k in used_masks},
+        ignore_index=ignore if layout.format == FORMAT_MASK_FOLDER else None,
+        rejected=rejected,
+        mask_classes={k: [v for v in vals if v != ignore] for k, vals in mask_values.items() if k in used_masks},
+    )
 
 
-def _duplicate_warnings(items: list[_Item], shas: list[str]) -> list[str]:
-    groups: dict[str, list[_Item]] = defaultdict(list)
-    for item, sha in zip(items, shas, strict=True):
-        groups[sha].append(item)
+def rejection_error(rejected: list[tuple[str, str]]) -> InvalidArgument:
+    """All bad cases in one error: a field violation per file (the first 100) and the full count."""
+    violations: dict[str, str] = {}
+    for file, reason in rejected:
+        if len(violations) >= 100:
+            break
+        violations[file] = f"{violations[file]}; {reason}" if file in violations else f"{file}: {reason}"
+    shown = "; ".join(list(violations.values())[:20])
+    more = f"; ... {len(rejected) - 20} more" if len(rejected) > 20 else ""
+    return InvalidArgument(
+        violations,
+        message=(
+            f"{len(rejected)} bad case(s), nothing imported (set accept_partial to import the good cases "
+            f"and skip these): {shown}{more}"
+        ),
+    )
+
+
+def _stratum(fields: dict, mask_values: dict[str, list[int]]) -> int:
+    if "label" in fields:
+        return fields["label"]
+    if fields.get("boxes"):
+        return Counter(b["class"] for b in fields["boxes"]).most_common(1)[0][0]
+    if fields.get("mask_sha256"):
+        vals = mask_values.get(fields["mask_sha256"], [])
+        return max(vals) if vals else -1
+    return -1
+
+
+def _store_mask(
+    data: bytes, workdir: Path, layout: formats.Layout, ignore: int, limits: ImportLimits
+) -> tuple[str, int, int, list[int]]:
+    """Decode a mask to class indices, write it as a single-channel PNG; (sha, w, h, values present)."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        im = Image.open(io.BytesIO(data))
+        if im.width * im.height > limits.max_image_pixels:
+            raise ImageError(f"mask is {im.width}x{im.height}, over the limit of {limits.max_image_pixels} pixels")
+        im.load()
+    except UnidentifiedImageError:
+        raise ImageError("mask is not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"cannot decode mask: {exc}") from None
+    index = formats.mask_to_index(im, layout.colour_map, ignore)
+    values = sorted(int(v) for v in np.unique(index))
+    if values and (values[0] < 0 or values[-1] > 255):
+        raise formats.CaseError(f"mask values {values[0]}..{values[-1]} do not fit 0..255")
+    buf = io.BytesIO()
+    Image.fromarray(index.astype(np.uint8), "L").save(buf, format="PNG")
+    out = buf.getvalue()
+    sha = hashlib.sha256(out).hexdigest()
+    target = workdir / sha
+    if not target.exists():
+        target.write_bytes(out)
+    return sha, im.width, im.height, values
+
+
+def _annotation_signature(case: ImportedCase) -> str:
+    if case.label is not None:
+        return f"label:{case.label}"
+    if case.mask_sha256 is not None:
+        return f"mask:{case.mask_sha256}"
+    return "boxes:" + json.dumps(sorted((b["class"], b["bbox"]) for b in case.boxes or ()))
+
+
+def _duplicate_warnings(cases: list[ImportedCase], classes: list[str]) -> list[str]:
+    groups: dict[str, list[ImportedCase]] = defaultdict(list)
+    for case in cases:
+        groups[case.sha256].append(case)
     out = []
     for members in groups.values():
         if len(members) < 2:
             continue
-        names = ", ".join(f"{m.entry.name!r} ({m.label})" for m in members[:5])
-        if len({m.label for m in members}) > 1:
-            out.append(f"conflict: the same image has different labels: {names}")
+        if members[0].label is not None:
+            names = ", ".join(f"{m.source_path!r} ({classes[m.label]})" for m in members[:5])
+        else:
+            names = ", ".join(repr(m.source_path) for m in members[:5])
+        if len({_annotation_signature(m) for m in members}) > 1:
+            what = "labels" if members[0].label is not None else "annotations"
+            out.append(f"conflict: the same image has different {what}: {names}")
         else:
             out.append(f"duplicate: {len(members)} identical images: {names}")
     return out

@@ -100,19 +100,8 @@ def build_manifest(
         "annotation_types": list(result.annotation_types),
         "task_types": result.task_types,
         "classes": list(result.classes),
-        "cases": [
-            {
-                "id": c.id,
-                "source_path": c.source_path,
-                "image_key": importer.image_key(c.sha256),
-                "sha256": c.sha256,
-                "width": c.width,
-                "height": c.height,
-                "split": c.split,
-                "label": c.label,
-            }
-            for c in result.cases
-        ],
+        **({"ignore_index": result.ignore_index} if result.ignore_index is not None else {}),
+        "cases": [c.manifest_entry() for c in result.cases],
     }
 
 
@@ -233,7 +222,7 @@ class Datasets:
             )
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(put, result.images.values()))
+            list(pool.map(put, [*result.images.values(), *result.masks.values()]))
 
     def _remove_manifest(self, key: str) -> None:
         try:

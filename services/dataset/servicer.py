@@ -25,6 +25,10 @@ FORMATS = {
     dataset_pb2.DATASET_FORMAT_UNSPECIFIED: importer.FORMAT_AUTO,
     dataset_pb2.DATASET_FORMAT_IMAGE_FOLDER: importer.FORMAT_IMAGE_FOLDER,
     dataset_pb2.DATASET_FORMAT_CSV: importer.FORMAT_CSV,
+    dataset_pb2.DATASET_FORMAT_COCO: importer.FORMAT_COCO,
+    dataset_pb2.DATASET_FORMAT_VOC: importer.FORMAT_VOC,
+    dataset_pb2.DATASET_FORMAT_YOLO: importer.FORMAT_YOLO,
+    dataset_pb2.DATASET_FORMAT_MASK_FOLDER: importer.FORMAT_MASK_FOLDER,
 }
 FORMAT_ENUM = {v: k for k, v in FORMATS.items()}
 ARCHIVES = {
@@ -98,7 +102,7 @@ def spec_from_proto(meta: dataset_service_pb2.CreateDatasetMetadata) -> CreateSp
             if meta.format in dataset_pb2.DatasetFormat.values()
             else meta.format
         )
-        violations["metadata.format"] = f"{name} is not supported yet; use IMAGE_FOLDER or CSV"
+        violations["metadata.format"] = f"unknown format {name}"
     if meta.archive_type not in ARCHIVES:
         violations["metadata.archive_type"] = f"unknown archive type {meta.archive_type}"
     if violations:

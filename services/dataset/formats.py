@@ -1,0 +1,695 @@
+"""Annotation layouts: detection (COCO, Pascal VOC, YOLO), instance segmentation (COCO polygons/RLE,
+YOLO polygons) and semantic segmentation (image + mask folders).
+
+Each parser turns archive entries into `Item`s (an image entry plus raw annotations). Coordinates are
+finalised only after the image is decoded (`finalise_objects`), because YOLO coordinates are relative
+and every box is checked against the stored, EXIF-rotated image. A problem with one case raises
+`CaseError`; the importer collects those into the rejection report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import yaml
+
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+MASK_DIRS = (
+    "masks",
+    "mask",
+    "labels",
+    "label",
+    "annotations",
+    "segmentationclass",
+    "segmentation",
+    "gt",
+    "ground_truth",
+)
+IMAGE_DIRS = ("images", "image", "imgs", "img", "jpegimages", "rgb")
+CLASS_FILES = ("classes.txt", "class_names.txt", "labels.txt", "obj.names", "classes.names", "labelmap.txt")
+CLASS_CSVS = ("classes.csv", "class_dict.csv", "labelmap.csv", "class_map.csv")
+DATA_YAMLS = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+# A box may poke out of the image by this many pixels (annotation rounding) without a warning.
+CLIP_TOLERANCE = 1.0
+
+
+class CaseError(Exception):
+    """One case cannot be imported; the message says why (the importer adds the file name)."""
+
+
+@dataclass
+class RawObject:
+    """One annotated object as the source gives it, before it is checked against the image."""
+
+    cls: int
+    bbox: tuple[float, float, float, float] | None = None  # x_min, y_min, x_max, y_max
+    polygons: list[list[float]] | None = None
+    rle: dict[str, Any] | None = None
+    normalised: bool = False  # YOLO: coordinates in [0, 1]
+    where: str = ""  # e.g. "labels/a.txt line 3"
+
+
+@dataclass
+class Item:
+    """One image of the archive with its annotations (`entry` is the importer's archive entry)."""
+
+    entry: Any
+    label: str | None = None  # classification
+    split: str | None = None  # given split or None
+    objects: list[RawObject] | None = None  # detection / instance segmentation
+    mask: Any = None  # semantic segmentation: the mask entry
+    source: str = ""  # annotation file naming the case (for error messages)
+    error: str | None = None  # known bad before decoding (e.g. unknown category)
+
+
+@dataclass
+class Layout:
+    format: str
+    items: list[Item]
+    classes: list[str]
+    annotation_types: list[str]
+    warnings: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not tied to an image
+    ignore_index: int | None = None
+    colour_map: dict[tuple[int, int, int], int] | None = None
+    classes_from_masks: bool = False  # no class list given: names come from the mask values
+
+
+Reader = Callable[[Any], bytes]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def decode_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def split_from_path(path: str) -> str | None:
+    """A split named by a folder (or a file name like instances_val2017.json) on the path."""
+    parts = [p.lower() for p in PurePosixPath(path).parts]
+    for part in reversed(parts[:-1]):
+        if part in SPLIT_ALIASES:
+            return SPLIT_ALIASES[part]
+    stem = PurePosixPath(parts[-1]).stem if parts else ""
+    for token in re.split(r"[^a-z]+", stem):
+        if token in SPLIT_ALIASES:
+            return SPLIT_ALIASES[token]
+    return None
+
+
+def _stem_key(path: str) -> str:
+    return str(PurePosixPath(path).with_suffix("")).lower()
+
+
+class ImageIndex:
+    """Finds archive images by relative path, case-insensitively, or by base name when unique."""
+
+    def __init__(self, images: list[Any]) -> None:
+        self.by_path = {e.name.lower(): e for e in images}
+        by_base: dict[str, list[Any]] = defaultdict(list)
+        by_stem: dict[str, list[Any]] = defaultdict(list)
+        for e in images:
+            by_base[PurePosixPath(e.name).name.lower()].append(e)
+            by_stem[PurePosixPath(e.name).stem.lower()].append(e)
+        self.by_base = by_base
+        self.by_stem = by_stem
+
+    def find(self, ref: str, bases: tuple[str, ...] = ("",)) -> Any | None:
+        ref = ref.replace("\\", "/").strip()
+        while ref.startswith("./"):
+            ref = ref[2:]
+        ref = ref.lstrip("/")
+        for base in bases:
+            candidate = f"{base}/{ref}" if base else ref
+            hit = self.by_path.get(_normpath(candidate).lower())
+            if hit is not None:
+                return hit
+        # basename only (COCO files often carry just the file name, or an absolute path of the author's disk)
+        matches = self.by_base.get(PurePosixPath(ref).name.lower(), [])
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:  # prefer one whose path ends with the reference
+            tail = [m for m in matches if m.name.lower().endswith(ref.lower())]
+            if len(tail) == 1:
+                return tail[0]
+        return None
+
+
+def _normpath(path: str) -> str:
+    out: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(part)
+    return "/".join(out)
+
+
+def _parent(path: str) -> str:
+    parent = str(PurePosixPath(path).parent)
+    return "" if parent == "." else parent
+
+
+def read_class_list(files: list[Any], read: Reader) -> tuple[list[str] | None, dict | None, str | None, int | None]:
+    """(classes, colour map, file used, ignore index) from data.yaml / classes.txt / classes.csv / labelmap.txt."""
+    by_base: dict[str, list[Any]] = defaultdict(list)
+    for e in files:
+        by_base[PurePosixPath(e.name).name.lower()].append(e)
+
+    def shallowest(name: str) -> Any | None:
+        found = by_base.get(name)
+        return min(found, key=lambda e: (e.name.count("/"), e.name)) if found else None
+
+    for name in DATA_YAMLS:
+        entry = shallowest(name)
+        if entry is None:
+            continue
+        try:
+            doc = yaml.safe_load(decode_text(read(entry)))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{entry.name}: not valid YAML: {exc}") from None
+        if isinstance(doc, dict) and "names" in doc:
+            names = doc["names"]
+            if isinstance(names, dict):
+                try:
+                    keys = sorted(int(k) for k in names)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{entry.name}: 'names' keys must be class indices") from None
+                if keys != list(range(len(keys))):
+                    raise ValueError(f"{entry.name}: 'names' indices must be 0..{len(keys) - 1}")
+                names = [str(names[k] if k in names else names[str(k)]) for k in keys]
+            if not isinstance(names, list) or not names:
+                raise ValueError(f"{entry.name}: 'names' must be a non-empty list or index -> name map")
+            ignore = doc.get("ignore_index")
+            return [str(n) for n in names], None, entry.name, int(ignore) if isinstance(ignore, int) else None
+    for name in CLASS_CSVS:
+        entry = shallowest(name)
+        if entry is None:
+            continue
+        classes, colours = _class_csv(entry, decode_text(read(entry)))
+        return classes, colours, entry.name, None
+    for name in CLASS_FILES:
+        entry = shallowest(name)
+        if entry is None:
+            continue
+        lines = [ln.strip() for ln in decode_text(read(entry)).splitlines()]
+        lines = [ln for ln in lines if ln and not ln.startswith("#")]
+        if not lines:
+            raise ValueError(f"{entry.name}: the class list is empty")
+        if all(re.match(r"^[^:]+:\s*\d+\s*,\s*\d+\s*,\s*\d+", ln) for ln in lines):  # labelmap: name:r,g,b::
+            classes, colours = [], {}
+            for i, ln in enumerate(lines):
+                cname, rgb = ln.split(":")[:2]
+                classes.append(cname.strip())
+                colours[tuple(int(v) for v in rgb.split(","))] = i
+            return classes, colours, entry.name, None
+        # "0 cat" / "0: cat" / "cat"
+        indexed = [re.match(r"^(\d+)\s*[:,\s]\s*(.+)$", ln) for ln in lines]
+        if all(indexed) and [int(m.group(1)) for m in indexed] == list(range(len(lines))):  # type: ignore[union-attr]
+            return [m.group(2).strip() for m in indexed], None, entry.name, None  # type: ignore[union-attr]
+        return lines, None, entry.name, None
+    return None, None, None, None
+
+
+def _class_csv(entry: Any, text: str) -> tuple[list[str], dict | None]:
+    import csv
+    import io
+
+    rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    if rows and not any(c.isdigit() for c in rows[0]):
+        header = [c.lower() for c in rows[0]]
+        rows = rows[1:]
+    else:
+        header = []
+    classes: list[str] = []
+    colours: dict[tuple[int, int, int], int] = {}
+    for r in rows:
+        if header and {"r", "g", "b"} <= set(header):
+            name = r[header.index("name")] if "name" in header else r[0]
+            classes.append(name)
+            colours[tuple(int(r[header.index(c)]) for c in "rgb")] = len(classes) - 1
+        elif len(r) >= 4 and all(c.isdigit() for c in r[-3:]):
+            classes.append(r[0] if not r[0].isdigit() else r[1])
+            colours[tuple(int(c) for c in r[-3:])] = len(classes) - 1
+        elif len(r) >= 2 and r[0].isdigit():
+            classes.append(r[1])
+        else:
+            classes.append(r[0])
+    if not classes:
+        raise ValueError(f"{entry.name}: the class list is empty")
+    return classes, colours or None
+
+
+# ---------------------------------------------------------------- COCO
+
+
+def looks_like_coco(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("images"), list) and "annotations" in doc
+
+
+def parse_coco(docs: list[tuple[Any, dict]], images: list[Any]) -> Layout:
+    """docs: (json entry, parsed document) for every COCO file in the archive."""
+    index = ImageIndex(images)
+    warnings: list[str] = []
+    rejected: list[tuple[str, str]] = []
+    classes: list[str] = []
+    class_of_name: dict[str, int] = {}
+    items: list[Item] = []
+    seen_entries: dict[str, str] = {}
+    has_box = has_poly = False
+    for entry, doc in docs:
+        cats = doc.get("categories") or []
+        if not isinstance(cats, list):
+            raise ValueError(f"{entry.name}: 'categories' must be a list")
+        cat_index: dict[Any, int] = {}
+        for cat in sorted((c for c in cats if isinstance(c, dict)), key=lambda c: _sort_id(c.get("id"))):
+            name = str(cat.get("name", cat.get("id")))
+            if name not in class_of_name:
+                class_of_name[name] = len(classes)
+                classes.append(name)
+            cat_index[cat.get("id")] = class_of_name[name]
+        split = split_from_path(entry.name)
+        base = _parent(entry.name)
+        bases = (base, f"{base}/images" if base else "images", _parent(base), f"{_parent(base)}/images", "")
+        by_id: dict[Any, Item] = {}
+        for img in doc["images"]:
+            if not isinstance(img, dict) or "file_name" not in img:
+                rejected.append((entry.name, f"image record without file_name: {str(img)[:80]}"))
+                continue
+            ref = str(img["file_name"])
+            hit = index.find(ref, bases)
+            if hit is None:
+                rejected.append((entry.name, f"image {ref!r} (id {img.get('id')}) is not in the archive"))
+                by_id[img.get("id")] = Item(entry=None, source=entry.name)
+                continue
+            if hit.name in seen_entries:
+                warnings.append(f"{hit.name}: listed in both {seen_entries[hit.name]} and {entry.name}")
+            seen_entries[hit.name] = entry.name
+            item = Item(entry=hit, split=split, objects=[], source=entry.name)
+            by_id[img.get("id")] = item
+            items.append(item)
+        orphans = 0
+        for n, ann in enumerate(doc.get("annotations") or []):
+            if not isinstance(ann, dict):
+                continue
+            item = by_id.get(ann.get("image_id"))
+            if item is None:
+                orphans += 1
+                if orphans <= 5:
+                    rejected.append(
+                        (
+                            entry.name,
+                            f"annotation {ann.get('id', n)} refers to image id {ann.get('image_id')!r}, which is not listed",
+                        )
+                    )
+                continue
+            if item.entry is None:
+                continue
+            where = f"{entry.name} annotation {ann.get('id', n)}"
+            cls = cat_index.get(ann.get("category_id"))
+            if cls is None:
+                item.error = item.error or f"{where}: unknown category id {ann.get('category_id')!r}"
+                continue
+            obj = RawObject(cls=cls, where=where)
+            bbox = ann.get("bbox")
+            if isinstance(bbox, list) and len(bbox) == 4:
+                try:
+                    x, y, w, h = (float(v) for v in bbox)
+                except (TypeError, ValueError):
+                    item.error = item.error or f"{where}: bbox {bbox!r} is not four numbers"
+                    continue
+                obj.bbox = (x, y, x + w, y + h)
+                has_box = True
+            seg = ann.get("segmentation")
+            if isinstance(seg, list) and seg:
+                polys = [[float(v) for v in p] for p in seg if isinstance(p, list) and len(p) >= 6]
+                if polys:
+                    obj.polygons = polys
+                    has_poly = True
+            elif isinstance(seg, dict) and "counts" in seg:
+                obj.rle = seg
+                has_poly = True
+            if obj.bbox is None and obj.polygons is None and obj.rle is None:
+                item.error = item.error or f"{where}: has neither a bbox nor a segmentation"
+                continue
+            item.objects.append(obj)  # type: ignore[union-attr]
+        if orphans > 5:
+            rejected.append((entry.name, f"... {orphans - 5} more annotation(s) refer to unlisted images"))
+    types = (["box"] if has_box or has_poly else []) + (["polygon"] if has_poly else [])
+    return Layout("coco", items, classes, types or ["box"], warnings, rejected)
+
+
+def _sort_id(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, int) else (1, str(value))
+
+
+# ---------------------------------------------------------------- Pascal VOC
+
+
+def voc_root(data: bytes) -> ET.Element | None:
+    try:
+        root = ET.fromstring(data.lstrip(b"\xef\xbb\xbf"))
+    except ET.ParseError:
+        return None
+    return root if root.tag == "annotation" else None
+
+
+def parse_voc(xmls: list[tuple[Any, ET.Element]], images: list[Any], files: list[Any], read: Reader) -> Layout:
+    index = ImageIndex(images)
+    given_classes, _, class_file, _ = read_class_list(files, read)
+    names: dict[str, int] = {n: i for i, n in enumerate(given_classes or [])}
+    # ImageSets/Main/<split>.txt lists image stems per split
+    split_of: dict[str, str] = {}
+    for e in files:
+        parts = [p.lower() for p in PurePosixPath(e.name).parts]
+        if "imagesets" in parts and e.name.lower().endswith(".txt"):
+            stem = PurePosixPath(e.name).stem.lower()
+            split = {"train": "train", "val": "val", "test": "test"}.get(stem)
+            if split:
+                for line in decode_text(read(e)).splitlines():
+                    if line.strip():
+                        split_of[line.split()[0].lower()] = split
+    warnings: list[str] = []
+    rejected: list[tuple[str, str]] = []
+    items: list[Item] = []
+    pending: list[tuple[Item, list[tuple[str, tuple | None, str]]]] = []
+    for entry, root in xmls:
+        filename = (root.findtext("filename") or "").strip()
+        folder = _parent(entry.name)
+        bases = (
+            folder,
+            f"{_parent(folder)}/JPEGImages" if folder else "JPEGImages",
+            f"{_parent(folder)}/images" if folder else "images",
+            "",
+        )
+        hit = index.find(filename, bases) if filename else None
+        if hit is None:  # fall back to the XML's own stem
+            stem = PurePosixPath(entry.name).stem.lower()
+            cands = index.by_stem.get(stem, [])
+            hit = cands[0] if len(cands) == 1 else None
+        if hit is None:
+            rejected.append((entry.name, f"image {filename or PurePosixPath(entry.name).stem!r} is not in the archive"))
+            continue
+        stem = PurePosixPath(hit.name).stem.lower()
+        item = Item(entry=hit, split=split_of.get(stem) or split_from_path(hit.name), objects=[], source=entry.name)
+        objs = []
+        for n, obj in enumerate(root.findall("object")):
+            name = (obj.findtext("name") or "").strip()
+            where = f"{entry.name} object {n + 1} ({name or '?'})"
+            bb = obj.find("bndbox")
+            box = None
+            if bb is not None:
+                try:
+                    box = tuple(float(bb.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
+                except ValueError:
+                    item.error = item.error or f"{where}: bndbox values are not numbers"
+            if box is None or any(v != v for v in box):
+                item.error = item.error or f"{where}: missing or incomplete <bndbox>"
+            objs.append((name, box, where))
+        pending.append((item, objs))
+    if given_classes is None:
+        found = sorted({name for _, objs in pending for name, _, _ in objs if name})
+        names = {n: i for i, n in enumerate(found)}
+        classes = found
+    else:
+        classes = list(given_classes)
+    for item, objs in pending:
+        for name, box, where in objs:
+            if not name:
+                item.error = item.error or f"{where}: object without a <name>"
+                continue
+            if name not in names:
+                item.error = item.error or f"{where}: unknown class {name!r} (not in {class_file})"
+                continue
+            if box is not None:
+                item.objects.append(RawObject(cls=names[name], bbox=box, where=where))  # type: ignore[union-attr]
+        items.append(item)
+    return Layout("voc", items, classes, ["box"], warnings, rejected)
+
+
+# ---------------------------------------------------------------- YOLO
+
+
+def yolo_label_for(image_name: str, labels: dict[str, Any]) -> Any | None:
+    """The label file of an image: images/ -> labels/ in the path, or next to the image."""
+    stem = _stem_key(image_name)
+    parts = stem.split("/")
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in ("images", "image", "imgs", "img"):
+            swapped = "/".join([*parts[:i], "labels", *parts[i + 1 :]])
+            if swapped in labels:
+                return labels[swapped]
+    return labels.get(stem)
+
+
+def yolo_txts(files: list[Any]) -> dict[str, Any]:
+    skip = {n.lower() for n in CLASS_FILES} | {"readme.txt", "train.txt", "val.txt", "test.txt"}
+    return {
+        _stem_key(e.name): e
+        for e in files
+        if e.name.lower().endswith(".txt") and PurePosixPath(e.name).name.lower() not in skip
+    }
+
+
+def parse_yolo(images: list[Any], files: list[Any], read: Reader) -> Layout:
+    classes, _, class_file, _ = read_class_list(files, read)
+    if classes is None:
+        raise ValueError("YOLO labels need a class list: data.yaml with 'names', or classes.txt / obj.names")
+    labels = yolo_txts(files)
+    used: set[str] = set()
+    items: list[Item] = []
+    unlabelled = 0
+    has_box = has_poly = False
+    for image in images:
+        label = yolo_label_for(image.name, labels)
+        item = Item(entry=image, split=split_from_path(image.name), objects=[], source=label.name if label else "")
+        items.append(item)
+        if label is None:
+            unlabelled += 1
+            continue
+        used.add(label.name)
+        for line_no, line in enumerate(decode_text(read(label)).splitlines(), start=1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            where = f"{label.name} line {line_no}"
+            try:
+                values = [float(t) for t in tokens]
+            except ValueError:
+                item.error = item.error or f"{where}: not numbers: {line.strip()[:60]!r}"
+                break
+            cls = values[0]
+            if cls != int(cls) or not 0 <= int(cls) < len(classes):
+                item.error = (
+                    item.error
+                    or f"{where}: unknown class id {tokens[0]} (the class list {class_file} has {len(classes)})"
+                )
+                break
+            coords = values[1:]
+            if len(coords) == 4:
+                cx, cy, w, h = coords
+                item.objects.append(  # type: ignore[union-attr]
+                    RawObject(
+                        int(cls), bbox=(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), normalised=True, where=where
+                    )
+                )
+                has_box = True
+            elif len(coords) >= 6 and len(coords) % 2 == 0:
+                item.objects.append(RawObject(int(cls), polygons=[coords], normalised=True, where=where))  # type: ignore[union-attr]
+                has_poly = True
+            else:
+                item.error = item.error or (
+                    f"{where}: expected 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...', got {len(tokens)} values"
+                )
+                break
+    warnings = []
+    if unlabelled:
+        warnings.append(f"{unlabelled} image(s) have no label file and were imported with no objects (negatives)")
+    rejected = [(e.name, "label file has no matching image") for k, e in labels.items() if e.name not in used]
+    types = (["box"] if has_box or has_poly else ["box"]) + (["polygon"] if has_poly else [])
+    return Layout("yolo", items, classes, types, warnings, rejected)
+
+
+# ---------------------------------------------------------------- semantic masks
+
+
+def find_mask_pairs(images: list[Any]) -> tuple[list[tuple[Any, Any]], list[Any]] | None:
+    """(image, mask) pairs when the images split into an image folder and a mask folder with
+    matching stems; None when the archive does not look like that. Also the unmatched images."""
+    by_dir: dict[str, str] = {}
+    for e in images:
+        parts = [p.lower() for p in PurePosixPath(e.name).parts[:-1]]
+        role = next((("mask", i) for i, p in enumerate(parts) if p in MASK_DIRS), None) or next(
+            (("image", i) for i, p in enumerate(parts) if p in IMAGE_DIRS), None
+        )
+        by_dir[e.name] = role[0] if role else ""
+    masks = [e for e in images if by_dir[e.name] == "mask"]
+    imgs = [e for e in images if by_dir[e.name] != "mask"]
+    if not masks or not imgs:
+        return None
+
+    def key(e: Any) -> tuple[str, str]:
+        parts = [p for p in PurePosixPath(e.name).parts[:-1] if p.lower() not in MASK_DIRS + IMAGE_DIRS]
+        stem = PurePosixPath(e.name).stem.lower()
+        for suffix in ("_mask", "-mask", "_label", "_labels", "_gt", "_seg", "_segmentation", "_l"):
+            if stem.endswith(suffix) and e.name in masks_set:
+                stem = stem[: -len(suffix)]
+        return ("/".join(p.lower() for p in parts), stem)
+
+    masks_set = {m.name for m in masks}
+    mask_by_key = {key(m): m for m in masks}
+    mask_by_stem: dict[str, list[Any]] = defaultdict(list)
+    for k, m in mask_by_key.items():
+        mask_by_stem[k[1]].append(m)
+    pairs, unmatched = [], []
+    for im in imgs:
+        k = key(im)
+        m = mask_by_key.get(k)
+        if m is None and len(mask_by_stem.get(k[1], [])) == 1:
+            m = mask_by_stem[k[1]][0]
+        (pairs.append((im, m)) if m is not None else unmatched.append(im))
+    if len(pairs) * 2 < len(imgs):
+        return None
+    return pairs, unmatched
+
+
+def parse_masks(images: list[Any], files: list[Any], read: Reader, ignore_index: int) -> Layout:
+    found = find_mask_pairs(images)
+    if found is None:
+        raise ValueError(
+            "no image/mask folder pairs found; expected images/<name>.jpg with masks/<name>.png "
+            "(mask folders may be named masks, labels, annotations or SegmentationClass)"
+        )
+    pairs, unmatched = found
+    classes, colours, _, yaml_ignore = read_class_list(files, read)
+    if yaml_ignore is not None:
+        ignore_index = yaml_ignore
+    items = [Item(entry=im, split=split_from_path(im.name), mask=m, source=m.name) for im, m in pairs]
+    warnings = []
+    rejected = [(im.name, "image has no mask") for im in unmatched]
+    layout = Layout("mask_folder", items, classes or [], ["mask"], warnings, rejected, ignore_index, colours)
+    layout.classes_from_masks = classes is None
+    return layout
+
+
+def mask_to_index(im, colours: dict | None, ignore_index: int) -> np.ndarray:
+    """A decoded mask (any mode) as a 2-D array of class indices. Raises CaseError."""
+    mode = im.mode
+    if mode in ("L", "P", "1"):
+        return np.asarray(im, dtype=np.int64) if mode != "1" else np.asarray(im, dtype=np.int64)
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(im, dtype=np.int64)
+    if mode in ("LA", "PA"):
+        return np.asarray(im.getchannel(0), dtype=np.int64)
+    rgb = np.asarray(im.convert("RGB"), dtype=np.int64)
+    if colours:
+        flat = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        out = np.full(flat.shape, -1, dtype=np.int64)
+        for (r, g, b), cls in colours.items():
+            out[flat == ((r << 16) | (g << 8) | b)] = cls
+        if (out < 0).any():
+            ys, xs = np.nonzero(out < 0)
+            colour = tuple(int(v) for v in rgb[ys[0], xs[0]])
+            raise CaseError(f"mask colour {colour} at ({xs[0]}, {ys[0]}) is not in the colour map")
+        return out
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return rgb[..., 0]
+    raise CaseError("RGB colour mask but no colour map (give classes.csv with name,r,g,b or labelmap.txt)")
+
+
+def class_of_objects(items: list[Item]) -> Counter:
+    return Counter(o.cls for it in items for o in (it.objects or []))
+
+
+def coco_json_candidates(files: list[Any]) -> list[Any]:
+    return [e for e in files if e.name.lower().endswith(".json")]
+
+
+def try_json(data: bytes) -> Any:
+    try:
+        return json.loads(decode_text(data))
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- checking against the image
+
+
+def finalise_objects(objects: list[RawObject], width: int, height: int) -> tuple[list[dict[str, Any]], int]:
+    """Manifest box entries for the decoded image size: relative coordinates scaled, boxes clipped
+    to the image (a box partly outside is clipped and counted), polygons clipped, RLE compressed.
+
+    Raises CaseError for a box of non-positive size, a box wholly outside the image, or an RLE
+    whose size differs from the image's.
+    """
+    from pycocotools import mask as mask_utils
+
+    out: list[dict[str, Any]] = []
+    clipped = 0
+    for obj in objects:
+        polygons = obj.polygons
+        if polygons is not None and obj.normalised:
+            polygons = [[v * (width if i % 2 == 0 else height) for i, v in enumerate(p)] for p in polygons]
+        bbox = obj.bbox
+        if bbox is not None and obj.normalised:
+            bbox = (bbox[0] * width, bbox[1] * height, bbox[2] * width, bbox[3] * height)
+        rle = None
+        if obj.rle is not None:
+            size = obj.rle.get("size")
+            if not isinstance(size, list) or [int(v) for v in size] != [height, width]:
+                raise CaseError(f"{obj.where}: RLE size {size} differs from the image size [{height}, {width}] (h, w)")
+            counts = obj.rle.get("counts")
+            try:
+                if isinstance(counts, list):
+                    rle = mask_utils.frPyObjects(obj.rle, height, width)
+                else:
+                    rle = {"size": [height, width], "counts": str(counts).encode()}
+                area_box = mask_utils.toBbox(rle).tolist()
+            except Exception as exc:  # noqa: BLE001 - pycocotools raises plain exceptions on bad counts
+                raise CaseError(f"{obj.where}: RLE is not valid: {exc}") from None
+            if bbox is None:
+                x, y, w, h = area_box
+                bbox = (x, y, x + w, y + h)
+            rle = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+        if bbox is None and polygons:
+            xs = [v for p in polygons for v in p[0::2]]
+            ys = [v for p in polygons for v in p[1::2]]
+            bbox = (min(xs), min(ys), max(xs), max(ys))
+        assert bbox is not None
+        x0, y0, x1, y1 = bbox
+        if not all(np.isfinite(v) for v in bbox):
+            raise CaseError(f"{obj.where}: box {list(bbox)} has non-finite coordinates")
+        if x1 <= x0 or y1 <= y0:
+            raise CaseError(f"{obj.where}: box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] has non-positive size; rejected")
+        cx0, cy0 = min(max(x0, 0.0), width), min(max(y0, 0.0), height)
+        cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+        if cx1 - cx0 <= 0 or cy1 - cy0 <= 0:
+            raise CaseError(
+                f"{obj.where}: box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] lies outside the {width}x{height} image; rejected"
+            )
+        if max(cx0 - x0, cy0 - y0, x1 - cx1, y1 - cy1) > CLIP_TOLERANCE:
+            clipped += 1
+        entry: dict[str, Any] = {"class": obj.cls, "bbox": [round(v, 3) for v in (cx0, cy0, cx1, cy1)]}
+        if polygons:
+            entry["polygons"] = [
+                [round(min(max(v, 0.0), width if i % 2 == 0 else height), 3) for i, v in enumerate(p)] for p in polygons
+            ]
+        elif rle is not None:
+            entry["rle"] = rle
+        out.append(entry)
+    return out, clipped
