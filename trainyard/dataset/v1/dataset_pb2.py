@@ -26,27 +26,45 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from trainyard.common.v1 import common_pb2 as trainyard_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"trainyard/dataset/v1/dataset.proto\x12\x14trainyard.dataset.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a trainyard/common/v1/common.proto\"7\n\tClassInfo\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"7\n\x0bSplitCounts\x12\r\n\x05train\x18\x01 \x01(\x05\x12\x0b\n\x03val\x18\x02 \x01(\x05\x12\x0c\n\x04test\x18\x03 \x01(\x05\"\xb6\x03\n\x0e\x44\x61tasetVersion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\x05\x12\x30\n\x08manifest\x18\x04 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x12\n\ncase_count\x18\x05 \x01(\x05\x12\x37\n\x0csplit_counts\x18\x06 \x01(\x0b\x32!.trainyard.dataset.v1.SplitCounts\x12\x30\n\x07\x63lasses\x18\x07 \x03(\x0b\x32\x1f.trainyard.dataset.v1.ClassInfo\x12=\n\x10\x61nnotation_types\x18\x08 \x03(\x0e\x32#.trainyard.common.v1.AnnotationType\x12:\n\rsource_format\x18\t \x01(\x0e\x32#.trainyard.dataset.v1.DatasetFormat\x12\x17\n\x0fimport_warnings\x18\n \x03(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x02\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x31\n\ntask_types\x18\x05 \x03(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12<\n\x0elatest_version\x18\x06 \x01(\x0b\x32$.trainyard.dataset.v1.DatasetVersion\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\nAnnotation\x12\x31\n\x04type\x18\x01 \x01(\x0e\x32#.trainyard.common.v1.AnnotationType\x12\x13\n\x0b\x63lass_index\x18\x02 \x01(\x05\x12\x12\n\nclass_name\x18\x03 \x01(\t\x12\x0b\n\x03\x62ox\x18\x04 \x03(\x02\"\xd4\x01\n\x04\x43\x61se\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bsource_path\x18\x02 \x01(\t\x12\x14\n\x0cimage_sha256\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12)\n\x05split\x18\x06 \x01(\x0e\x32\x1a.trainyard.common.v1.Split\x12\x35\n\x0b\x61nnotations\x18\x07 \x03(\x0b\x32 .trainyard.dataset.v1.Annotation\x12\x14\n\x0cpreview_jpeg\x18\x08 \x01(\x0c*\xd2\x01\n\rDatasetFormat\x12\x1e\n\x1a\x44\x41TASET_FORMAT_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x44\x41TASET_FORMAT_IMAGE_FOLDER\x10\x01\x12\x16\n\x12\x44\x41TASET_FORMAT_CSV\x10\x02\x12\x17\n\x13\x44\x41TASET_FORMAT_COCO\x10\x03\x12\x16\n\x12\x44\x41TASET_FORMAT_VOC\x10\x04\x12\x17\n\x13\x44\x41TASET_FORMAT_YOLO\x10\x05\x12\x1e\n\x1a\x44\x41TASET_FORMAT_MASK_FOLDER\x10\x06*p\n\x0b\x41rchiveType\x12\x1c\n\x18\x41RCHIVE_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41RCHIVE_TYPE_ZIP\x10\x01\x12\x14\n\x10\x41RCHIVE_TYPE_TAR\x10\x02\x12\x17\n\x13\x41RCHIVE_TYPE_TAR_GZ\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"trainyard/dataset/v1/dataset.proto\x12\x14trainyard.dataset.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a trainyard/common/v1/common.proto\"7\n\tClassInfo\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"7\n\x0bSplitCounts\x12\r\n\x05train\x18\x01 \x01(\x05\x12\x0b\n\x03val\x18\x02 \x01(\x05\x12\x0c\n\x04test\x18\x03 \x01(\x05\"\xa4\x04\n\x0e\x44\x61tasetVersion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12\x0e\n\x06number\x18\x03 \x01(\x05\x12\x30\n\x08manifest\x18\x04 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x12\n\ncase_count\x18\x05 \x01(\x05\x12\x37\n\x0csplit_counts\x18\x06 \x01(\x0b\x32!.trainyard.dataset.v1.SplitCounts\x12\x30\n\x07\x63lasses\x18\x07 \x03(\x0b\x32\x1f.trainyard.dataset.v1.ClassInfo\x12=\n\x10\x61nnotation_types\x18\x08 \x03(\x0e\x32#.trainyard.common.v1.AnnotationType\x12:\n\rsource_format\x18\t \x01(\x0e\x32#.trainyard.dataset.v1.DatasetFormat\x12\x17\n\x0fimport_warnings\x18\n \x03(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\nstatistics\x18\x0c \x01(\x0b\x32\'.trainyard.dataset.v1.DatasetStatistics\x12\x19\n\x11parent_version_id\x18\r \x01(\t\x12\x14\n\x0cignore_index\x18\x0e \x01(\x05\"[\n\x0f\x43lassStatistics\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bimage_count\x18\x03 \x01(\x05\x12\x16\n\x0einstance_count\x18\x04 \x01(\x05\"[\n\x0bPercentiles\x12\x0b\n\x03min\x18\x01 \x01(\x01\x12\n\n\x02p5\x18\x02 \x01(\x01\x12\x0b\n\x03p50\x18\x03 \x01(\x01\x12\x0b\n\x03p95\x18\x04 \x01(\x01\x12\x0b\n\x03max\x18\x05 \x01(\x01\x12\x0c\n\x04mean\x18\x06 \x01(\x01\",\n\x0cRejectedFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xfd\x03\n\x11\x44\x61tasetStatistics\x12\x36\n\x07\x63lasses\x18\x01 \x03(\x0b\x32%.trainyard.dataset.v1.ClassStatistics\x12\x17\n\x0fimbalance_ratio\x18\x02 \x01(\x01\x12\x30\n\x05width\x18\x03 \x01(\x0b\x32!.trainyard.dataset.v1.Percentiles\x12\x31\n\x06height\x18\x04 \x01(\x0b\x32!.trainyard.dataset.v1.Percentiles\x12\x1a\n\x12grayscale_fraction\x18\x05 \x01(\x01\x12<\n\x11objects_per_image\x18\x06 \x01(\x0b\x32!.trainyard.dataset.v1.Percentiles\x12\x13\n\x0bsmall_boxes\x18\x07 \x01(\x05\x12\x14\n\x0cmedium_boxes\x18\x08 \x01(\x05\x12\x13\n\x0blarge_boxes\x18\t \x01(\x05\x12\x18\n\x10\x64uplicate_groups\x18\n \x01(\x05\x12\x17\n\x0f\x63onflict_groups\x18\x0b \x01(\x05\x12\x13\n\x0bleak_groups\x18\x0c \x01(\x05\x12:\n\x0erejected_files\x18\r \x03(\x0b\x32\".trainyard.dataset.v1.RejectedFile\x12\x14\n\x0c\x65mpty_images\x18\x0e \x01(\x05\"\x9c\x02\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x31\n\ntask_types\x18\x05 \x03(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12<\n\x0elatest_version\x18\x06 \x01(\x0b\x32$.trainyard.dataset.v1.DatasetVersion\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf0\x01\n\nAnnotation\x12\x31\n\x04type\x18\x01 \x01(\x0e\x32#.trainyard.common.v1.AnnotationType\x12\x13\n\x0b\x63lass_index\x18\x02 \x01(\x05\x12\x12\n\nclass_name\x18\x03 \x01(\t\x12\x0b\n\x03\x62ox\x18\x04 \x03(\x02\x12/\n\x08polygons\x18\x05 \x03(\x0b\x32\x1d.trainyard.dataset.v1.Polygon\x12\x12\n\nrle_counts\x18\x06 \x01(\t\x12\x10\n\x08rle_size\x18\x07 \x03(\x05\x12\x10\n\x08mask_key\x18\x08 \x01(\t\x12\x10\n\x08mask_png\x18\t \x01(\x0c\"\x19\n\x07Polygon\x12\x0e\n\x06points\x18\x01 \x03(\x02\"F\n\x0bLegendEntry\x12\x13\n\x0b\x63lass_index\x18\x01 \x01(\x05\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\x0e\n\x06\x63olour\x18\x03 \x01(\t\"\xde\x01\n\x0cImportStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x05state\x18\x02 \x01(\x0e\x32!.trainyard.dataset.v1.ImportState\x12\x0c\n\x04\x64one\x18\x03 \x01(\x05\x12\r\n\x05total\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x12\n\ndataset_id\x18\x06 \x01(\t\x12\x12\n\nversion_id\x18\x07 \x01(\t\x12:\n\x0erejected_files\x18\x08 \x03(\x0b\x32\".trainyard.dataset.v1.RejectedFile\"\xe7\x01\n\x04\x43\x61se\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bsource_path\x18\x02 \x01(\t\x12\x14\n\x0cimage_sha256\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12)\n\x05split\x18\x06 \x01(\x0e\x32\x1a.trainyard.common.v1.Split\x12\x35\n\x0b\x61nnotations\x18\x07 \x03(\x0b\x32 .trainyard.dataset.v1.Annotation\x12\x14\n\x0cpreview_jpeg\x18\x08 \x01(\x0c\x12\x11\n\timage_url\x18\t \x01(\t*\xd2\x01\n\rDatasetFormat\x12\x1e\n\x1a\x44\x41TASET_FORMAT_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x44\x41TASET_FORMAT_IMAGE_FOLDER\x10\x01\x12\x16\n\x12\x44\x41TASET_FORMAT_CSV\x10\x02\x12\x17\n\x13\x44\x41TASET_FORMAT_COCO\x10\x03\x12\x16\n\x12\x44\x41TASET_FORMAT_VOC\x10\x04\x12\x17\n\x13\x44\x41TASET_FORMAT_YOLO\x10\x05\x12\x1e\n\x1a\x44\x41TASET_FORMAT_MASK_FOLDER\x10\x06*p\n\x0b\x41rchiveType\x12\x1c\n\x18\x41RCHIVE_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41RCHIVE_TYPE_ZIP\x10\x01\x12\x14\n\x10\x41RCHIVE_TYPE_TAR\x10\x02\x12\x17\n\x13\x41RCHIVE_TYPE_TAR_GZ\x10\x03*\x81\x01\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45XPORT_FORMAT_COCO\x10\x01\x12\x1e\n\x1a\x45XPORT_FORMAT_IMAGE_FOLDER\x10\x02\x12\x1a\n\x16\x45XPORT_FORMAT_MASK_PNG\x10\x03*\x94\x01\n\x0bImportState\x12\x1c\n\x18IMPORT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14IMPORT_STATE_PENDING\x10\x01\x12\x18\n\x14IMPORT_STATE_RUNNING\x10\x02\x12\x1a\n\x16IMPORT_STATE_SUCCEEDED\x10\x03\x12\x17\n\x13IMPORT_STATE_FAILED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trainyard.dataset.v1.dataset_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATASETFORMAT']._serialized_start=1304
-  _globals['_DATASETFORMAT']._serialized_end=1514
-  _globals['_ARCHIVETYPE']._serialized_start=1516
-  _globals['_ARCHIVETYPE']._serialized_end=1628
+  _globals['_DATASETFORMAT']._serialized_start=2625
+  _globals['_DATASETFORMAT']._serialized_end=2835
+  _globals['_ARCHIVETYPE']._serialized_start=2837
+  _globals['_ARCHIVETYPE']._serialized_end=2949
+  _globals['_EXPORTFORMAT']._serialized_start=2952
+  _globals['_EXPORTFORMAT']._serialized_end=3081
+  _globals['_IMPORTSTATE']._serialized_start=3084
+  _globals['_IMPORTSTATE']._serialized_end=3232
   _globals['_CLASSINFO']._serialized_start=127
   _globals['_CLASSINFO']._serialized_end=182
   _globals['_SPLITCOUNTS']._serialized_start=184
   _globals['_SPLITCOUNTS']._serialized_end=239
   _globals['_DATASETVERSION']._serialized_start=242
-  _globals['_DATASETVERSION']._serialized_end=680
-  _globals['_DATASET']._serialized_start=683
-  _globals['_DATASET']._serialized_end=967
-  _globals['_ANNOTATION']._serialized_start=969
-  _globals['_ANNOTATION']._serialized_end=1086
-  _globals['_CASE']._serialized_start=1089
-  _globals['_CASE']._serialized_end=1301
+  _globals['_DATASETVERSION']._serialized_end=790
+  _globals['_CLASSSTATISTICS']._serialized_start=792
+  _globals['_CLASSSTATISTICS']._serialized_end=883
+  _globals['_PERCENTILES']._serialized_start=885
+  _globals['_PERCENTILES']._serialized_end=976
+  _globals['_REJECTEDFILE']._serialized_start=978
+  _globals['_REJECTEDFILE']._serialized_end=1022
+  _globals['_DATASETSTATISTICS']._serialized_start=1025
+  _globals['_DATASETSTATISTICS']._serialized_end=1534
+  _globals['_DATASET']._serialized_start=1537
+  _globals['_DATASET']._serialized_end=1821
+  _globals['_ANNOTATION']._serialized_start=1824
+  _globals['_ANNOTATION']._serialized_end=2064
+  _globals['_POLYGON']._serialized_start=2066
+  _globals['_POLYGON']._serialized_end=2091
+  _globals['_LEGENDENTRY']._serialized_start=2093
+  _globals['_LEGENDENTRY']._serialized_end=2163
+  _globals['_IMPORTSTATUS']._serialized_start=2166
+  _globals['_IMPORTSTATUS']._serialized_end=2388
+  _globals['_CASE']._serialized_start=2391
+  _globals['_CASE']._serialized_end=2622
 # @@protoc_insertion_point(module_scope)

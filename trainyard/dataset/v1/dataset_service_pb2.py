@@ -26,7 +26,7 @@ from trainyard.common.v1 import common_pb2 as trainyard_dot_common_dot_v1_dot_co
 from trainyard.dataset.v1 import dataset_pb2 as trainyard_dot_dataset_dot_v1_dot_dataset__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*trainyard/dataset/v1/dataset_service.proto\x12\x14trainyard.dataset.v1\x1a trainyard/common/v1/common.proto\x1a\"trainyard/dataset/v1/dataset.proto\"\xfd\x01\n\x15\x43reateDatasetMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.trainyard.dataset.v1.DatasetFormat\x12\x37\n\x0c\x61rchive_type\x18\x04 \x01(\x0e\x32!.trainyard.dataset.v1.ArchiveType\x12\x14\n\x0cval_fraction\x18\x05 \x01(\x01\x12\x15\n\rtest_fraction\x18\x06 \x01(\x01\x12\x12\n\nsplit_seed\x18\x07 \x01(\x03\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"s\n\x14\x43reateDatasetRequest\x12?\n\x08metadata\x18\x01 \x01(\x0b\x32+.trainyard.dataset.v1.CreateDatasetMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"G\n\x15\x43reateDatasetResponse\x12.\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1d.trainyard.dataset.v1.Dataset\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"D\n\x12GetDatasetResponse\x12.\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1d.trainyard.dataset.v1.Dataset\"n\n\x13ListDatasetsRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"`\n\x14ListDatasetsResponse\x12/\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1d.trainyard.dataset.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n\x18GetDatasetVersionRequest\x12\x12\n\nversion_id\x18\x01 \x01(\t\"R\n\x19GetDatasetVersionResponse\x12\x35\n\x07version\x18\x01 \x01(\x0b\x32$.trainyard.dataset.v1.DatasetVersion\"\x9d\x01\n\x13PreviewCasesRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12\x16\n\x0ethumbnail_size\x18\x04 \x01(\x05\x12)\n\x05split\x18\x05 \x01(\x0e\x32\x1a.trainyard.common.v1.Split\x12\x0c\n\x04seed\x18\x06 \x01(\x03\"A\n\x14PreviewCasesResponse\x12)\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1a.trainyard.dataset.v1.Case\"*\n\x14\x44\x65leteDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse2\x9f\x05\n\x0e\x44\x61tasetService\x12j\n\rCreateDataset\x12*.trainyard.dataset.v1.CreateDatasetRequest\x1a+.trainyard.dataset.v1.CreateDatasetResponse(\x01\x12\x64\n\nGetDataset\x12\'.trainyard.dataset.v1.GetDatasetRequest\x1a(.trainyard.dataset.v1.GetDatasetResponse\"\x03\x90\x02\x01\x12j\n\x0cListDatasets\x12).trainyard.dataset.v1.ListDatasetsRequest\x1a*.trainyard.dataset.v1.ListDatasetsResponse\"\x03\x90\x02\x01\x12y\n\x11GetDatasetVersion\x12..trainyard.dataset.v1.GetDatasetVersionRequest\x1a/.trainyard.dataset.v1.GetDatasetVersionResponse\"\x03\x90\x02\x01\x12j\n\x0cPreviewCases\x12).trainyard.dataset.v1.PreviewCasesRequest\x1a*.trainyard.dataset.v1.PreviewCasesResponse\"\x03\x90\x02\x01\x12h\n\rDeleteDataset\x12*.trainyard.dataset.v1.DeleteDatasetRequest\x1a+.trainyard.dataset.v1.DeleteDatasetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*trainyard/dataset/v1/dataset_service.proto\x12\x14trainyard.dataset.v1\x1a trainyard/common/v1/common.proto\x1a\"trainyard/dataset/v1/dataset.proto\"\xc1\x02\n\x15\x43reateDatasetMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.trainyard.dataset.v1.DatasetFormat\x12\x37\n\x0c\x61rchive_type\x18\x04 \x01(\x0e\x32!.trainyard.dataset.v1.ArchiveType\x12\x14\n\x0cval_fraction\x18\x05 \x01(\x01\x12\x15\n\rtest_fraction\x18\x06 \x01(\x01\x12\x12\n\nsplit_seed\x18\x07 \x01(\x03\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x16\n\x0e\x61\x63\x63\x65pt_partial\x18\t \x01(\x08\x12\x19\n\x0cignore_index\x18\n \x01(\x05H\x00\x88\x01\x01\x42\x0f\n\r_ignore_index\"\xbe\x02\n\x1c\x43reateDatasetVersionMetadata\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12/\n\x04mode\x18\x02 \x01(\x0e\x32!.trainyard.dataset.v1.VersionMode\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.trainyard.dataset.v1.DatasetFormat\x12\x37\n\x0c\x61rchive_type\x18\x04 \x01(\x0e\x32!.trainyard.dataset.v1.ArchiveType\x12\x14\n\x0cval_fraction\x18\x05 \x01(\x01\x12\x15\n\rtest_fraction\x18\x06 \x01(\x01\x12\x12\n\nsplit_seed\x18\x07 \x01(\x03\x12\x16\n\x0e\x61\x63\x63\x65pt_partial\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\"\x81\x01\n\x1b\x43reateDatasetVersionRequest\x12\x46\n\x08metadata\x18\x01 \x01(\x0b\x32\x32.trainyard.dataset.v1.CreateDatasetVersionMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"U\n\x1c\x43reateDatasetVersionResponse\x12\x35\n\x07version\x18\x01 \x01(\x0b\x32$.trainyard.dataset.v1.DatasetVersion\"\xca\x01\n\x14ImportDatasetRequest\x12.\n\x06source\x18\x01 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12=\n\x08metadata\x18\x02 \x01(\x0b\x32+.trainyard.dataset.v1.CreateDatasetMetadata\x12\x12\n\ndataset_id\x18\x03 \x01(\t\x12/\n\x04mode\x18\x04 \x01(\x0e\x32!.trainyard.dataset.v1.VersionMode\"K\n\x15ImportDatasetResponse\x12\x32\n\x06import\x18\x01 \x01(\x0b\x32\".trainyard.dataset.v1.ImportStatus\"\'\n\x12WatchImportRequest\x12\x11\n\timport_id\x18\x01 \x01(\t\"I\n\x13WatchImportResponse\x12\x32\n\x06status\x18\x01 \x01(\x0b\x32\".trainyard.dataset.v1.ImportStatus\"e\n\x1b\x45xportDatasetVersionRequest\x12\x12\n\nversion_id\x18\x01 \x01(\t\x12\x32\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\".trainyard.dataset.v1.ExportFormat\"\\\n\x1c\x45xportDatasetVersionResponse\x12/\n\x07\x61rchive\x18\x01 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x0b\n\x03url\x18\x02 \x01(\t\"s\n\x14\x43reateDatasetRequest\x12?\n\x08metadata\x18\x01 \x01(\x0b\x32+.trainyard.dataset.v1.CreateDatasetMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"G\n\x15\x43reateDatasetResponse\x12.\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1d.trainyard.dataset.v1.Dataset\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"D\n\x12GetDatasetResponse\x12.\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1d.trainyard.dataset.v1.Dataset\"n\n\x13ListDatasetsRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"`\n\x14ListDatasetsResponse\x12/\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1d.trainyard.dataset.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n\x18GetDatasetVersionRequest\x12\x12\n\nversion_id\x18\x01 \x01(\t\"R\n\x19GetDatasetVersionResponse\x12\x35\n\x07version\x18\x01 \x01(\x0b\x32$.trainyard.dataset.v1.DatasetVersion\"\xb2\x01\n\x13PreviewCasesRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12\x16\n\x0ethumbnail_size\x18\x04 \x01(\x05\x12)\n\x05split\x18\x05 \x01(\x0e\x32\x1a.trainyard.common.v1.Split\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x13\n\x0b\x63lass_names\x18\x07 \x03(\t\"t\n\x14PreviewCasesResponse\x12)\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1a.trainyard.dataset.v1.Case\x12\x31\n\x06legend\x18\x02 \x03(\x0b\x32!.trainyard.dataset.v1.LegendEntry\"*\n\x14\x44\x65leteDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse*j\n\x0bVersionMode\x12\x1c\n\x18VERSION_MODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bVERSION_MODE_ADD_OR_REPLACE\x10\x01\x12\x1c\n\x18VERSION_MODE_REPLACE_ALL\x10\x02\x32\xf4\x08\n\x0e\x44\x61tasetService\x12j\n\rCreateDataset\x12*.trainyard.dataset.v1.CreateDatasetRequest\x1a+.trainyard.dataset.v1.CreateDatasetResponse(\x01\x12\x64\n\nGetDataset\x12\'.trainyard.dataset.v1.GetDatasetRequest\x1a(.trainyard.dataset.v1.GetDatasetResponse\"\x03\x90\x02\x01\x12j\n\x0cListDatasets\x12).trainyard.dataset.v1.ListDatasetsRequest\x1a*.trainyard.dataset.v1.ListDatasetsResponse\"\x03\x90\x02\x01\x12y\n\x11GetDatasetVersion\x12..trainyard.dataset.v1.GetDatasetVersionRequest\x1a/.trainyard.dataset.v1.GetDatasetVersionResponse\"\x03\x90\x02\x01\x12j\n\x0cPreviewCases\x12).trainyard.dataset.v1.PreviewCasesRequest\x1a*.trainyard.dataset.v1.PreviewCasesResponse\"\x03\x90\x02\x01\x12h\n\rDeleteDataset\x12*.trainyard.dataset.v1.DeleteDatasetRequest\x1a+.trainyard.dataset.v1.DeleteDatasetResponse\x12\x7f\n\x14\x43reateDatasetVersion\x12\x31.trainyard.dataset.v1.CreateDatasetVersionRequest\x1a\x32.trainyard.dataset.v1.CreateDatasetVersionResponse(\x01\x12h\n\rImportDataset\x12*.trainyard.dataset.v1.ImportDatasetRequest\x1a+.trainyard.dataset.v1.ImportDatasetResponse\x12i\n\x0bWatchImport\x12(.trainyard.dataset.v1.WatchImportRequest\x1a).trainyard.dataset.v1.WatchImportResponse\"\x03\x90\x02\x01\x30\x01\x12}\n\x14\x45xportDatasetVersion\x12\x31.trainyard.dataset.v1.ExportDatasetVersionRequest\x1a\x32.trainyard.dataset.v1.ExportDatasetVersionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,32 +41,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATASETSERVICE'].methods_by_name['GetDatasetVersion']._serialized_options = b'\220\002\001'
   _globals['_DATASETSERVICE'].methods_by_name['PreviewCases']._loaded_options = None
   _globals['_DATASETSERVICE'].methods_by_name['PreviewCases']._serialized_options = b'\220\002\001'
+  _globals['_DATASETSERVICE'].methods_by_name['WatchImport']._loaded_options = None
+  _globals['_DATASETSERVICE'].methods_by_name['WatchImport']._serialized_options = b'\220\002\001'
+  _globals['_VERSIONMODE']._serialized_start=2608
+  _globals['_VERSIONMODE']._serialized_end=2714
   _globals['_CREATEDATASETMETADATA']._serialized_start=139
-  _globals['_CREATEDATASETMETADATA']._serialized_end=392
-  _globals['_CREATEDATASETREQUEST']._serialized_start=394
-  _globals['_CREATEDATASETREQUEST']._serialized_end=509
-  _globals['_CREATEDATASETRESPONSE']._serialized_start=511
-  _globals['_CREATEDATASETRESPONSE']._serialized_end=582
-  _globals['_GETDATASETREQUEST']._serialized_start=584
-  _globals['_GETDATASETREQUEST']._serialized_end=623
-  _globals['_GETDATASETRESPONSE']._serialized_start=625
-  _globals['_GETDATASETRESPONSE']._serialized_end=693
-  _globals['_LISTDATASETSREQUEST']._serialized_start=695
-  _globals['_LISTDATASETSREQUEST']._serialized_end=805
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=807
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=903
-  _globals['_GETDATASETVERSIONREQUEST']._serialized_start=905
-  _globals['_GETDATASETVERSIONREQUEST']._serialized_end=951
-  _globals['_GETDATASETVERSIONRESPONSE']._serialized_start=953
-  _globals['_GETDATASETVERSIONRESPONSE']._serialized_end=1035
-  _globals['_PREVIEWCASESREQUEST']._serialized_start=1038
-  _globals['_PREVIEWCASESREQUEST']._serialized_end=1195
-  _globals['_PREVIEWCASESRESPONSE']._serialized_start=1197
-  _globals['_PREVIEWCASESRESPONSE']._serialized_end=1262
-  _globals['_DELETEDATASETREQUEST']._serialized_start=1264
-  _globals['_DELETEDATASETREQUEST']._serialized_end=1306
-  _globals['_DELETEDATASETRESPONSE']._serialized_start=1308
-  _globals['_DELETEDATASETRESPONSE']._serialized_end=1331
-  _globals['_DATASETSERVICE']._serialized_start=1334
-  _globals['_DATASETSERVICE']._serialized_end=2005
+  _globals['_CREATEDATASETMETADATA']._serialized_end=460
+  _globals['_CREATEDATASETVERSIONMETADATA']._serialized_start=463
+  _globals['_CREATEDATASETVERSIONMETADATA']._serialized_end=781
+  _globals['_CREATEDATASETVERSIONREQUEST']._serialized_start=784
+  _globals['_CREATEDATASETVERSIONREQUEST']._serialized_end=913
+  _globals['_CREATEDATASETVERSIONRESPONSE']._serialized_start=915
+  _globals['_CREATEDATASETVERSIONRESPONSE']._serialized_end=1000
+  _globals['_IMPORTDATASETREQUEST']._serialized_start=1003
+  _globals['_IMPORTDATASETREQUEST']._serialized_end=1205
+  _globals['_IMPORTDATASETRESPONSE']._serialized_start=1207
+  _globals['_IMPORTDATASETRESPONSE']._serialized_end=1282
+  _globals['_WATCHIMPORTREQUEST']._serialized_start=1284
+  _globals['_WATCHIMPORTREQUEST']._serialized_end=1323
+  _globals['_WATCHIMPORTRESPONSE']._serialized_start=1325
+  _globals['_WATCHIMPORTRESPONSE']._serialized_end=1398
+  _globals['_EXPORTDATASETVERSIONREQUEST']._serialized_start=1400
+  _globals['_EXPORTDATASETVERSIONREQUEST']._serialized_end=1501
+  _globals['_EXPORTDATASETVERSIONRESPONSE']._serialized_start=1503
+  _globals['_EXPORTDATASETVERSIONRESPONSE']._serialized_end=1595
+  _globals['_CREATEDATASETREQUEST']._serialized_start=1597
+  _globals['_CREATEDATASETREQUEST']._serialized_end=1712
+  _globals['_CREATEDATASETRESPONSE']._serialized_start=1714
+  _globals['_CREATEDATASETRESPONSE']._serialized_end=1785
+  _globals['_GETDATASETREQUEST']._serialized_start=1787
+  _globals['_GETDATASETREQUEST']._serialized_end=1826
+  _globals['_GETDATASETRESPONSE']._serialized_start=1828
+  _globals['_GETDATASETRESPONSE']._serialized_end=1896
+  _globals['_LISTDATASETSREQUEST']._serialized_start=1898
+  _globals['_LISTDATASETSREQUEST']._serialized_end=2008
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=2010
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=2106
+  _globals['_GETDATASETVERSIONREQUEST']._serialized_start=2108
+  _globals['_GETDATASETVERSIONREQUEST']._serialized_end=2154
+  _globals['_GETDATASETVERSIONRESPONSE']._serialized_start=2156
+  _globals['_GETDATASETVERSIONRESPONSE']._serialized_end=2238
+  _globals['_PREVIEWCASESREQUEST']._serialized_start=2241
+  _globals['_PREVIEWCASESREQUEST']._serialized_end=2419
+  _globals['_PREVIEWCASESRESPONSE']._serialized_start=2421
+  _globals['_PREVIEWCASESRESPONSE']._serialized_end=2537
+  _globals['_DELETEDATASETREQUEST']._serialized_start=2539
+  _globals['_DELETEDATASETREQUEST']._serialized_end=2581
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=2583
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=2606
+  _globals['_DATASETSERVICE']._serialized_start=2717
+  _globals['_DATASETSERVICE']._serialized_end=3857
 # @@protoc_insertion_point(module_scope)

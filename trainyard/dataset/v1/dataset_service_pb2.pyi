@@ -1,6 +1,7 @@
 from trainyard.common.v1 import common_pb2 as _common_pb2
 from trainyard.dataset.v1 import dataset_pb2 as _dataset_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -8,8 +9,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class VersionMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERSION_MODE_UNSPECIFIED: _ClassVar[VersionMode]
+    VERSION_MODE_ADD_OR_REPLACE: _ClassVar[VersionMode]
+    VERSION_MODE_REPLACE_ALL: _ClassVar[VersionMode]
+VERSION_MODE_UNSPECIFIED: VersionMode
+VERSION_MODE_ADD_OR_REPLACE: VersionMode
+VERSION_MODE_REPLACE_ALL: VersionMode
+
 class CreateDatasetMetadata(_message.Message):
-    __slots__ = ("name", "description", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "request_id")
+    __slots__ = ("name", "description", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "request_id", "accept_partial", "ignore_index")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +28,8 @@ class CreateDatasetMetadata(_message.Message):
     TEST_FRACTION_FIELD_NUMBER: _ClassVar[int]
     SPLIT_SEED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_INDEX_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     format: _dataset_pb2.DatasetFormat
@@ -26,7 +38,90 @@ class CreateDatasetMetadata(_message.Message):
     test_fraction: float
     split_seed: int
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., format: _Optional[_Union[_dataset_pb2.DatasetFormat, str]] = ..., archive_type: _Optional[_Union[_dataset_pb2.ArchiveType, str]] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    accept_partial: bool
+    ignore_index: int
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., format: _Optional[_Union[_dataset_pb2.DatasetFormat, str]] = ..., archive_type: _Optional[_Union[_dataset_pb2.ArchiveType, str]] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., accept_partial: _Optional[bool] = ..., ignore_index: _Optional[int] = ...) -> None: ...
+
+class CreateDatasetVersionMetadata(_message.Message):
+    __slots__ = ("dataset_id", "mode", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "accept_partial", "request_id")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VAL_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    TEST_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_SEED_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    mode: VersionMode
+    format: _dataset_pb2.DatasetFormat
+    archive_type: _dataset_pb2.ArchiveType
+    val_fraction: float
+    test_fraction: float
+    split_seed: int
+    accept_partial: bool
+    request_id: str
+    def __init__(self, dataset_id: _Optional[str] = ..., mode: _Optional[_Union[VersionMode, str]] = ..., format: _Optional[_Union[_dataset_pb2.DatasetFormat, str]] = ..., archive_type: _Optional[_Union[_dataset_pb2.ArchiveType, str]] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., accept_partial: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateDatasetVersionRequest(_message.Message):
+    __slots__ = ("metadata", "chunk")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    metadata: CreateDatasetVersionMetadata
+    chunk: bytes
+    def __init__(self, metadata: _Optional[_Union[CreateDatasetVersionMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class CreateDatasetVersionResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: _dataset_pb2.DatasetVersion
+    def __init__(self, version: _Optional[_Union[_dataset_pb2.DatasetVersion, _Mapping]] = ...) -> None: ...
+
+class ImportDatasetRequest(_message.Message):
+    __slots__ = ("source", "metadata", "dataset_id", "mode")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    source: _common_pb2.ObjectRef
+    metadata: CreateDatasetMetadata
+    dataset_id: str
+    mode: VersionMode
+    def __init__(self, source: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., metadata: _Optional[_Union[CreateDatasetMetadata, _Mapping]] = ..., dataset_id: _Optional[str] = ..., mode: _Optional[_Union[VersionMode, str]] = ...) -> None: ...
+
+class ImportDatasetResponse(_message.Message):
+    __slots__ = ()
+    IMPORT_FIELD_NUMBER: _ClassVar[int]
+    def __init__(self, **kwargs) -> None: ...
+
+class WatchImportRequest(_message.Message):
+    __slots__ = ("import_id",)
+    IMPORT_ID_FIELD_NUMBER: _ClassVar[int]
+    import_id: str
+    def __init__(self, import_id: _Optional[str] = ...) -> None: ...
+
+class WatchImportResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: _dataset_pb2.ImportStatus
+    def __init__(self, status: _Optional[_Union[_dataset_pb2.ImportStatus, _Mapping]] = ...) -> None: ...
+
+class ExportDatasetVersionRequest(_message.Message):
+    __slots__ = ("version_id", "format")
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    version_id: str
+    format: _dataset_pb2.ExportFormat
+    def __init__(self, version_id: _Optional[str] = ..., format: _Optional[_Union[_dataset_pb2.ExportFormat, str]] = ...) -> None: ...
+
+class ExportDatasetVersionResponse(_message.Message):
+    __slots__ = ("archive", "url")
+    ARCHIVE_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    archive: _common_pb2.ObjectRef
+    url: str
+    def __init__(self, archive: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., url: _Optional[str] = ...) -> None: ...
 
 class CreateDatasetRequest(_message.Message):
     __slots__ = ("metadata", "chunk")
@@ -85,26 +180,30 @@ class GetDatasetVersionResponse(_message.Message):
     def __init__(self, version: _Optional[_Union[_dataset_pb2.DatasetVersion, _Mapping]] = ...) -> None: ...
 
 class PreviewCasesRequest(_message.Message):
-    __slots__ = ("dataset_id", "version_id", "count", "thumbnail_size", "split", "seed")
+    __slots__ = ("dataset_id", "version_id", "count", "thumbnail_size", "split", "seed", "class_names")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     THUMBNAIL_SIZE_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     version_id: str
     count: int
     thumbnail_size: int
     split: _common_pb2.Split
     seed: int
-    def __init__(self, dataset_id: _Optional[str] = ..., version_id: _Optional[str] = ..., count: _Optional[int] = ..., thumbnail_size: _Optional[int] = ..., split: _Optional[_Union[_common_pb2.Split, str]] = ..., seed: _Optional[int] = ...) -> None: ...
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, dataset_id: _Optional[str] = ..., version_id: _Optional[str] = ..., count: _Optional[int] = ..., thumbnail_size: _Optional[int] = ..., split: _Optional[_Union[_common_pb2.Split, str]] = ..., seed: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PreviewCasesResponse(_message.Message):
-    __slots__ = ("cases",)
+    __slots__ = ("cases", "legend")
     CASES_FIELD_NUMBER: _ClassVar[int]
+    LEGEND_FIELD_NUMBER: _ClassVar[int]
     cases: _containers.RepeatedCompositeFieldContainer[_dataset_pb2.Case]
-    def __init__(self, cases: _Optional[_Iterable[_Union[_dataset_pb2.Case, _Mapping]]] = ...) -> None: ...
+    legend: _containers.RepeatedCompositeFieldContainer[_dataset_pb2.LegendEntry]
+    def __init__(self, cases: _Optional[_Iterable[_Union[_dataset_pb2.Case, _Mapping]]] = ..., legend: _Optional[_Iterable[_Union[_dataset_pb2.LegendEntry, _Mapping]]] = ...) -> None: ...
 
 class DeleteDatasetRequest(_message.Message):
     __slots__ = ("dataset_id",)

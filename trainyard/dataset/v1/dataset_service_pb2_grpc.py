@@ -65,6 +65,26 @@ class DatasetServiceStub:
                 request_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.DeleteDatasetRequest.SerializeToString,
                 response_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.DeleteDatasetResponse.FromString,
                 _registered_method=True)
+        self.CreateDatasetVersion = channel.stream_unary(
+                '/trainyard.dataset.v1.DatasetService/CreateDatasetVersion',
+                request_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.CreateDatasetVersionRequest.SerializeToString,
+                response_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.CreateDatasetVersionResponse.FromString,
+                _registered_method=True)
+        self.ImportDataset = channel.unary_unary(
+                '/trainyard.dataset.v1.DatasetService/ImportDataset',
+                request_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ImportDatasetRequest.SerializeToString,
+                response_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ImportDatasetResponse.FromString,
+                _registered_method=True)
+        self.WatchImport = channel.unary_stream(
+                '/trainyard.dataset.v1.DatasetService/WatchImport',
+                request_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.WatchImportRequest.SerializeToString,
+                response_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.WatchImportResponse.FromString,
+                _registered_method=True)
+        self.ExportDatasetVersion = channel.unary_unary(
+                '/trainyard.dataset.v1.DatasetService/ExportDatasetVersion',
+                request_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionRequest.SerializeToString,
+                response_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionResponse.FromString,
+                _registered_method=True)
 
 
 class DatasetServiceServicer:
@@ -119,6 +139,44 @@ class DatasetServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateDatasetVersion(self, request_iterator, context):
+        """CreateDatasetVersion uploads an archive as a client stream (metadata first, then bytes)
+        and creates the next version of an existing dataset from the latest one: cases are added,
+        or replaced when their source path matches (or the whole content replaced). Fails with
+        NOT_FOUND for an unknown dataset, INVALID_ARGUMENT for bad data (naming the file),
+        FAILED_PRECONDITION when the new data's classes or annotation types do not fit the dataset,
+        RESOURCE_EXHAUSTED over the upload size limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportDataset(self, request, context):
+        """ImportDataset starts an import of an archive already in the upload bucket, as a new dataset
+        or a new version of one, and returns at once; follow it with WatchImport. Fails with
+        INVALID_ARGUMENT for a bad request or an object outside the upload bucket, NOT_FOUND when the
+        object or dataset does not exist, ALREADY_EXISTS when the name is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchImport(self, request, context):
+        """WatchImport streams an import's status until it succeeds or fails. Fails with NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportDatasetVersion(self, request, context):
+        """ExportDatasetVersion writes a version as a zip archive (COCO, ImageFolder or mask PNGs) to the
+        artifacts bucket and returns it with a short-lived download URL. Fails with NOT_FOUND, and
+        FAILED_PRECONDITION when the version's annotations do not fit the format.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatasetServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -151,6 +209,26 @@ def add_DatasetServiceServicer_to_server(servicer, server):
                     servicer.DeleteDataset,
                     request_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.DeleteDatasetRequest.FromString,
                     response_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.DeleteDatasetResponse.SerializeToString,
+            ),
+            'CreateDatasetVersion': grpc.stream_unary_rpc_method_handler(
+                    servicer.CreateDatasetVersion,
+                    request_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.CreateDatasetVersionRequest.FromString,
+                    response_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.CreateDatasetVersionResponse.SerializeToString,
+            ),
+            'ImportDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportDataset,
+                    request_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ImportDatasetRequest.FromString,
+                    response_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ImportDatasetResponse.SerializeToString,
+            ),
+            'WatchImport': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchImport,
+                    request_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.WatchImportRequest.FromString,
+                    response_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.WatchImportResponse.SerializeToString,
+            ),
+            'ExportDatasetVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportDatasetVersion,
+                    request_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionRequest.FromString,
+                    response_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +394,114 @@ class DatasetService:
             '/trainyard.dataset.v1.DatasetService/DeleteDataset',
             trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.DeleteDatasetRequest.SerializeToString,
             trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.DeleteDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDatasetVersion(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/trainyard.dataset.v1.DatasetService/CreateDatasetVersion',
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.CreateDatasetVersionRequest.SerializeToString,
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.CreateDatasetVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.dataset.v1.DatasetService/ImportDataset',
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ImportDatasetRequest.SerializeToString,
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ImportDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchImport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trainyard.dataset.v1.DatasetService/WatchImport',
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.WatchImportRequest.SerializeToString,
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.WatchImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportDatasetVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.dataset.v1.DatasetService/ExportDatasetVersion',
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionRequest.SerializeToString,
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,

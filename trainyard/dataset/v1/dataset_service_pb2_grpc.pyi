@@ -54,6 +54,27 @@ class DatasetServiceStub:
     """
     DeleteDataset: _grpc.UnaryUnaryMultiCallable[_dataset_service_pb2.DeleteDatasetRequest, _dataset_service_pb2.DeleteDatasetResponse]
     """DeleteDataset deletes a dataset's metadata. Fails with NOT_FOUND."""
+    CreateDatasetVersion: _grpc.StreamUnaryMultiCallable[_dataset_service_pb2.CreateDatasetVersionRequest, _dataset_service_pb2.CreateDatasetVersionResponse]
+    """CreateDatasetVersion uploads an archive as a client stream (metadata first, then bytes)
+    and creates the next version of an existing dataset from the latest one: cases are added,
+    or replaced when their source path matches (or the whole content replaced). Fails with
+    NOT_FOUND for an unknown dataset, INVALID_ARGUMENT for bad data (naming the file),
+    FAILED_PRECONDITION when the new data's classes or annotation types do not fit the dataset,
+    RESOURCE_EXHAUSTED over the upload size limit.
+    """
+    ImportDataset: _grpc.UnaryUnaryMultiCallable[_dataset_service_pb2.ImportDatasetRequest, _dataset_service_pb2.ImportDatasetResponse]
+    """ImportDataset starts an import of an archive already in the upload bucket, as a new dataset
+    or a new version of one, and returns at once; follow it with WatchImport. Fails with
+    INVALID_ARGUMENT for a bad request or an object outside the upload bucket, NOT_FOUND when the
+    object or dataset does not exist, ALREADY_EXISTS when the name is taken.
+    """
+    WatchImport: _grpc.UnaryStreamMultiCallable[_dataset_service_pb2.WatchImportRequest, _dataset_service_pb2.WatchImportResponse]
+    """WatchImport streams an import's status until it succeeds or fails. Fails with NOT_FOUND."""
+    ExportDatasetVersion: _grpc.UnaryUnaryMultiCallable[_dataset_service_pb2.ExportDatasetVersionRequest, _dataset_service_pb2.ExportDatasetVersionResponse]
+    """ExportDatasetVersion writes a version as a zip archive (COCO, ImageFolder or mask PNGs) to the
+    artifacts bucket and returns it with a short-lived download URL. Fails with NOT_FOUND, and
+    FAILED_PRECONDITION when the version's annotations do not fit the format.
+    """
 
 @_typing.type_check_only
 class DatasetServiceAsyncStub(DatasetServiceStub):
@@ -81,6 +102,27 @@ class DatasetServiceAsyncStub(DatasetServiceStub):
     """
     DeleteDataset: _aio.UnaryUnaryMultiCallable[_dataset_service_pb2.DeleteDatasetRequest, _dataset_service_pb2.DeleteDatasetResponse]  # type: ignore[assignment]
     """DeleteDataset deletes a dataset's metadata. Fails with NOT_FOUND."""
+    CreateDatasetVersion: _aio.StreamUnaryMultiCallable[_dataset_service_pb2.CreateDatasetVersionRequest, _dataset_service_pb2.CreateDatasetVersionResponse]  # type: ignore[assignment]
+    """CreateDatasetVersion uploads an archive as a client stream (metadata first, then bytes)
+    and creates the next version of an existing dataset from the latest one: cases are added,
+    or replaced when their source path matches (or the whole content replaced). Fails with
+    NOT_FOUND for an unknown dataset, INVALID_ARGUMENT for bad data (naming the file),
+    FAILED_PRECONDITION when the new data's classes or annotation types do not fit the dataset,
+    RESOURCE_EXHAUSTED over the upload size limit.
+    """
+    ImportDataset: _aio.UnaryUnaryMultiCallable[_dataset_service_pb2.ImportDatasetRequest, _dataset_service_pb2.ImportDatasetResponse]  # type: ignore[assignment]
+    """ImportDataset starts an import of an archive already in the upload bucket, as a new dataset
+    or a new version of one, and returns at once; follow it with WatchImport. Fails with
+    INVALID_ARGUMENT for a bad request or an object outside the upload bucket, NOT_FOUND when the
+    object or dataset does not exist, ALREADY_EXISTS when the name is taken.
+    """
+    WatchImport: _aio.UnaryStreamMultiCallable[_dataset_service_pb2.WatchImportRequest, _dataset_service_pb2.WatchImportResponse]  # type: ignore[assignment]
+    """WatchImport streams an import's status until it succeeds or fails. Fails with NOT_FOUND."""
+    ExportDatasetVersion: _aio.UnaryUnaryMultiCallable[_dataset_service_pb2.ExportDatasetVersionRequest, _dataset_service_pb2.ExportDatasetVersionResponse]  # type: ignore[assignment]
+    """ExportDatasetVersion writes a version as a zip archive (COCO, ImageFolder or mask PNGs) to the
+    artifacts bucket and returns it with a short-lived download URL. Fails with NOT_FOUND, and
+    FAILED_PRECONDITION when the version's annotations do not fit the format.
+    """
 
 class DatasetServiceServicer(metaclass=_abc_1.ABCMeta):
     """DatasetService imports, versions, lists and previews datasets."""
@@ -141,5 +183,50 @@ class DatasetServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_dataset_service_pb2.DeleteDatasetResponse, _abc.Awaitable[_dataset_service_pb2.DeleteDatasetResponse]]:
         """DeleteDataset deletes a dataset's metadata. Fails with NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def CreateDatasetVersion(
+        self,
+        request_iterator: _MaybeAsyncIterator[_dataset_service_pb2.CreateDatasetVersionRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataset_service_pb2.CreateDatasetVersionResponse, _abc.Awaitable[_dataset_service_pb2.CreateDatasetVersionResponse]]:
+        """CreateDatasetVersion uploads an archive as a client stream (metadata first, then bytes)
+        and creates the next version of an existing dataset from the latest one: cases are added,
+        or replaced when their source path matches (or the whole content replaced). Fails with
+        NOT_FOUND for an unknown dataset, INVALID_ARGUMENT for bad data (naming the file),
+        FAILED_PRECONDITION when the new data's classes or annotation types do not fit the dataset,
+        RESOURCE_EXHAUSTED over the upload size limit.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportDataset(
+        self,
+        request: _dataset_service_pb2.ImportDatasetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataset_service_pb2.ImportDatasetResponse, _abc.Awaitable[_dataset_service_pb2.ImportDatasetResponse]]:
+        """ImportDataset starts an import of an archive already in the upload bucket, as a new dataset
+        or a new version of one, and returns at once; follow it with WatchImport. Fails with
+        INVALID_ARGUMENT for a bad request or an object outside the upload bucket, NOT_FOUND when the
+        object or dataset does not exist, ALREADY_EXISTS when the name is taken.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchImport(
+        self,
+        request: _dataset_service_pb2.WatchImportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_dataset_service_pb2.WatchImportResponse], _abc.AsyncIterator[_dataset_service_pb2.WatchImportResponse]]:
+        """WatchImport streams an import's status until it succeeds or fails. Fails with NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ExportDatasetVersion(
+        self,
+        request: _dataset_service_pb2.ExportDatasetVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataset_service_pb2.ExportDatasetVersionResponse, _abc.Awaitable[_dataset_service_pb2.ExportDatasetVersionResponse]]:
+        """ExportDatasetVersion writes a version as a zip archive (COCO, ImageFolder or mask PNGs) to the
+        artifacts bucket and returns it with a short-lived download URL. Fails with NOT_FOUND, and
+        FAILED_PRECONDITION when the version's annotations do not fit the format.
+        """
 
 def add_DatasetServiceServicer_to_server(servicer: DatasetServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
