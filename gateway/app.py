@@ -13,11 +13,12 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.auth import Authenticator
 from gateway.keys import KeyStore
-from gateway.limits import RateLimiter
+from gateway.limits import RateLimiter, StreamLimiter
 from gateway.proxy import Gateway
 from gateway.routes import BACKEND_SERVICES, FRONTED_SERVICES
 from gateway.servicer import AuthServicer
 from gateway.settings import GatewaySettings, gateway_settings
+from gateway.tenancy import Tenancy
 from services.common.db import make_engine, migrate
 from services.common.server import RunningService, server_options
 from services.common.settings import Settings
@@ -43,13 +44,38 @@ def _credentials(settings: GatewaySettings) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)])
 
 
+def _read(path: Path, variable: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"cannot read {variable} ({path}): {exc}") from None
+
+
+def backend_channel(settings: GatewaySettings, address: str, options: list) -> grpc.aio.Channel:
+    """A channel to one service: plaintext, or (mutual) TLS when backend_tls_ca_file is set."""
+    if settings.backend_tls_ca_file is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    ca = _read(settings.backend_tls_ca_file, "TRAINYARD_BACKEND_TLS_CA_FILE")
+    key = cert = None
+    if settings.backend_tls_cert_file is not None and settings.backend_tls_key_file is not None:
+        cert = _read(settings.backend_tls_cert_file, "TRAINYARD_BACKEND_TLS_CERT_FILE")
+        key = _read(settings.backend_tls_key_file, "TRAINYARD_BACKEND_TLS_KEY_FILE")
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    if settings.backend_tls_server_name:
+        options = [*options, ("grpc.ssl_target_name_override", settings.backend_tls_server_name)]
+    return grpc.aio.secure_channel(address, credentials, options=options)
+
+
 async def start(settings: Settings) -> RunningService:
     settings = gateway_settings(settings)
     engine = make_engine(settings.database_url)
     await asyncio.to_thread(migrate, engine, MIGRATIONS, VERSION_TABLE)
     store = KeyStore(engine)
+    tenancy = Tenancy(engine, store)
+    await asyncio.to_thread(tenancy.ensure_project, settings.admin_project)
     if settings.bootstrap_token:
         key = await asyncio.to_thread(store.upsert_bootstrap, settings.bootstrap_token, settings.bootstrap_project)
+        await asyncio.to_thread(tenancy.ensure_project, key.project)
         log.info("bootstrap key ready", extra={"key_id": key.id, "project": key.project})
 
     addresses = backend_addresses(settings)
@@ -57,21 +83,22 @@ async def start(settings: Settings) -> RunningService:
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    channels = {
-        name: grpc.aio.insecure_channel(addr, options=channel_options) for name, addr in addresses.items() if addr
-    }
+    channels = {name: backend_channel(settings, addr, channel_options) for name, addr in addresses.items() if addr}
     for name in addresses.keys() - channels.keys():
         log.warning("backend not configured; its calls answer UNAVAILABLE", extra={"backend": name})
 
-    authenticator = Authenticator(store, ttl=settings.key_cache_seconds)
+    authenticator = Authenticator(store, ttl=settings.key_cache_seconds, signing_key=settings.signing_key())
     gateway = Gateway(
         channels=channels,
         addresses=addresses,
         authenticator=authenticator,
-        auth_servicer=AuthServicer(store, authenticator),
+        auth_servicer=AuthServicer(store, authenticator, tenancy, admin_project=settings.admin_project),
         internal_token=settings.internal_token,
         default_deadline=settings.default_deadline_seconds,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        stream_limiter=StreamLimiter(settings.max_streams_per_key),
+        max_upload_bytes=settings.max_upload_bytes,
+        audit=tenancy,
     )
 
     server = grpc.aio.server(options=server_options(settings))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from gateway import tokens
-from gateway.keys import UNAUTHENTICATED_MESSAGE, KeyInfo, KeyStore, utcnow
+from gateway.keys import ROLES, UNAUTHENTICATED_MESSAGE, KeyInfo, KeyStore, utcnow
 from services.common.errors import Unauthenticated
 
 
@@ -20,8 +22,9 @@ class Authenticator:
     created a moment ago works immediately.
     """
 
-    def __init__(self, store: KeyStore, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+    def __init__(self, store: KeyStore, ttl: float = 5.0, max_entries: int = 10_000, signing_key: bytes = b"") -> None:
         self.store = store
+        self.signing_key = signing_key
         self.ttl = ttl
         self.max_entries = max_entries
         self._cache: dict[str, tuple[KeyInfo, float]] = {}
@@ -38,7 +41,10 @@ class Authenticator:
             if time.monotonic() < until and info.usable(utcnow()):
                 return info
             self._cache.pop(digest, None)
-        info = await asyncio.to_thread(self.store.verify, token)
+        if token.startswith(tokens.SHORT_PREFIX):
+            info = await asyncio.to_thread(self._verify_short_lived, token)
+        else:
+            info = await asyncio.to_thread(self.store.verify, token)
         if self.ttl > 0:
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()
@@ -49,3 +55,15 @@ class Authenticator:
         """Drop a key from the cache (after revoking it)."""
         for digest in [d for d, (info, _) in self._cache.items() if info.id == key_id]:
             self._cache.pop(digest, None)
+
+    def _verify_short_lived(self, token: str) -> KeyInfo:
+        """The key a short-lived token was made from, narrowed to the token's role and lifetime."""
+        data = tokens.parse_short_lived(self.signing_key, token) if self.signing_key else None
+        now = utcnow()
+        if data is None or data["e"] <= now.timestamp() or data["r"] not in ROLES:
+            raise Unauthenticated(UNAUTHENTICATED_MESSAGE)
+        parent = self.store.by_id(str(data["k"]))
+        if parent is None or parent.project != data["p"] or not parent.usable(now):
+            raise Unauthenticated(UNAUTHENTICATED_MESSAGE)
+        role = data["r"] if ROLES.index(data["r"]) <= ROLES.index(parent.role) else parent.role
+        return dataclasses.replace(parent, role=role, token_expire_time=datetime.fromtimestamp(data["e"], UTC))

@@ -58,10 +58,13 @@ class KeyInfo:
     expire_time: datetime | None
     revoked: bool
     created_by: str
+    member: str | None = None
+    # Set when the caller authenticated with a short-lived token derived from this key.
+    token_expire_time: datetime | None = None
 
     @property
     def principal(self) -> str:
-        return f"apikey:{self.id}"
+        return f"member:{self.member}" if self.member else f"apikey:{self.id}"
 
     @classmethod
     def from_row(cls, row: GatewayApiKey) -> KeyInfo:
@@ -74,9 +77,12 @@ class KeyInfo:
             expire_time=_utc(row.expire_time),
             revoked=row.revoked,
             created_by=row.created_by,
+            member=row.member,
         )
 
     def usable(self, now: datetime) -> bool:
+        if self.token_expire_time is not None and self.token_expire_time <= now:
+            return False
         return not self.revoked and (self.expire_time is None or self.expire_time > now)
 
 
@@ -132,11 +138,18 @@ class KeyStore:
         expire_time: datetime | None = None,
         request_id: str = "",
         created_by: str = "",
+        member: str = "",
         now: datetime | None = None,
     ) -> tuple[KeyInfo, str]:
         """A new key of the project and its token (shown only here)."""
         now = now or utcnow()
         violations: dict[str, str] = {}
+        if member:
+            member_role = self._member_role(project, member)
+            if member_role is None:
+                raise NotFound(f"member {member!r} not found in project {project!r}", metadata={"member": member})
+            if role in ROLES and not role_at_least(member_role, role):
+                violations["role"] = f"exceeds the role of member {member!r} ({member_role})"
         name = name.strip()
         if not 1 <= len(name) <= MAX_NAME:
             violations["name"] = f"must be 1..{MAX_NAME} characters"
@@ -163,6 +176,7 @@ class KeyStore:
             expire_time=_utc(expire_time),
             created_by=created_by,
             request_id=request_id or None,
+            member=member or None,
         )
         try:
             with Session(self.engine) as session:
@@ -196,6 +210,35 @@ class KeyStore:
             session.commit()
             session.refresh(row)
             return KeyInfo.from_row(row)
+
+    def _member_role(self, project: str, member: str) -> str | None:
+        from gateway.models import GatewayProjectMember
+
+        with Session(self.engine) as session:
+            row = session.get(GatewayProjectMember, (project, member))
+            return row.role if row is not None else None
+
+    def by_id(self, key_id: str) -> KeyInfo | None:
+        """Any project's key by id (for verifying tokens derived from it); None when unknown."""
+        with Session(self.engine) as session:
+            row = session.get(GatewayApiKey, key_id)
+            return KeyInfo.from_row(row) if row is not None else None
+
+    def revoke_member_keys(self, project: str, member: str, now: datetime | None = None) -> list[str]:
+        """Revoke every key issued to a member; returns their ids."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(GatewayApiKey).where(GatewayApiKey.project == project, GatewayApiKey.member == member)
+            ).all()
+            revoked = []
+            for row in rows:
+                if not row.revoked:
+                    row.revoked = True
+                    row.revoke_time = _utc(now or utcnow())
+                    session.add(row)
+                    revoked.append(row.id)
+            session.commit()
+        return revoked
 
     def get(self, project: str, key_id: str) -> KeyInfo:
         with Session(self.engine) as session:

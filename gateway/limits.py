@@ -1,10 +1,34 @@
-"""Per-key rate limit: a token bucket per API key (in this gateway process)."""
+"""Per-key limits: call rate (token bucket), concurrent streams, upload size.
+
+Every refusal is RESOURCE_EXHAUSTED with a google.rpc.RetryInfo detail saying when to try again.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2
+
 from services.common.errors import ResourceExhausted
+
+
+class LimitExceeded(ResourceExhausted):
+    """RESOURCE_EXHAUSTED carrying RetryInfo (retry_delay) next to ErrorInfo."""
+
+    def __init__(self, message: str, *, retry_after: float, reason: str, metadata: dict[str, str]) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after = max(retry_after, 0.0)
+
+    def details(self) -> list[any_pb2.Any]:
+        seconds = math.floor(self.retry_after)
+        retry = error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=seconds, nanos=int((self.retry_after - seconds) * 1e9))
+        )
+        packed = any_pb2.Any()
+        packed.Pack(retry)
+        return [packed, *super().details()]
 
 
 class RateLimiter:
@@ -17,7 +41,7 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill, monotonic)
 
     def check(self, key: str) -> None:
-        """Take one token for `key`, or raise ResourceExhausted."""
+        """Take one token for `key`, or raise LimitExceeded."""
         if self.rate <= 0:
             return
         now = time.monotonic()
@@ -25,11 +49,52 @@ class RateLimiter:
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
         if tokens < 1:
             self._buckets[key] = (tokens, now)
-            raise ResourceExhausted(
+            raise LimitExceeded(
                 f"rate limit exceeded for api key {key}: {self.rate:g} calls/s (burst {self.burst}); retry later",
+                retry_after=(1 - tokens) / self.rate,
                 reason="RATE_LIMITED",
                 metadata={"key_id": key, "rate_per_second": f"{self.rate:g}", "burst": str(self.burst)},
             )
         if key not in self._buckets and len(self._buckets) >= self.max_keys:
             self._buckets.clear()
         self._buckets[key] = (tokens - 1, now)
+
+
+class StreamLimiter:
+    """At most `limit` streaming calls (uploads, watches) open at once per key; 0 turns it off."""
+
+    def __init__(self, limit: int, retry_after: float = 1.0) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        self._open: dict[str, int] = {}
+
+    def enter(self, key: str) -> None:
+        count = self._open.get(key, 0)
+        if self.limit and count >= self.limit:
+            raise LimitExceeded(
+                f"too many concurrent streams for api key {key}: at most {self.limit}; "
+                "close a watch or upload, or retry later",
+                retry_after=self.retry_after,
+                reason="TOO_MANY_STREAMS",
+                metadata={"key_id": key, "max_streams": str(self.limit)},
+            )
+        self._open[key] = count + 1
+
+    def leave(self, key: str) -> None:
+        count = self._open.get(key, 0) - 1
+        if count > 0:
+            self._open[key] = count
+        else:
+            self._open.pop(key, None)
+
+    def open(self, key: str) -> int:
+        return self._open.get(key, 0)
+
+
+class UploadTooLarge(ResourceExhausted):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"upload too large: more than {limit} bytes (the gateway's TRAINYARD_MAX_UPLOAD_BYTES)",
+            reason="UPLOAD_TOO_LARGE",
+            metadata={"max_upload_bytes": str(limit)},
+        )

@@ -24,3 +24,39 @@ class GatewayApiKey(SQLModel, table=True):
     revoke_time: datetime | None = None
     created_by: str = Field(default="", max_length=128)
     request_id: str | None = Field(default=None, max_length=128)
+    # Member the key was issued to (removing the member revokes the key); None for plain keys.
+    member: str | None = Field(default=None, max_length=128)
+
+
+class GatewayProject(SQLModel, table=True):
+    __tablename__ = "gateway_projects"
+
+    id: str = Field(primary_key=True, max_length=63)
+    display_name: str = Field(max_length=128)
+    create_time: datetime  # aware, UTC
+    created_by: str = Field(default="", max_length=128)
+
+
+class GatewayProjectMember(SQLModel, table=True):
+    __tablename__ = "gateway_project_members"
+
+    project: str = Field(primary_key=True, max_length=128)
+    member: str = Field(primary_key=True, max_length=128)
+    role: str = Field(max_length=16)
+    create_time: datetime
+
+
+class GatewayAuditEntry(SQLModel, table=True):
+    __tablename__ = "gateway_audit_log"
+    __table_args__ = (sa.Index("ix_gateway_audit_log_project_id", "project", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime
+    project: str = Field(max_length=128)
+    principal: str = Field(max_length=200)
+    key_id: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    method: str = Field(max_length=256)
+    target: str = Field(default="", max_length=512)
+    code: str = Field(max_length=32)
+    message: str = Field(default="", max_length=1024)

@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator, Mapping
 
 import grpc
 from google.protobuf import message_factory
+from google.protobuf.message import Message
 
 from gateway.auth import Authenticator
 from gateway.keys import KeyInfo, role_at_least
-from gateway.limits import RateLimiter
+from gateway.limits import RateLimiter, StreamLimiter, UploadTooLarge
 from gateway.routes import ROUTES, Route
 from gateway.servicer import AuthServicer
+from gateway.tenancy import Tenancy
 from services.common import identity
 from services.common.errors import PermissionDenied, TrainyardError, Unavailable
 
@@ -58,6 +60,9 @@ class Gateway(grpc.GenericRpcHandler):
         default_deadline: float,
         rate_limiter: RateLimiter | None = None,
         routes: Mapping[str, Route] = ROUTES,
+        stream_limiter: StreamLimiter | None = None,
+        max_upload_bytes: int = 0,
+        audit: Tenancy | None = None,
     ) -> None:
         self.channels = dict(channels)
         self.addresses = dict(addresses)
@@ -67,6 +72,9 @@ class Gateway(grpc.GenericRpcHandler):
         self.default_deadline = default_deadline
         self.rate_limiter = rate_limiter or RateLimiter(0, 1)
         self.routes = dict(routes)
+        self.stream_limiter = stream_limiter or StreamLimiter(0)
+        self.max_upload_bytes = max_upload_bytes
+        self.audit = audit
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         # One multi-callable per proxied method, without serializers: bytes in, bytes out.
         self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
@@ -82,16 +90,17 @@ class Gateway(grpc.GenericRpcHandler):
         return self._handlers.get(handler_call_details.method)
 
     # -- shared steps ---------------------------------------------------------------------------
-    async def _admit(self, route: Route, context: grpc.aio.ServicerContext) -> KeyInfo:
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> KeyInfo:
         md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        caller = await self.authenticator.authenticate(md)
+        return await self.authenticator.authenticate(md)
+
+    def _authorize(self, route: Route, caller: KeyInfo) -> None:
         self.rate_limiter.check(caller.id)
         if not role_at_least(caller.role, route.min_role):
             raise PermissionDenied(
                 f"role {caller.role} may not call {route.service}/{route.name}; it needs {route.min_role}",
                 metadata={"method": route.path, "role": caller.role, "required_role": route.min_role},
             )
-        return caller
 
     def _outgoing_metadata(self, context: grpc.aio.ServicerContext, caller: KeyInfo) -> tuple[tuple[str, str], ...]:
         kept = tuple((k, v) for k, v in (context.invocation_metadata() or ()) if _forwardable(k))
@@ -138,6 +147,17 @@ class Gateway(grpc.GenericRpcHandler):
         if md:
             await context.send_initial_metadata(tuple(md))
 
+    # -- audit --------------------------------------------------------------------------------
+    async def _record(self, route: Route, caller: KeyInfo | None, target: str, exc: BaseException | None) -> None:
+        """Write the audit entry of a mutating call (who, what, when, result); never fails the call."""
+        if self.audit is None or caller is None or route.read_only:
+            return
+        code, message = _result(exc)
+        try:
+            await asyncio.to_thread(self.audit.record, caller, route.path, target, code, message)
+        except Exception:  # noqa: BLE001 - the call itself is done; losing its entry is logged loudly
+            log.exception("cannot write the audit entry", extra={"method": route.path, "key_id": caller.id})
+
     # -- proxied calls --------------------------------------------------------------------------
     def _proxy_handler(self, route: Route) -> grpc.RpcMethodHandler:
         if not route.client_streaming and not route.server_streaming:
@@ -156,23 +176,67 @@ class Gateway(grpc.GenericRpcHandler):
             request, timeout=self._timeout(route, context), metadata=self._outgoing_metadata(context, caller)
         )
 
+    def _limit_upload(self, route: Route, request, audit: dict) -> AsyncIterator[bytes] | bytes:
+        """Count a client stream's bytes; past max_upload_bytes the call is cancelled (see _upload_failure)."""
+        if not route.client_streaming:
+            audit["target"] = _target(route, request)
+            return request
+        limit = self.max_upload_bytes
+
+        async def counted():
+            total = 0
+            async for chunk in request:
+                if total == 0 and not audit.get("target"):
+                    audit["target"] = _target(route, chunk)
+                total += len(chunk)
+                if limit and total > limit:
+                    audit["too_large"] = total
+                    if audit.get("call") is not None:
+                        audit["call"].cancel()
+                    return
+                yield chunk
+
+        return counted()
+
+    def _upload_failure(self, audit: dict) -> UploadTooLarge | None:
+        if "too_large" in audit:
+            return UploadTooLarge(self.max_upload_bytes)
+        return None
+
     def _unary_response(self, route: Route):
         async def handle(request: bytes | AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
-            call = None
+            call, caller, audit = None, None, {}
+            entered = False
             try:
-                caller = await self._admit(route, context)
-                call = self._start_call(route, request, context, caller)
+                caller = await self._authenticate(context)
+                self._authorize(route, caller)
+                if route.client_streaming:
+                    self.stream_limiter.enter(caller.id)
+                    entered = True
+                call = self._start_call(route, self._limit_upload(route, request, audit), context, caller)
+                audit["call"] = call
                 await self._relay_initial_metadata(call, context)
-                response = await call
+                try:
+                    response = await call
+                except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                    failure = self._upload_failure(audit)
+                    if failure is not None:
+                        raise failure from None
+                    raise
                 trailing = await call.trailing_metadata()
                 if trailing:
                     context.set_trailing_metadata(tuple(trailing))
+                await self._record(route, caller, audit.get("target", ""), None)
                 return response
-            except (grpc.aio.AbortError, asyncio.CancelledError):
+            except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
+                await self._record(route, caller, audit.get("target", ""), exc)
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await self._record(route, caller, audit.get("target", ""), exc)
                 await self._fail(route, context, exc)
             finally:
+                if entered:
+                    self.stream_limiter.leave(caller.id)  # type: ignore[union-attr]
                 if call is not None and not call.done():
                     call.cancel()  # the client went away: stop the backend's work too
 
@@ -180,21 +244,38 @@ class Gateway(grpc.GenericRpcHandler):
 
     def _stream_response(self, route: Route):
         async def handle(request, context: grpc.aio.ServicerContext):
-            call = None
+            call, caller, audit = None, None, {}
+            entered = False
             try:
-                caller = await self._admit(route, context)
-                call = self._start_call(route, request, context, caller)
+                caller = await self._authenticate(context)
+                self._authorize(route, caller)
+                self.stream_limiter.enter(caller.id)
+                entered = True
+                call = self._start_call(route, self._limit_upload(route, request, audit), context, caller)
+                audit["call"] = call
                 await self._relay_initial_metadata(call, context)
-                async for response in call:
-                    yield response
+                try:
+                    async for response in call:
+                        yield response
+                except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                    failure = self._upload_failure(audit)
+                    if failure is not None:
+                        raise failure from None
+                    raise
                 trailing = await call.trailing_metadata()
                 if trailing:
                     context.set_trailing_metadata(tuple(trailing))
-            except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit):
+                await self._record(route, caller, audit.get("target", ""), None)
+            except (grpc.aio.AbortError, asyncio.CancelledError, GeneratorExit) as exc:
+                if not isinstance(exc, GeneratorExit):
+                    await self._record(route, caller, audit.get("target", ""), exc)
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await self._record(route, caller, audit.get("target", ""), exc)
                 await self._fail(route, context, exc)
             finally:
+                if entered:
+                    self.stream_limiter.leave(caller.id)  # type: ignore[union-attr]
                 if call is not None and not call.done():
                     call.cancel()
 
@@ -206,12 +287,19 @@ class Gateway(grpc.GenericRpcHandler):
         method = getattr(self.auth_servicer, route.name)
 
         async def handle(request, context: grpc.aio.ServicerContext):
+            caller = None
+            target = _fields_target(request)
             try:
-                caller = await self._admit(route, context)
-                return await method(request, caller)
-            except (grpc.aio.AbortError, asyncio.CancelledError):
+                caller = await self._authenticate(context)
+                self._authorize(route, caller)
+                response = await method(request, caller)
+                await self._record(route, caller, target, None)
+                return response
+            except (grpc.aio.AbortError, asyncio.CancelledError) as exc:
+                await self._record(route, caller, target, exc)
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status
+                await self._record(route, caller, target, exc)
                 await self._fail(route, context, exc)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -219,3 +307,42 @@ class Gateway(grpc.GenericRpcHandler):
             request_deserializer=request_cls.FromString,
             response_serializer=lambda message: message.SerializeToString(),
         )
+
+
+_TARGET_FIELDS = ("name", "member", "project_id", "role")
+
+
+def _fields_target(message: Message, depth: int = 0) -> str:
+    """'field=value' pairs of the ids and names a request names (one level of nesting)."""
+    parts = []
+    for field, value in message.ListFields():
+        if field.message_type is not None and not getattr(field, "is_repeated", False) and depth == 0:
+            inner = _fields_target(value, depth + 1)
+            if inner:
+                parts.append(inner)
+        elif isinstance(value, str) and (field.name.endswith("_id") or field.name in _TARGET_FIELDS):
+            if field.name != "request_id":
+                parts.append(f"{field.name}={value[:100]}")
+    return " ".join(parts)
+
+
+def _target(route: Route, data: bytes) -> str:
+    try:
+        request_cls = message_factory.GetMessageClass(route.descriptor.input_type)
+        return _fields_target(request_cls.FromString(data))
+    except Exception:  # noqa: BLE001 - a request the backend will refuse anyway
+        return ""
+
+
+def _result(exc: BaseException | None) -> tuple[str, str]:
+    if exc is None:
+        return "OK", ""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code().name, exc.details() or ""
+    if isinstance(exc, TrainyardError):
+        return exc.code.name, exc.message
+    if isinstance(exc, asyncio.CancelledError):
+        return "CANCELLED", "the client cancelled the call"
+    if isinstance(exc, grpc.aio.AbortError):
+        return "ABORTED_BY_GATEWAY", ""
+    return "INTERNAL", type(exc).__name__

@@ -26,7 +26,7 @@ BACKEND_SERVICES: dict[str, ServiceDescriptor] = {
 }
 AUTH_SERVICE: ServiceDescriptor = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"]
 # AuthService methods any valid key may call; the rest manage keys and need an admin.
-AUTH_OPEN_METHODS = frozenset({"WhoAmI"})
+AUTH_OPEN_METHODS = frozenset({"WhoAmI", "CreateToken", "ListProjects"})
 
 FRONTED_SERVICES = tuple(s.full_name for s in (*BACKEND_SERVICES.values(), AUTH_SERVICE))
 

@@ -26,6 +26,22 @@ class GatewaySettings(Settings):
     # Calls per second per API key (token bucket; 0 turns the limit off) and the burst allowed.
     rate_limit_per_second: float = Field(default=200.0, ge=0)
     rate_limit_burst: int = Field(default=400, ge=1)
+    # Streaming calls (uploads, watches) a key may hold open at once (0 turns the limit off).
+    max_streams_per_key: int = Field(default=16, ge=0)
+    # Largest upload (sum of a client stream's messages), bytes; 0 turns the limit off.
+    max_upload_bytes: int = Field(default=4 * 1024**3, ge=0)
+    # Project whose admins may create projects and see them all.
+    admin_project: str = "default"
+    # HMAC key for short-lived tokens (CreateToken); replicas must share it. Empty: derived from
+    # the internal token, or random per process when that is empty too.
+    token_signing_key: str = ""
+    # Mutual TLS to the services (PEM files): the CA that signed the services' certificates, and
+    # the gateway's client certificate and key. Unset: plaintext on the internal network.
+    backend_tls_ca_file: Path | None = None
+    backend_tls_cert_file: Path | None = None
+    backend_tls_key_file: Path | None = None
+    # Name the services' certificates are checked against (default: the host in each address).
+    backend_tls_server_name: str = ""
 
     @field_validator("bootstrap_token")
     @classmethod
@@ -45,7 +61,21 @@ class GatewaySettings(Settings):
     def _tls_pair(self) -> GatewaySettings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("TRAINYARD_TLS_CERT_FILE and TRAINYARD_TLS_KEY_FILE must be set together")
+        if (self.backend_tls_cert_file is None) != (self.backend_tls_key_file is None):
+            raise ValueError("TRAINYARD_BACKEND_TLS_CERT_FILE and TRAINYARD_BACKEND_TLS_KEY_FILE must be set together")
+        if self.backend_tls_cert_file is not None and self.backend_tls_ca_file is None:
+            raise ValueError("TRAINYARD_BACKEND_TLS_CA_FILE is needed with a backend client certificate")
         return self
+
+    def signing_key(self) -> bytes:
+        import hashlib
+        import secrets
+
+        if self.token_signing_key:
+            return self.token_signing_key.encode()
+        if self.internal_token:
+            return hashlib.sha256(b"trainyard-token-signing:" + self.internal_token.encode()).digest()
+        return secrets.token_bytes(32)
 
 
 def gateway_settings(settings: Settings) -> GatewaySettings:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import json
 import re
 import secrets
 
@@ -53,3 +56,41 @@ def bearer_token(metadata: dict[str, str]) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+# -- short-lived tokens: tyt_<base64url payload>.<base64url hmac-sha256> ---------------------------
+SHORT_PREFIX = "tyt_"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_short_lived(signing_key: bytes, *, key_id: str, project: str, role: str, expires: int) -> str:
+    """A token acting as key `key_id` in `project` with `role` until unix time `expires`."""
+    payload = _b64(json.dumps({"k": key_id, "p": project, "r": role, "e": expires}, separators=(",", ":")).encode())
+    signature = _b64(hmac.new(signing_key, payload.encode(), hashlib.sha256).digest())
+    return f"{SHORT_PREFIX}{payload}.{signature}"
+
+
+def parse_short_lived(signing_key: bytes, token: str) -> dict | None:
+    """The verified payload {k, p, r, e} of a short-lived token, else None (expiry is the caller's check)."""
+    if not token.startswith(SHORT_PREFIX) or len(token) > 2048:
+        return None
+    payload, sep, signature = token[len(SHORT_PREFIX) :].partition(".")
+    if not sep:
+        return None
+    expected = _b64(hmac.new(signing_key, payload.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, signature):
+        return None
+    try:
+        data = json.loads(_unb64(payload))
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(data, dict) or not all(k in data for k in "kpre") or not isinstance(data["e"], int):
+        return None
+    return data
