@@ -23,8 +23,9 @@ async def start(settings: Settings) -> RunningService:
     await asyncio.to_thread(migrate, engine, Path(__file__).parent / "migrations", "alembic_version_dataset")
     s3 = objectstore.make_client(cfg)
     await asyncio.to_thread(objectstore.ensure_buckets, s3, (objectstore.DATASETS_BUCKET,))
-    servicer = DatasetServicer(Datasets(engine, s3, cfg))
+    datasets = Datasets(engine, s3, cfg)
+    servicer = DatasetServicer(datasets)
     server, port = await serve(
         cfg, [(dataset_service_pb2_grpc.add_DatasetServiceServicer_to_server, servicer, SERVICE_NAME)]
     )
-    return RunningService(server, port, closers=[engine.dispose])
+    return RunningService(server, port, closers=[datasets.close, engine.dispose])

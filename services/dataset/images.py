@@ -153,3 +153,23 @@ def to_rgb(im: Image.Image) -> Image.Image:
         background.paste(im, mask=im.getchannel("A"))
         return background
     return im.convert("RGB")
+
+
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def is_grayscale(data: bytes, tolerance: int = 8) -> bool:
+    """True for single-channel images and colour images whose pixels are all grey (R = G = B)."""
+    try:
+        im = Image.open(io.BytesIO(data))
+        if im.mode in GREY_MODES:
+            return True
+        im.draft("RGB", (64, 64))
+        small = im.convert("RGB")
+        small.thumbnail((64, 64))
+    except (OSError, ValueError, SyntaxError):
+        return False
+    arr = np.asarray(small, dtype=np.int16)
+    return bool(
+        np.abs(arr[..., 0] - arr[..., 1]).max() <= tolerance and np.abs(arr[..., 1] - arr[..., 2]).max() <= tolerance
+    )

@@ -21,12 +21,13 @@ import re
 import tarfile
 import zipfile
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from services.common.errors import InvalidArgument
 from services.dataset import formats
-from services.dataset.images import IMAGE_EXTENSIONS, ImageError, decode_image, is_image_name
+from services.dataset.images import IMAGE_EXTENSIONS, ImageError, decode_image, is_grayscale, is_image_name
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class ImportResult:
     ignore_index: int | None = None
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) skipped with accept_partial
     mask_classes: dict[str, list[int]] = field(default_factory=dict)  # mask sha -> class indices present
+    grayscale: set[str] = field(default_factory=set)  # sha256 of grey images
 
     @property
     def task_types(self) -> list[str]:
@@ -522,18 +524,26 @@ def import_archive(
     workdir: str | Path,
     options: ImportOptions = ImportOptions(),
     limits: ImportLimits = ImportLimits(),
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
+    """progress(done, total) is called as images are decoded."""
     archive_path, workdir = Path(archive_path), Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     kind = detect_archive_type(archive_path) if options.archive_type == ARCHIVE_AUTO else options.archive_type
     archive = _Archive(archive_path, kind, limits)
     try:
-        return _import(archive, workdir, options, limits)
+        return _import(archive, workdir, options, limits, progress)
     finally:
         archive.close()
 
 
-def _import(archive: _Archive, workdir: Path, options: ImportOptions, limits: ImportLimits) -> ImportResult:
+def _import(
+    archive: _Archive,
+    workdir: Path,
+    options: ImportOptions,
+    limits: ImportLimits,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
     warnings: list[str] = []
     if archive.skipped_junk:
         warnings.append(
@@ -547,7 +557,7 @@ def _import(archive: _Archive, workdir: Path, options: ImportOptions, limits: Im
         raise _bad(f"unknown format {options.format!r}; one of {', '.join(FORMATS)}", "metadata.format")
     images = [e for e in archive.files if is_image_name(e.name)]
     layout = _detect_layout(archive, images, options, warnings)
-    return _build(archive, workdir, layout, options, limits, warnings)
+    return _build(archive, workdir, layout, options, limits, warnings, progress)
 
 
 def _read_small(archive: _Archive, entry: _Entry, limit: int = 512 * 1024 * 1024) -> bytes:
@@ -649,6 +659,7 @@ def _build(
     options: ImportOptions,
     limits: ImportLimits,
     warnings: list[str],
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     warnings.extend(layout.warnings)
     rejected: list[tuple[str, str]] = list(layout.rejected)
@@ -667,7 +678,11 @@ def _build(
     stored: dict[str, StoredImage] = {}
     masks: dict[str, StoredImage] = {}
     mask_values: dict[str, list[int]] = {}
-    for entry, kind in sorted(needed.values(), key=lambda pair: pair[0].index):
+    grey: set[str] = set()
+    total = len(needed)
+    for done, (entry, kind) in enumerate(sorted(needed.values(), key=lambda pair: pair[0].index)):
+        if progress is not None and (done % 25 == 0 or done == total - 1):
+            progress(done, total)
         data = archive.read(entry)
         try:
             if kind == "image":
@@ -676,6 +691,8 @@ def _build(
                     target = workdir / image.sha256
                     target.write_bytes(image.data)
                     stored[image.sha256] = StoredImage(image.sha256, target, len(image.data), image.content_type)
+                    if is_grayscale(image.data):
+                        grey.add(image.sha256)
                 decoded[entry.name] = (image.sha256, image.width, image.height)
             else:
                 sha, w, h, values = _store_mask(data, workdir, layout, ignore, limits)
@@ -793,6 +810,7 @@ def _build(
         ignore_index=ignore if layout.format == FORMAT_MASK_FOLDER else None,
         rejected=rejected,
         mask_classes={k: [v for v in vals if v != ignore] for k, vals in mask_values.items() if k in used_masks},
+        grayscale=grey & used_images,
     )
 
 

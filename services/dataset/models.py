@@ -60,6 +60,29 @@ class DatasetVersionRow(SQLModel, table=True):
     # JSON list of import warnings
     warnings_json: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     create_time: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    # JSON statistics (see services.dataset.stats)
+    stats_json: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, server_default="{}"))
+    parent_version_id: str | None = Field(default=None, max_length=64)
+    ignore_index: int | None = None
+    request_id: str | None = Field(default=None, max_length=128)
 
 
-__all__ = ["DatasetRow", "DatasetTaskTypeRow", "DatasetVersionRow", "SQLModel"]
+class ImportRow(SQLModel, table=True):
+    """An import from the upload bucket, run in the background; WatchImport polls it."""
+
+    __tablename__ = "dataset_imports"
+
+    id: str = Field(primary_key=True, max_length=64)
+    project: str = Field(max_length=128, index=True)
+    state: str = Field(max_length=16)  # pending | running | succeeded | failed
+    done: int = 0
+    total: int = 0
+    message: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+    dataset_id: str | None = Field(default=None, max_length=64)
+    version_id: str | None = Field(default=None, max_length=64)
+    rejected_json: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, server_default="[]"))
+    create_time: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    update_time: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+__all__ = ["DatasetRow", "DatasetTaskTypeRow", "DatasetVersionRow", "ImportRow", "SQLModel"]

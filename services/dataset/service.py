@@ -5,14 +5,18 @@ Synchronous and transport-free; the servicer calls it through asyncio.to_thread.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -21,9 +25,17 @@ from minio import Minio
 from sqlalchemy.engine import Engine
 
 from services.common import objectstore
-from services.common.errors import AlreadyExists, InvalidArgument
-from services.dataset import importer, preview
-from services.dataset.models import DatasetRow, DatasetVersionRow
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    TrainyardError,
+)
+from services.dataset import export, importer, preview, stats
+from services.dataset.imports import ImportStore
+from services.dataset.models import DatasetRow, DatasetVersionRow, ImportRow
 from services.dataset.settings import DatasetSettings
 from services.dataset.store import DatasetRecord, DatasetStore, now
 
@@ -47,6 +59,8 @@ class CreateSpec:
     test_fraction: float = 0.0
     split_seed: int = 0
     request_id: str = ""
+    accept_partial: bool = False
+    ignore_index: int = 255
 
 
 def validate_spec(spec: CreateSpec) -> importer.ImportOptions:
@@ -68,9 +82,13 @@ def validate_spec(spec: CreateSpec) -> importer.ImportOptions:
             violations["metadata.test_fraction"] = (
                 f"val_fraction ({val}) + test_fraction ({spec.test_fraction}) must leave at least 10% for training"
             )
+    if not 0 <= spec.ignore_index <= 255:
+        violations["metadata.ignore_index"] = f"must be in [0, 255], got {spec.ignore_index}"
     if violations:
         raise InvalidArgument(violations)
     return importer.ImportOptions(
+        accept_partial=spec.accept_partial,
+        ignore_index=spec.ignore_index,
         format=spec.format,
         archive_type=spec.archive_type,
         val_fraction=val,
@@ -105,6 +123,107 @@ def build_manifest(
     }
 
 
+MODE_ADD_OR_REPLACE = "add_or_replace"
+MODE_REPLACE_ALL = "replace_all"
+ANNOTATION_ORDER = ["label", "box", "mask", "polygon"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """What a client asks for in CreateDatasetVersionMetadata."""
+
+    dataset_id: str
+    mode: str = MODE_ADD_OR_REPLACE
+    format: str = importer.FORMAT_AUTO
+    archive_type: str = importer.ARCHIVE_AUTO
+    val_fraction: float = 0.0
+    test_fraction: float = 0.0
+    split_seed: int = 0
+    accept_partial: bool = False
+    request_id: str = ""
+
+
+def version_row(
+    project: str,
+    manifest: dict[str, Any],
+    stored: tuple[str, str, int],
+    statistics: dict[str, Any],
+    source_format: str,
+    warnings: list[str],
+    created,
+) -> DatasetVersionRow:
+    key, sha, size = stored
+    cases = manifest["cases"]
+    splits = {s: sum(1 for c in cases if c["split"] == s) for s in importer.SPLITS}
+    return DatasetVersionRow(
+        id=manifest["version_id"],
+        dataset_id=manifest["dataset_id"],
+        project=project,
+        number=manifest["number"],
+        manifest_bucket=objectstore.DATASETS_BUCKET,
+        manifest_key=key,
+        manifest_sha256=sha,
+        manifest_size=size,
+        case_count=len(cases),
+        train_count=splits["train"],
+        val_count=splits["val"],
+        test_count=splits["test"],
+        classes_json=json.dumps(
+            [{"index": c["index"], "name": c["name"], "count": c["instance_count"]} for c in statistics["classes"]]
+        ),
+        annotation_types_json=json.dumps(manifest["annotation_types"]),
+        source_format=source_format,
+        warnings_json=json.dumps(warnings),
+        create_time=created,
+        stats_json=json.dumps(statistics),
+        ignore_index=manifest.get("ignore_index"),
+    )
+
+
+def _kind(annotation_types) -> str:
+    types = set(annotation_types)
+    return "label" if "label" in types else "mask" if "mask" in types else "box"
+
+
+def merge_cases(
+    old: dict[str, Any], result: importer.ImportResult, mode: str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """(classes, cases) of the next version: new cases added (replacing same source paths), or all
+    replaced; classes merged by name (new names appended) with the new cases' indices remapped."""
+    if _kind(old["annotation_types"]) != _kind(result.annotation_types):
+        raise FailedPrecondition(
+            f"the new data has {', '.join(result.annotation_types)} annotations but the dataset has "
+            f"{', '.join(old['annotation_types'])}; a version keeps the kind of annotation"
+        )
+    classes = list(old["classes"]) if mode != MODE_REPLACE_ALL else []
+    if "mask" in result.annotation_types and mode != MODE_REPLACE_ALL:
+        if result.classes[: len(classes)] != classes[: len(result.classes)]:
+            raise FailedPrecondition(
+                f"mask class list {result.classes} does not match the dataset's {classes}: mask values are class indices"
+            )
+    for name in result.classes:
+        if name not in classes:
+            classes.append(name)
+    remap = [classes.index(n) for n in result.classes]
+    kept = [] if mode == MODE_REPLACE_ALL else list(old["cases"])
+    new_paths = {c.source_path for c in result.cases}
+    kept = [c for c in kept if c["source_path"] not in new_paths]
+    next_number = 1 + max((int(c["id"].lstrip("c") or 0) for c in kept if c["id"].lstrip("c").isdigit()), default=0)
+    out = list(kept)
+    for i, case in enumerate(result.cases):
+        entry = case.manifest_entry()
+        entry["id"] = f"c{next_number + i:06d}"
+        if "label" in entry:
+            entry["label"] = remap[entry["label"]]
+        for box in entry.get("boxes") or ():
+            box["class"] = remap[box["class"]]
+        out.append(entry)
+    if not out:
+        raise InvalidArgument({"archive": "the new version would be empty"})
+    return classes, out
+
+
 class Datasets:
     """Dataset operations for one caller's project at a time."""
 
@@ -114,6 +233,9 @@ class Datasets:
         self.settings = settings
         self._manifests: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = Lock()
+        self.imports = ImportStore(engine)
+        self.imports.fail_interrupted()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataset-import")
 
     @property
     def limits(self) -> importer.ImportLimits:
@@ -144,7 +266,9 @@ class Datasets:
                 f"a dataset named {name!r} already exists in project {project!r}", metadata={"name": name}
             )
 
-    def create(self, project: str, spec: CreateSpec, archive_path: Path) -> DatasetRecord:
+    def create(
+        self, project: str, spec: CreateSpec, archive_path: Path, progress: Progress | None = None
+    ) -> DatasetRecord:
         """Import the archive and create the dataset with its first version, all or nothing."""
         options = validate_spec(spec)
         existing = self.store.find_by_request_id(project, spec.request_id)
@@ -153,7 +277,9 @@ class Datasets:
         self._check_name(project, spec.name)
         workdir = Path(tempfile.mkdtemp(prefix="trainyard-import-", dir=self.spool_dir()))
         try:
-            result = importer.import_archive(archive_path, workdir, options, self.limits)
+            result = importer.import_archive(archive_path, workdir, options, self.limits, progress)
+            if progress is not None:
+                progress(-1, 0)  # uploading
             self._upload_images(result)
             dataset_id, version_id = new_id("ds"), new_id("dsv")
             manifest = build_manifest(project, dataset_id, version_id, 1, result)
@@ -162,8 +288,6 @@ class Datasets:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         created = now()
-        counts = result.class_counts()
-        splits = result.split_counts()
         dataset = DatasetRow(
             id=dataset_id,
             project=project,
@@ -173,27 +297,14 @@ class Datasets:
             create_time=created,
             update_time=created,
         )
-        version = DatasetVersionRow(
-            id=version_id,
-            dataset_id=dataset_id,
-            project=project,
-            number=1,
-            manifest_bucket=objectstore.DATASETS_BUCKET,
-            manifest_key=key,
-            manifest_sha256=sha,
-            manifest_size=size,
-            case_count=len(result.cases),
-            train_count=splits["train"],
-            val_count=splits["val"],
-            test_count=splits["test"],
-            classes_json=json.dumps(
-                [{"index": i, "name": n, "count": counts[i]} for i, n in enumerate(result.classes)]
-            ),
-            annotation_types_json=json.dumps(result.annotation_types),
-            source_format=result.format,
-            warnings_json=json.dumps(result.warnings),
-            create_time=created,
+        statistics = stats.compute(
+            manifest["cases"],
+            result.classes,
+            grayscale=result.grayscale,
+            mask_classes=result.mask_classes,
+            rejected=result.rejected,
         )
+        version = version_row(project, manifest, (key, sha, size), statistics, result.format, result.warnings, created)
         try:
             record, made = self.store.create(dataset, version, result.task_types)
         except Exception:
@@ -208,6 +319,80 @@ class Datasets:
             extra={"dataset_id": record.dataset.id, "project": project, "cases": len(result.cases)},
         )
         return record
+
+    def create_version(
+        self, project: str, spec: VersionSpec, archive_path: Path, progress: Progress | None = None
+    ) -> DatasetVersionRow:
+        """Import the archive and add it to the latest version as the next version, all or nothing."""
+        options = validate_spec(
+            CreateSpec(
+                name="version",
+                format=spec.format,
+                archive_type=spec.archive_type,
+                val_fraction=spec.val_fraction,
+                test_fraction=spec.test_fraction,
+                split_seed=spec.split_seed,
+                request_id=spec.request_id,
+                accept_partial=spec.accept_partial,
+            )
+        )
+        record = self.store.get(project, spec.dataset_id)
+        if spec.request_id:
+            done = self.store.find_version_by_request_id(project, spec.dataset_id, spec.request_id)
+            if done is not None:
+                return done
+        parent = record.version
+        if parent is None:
+            raise FailedPrecondition(f"dataset {spec.dataset_id!r} has no version to build on")
+        old = self.manifest(parent)
+        old_stats = json.loads(parent.stats_json or "{}")
+        workdir = Path(tempfile.mkdtemp(prefix="trainyard-import-", dir=self.spool_dir()))
+        try:
+            result = importer.import_archive(archive_path, workdir, options, self.limits, progress)
+            merged_classes, new_cases = merge_cases(old, result, spec.mode)
+            if progress is not None:
+                progress(-1, 0)
+            self._upload_images(result)
+            version_id = new_id("dsv")
+            number = parent.number + 1
+            annotation_types = sorted(
+                set(result.annotation_types)
+                | (set() if spec.mode == MODE_REPLACE_ALL else set(old["annotation_types"])),
+                key=ANNOTATION_ORDER.index,
+            )
+            manifest = {
+                **{k: v for k, v in old.items() if k not in ("cases",)},
+                "version_id": version_id,
+                "number": number,
+                "source_format": result.format,
+                "annotation_types": annotation_types,
+                "task_types": importer.task_types_for(annotation_types),
+                "classes": merged_classes,
+                "cases": new_cases,
+            }
+            if result.ignore_index is not None:
+                manifest["ignore_index"] = result.ignore_index
+            key = manifest_key(spec.dataset_id, version_id)
+            sha, size = objectstore.put_json(self.s3, objectstore.DATASETS_BUCKET, key, manifest)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        grayscale = set(old_stats.get("_grayscale", [])) | result.grayscale
+        mask_classes = {**old_stats.get("_mask_classes", {}), **result.mask_classes}
+        statistics = stats.compute(
+            new_cases, merged_classes, grayscale=grayscale, mask_classes=mask_classes, rejected=result.rejected
+        )
+        version = version_row(project, manifest, (key, sha, size), statistics, result.format, result.warnings, now())
+        version.parent_version_id = parent.id
+        version.request_id = spec.request_id or None
+        try:
+            self.store.add_version(record.dataset.id, parent.id, version, manifest["task_types"])
+        except Exception:
+            self._remove_manifest(key)
+            raise
+        with self._lock:
+            self._manifests[version_id] = manifest
+        log.info("dataset version created", extra={"dataset_id": spec.dataset_id, "version": number})
+        return version
 
     def _upload_images(self, result: importer.ImportResult) -> None:
         def put(image: importer.StoredImage) -> None:
@@ -268,8 +453,10 @@ class Datasets:
         thumbnail_size: int = 0,
         split: str | None = None,
         seed: int = 0,
+        class_names: list[str] | tuple[str, ...] = (),
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Sampled manifest cases, each with "preview_jpeg" added, and the class names."""
+        """Sampled manifest cases, each with "preview_jpeg", "image_url" (and "mask_png") added, and
+        the class names. `class_names` keeps the cases with an annotation of one of those classes."""
         count, size = preview.validate_preview_args(count, thumbnail_size, split)
         record = self.store.get(project, dataset_id)
         version = record.version
@@ -281,11 +468,116 @@ class Datasets:
             return [], []
         manifest = self.manifest(version)
         classes = manifest["classes"]
-        chosen = preview.sample_cases(manifest["cases"], count, seed, split)
+        unknown = [n for n in class_names if n not in classes]
+        if unknown:
+            raise InvalidArgument({"class_names": f"unknown class(es) {unknown}; the dataset has {classes}"})
+        wanted = {classes.index(n) for n in class_names}
+        mask_classes = json.loads(version.stats_json or "{}").get("_mask_classes", {})
+        chosen = preview.sample_cases(manifest["cases"], count, seed, split, wanted, mask_classes)
+        ignore = int(manifest.get("ignore_index", 255))
 
         def render(case: dict[str, Any]) -> dict[str, Any]:
             data = objectstore.get_bytes(self.s3, objectstore.DATASETS_BUCKET, case["image_key"])
-            return {**case, "preview_jpeg": preview.render_thumbnail(data, classes[case["label"]], size)}
+            mask = None
+            if case.get("mask_key"):
+                mask = objectstore.get_bytes(self.s3, objectstore.DATASETS_BUCKET, case["mask_key"])
+            jpeg = preview.render_case(data, case, classes, size, mask_bytes=mask, ignore_index=ignore)
+            url = self.s3.presigned_get_object(
+                objectstore.DATASETS_BUCKET, case["image_key"], expires=timedelta(minutes=15)
+            )
+            out = {**case, "preview_jpeg": jpeg, "image_url": url}
+            if mask is not None:
+                out["mask_png"] = mask
+            return out
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(render, chosen)), classes
+
+    # ------------------------------------------------------------ export
+
+    def export(self, project: str, version_id: str, fmt: str) -> tuple[dict[str, Any], str]:
+        """Write the version as a zip to the artifacts bucket; (object ref fields, presigned URL)."""
+        version = self.store.get_version(project, version_id)
+        manifest = self.manifest(version)
+        fd, name = tempfile.mkstemp(prefix="trainyard-export-", suffix=".zip", dir=self.spool_dir())
+        os.close(fd)
+        path = Path(name)
+        try:
+            export.write_export(
+                manifest, lambda key: objectstore.get_bytes(self.s3, objectstore.DATASETS_BUCKET, key), fmt, path
+            )
+            sha = hashlib.sha256()
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    sha.update(chunk)
+            key = f"exports/{version.dataset_id}/{version_id}/{fmt}.zip"
+            self.s3.fput_object(objectstore.ARTIFACTS_BUCKET, key, str(path), content_type="application/zip")
+            size = path.stat().st_size
+        finally:
+            path.unlink(missing_ok=True)
+        url = self.s3.presigned_get_object(objectstore.ARTIFACTS_BUCKET, key, expires=timedelta(hours=1))
+        return {"bucket": objectstore.ARTIFACTS_BUCKET, "key": key, "sha256": sha.hexdigest(), "size_bytes": size}, url
+
+    # ------------------------------------------------------------ imports from the upload bucket
+
+    def start_import(self, project: str, bucket: str, key: str, spec: CreateSpec | VersionSpec) -> ImportRow:
+        """Check the request, record a pending import and run it in the background."""
+        if bucket != objectstore.UPLOADS_BUCKET:
+            raise InvalidArgument({"source.bucket": f"must be the upload bucket {objectstore.UPLOADS_BUCKET!r}"})
+        if not key or key.startswith("/") or ".." in key.split("/"):
+            raise InvalidArgument({"source.key": "must be a relative object key"})
+        if isinstance(spec, CreateSpec):
+            existing = self.precheck(project, spec)
+            if existing is not None and existing.version is not None:
+                return self.imports.record_done(project, existing.dataset.id, existing.version.id)
+        else:
+            validate_spec(CreateSpec(name="version", val_fraction=spec.val_fraction, test_fraction=spec.test_fraction))
+            self.store.get(project, spec.dataset_id)
+        try:
+            info = self.s3.stat_object(bucket, key)
+        except Exception:  # noqa: BLE001 - minio raises S3Error for a missing object
+            raise NotFound(f"object {bucket}/{key} not found", metadata={"key": key}) from None
+        limit = self.settings.dataset_max_upload_bytes
+        if (info.size or 0) > limit:
+            raise ResourceExhausted(
+                f"the archive is over the limit of {limit} bytes", metadata={"limit_bytes": str(limit)}
+            )
+        row = self.imports.create(project)
+        self._pool.submit(self._run_import, row.id, project, bucket, key, spec)
+        return row
+
+    def _run_import(self, import_id: str, project: str, bucket: str, key: str, spec: CreateSpec | VersionSpec) -> None:
+        fd, name = tempfile.mkstemp(prefix="trainyard-upload-", suffix=".archive", dir=self.spool_dir())
+        os.close(fd)
+        path = Path(name)
+        try:
+            self.imports.update(import_id, state="running", message=f"downloading {key}")
+            self.s3.fget_object(bucket, key, str(path))
+
+            def progress(done: int, total: int) -> None:
+                if done < 0:
+                    self.imports.update(import_id, message="storing images")
+                else:
+                    self.imports.update(import_id, done=done, total=total, message="reading and checking images")
+
+            if isinstance(spec, CreateSpec):
+                record = self.create(project, spec, path, progress)
+                dataset_id, version_id = record.dataset.id, record.version.id if record.version else None
+            else:
+                version = self.create_version(project, spec, path, progress)
+                dataset_id, version_id = version.dataset_id, version.id
+            self.imports.finish(import_id, dataset_id, version_id)
+        except TrainyardError as exc:
+            rejected = [{"path": f, "reason": r} for f, r in getattr(exc, "violations", {}).items()]
+            self.imports.fail(import_id, exc.message, rejected)
+        except Exception as exc:  # noqa: BLE001 - the import fails; the error is reported, not raised
+            log.exception("import failed", extra={"import_id": import_id})
+            self.imports.fail(import_id, f"internal error: {exc}", [])
+        finally:
+            path.unlink(missing_ok=True)
+
+    def get_import(self, project: str, import_id: str) -> ImportRow:
+        return self.imports.get(project, import_id)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -13,8 +13,8 @@ from google.protobuf import timestamp_pb2
 
 from services.common import identity
 from services.common.errors import InvalidArgument, ResourceExhausted
-from services.dataset import importer
-from services.dataset.service import CreateSpec, Datasets
+from services.dataset import export, importer, preview
+from services.dataset.service import MODE_ADD_OR_REPLACE, MODE_REPLACE_ALL, CreateSpec, Datasets, VersionSpec
 from services.dataset.store import DatasetRecord, utc
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
@@ -60,8 +60,36 @@ def _timestamp(value) -> timestamp_pb2.Timestamp:
     return ts
 
 
+def _percentiles(value: dict | None) -> dataset_pb2.Percentiles:
+    return dataset_pb2.Percentiles(**(value or {}))
+
+
+def statistics_to_proto(st: dict) -> dataset_pb2.DatasetStatistics:
+    if not st:
+        return dataset_pb2.DatasetStatistics()
+    return dataset_pb2.DatasetStatistics(
+        classes=[dataset_pb2.ClassStatistics(**c) for c in st.get("classes", [])],
+        imbalance_ratio=st.get("imbalance_ratio", 0.0),
+        width=_percentiles(st.get("width")),
+        height=_percentiles(st.get("height")),
+        grayscale_fraction=st.get("grayscale_fraction", 0.0),
+        objects_per_image=_percentiles(st.get("objects_per_image")),
+        small_boxes=st.get("small_boxes", 0),
+        medium_boxes=st.get("medium_boxes", 0),
+        large_boxes=st.get("large_boxes", 0),
+        duplicate_groups=st.get("duplicate_groups", 0),
+        conflict_groups=st.get("conflict_groups", 0),
+        leak_groups=st.get("leak_groups", 0),
+        rejected_files=[dataset_pb2.RejectedFile(**r) for r in st.get("rejected_files", [])],
+        empty_images=st.get("empty_images", 0),
+    )
+
+
 def version_to_proto(v) -> dataset_pb2.DatasetVersion:
     return dataset_pb2.DatasetVersion(
+        statistics=statistics_to_proto(json.loads(v.stats_json or "{}")),
+        parent_version_id=v.parent_version_id or "",
+        ignore_index=v.ignore_index or 0,
         id=v.id,
         dataset_id=v.dataset_id,
         number=v.number,
@@ -116,7 +144,110 @@ def spec_from_proto(meta: dataset_service_pb2.CreateDatasetMetadata) -> CreateSp
         test_fraction=meta.test_fraction,
         split_seed=meta.split_seed,
         request_id=meta.request_id,
+        accept_partial=meta.accept_partial,
+        ignore_index=meta.ignore_index if meta.HasField("ignore_index") else 255,
     )
+
+
+VERSION_MODES = {
+    dataset_service_pb2.VERSION_MODE_UNSPECIFIED: MODE_ADD_OR_REPLACE,
+    dataset_service_pb2.VERSION_MODE_ADD_OR_REPLACE: MODE_ADD_OR_REPLACE,
+    dataset_service_pb2.VERSION_MODE_REPLACE_ALL: MODE_REPLACE_ALL,
+}
+EXPORTS = {
+    dataset_pb2.EXPORT_FORMAT_COCO: export.EXPORT_COCO,
+    dataset_pb2.EXPORT_FORMAT_IMAGE_FOLDER: export.EXPORT_IMAGE_FOLDER,
+    dataset_pb2.EXPORT_FORMAT_MASK_PNG: export.EXPORT_MASK_PNG,
+}
+IMPORT_STATES = {
+    "pending": dataset_pb2.IMPORT_STATE_PENDING,
+    "running": dataset_pb2.IMPORT_STATE_RUNNING,
+    "succeeded": dataset_pb2.IMPORT_STATE_SUCCEEDED,
+    "failed": dataset_pb2.IMPORT_STATE_FAILED,
+}
+
+
+def version_spec_from_proto(
+    meta: dataset_service_pb2.CreateDatasetVersionMetadata, dataset_id: str = ""
+) -> VersionSpec:
+    violations = {}
+    if meta.format not in FORMATS:
+        violations["metadata.format"] = f"unknown format {meta.format}"
+    if meta.archive_type not in ARCHIVES:
+        violations["metadata.archive_type"] = f"unknown archive type {meta.archive_type}"
+    if meta.mode not in VERSION_MODES:
+        violations["metadata.mode"] = f"unknown mode {meta.mode}"
+    if not (dataset_id or meta.dataset_id):
+        violations["metadata.dataset_id"] = "is required"
+    if violations:
+        raise InvalidArgument(violations)
+    return VersionSpec(
+        dataset_id=dataset_id or meta.dataset_id,
+        mode=VERSION_MODES[meta.mode],
+        format=FORMATS[meta.format],
+        archive_type=ARCHIVES[meta.archive_type],
+        val_fraction=meta.val_fraction,
+        test_fraction=meta.test_fraction,
+        split_seed=meta.split_seed,
+        accept_partial=meta.accept_partial,
+        request_id=meta.request_id,
+    )
+
+
+def import_to_proto(row) -> dataset_pb2.ImportStatus:
+    return dataset_pb2.ImportStatus(
+        id=row.id,
+        state=IMPORT_STATES.get(row.state, dataset_pb2.IMPORT_STATE_UNSPECIFIED),
+        done=row.done,
+        total=row.total,
+        message=row.message,
+        dataset_id=row.dataset_id or "",
+        version_id=row.version_id or "",
+        rejected_files=[dataset_pb2.RejectedFile(**r) for r in json.loads(row.rejected_json or "[]")],
+    )
+
+
+def annotations_to_proto(case: dict, classes: list[str]) -> list[dataset_pb2.Annotation]:
+    def name(i: int) -> str:
+        return classes[i] if 0 <= i < len(classes) else str(i)
+
+    out = []
+    if "label" in case:
+        out.append(
+            dataset_pb2.Annotation(
+                type=common_pb2.ANNOTATION_TYPE_LABEL, class_index=case["label"], class_name=name(case["label"])
+            )
+        )
+    for box in case.get("boxes") or ():
+        ann = dataset_pb2.Annotation(
+            type=common_pb2.ANNOTATION_TYPE_POLYGON
+            if box.get("polygons") or box.get("rle")
+            else common_pb2.ANNOTATION_TYPE_BOX,
+            class_index=box["class"],
+            class_name=name(box["class"]),
+            box=box["bbox"],
+            polygons=[dataset_pb2.Polygon(points=p) for p in box.get("polygons") or ()],
+        )
+        if box.get("rle"):
+            ann.rle_counts = box["rle"]["counts"]
+            ann.rle_size.extend(box["rle"]["size"])
+        out.append(ann)
+    if case.get("mask_key"):
+        out.append(
+            dataset_pb2.Annotation(
+                type=common_pb2.ANNOTATION_TYPE_MASK,
+                class_index=-1,
+                mask_key=case["mask_key"],
+                mask_png=case.get("mask_png", b""),
+            )
+        )
+    return out
+
+
+def _import_response(status: dataset_pb2.ImportStatus) -> dataset_service_pb2.ImportDatasetResponse:
+    response = dataset_service_pb2.ImportDatasetResponse()
+    getattr(response, "import").CopyFrom(status)  # "import" is a Python keyword
+    return response
 
 
 class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
@@ -189,6 +320,7 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
             request.thumbnail_size,
             split,
             request.seed,
+            list(request.class_names),
         )
         return dataset_service_pb2.PreviewCasesResponse(
             cases=[
@@ -199,18 +331,99 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
                     width=c["width"],
                     height=c["height"],
                     split=SPLITS[c["split"]],
-                    annotations=[
-                        dataset_pb2.Annotation(
-                            type=common_pb2.ANNOTATION_TYPE_LABEL,
-                            class_index=c["label"],
-                            class_name=classes[c["label"]],
-                        )
-                    ],
+                    annotations=annotations_to_proto(c, classes),
                     preview_jpeg=c["preview_jpeg"],
+                    image_url=c.get("image_url", ""),
                 )
                 for c in cases
-            ]
+            ],
+            legend=[
+                dataset_pb2.LegendEntry(class_index=i, class_name=n, colour=preview.colour_hex(i))
+                for i, n in enumerate(classes)
+            ],
         )
+
+    async def _spool(self, messages, kind: str) -> Path:
+        """Write the chunk messages of an upload stream to a spool file (bounded by the upload limit)."""
+        limit = self.datasets.settings.dataset_max_upload_bytes
+        fd, name = tempfile.mkstemp(prefix="trainyard-upload-", suffix=".archive", dir=self.datasets.spool_dir())
+        path = Path(name)
+        try:
+            received = 0
+            with os.fdopen(fd, "wb") as spool:
+                async for message in messages:
+                    if message.WhichOneof("payload") != "chunk":
+                        raise InvalidArgument({"metadata": "only the first message may carry metadata"})
+                    received += len(message.chunk)
+                    if received > limit:
+                        raise ResourceExhausted(
+                            f"the upload is over the limit of {limit} bytes", metadata={"limit_bytes": str(limit)}
+                        )
+                    spool.write(message.chunk)
+            if received == 0:
+                raise InvalidArgument({"chunk": f"the {kind} upload has no archive bytes"})
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
+    async def CreateDatasetVersion(self, request_iterator, context):
+        project = identity.current().project
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("payload") != "metadata":
+            raise InvalidArgument({"metadata": "the first message of the stream must carry the metadata"})
+        spec = version_spec_from_proto(first.metadata)
+        await asyncio.to_thread(self.datasets.get, project, spec.dataset_id)  # NOT_FOUND before the upload
+        path = await self._spool(request_iterator, "version")
+        try:
+            version = await asyncio.to_thread(self.datasets.create_version, project, spec, path)
+        finally:
+            path.unlink(missing_ok=True)
+        return dataset_service_pb2.CreateDatasetVersionResponse(version=version_to_proto(version))
+
+    async def ImportDataset(self, request, context):
+        project = identity.current().project
+        if request.dataset_id:
+            meta = request.metadata
+            spec = version_spec_from_proto(
+                dataset_service_pb2.CreateDatasetVersionMetadata(
+                    format=meta.format,
+                    archive_type=meta.archive_type,
+                    val_fraction=meta.val_fraction,
+                    test_fraction=meta.test_fraction,
+                    split_seed=meta.split_seed,
+                    accept_partial=meta.accept_partial,
+                    request_id=meta.request_id,
+                    mode=request.mode,
+                ),
+                request.dataset_id,
+            )
+        else:
+            spec = spec_from_proto(request.metadata)
+        row = await asyncio.to_thread(
+            self.datasets.start_import, project, request.source.bucket, request.source.key, spec
+        )
+        return _import_response(import_to_proto(row))
+
+    async def WatchImport(self, request, context):
+        project = identity.current().project
+        last = None
+        while True:
+            row = await asyncio.to_thread(self.datasets.get_import, project, request.import_id)
+            status = import_to_proto(row)
+            if status != last:
+                yield dataset_service_pb2.WatchImportResponse(status=status)
+                last = status
+            if row.state in ("succeeded", "failed"):
+                return
+            await asyncio.sleep(0.2)
+
+    async def ExportDatasetVersion(self, request, context):
+        fmt = EXPORTS.get(request.format)
+        if fmt is None:
+            raise InvalidArgument({"format": "must be COCO, IMAGE_FOLDER or MASK_PNG"})
+        ref, url = await asyncio.to_thread(self.datasets.export, identity.current().project, request.version_id, fmt)
+        return dataset_service_pb2.ExportDatasetVersionResponse(archive=common_pb2.ObjectRef(**ref), url=url)
 
     async def DeleteDataset(self, request, context):
         await asyncio.to_thread(self.datasets.delete, identity.current().project, request.dataset_id)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.common.errors import AlreadyExists, InvalidArgument, NotFound
+from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.dataset.importer import TASK_ORDER
 from services.dataset.models import DatasetRow, DatasetTaskTypeRow, DatasetVersionRow
 
@@ -164,6 +164,49 @@ class DatasetStore:
                 ) from None
             raise
         return DatasetRecord(dataset, version, list(task_types)), True
+
+    def find_version_by_request_id(self, project: str, dataset_id: str, request_id: str) -> DatasetVersionRow | None:
+        with self._session() as s:
+            return s.exec(
+                select(DatasetVersionRow).where(
+                    DatasetVersionRow.project == project,
+                    DatasetVersionRow.dataset_id == dataset_id,
+                    DatasetVersionRow.request_id == request_id,
+                )
+            ).first()
+
+    def add_version(self, dataset_id: str, parent_id: str, version: DatasetVersionRow, task_types: list[str]) -> None:
+        """Insert the next version and point the dataset at it, if the latest is still `parent_id`."""
+        try:
+            with self._session() as s, s.begin():
+                row = s.exec(select(DatasetRow).where(DatasetRow.id == dataset_id).with_for_update()).first()
+                if row is None:
+                    raise NotFound(f"dataset {dataset_id!r} not found", metadata={"dataset_id": dataset_id})
+                if row.latest_version_id != parent_id:
+                    raise FailedPrecondition(
+                        f"dataset {dataset_id!r} got a new version meanwhile; build on the latest and retry",
+                        metadata={"dataset_id": dataset_id},
+                    )
+                s.add(version)
+                row.latest_version_id = version.id
+                row.update_time = version.create_time
+                s.add(row)
+                s.exec(sa.delete(DatasetTaskTypeRow).where(DatasetTaskTypeRow.dataset_id == dataset_id))
+                s.add_all(DatasetTaskTypeRow(dataset_id=dataset_id, task_type=t) for t in task_types)
+        except IntegrityError:
+            raise FailedPrecondition(
+                f"dataset {dataset_id!r} got a new version meanwhile; build on the latest and retry"
+            ) from None
+
+    def list_versions(self, project: str, dataset_id: str) -> list[DatasetVersionRow]:
+        with self._session() as s:
+            return list(
+                s.exec(
+                    select(DatasetVersionRow)
+                    .where(DatasetVersionRow.project == project, DatasetVersionRow.dataset_id == dataset_id)
+                    .order_by(DatasetVersionRow.number)
+                ).all()
+            )
 
     def delete(self, project: str, dataset_id: str) -> None:
         with self._session() as s, s.begin():
