@@ -1,14 +1,29 @@
-"""Unit tests of the recommendation ranking (no network)."""
+"""Unit tests of the recommendation ranking, throughput tables, dataset statistics and outcome feedback."""
 
+import json
+
+import pytest
+
+from services.common.errors import FailedPrecondition
+from services.recommend import throughput
+from services.recommend.outcomes import Outcome, evidence, family_of
 from services.recommend.ranking import DatasetStats, rank
+from services.recommend.stats import from_dataset, similarity
+from services.recommend.throughput import ThroughputTable
 from trainyard.common.v1 import common_pb2
+from trainyard.dataset.v1 import dataset_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2
+
+PREF = common_pb2.TrainingPreference
 
 
 def model(mid: str, top1: float, gflops: float, params: float, status: int = 1) -> modelzoo_pb2.Model:
+    arch = mid.split("/")[1].split(".")[0]
     return modelzoo_pb2.Model(
         id=mid,
-        family=mid.split("/")[1].split(".")[0],
+        family=arch,
+        architecture=arch,
+        library="torchvision",
         task_types=[common_pb2.TASK_TYPE_CLASSIFICATION],
         num_params=int(params),
         gflops=gflops,
@@ -28,45 +43,229 @@ ZOO = [
 ]
 
 
+def entry(arch: str, resolution: int, gmacs: float, train: float, evals: float | None = None) -> dict:
+    return {
+        "library": "torchvision",
+        "architecture": arch,
+        "resolution": resolution,
+        "gmacs": gmacs,
+        "train_images_per_second": train,
+        "eval_images_per_second": evals or train * 3,
+    }
+
+
+# A small table in the measured format: 60 GMAC-img/s effective on mobilenet_v2, less on resnet50.
+TABLE = ThroughputTable(
+    "cpu",
+    [
+        entry("mobilenet_v2", 160, 0.153, 200.0),
+        entry("mobilenet_v2", 224, 0.30, 100.0),
+        entry("resnet50", 160, 2.09, 20.0),
+        entry("resnet50", 224, 4.1, 10.0),
+    ],
+)
+
+
 def top(preference: int, **kw) -> list[str]:
+    kw.setdefault("table", TABLE)
     return [s.model_id for s in rank(ZOO, preference=preference, data_type=0, stats=DatasetStats(), **kw)]
 
 
 def test_preferences_pick_different_models():
-    assert top(common_pb2.TRAINING_PREFERENCE_FASTEST)[0] == "tv/mobilenet_v3_small.imagenet1k_v1"
-    assert top(common_pb2.TRAINING_PREFERENCE_MOST_ACCURATE)[0] == "tv/efficientnet_v2_l.imagenet1k_v1"
-    assert top(common_pb2.TRAINING_PREFERENCE_SMALLEST)[0] == "tv/mobilenet_v3_small.imagenet1k_v1"
-    balanced = top(common_pb2.TRAINING_PREFERENCE_BALANCED)
+    assert top(PREF.TRAINING_PREFERENCE_FASTEST)[0] == "tv/mobilenet_v3_small.imagenet1k_v1"
+    assert top(PREF.TRAINING_PREFERENCE_MOST_ACCURATE)[0] == "tv/efficientnet_v2_l.imagenet1k_v1"
+    assert top(PREF.TRAINING_PREFERENCE_SMALLEST)[0] == "tv/mobilenet_v3_small.imagenet1k_v1"
+    balanced = top(PREF.TRAINING_PREFERENCE_BALANCED)
     assert balanced[0] not in ("tv/vit_l_16.imagenet1k_v1", "tv/efficientnet_v2_l.imagenet1k_v1")
 
 
 def test_scores_are_sorted_and_explained():
-    suggestions = rank(ZOO, preference=common_pb2.TRAINING_PREFERENCE_BALANCED, data_type=0, stats=DatasetStats())
+    suggestions = rank(ZOO, preference=2, data_type=0, stats=DatasetStats(), table=TABLE, max_params=10**9)
     scores = [s.score for s in suggestions]
     assert scores == sorted(scores, reverse=True)
     for s in suggestions:
-        assert "balanced" in s.rationale and s.factors
+        assert "balanced" in s.rationale and "Deciding factors" in s.rationale and s.factors
+        assert "Constraints: device class cpu, at most 1000M parameters" in s.rationale
         assert s.hyperparameters.epochs > 0 and s.hyperparameters.image_size > 0
         assert s.expected_seconds_per_epoch > 0
+        assert s.expected_training_seconds == pytest.approx(
+            s.expected_seconds_per_epoch * s.hyperparameters.epochs, 0.01
+        )
         assert 0 <= s.expected_quality_low <= s.expected_quality_high <= 1
+        assert s.quality_metric == "val_top1" and s.throughput_source in ("measured", "interpolated")
+        assert f"Time estimate {s.throughput_source}" in s.rationale
+
+
+def test_time_estimates_come_from_the_table():
+    # mobilenet_v2 at 160 px was measured: 1000 train images / 200 img/s + 200 val / 600 img/s.
+    stats = DatasetStats(train_cases=1000, val_cases=200)
+    s = next(
+        s
+        for s in rank(ZOO, preference=1, data_type=0, stats=stats, table=TABLE)
+        if s.model_id == "tv/mobilenet_v2.imagenet1k_v1"
+    )
+    assert s.hyperparameters.image_size == 160
+    assert s.throughput_source == "measured"
+    assert s.expected_seconds_per_epoch == pytest.approx(1000 / 200 + 200 / 600, abs=0.01)
+    assert any("measured 200.0 img/s at 160px" in f for f in s.factors)
+    # mobilenet_v3_small was not measured: interpolated by GFLOPs, and the rationale says so.
+    small = next(
+        s
+        for s in rank(ZOO, preference=1, data_type=0, stats=stats, table=TABLE)
+        if s.model_id.startswith("tv/mobilenet_v3_small")
+    )
+    assert small.throughput_source == "interpolated"
+    assert any("interpolated by GFLOPs" in f and "mobilenet_v2" in f for f in small.factors)
+    assert small.expected_seconds_per_epoch < s.expected_seconds_per_epoch
+
+
+def test_interpolation_between_resolutions_and_by_gflops():
+    est = TABLE.estimate("torchvision", "resnet50", 4.1, 224, 192)
+    assert est.source == "interpolated" and 10.0 < est.train_images_per_second < 20.0
+    # Not measured: the effective rate (img/s x GMACs) of the nearest measured networks.
+    est = TABLE.estimate("torchvision", "resnet34", 3.6, 224, 224)
+    assert est.source == "interpolated"
+    assert 35.0 < est.train_images_per_second * 3.6 < 65.0
+    nominal = ThroughputTable("gpu", []).estimate("torchvision", "resnet50", 4.1, 224, 224)
+    assert nominal.source == "nominal" and "no gpu throughput table" in nominal.basis
+
+
+def test_committed_cpu_table_is_measured_and_loads():
+    tables = throughput.load_tables()
+    assert "cpu" in tables, "run python -m services.recommend.measure to write services/recommend/throughput/cpu.json"
+    cpu = tables["cpu"]
+    raw = json.loads((throughput.TABLE_DIR / "cpu.json").read_text())
+    assert raw["schema"] == throughput.SCHEMA and raw["host"]["torch"]
+    assert {p.resolution for p in cpu.points} >= {96, 160}
+    assert len({p.key for p in cpu.points}) >= 4
+    assert all(p.train_ips > 0 and p.gmacs > 0 for p in cpu.points)
+    # Measured on one machine: a bigger network at the same resolution trains slower.
+    at160 = {p.key: p.train_ips for p in cpu.points if p.resolution == 160}
+    assert at160["torchvision/mobilenet_v3_small"] > at160["torchvision/resnet50"]
 
 
 def test_missing_weights_are_penalised():
     zoo = [model("tv/a.x", 80.0, 1.0, 5e6, status=3), model("tv/b.x", 78.0, 1.0, 5e6, status=1)]
-    ranked = rank(zoo, preference=common_pb2.TRAINING_PREFERENCE_MOST_ACCURATE, data_type=0, stats=DatasetStats())
+    ranked = rank(zoo, preference=3, data_type=0, stats=DatasetStats(), table=TABLE)
     assert ranked[0].model_id == "tv/b.x"
     assert any("from scratch" in f for f in ranked[1].factors)
 
 
 def test_constraints_filter_candidates():
-    ids = top(common_pb2.TRAINING_PREFERENCE_MOST_ACCURATE, max_params=10_000_000)
+    ids = top(PREF.TRAINING_PREFERENCE_MOST_ACCURATE, max_params=10_000_000)
     assert ids and all(i.startswith("tv/mobilenet") for i in ids)
     stats = DatasetStats(train_cases=10_000, num_classes=10)
-    fast = rank(ZOO, preference=2, data_type=0, stats=stats, max_training_seconds=600)
-    assert fast and all(s.expected_seconds_per_epoch * s.hyperparameters.epochs <= 600 for s in fast)
+    fast = rank(ZOO, preference=2, data_type=0, stats=stats, max_training_seconds=1200, table=TABLE)
+    assert fast and all(s.expected_training_seconds <= 1200 for s in fast)
+    assert len(fast) < len(ZOO)
+    quick = rank(ZOO, preference=2, data_type=0, stats=stats, max_latency_ms=5, table=TABLE)
+    assert quick and all(s.expected_latency_ms <= 5 for s in quick)
+    with pytest.raises(FailedPrecondition, match="max_training_seconds excluded 5 of 5"):
+        rank(ZOO, preference=2, data_type=0, stats=stats, max_training_seconds=1, table=TABLE)
 
 
 def test_small_dataset_changes_strategy():
-    s = rank(ZOO, preference=2, data_type=0, stats=DatasetStats(train_cases=40, num_classes=2))[0]
+    s = rank(ZOO, preference=2, data_type=0, stats=DatasetStats(train_cases=40, num_classes=2), table=TABLE)[0]
     assert s.transfer_strategy == common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE
     assert s.hyperparameters.batch_size <= 10
+    medical = rank(
+        ZOO,
+        preference=2,
+        data_type=common_pb2.DATA_TYPE_MEDICAL,
+        stats=DatasetStats(train_cases=40, num_classes=2, grayscale_fraction=1.0),
+        table=TABLE,
+    )[0]
+    assert medical.transfer_strategy == common_pb2.TRANSFER_STRATEGY_GRADUAL_UNFREEZE
+    assert medical.hyperparameters.backbone_lr_multiplier == 0.5
+
+
+def test_resolution_and_statistics_steer_hyperparameters():
+    tiny = DatasetStats(train_cases=5000, val_cases=1000, num_classes=120, median_width=32, median_height=32)
+    s = rank(ZOO, preference=3, data_type=0, stats=tiny, table=TABLE)[0]
+    assert s.hyperparameters.image_size == 96
+    assert s.hyperparameters.label_smoothing == 0.1
+    assert any("about 32 px" in f for f in s.factors)
+
+
+def test_statistics_from_the_dataset_message():
+    version = dataset_pb2.DatasetVersion(
+        split_counts=dataset_pb2.SplitCounts(train=80, val=20),
+        classes=[
+            dataset_pb2.ClassInfo(index=0, name="a", count=90),
+            dataset_pb2.ClassInfo(index=1, name="b", count=10),
+        ],
+    )
+    plain = from_dataset(dataset_pb2.Dataset(latest_version=version))
+    assert (plain.train_cases, plain.val_cases, plain.num_classes, plain.imbalance) == (80, 20, 2, 9.0)
+    assert plain.median_side is None and plain.grayscale_fraction is None
+    assert any("resolution unknown" in line for line in plain.describe())
+    if "statistics" not in dataset_pb2.DatasetVersion.DESCRIPTOR.fields_by_name:
+        pytest.skip("this dataset proto has no statistics message yet")
+    stats_msg = dataset_pb2.DatasetStatistics(
+        imbalance_ratio=9.0,
+        grayscale_fraction=0.75,
+        small_boxes=30,
+        medium_boxes=60,
+        large_boxes=10,
+    )
+    stats_msg.width.p50 = 640
+    stats_msg.height.p50 = 480
+    stats_msg.objects_per_image.mean = 2.5
+    version.statistics.CopyFrom(stats_msg)
+    rich = from_dataset(dataset_pb2.Dataset(latest_version=version))
+    assert rich.median_side == 480 and rich.grayscale_fraction == 0.75
+    assert rich.objects_per_image == 2.5 and rich.small_object_fraction == pytest.approx(0.3)
+
+
+def outcome(model_id: str, value: float, stats: DatasetStats, task_id: str = "t") -> Outcome:
+    return Outcome(
+        task_id=task_id,
+        task_type="classification",
+        model_id=model_id,
+        family=family_of(model_id),
+        stats=stats,
+        metric="val_top1",
+        value=value,
+        seconds=60.0,
+        epochs=5,
+        image_size=160,
+        batch_size=16,
+        learning_rate=1e-3,
+    )
+
+
+def test_feedback_from_finished_tasks_changes_the_ranking():
+    stats = DatasetStats(train_cases=800, val_cases=200, num_classes=5)
+    zoo = ZOO[:3]
+    ranked = rank(zoo, preference=2, data_type=0, stats=stats, table=TABLE)
+    before = [s.model_id for s in ranked]
+    leader, runner_up = before[0], before[1]
+    # On a very similar dataset the leader did poorly and the runner-up did very well.
+    past = [
+        outcome(leader, 0.42, DatasetStats(train_cases=900, val_cases=200, num_classes=5), "t1"),
+        outcome(runner_up, 0.97, DatasetStats(train_cases=700, val_cases=150, num_classes=5), "t2"),
+    ]
+    after = rank(zoo, preference=2, data_type=0, stats=stats, table=TABLE, outcomes=past)
+    assert after[0].model_id == runner_up and after[0].outcomes_used >= 1
+    assert "finished task(s) on similar data" in after[0].rationale
+    # Its quality band moved up towards the achieved metric and narrowed.
+    assert after[0].expected_quality_low > ranked[1].expected_quality_low
+    assert after[0].expected_quality_high - after[0].expected_quality_low < (
+        ranked[1].expected_quality_high - ranked[1].expected_quality_low
+    )
+    # The same outcomes on a very different dataset barely count.
+    far = DatasetStats(train_cases=200_000, val_cases=20_000, num_classes=1000, grayscale_fraction=1.0)
+    assert similarity(stats, far) < 0.05
+    distant = [outcome(m.model_id, m.value, far) for m in past]
+    assert rank(zoo, preference=2, data_type=0, stats=stats, table=TABLE, outcomes=distant)[0].model_id == leader
+
+
+def test_evidence_uses_network_and_family():
+    stats = DatasetStats(train_cases=1000, num_classes=10)
+    past = [outcome("tv/resnet50.imagenet1k_v1", 0.9, stats), outcome("tv/resnet101.imagenet1k_v1", 0.5, stats)]
+    seen = evidence(past, "tv/resnet50.imagenet1k_v2", stats, "classification")
+    assert seen.count == 2 and seen.weight == pytest.approx(1.5)
+    assert seen.quality == pytest.approx((0.9 + 0.5 * 0.5) / 1.5)
+    assert seen.best.model_id == "tv/resnet50.imagenet1k_v1"
+    assert evidence(past, "tv/mobilenet_v2.imagenet1k_v1", stats, "classification") is None
+    assert evidence(past, "tv/resnet50.imagenet1k_v1", stats, "detection") is None

@@ -1,57 +1,66 @@
-"""Rank zoo models for a task: plain functions over the zoo's Model messages.
+"""Rank zoo models for a task: plain functions over the zoo's Model messages (no torch, no network).
 
-The score mixes four normalised factors whose weights depend on the training preference:
-published accuracy, cost (GFLOPs), size (parameters) and weight availability. Dataset
-statistics and the data type adjust the hyperparameters and a few factors. Every factor
-that moved the score is written into the suggestion's rationale.
+A candidate's score mixes three normalised factors whose weights depend on the training preference:
+
+- quality: its expected quality on this dataset: the published reference quality, pulled towards
+  what the same network or family achieved on similar datasets of the project (outcomes.py);
+- time: expected training time (every epoch plus validation) from the measured throughput table of
+  the device class (throughput.py), for the dataset's size at the suggested image size;
+- size: parameters.
+
+Weight availability, dataset statistics (size, classes, imbalance, resolution, grayscale fraction,
+object sizes) and the data type adjust the score and the hyperparameters. Every factor is written
+into the suggestion, the deciding ones (largest contributions) first in its rationale.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.common.errors import FailedPrecondition
+from services.recommend.outcomes import QUALITY_METRICS, Outcome, evidence
+from services.recommend.stats import DatasetStats
+from services.recommend.throughput import TABLE_DIR, Estimate, ThroughputTable, load_tables, table_for
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2
 from trainyard.recommend.v1 import recommend_pb2
 
+__all__ = ["DatasetStats", "rank", "suggest_hyperparameters"]
+
 Pref = common_pb2.TrainingPreference
 
-# Factor weights per preference: (accuracy, cost, size).
+# Factor weights per preference: (quality, time, size).
 WEIGHTS = {
-    Pref.TRAINING_PREFERENCE_FASTEST: (0.2, 0.7, 0.1),
-    Pref.TRAINING_PREFERENCE_BALANCED: (0.5, 0.35, 0.15),
+    Pref.TRAINING_PREFERENCE_FASTEST: (0.1, 0.85, 0.05),
+    Pref.TRAINING_PREFERENCE_BALANCED: (0.55, 0.35, 0.10),
     Pref.TRAINING_PREFERENCE_MOST_ACCURATE: (0.85, 0.1, 0.05),
     Pref.TRAINING_PREFERENCE_SMALLEST: (0.2, 0.1, 0.7),
 }
-
-# Sustained training throughput assumed per device class, in GFLOP/s of forward compute
-# (a training step costs about 3x the forward pass). Rough until measured tables exist.
-DEVICE_GFLOPS = {"cpu": 40.0, "gpu": 4000.0}
-
-
-@dataclass(frozen=True)
-class DatasetStats:
-    """What the ranking needs to know about the dataset."""
-
-    train_cases: int = 0
-    num_classes: int = 0
-    # Ratio of the largest to the smallest class count (1 = balanced).
-    imbalance: float = 1.0
+# Assumed dataset size when the request names none.
+DEFAULT_TRAIN_CASES = 1000
+_TABLES: dict[str, ThroughputTable] | None = None
 
 
-def _reference_top1(model: modelzoo_pb2.Model) -> float | None:
-    for metric in model.reference_metrics:
-        if metric.name in ("top1", "acc@1", "imagenet_top1"):
-            return metric.value / 100.0 if metric.value > 1 else metric.value
-    return None
+def default_table(device_class: str) -> ThroughputTable:
+    """The committed (or installation-measured) table for a device class, loaded once."""
+    global _TABLES
+    if _TABLES is None:
+        _TABLES = load_tables(TABLE_DIR)
+    return table_for(_TABLES, device_class)
+
+
+@dataclass
+class _Factor:
+    text: str
+    contribution: float = 0.0  # signed score contribution; the largest magnitudes decide
 
 
 def _reference_quality(model: modelzoo_pb2.Model) -> float | None:
-    top1 = _reference_top1(model)
-    if top1 is not None:
-        return top1
-    for metric in model.reference_metrics:  # detection / segmentation: mAP or mIoU
+    preferred = ("top1", "acc@1", "imagenet_top1", "map", "box_map", "miou")
+    metrics = sorted(model.reference_metrics, key=lambda m: preferred.index(m.name) if m.name in preferred else 99)
+    for metric in metrics:
         if metric.value > 0:
             return metric.value / 100.0 if metric.value > 1 else metric.value
     return None
@@ -64,53 +73,108 @@ def _log_scale(value: float, low: float, high: float) -> float:
     return min(1.0, max(0.0, (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))))
 
 
+def _round32(value: float) -> int:
+    return int(max(32, round(value / 32) * 32))
+
+
 def suggest_hyperparameters(
-    model: modelzoo_pb2.Model, stats: DatasetStats, preference: int, device_class: str
+    model: modelzoo_pb2.Model,
+    stats: DatasetStats,
+    preference: int,
+    device_class: str,
+    data_type: int = 0,
+    task_type: str = "classification",
 ) -> tuple[common_pb2.Hyperparameters, common_pb2.TransferStrategy.ValueType, list[str]]:
     notes: list[str] = []
-    image_size = model.default_input_size or 224
-    if preference == Pref.TRAINING_PREFERENCE_FASTEST and device_class == "cpu":
-        image_size = min(image_size, 160)
-        notes.append(f"image size {image_size} to keep CPU epochs short")
+    default = model.default_input_size or 224
+    image_size = default
+    if task_type == "classification":
+        side = stats.median_side
+        if side and 2 * side < default:
+            image_size = max(96, min(default, _round32(2 * side)))
+            notes.append(
+                f"images are about {side:.0f} px: train at {image_size} px (more upscaling adds cost, not detail)"
+            )
+        if preference == Pref.TRAINING_PREFERENCE_FASTEST and device_class == "cpu" and image_size > 160:
+            image_size = 160
+            notes.append("image size 160 to keep CPU epochs short")
+    else:
+        small = stats.small_object_fraction or 0.0
+        if small > 0.3:
+            notes.append(f"{small:.0%} small objects: keep the full {default} px input")
+        elif preference == Pref.TRAINING_PREFERENCE_FASTEST and device_class == "cpu" and image_size > 512:
+            image_size = 512
+            notes.append("image size 512 to keep CPU epochs short")
+
+    strategy = common_pb2.TRANSFER_STRATEGY_FINE_TUNE_ALL
     if stats.train_cases and stats.train_cases < 1000:
         epochs = 15
-        strategy = common_pb2.TRANSFER_STRATEGY_FINE_TUNE_ALL
         notes.append(f"{stats.train_cases} training images: fine-tune all layers for {epochs} epochs")
     elif stats.train_cases >= 50000:
         epochs = 8
-        strategy = common_pb2.TRANSFER_STRATEGY_FINE_TUNE_ALL
         notes.append(f"{stats.train_cases} training images: fewer epochs ({epochs}) suffice")
     else:
         epochs = 10
-        strategy = common_pb2.TRANSFER_STRATEGY_FINE_TUNE_ALL
+    if preference == Pref.TRAINING_PREFERENCE_FASTEST:
+        epochs = max(3, epochs // 2)
+    elif preference == Pref.TRAINING_PREFERENCE_MOST_ACCURATE:
+        epochs = epochs * 3 // 2
+    far_domain = (
+        data_type
+        in (
+            common_pb2.DATA_TYPE_MEDICAL,
+            common_pb2.DATA_TYPE_MICROSCOPY,
+            common_pb2.DATA_TYPE_DOCUMENT,
+        )
+        or (stats.grayscale_fraction or 0.0) > 0.8
+    )
     if stats.train_cases and stats.train_cases < 100:
-        strategy = common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE
-        notes.append("under 100 training images: linear probe to avoid overfitting")
+        if far_domain:
+            strategy = common_pb2.TRANSFER_STRATEGY_GRADUAL_UNFREEZE
+            notes.append("under 100 images far from ImageNet: train the head first, then unfreeze gradually")
+        else:
+            strategy = common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE
+            notes.append("under 100 training images: linear probe to avoid overfitting")
+    backbone_multiplier = 0.1
+    if far_domain and strategy != common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE:
+        backbone_multiplier = 0.5
+        notes.append(
+            "images unlike ImageNet photos (grayscale/medical/document): backbone learns at 0.5x the head rate"
+        )
+    if strategy == common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE:
+        backbone_multiplier = 0.0
     batch = 64 if device_class == "gpu" else 16
     if stats.train_cases:
         batch = max(2, min(batch, stats.train_cases // 4 or 2))
+    label_smoothing = 0.1 if task_type == "classification" and stats.num_classes >= 100 else 0.0
+    if label_smoothing:
+        notes.append(f"{stats.num_classes} classes: label smoothing 0.1")
     hp = common_pb2.Hyperparameters(
         epochs=epochs,
         batch_size=batch,
         learning_rate=1e-3,
-        backbone_lr_multiplier=0.1 if strategy == common_pb2.TRANSFER_STRATEGY_FINE_TUNE_ALL else 0.0,
+        backbone_lr_multiplier=backbone_multiplier,
         weight_decay=0.05,
         image_size=image_size,
         optimizer=common_pb2.OPTIMIZER_ADAMW,
         warmup_epochs=1 if epochs >= 5 else 0,
+        label_smoothing=label_smoothing,
     )
     return hp, strategy, notes
 
 
-def seconds_per_epoch(model: modelzoo_pb2.Model, image_size: int, stats: DatasetStats, device_class: str) -> float:
-    default = model.default_input_size or 224
-    gflops = (model.gflops or 1.0) * (image_size / default) ** 2
-    images = stats.train_cases or 1000
-    return 3.0 * gflops * images / DEVICE_GFLOPS.get(device_class, DEVICE_GFLOPS["cpu"])
+def _estimate(table: ThroughputTable, model: modelzoo_pb2.Model, image_size: int) -> Estimate:
+    return table.estimate(model.library, model.architecture, model.gflops, model.default_input_size, image_size)
+
+
+def epoch_seconds(estimate: Estimate, stats: DatasetStats) -> float:
+    train = stats.train_cases or DEFAULT_TRAIN_CASES
+    val = stats.val_cases or max(1, train // 5)
+    return train / estimate.train_images_per_second + val / estimate.eval_images_per_second
 
 
 def rank(
-    models: list[modelzoo_pb2.Model],
+    models: Sequence[modelzoo_pb2.Model],
     *,
     preference: int,
     data_type: int,
@@ -118,77 +182,148 @@ def rank(
     device_class: str = "cpu",
     max_params: int = 0,
     max_training_seconds: float = 0.0,
+    max_latency_ms: float = 0.0,
     limit: int = 5,
+    task_type: str = "classification",
+    table: ThroughputTable | None = None,
+    outcomes: Sequence[Outcome] = (),
 ) -> list[recommend_pb2.Suggestion]:
-    """Score every candidate and return the best `limit`, highest score first."""
+    """Score every candidate and return the best `limit`, highest score first.
+
+    Raises FailedPrecondition naming the constraint when candidates exist but none meets the constraints.
+    """
     if preference == Pref.TRAINING_PREFERENCE_UNSPECIFIED:
         preference = Pref.TRAINING_PREFERENCE_BALANCED
-    w_acc, w_cost, w_size = WEIGHTS[preference]
-    candidates = [m for m in models if not max_params or m.num_params <= max_params]
-    if not candidates:
-        return []
+    table = table or default_table(device_class)
+    w_quality, w_time, w_size = WEIGHTS[preference]
+    metric_name = QUALITY_METRICS.get(task_type, ("quality",))[0]
+    dropped = {"max_params": 0, "max_training_seconds": 0, "max_latency_ms": 0}
     scored: list[tuple[float, recommend_pb2.Suggestion]] = []
-    for model in candidates:
-        factors: list[str] = []
-        quality = _reference_quality(model)
-        # Fixed scales, so scores compare across requests: quality 0.5..0.9, 0.01..100 GFLOPs, 1M..500M params.
-        acc = 0.5 if quality is None else min(1.0, max(0.0, (quality - 0.5) / 0.4))
-        cost = 1.0 - _log_scale(model.gflops, 0.01, 100.0) if model.gflops > 0 else 0.5
-        size = 1.0 - _log_scale(model.num_params, 1e6, 5e8)
-        score = w_acc * acc + w_cost * cost + w_size * size
-        factors.append(f"published quality {quality:.3f}" if quality is not None else "no published quality")
-        factors.append(f"{model.gflops:.2f} GFLOPs, {model.num_params / 1e6:.1f}M parameters")
+    for model in models:
+        if max_params and model.num_params > max_params:
+            dropped["max_params"] += 1
+            continue
+        factors: list[_Factor] = []
+        hp, strategy, notes = suggest_hyperparameters(model, stats, preference, device_class, data_type, task_type)
+        estimate = _estimate(table, model, hp.image_size)
+        per_epoch = epoch_seconds(estimate, stats)
+        total = per_epoch * hp.epochs
+        latency_ms = 1000.0 / estimate.eval_images_per_second
+        if max_training_seconds and total > max_training_seconds:
+            dropped["max_training_seconds"] += 1
+            continue
+        if max_latency_ms and latency_ms > max_latency_ms:
+            dropped["max_latency_ms"] += 1
+            continue
+
+        reference = _reference_quality(model)
+        prior = reference if reference is not None else 0.6
+        seen = evidence(list(outcomes), model.id, stats, task_type) if outcomes else None
+        expected = seen.blend(prior) if seen else prior
+        quality = min(1.0, max(0.0, (expected - 0.5) / 0.45))
+        if seen:
+            factors.append(
+                _Factor(
+                    f"learned from {seen.count} finished task(s) on similar data: achieved {metric_name} "
+                    f"{seen.quality:.3f} (weight {seen.weight:.2f}); expected quality {prior:.3f} -> {expected:.3f}",
+                    w_quality * quality,
+                )
+            )
+        elif reference is not None:
+            factors.append(_Factor(f"published reference quality {reference:.3f}", w_quality * quality))
+        else:
+            factors.append(_Factor("no published quality (assumed 0.60)", w_quality * quality))
+
+        time_score = 1.0 - _log_scale(total, 1.0, 1e5)
+        factors.append(
+            _Factor(
+                f"expected {per_epoch:.1f} s/epoch, {total / 60:.1f} min for {hp.epochs} epochs on {device_class} "
+                f"at {hp.image_size} px ({estimate.source}: {estimate.basis})",
+                w_time * time_score,
+            )
+        )
+        size_score = 1.0 - _log_scale(model.num_params, 1e6, 5e8)
+        factors.append(
+            _Factor(f"{model.num_params / 1e6:.1f}M parameters, {model.gflops:.2f} GFLOPs", w_size * size_score)
+        )
+        score = w_quality * quality + w_time * time_score + w_size * size_score
 
         status = model.weight_status
         if status == modelzoo_pb2.WEIGHT_STATUS_IN_STORE:
-            factors.append("pre-trained weights are in the store")
+            factors.append(_Factor("pre-trained weights are in the store"))
         elif status == modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE:
             score -= 0.1
-            factors.append("weights importable from an installed source (import before training)")
+            factors.append(_Factor("weights importable from an installed source (import before training)", -0.1))
         else:
             # Transfer learning needs weights: a model without them ranks below every model with them.
             score -= 1.0
-            factors.append("no pre-trained weights available: would train from scratch")
+            factors.append(_Factor("no pre-trained weights available: would train from scratch", -1.0))
 
-        small_data = stats.train_cases and stats.train_cases < 2000
-        if small_data and model.num_params > 50e6:
+        if stats.train_cases and stats.train_cases < 2000 and model.num_params > 50e6:
             score -= 0.1
-            factors.append(f"large network for {stats.train_cases} training images (overfitting risk)")
+            factors.append(_Factor(f"large network for {stats.train_cases} training images (overfitting risk)", -0.1))
+        if (stats.small_object_fraction or 0.0) > 0.3 and task_type != "classification":
+            if "fpn" in model.architecture or "fpn" in model.id:
+                score += 0.05
+                factors.append(_Factor("feature pyramid suits the many small objects", 0.05))
         if data_type in (common_pb2.DATA_TYPE_MEDICAL, common_pb2.DATA_TYPE_MICROSCOPY) and "imagenet" in (
             model.pretrain_dataset or ""
         ):
-            factors.append("ImageNet features transfer less directly to medical/microscopy images")
+            factors.append(_Factor("ImageNet features transfer less directly to medical/microscopy images"))
 
-        hp, strategy, notes = suggest_hyperparameters(model, stats, preference, device_class)
-        per_epoch = seconds_per_epoch(model, hp.image_size, stats, device_class)
-        if max_training_seconds and per_epoch * hp.epochs > max_training_seconds:
-            continue
-        low, high = _quality_band(quality, stats)
+        low, high = _quality_band(expected, stats, data_type, seen.weight if seen else 0.0)
+        ordered = sorted(factors, key=lambda f: -abs(f.contribution))
         suggestion = recommend_pb2.Suggestion(
             model_id=model.id,
             pretrain_dataset=model.pretrain_dataset,
             transfer_strategy=strategy,
             hyperparameters=hp,
             score=round(max(0.0, min(1.0, score)), 4),
-            factors=factors + notes,
+            factors=[f.text for f in ordered] + notes,
             expected_seconds_per_epoch=round(per_epoch, 2),
             expected_quality_low=low,
             expected_quality_high=high,
+            expected_training_seconds=round(total, 1),
+            throughput_source=estimate.source,
+            quality_metric=metric_name,
+            outcomes_used=seen.count if seen else 0,
+            expected_latency_ms=round(latency_ms, 3),
         )
         scored.append((score, suggestion))
 
+    if not scored and any(dropped.values()):
+        reasons = ", ".join(f"{name} excluded {n}" for name, n in dropped.items() if n)
+        raise FailedPrecondition(f"no zoo model meets the constraints ({reasons} of {len(models)} candidates)")
     scored.sort(key=lambda pair: (-pair[0], pair[1].model_id))
     best = [s for _, s in scored[:limit]]
     label = common_pb2.TrainingPreference.Name(preference).removeprefix("TRAINING_PREFERENCE_").lower()
+    constraints = [f"device class {device_class}"]
+    if max_params:
+        constraints.append(f"at most {max_params / 1e6:g}M parameters")
+    if max_training_seconds:
+        constraints.append(f"training within {max_training_seconds:g} s")
+    if max_latency_ms:
+        constraints.append(f"inference within {max_latency_ms:g} ms/image")
     for position, suggestion in enumerate(best, start=1):
-        suggestion.rationale = f"#{position} for preference '{label}': " + "; ".join(suggestion.factors[:3]) + "."
+        suggestion.rationale = (
+            f"#{position} for preference '{label}'. Deciding factors: "
+            + "; ".join(suggestion.factors[:3])
+            + f". Expected {suggestion.quality_metric} {suggestion.expected_quality_low:.2f}-"
+            f"{suggestion.expected_quality_high:.2f}"
+            + (f" (from {suggestion.outcomes_used} past task(s))" if suggestion.outcomes_used else " (prior only)")
+            + f". Time estimate {suggestion.throughput_source}. Constraints: {', '.join(constraints)}."
+        )
     return best
 
 
-def _quality_band(reference: float | None, stats: DatasetStats) -> tuple[float, float]:
-    """A wide band: transfer quality tracks the source quality, less so with little or imbalanced data."""
-    base = reference if reference is not None else 0.6
+def _quality_band(expected: float, stats: DatasetStats, data_type: int, evidence_weight: float) -> tuple[float, float]:
+    """Wide without evidence (less data, imbalance, far domains widen it); narrows with similar outcomes."""
     spread = 0.25 if not stats.train_cases or stats.train_cases < 500 else 0.15
     if stats.imbalance > 5:
         spread += 0.1
-    return round(max(0.0, base - spread), 3), round(min(1.0, base + spread / 2), 3)
+    if data_type in (common_pb2.DATA_TYPE_MEDICAL, common_pb2.DATA_TYPE_MICROSCOPY) or (
+        (stats.grayscale_fraction or 0.0) > 0.8
+    ):
+        spread += 0.05
+    spread = max(0.03, spread / (1.0 + evidence_weight))
+    return round(max(0.0, expected - spread), 3), round(min(1.0, expected + spread / 2), 3)

@@ -1,19 +1,37 @@
-"""RecommendationService servicer: gather candidates and dataset statistics, then rank."""
+"""RecommendationService servicer: gather candidates, dataset statistics and past outcomes, then rank."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import time
+
 import grpc
 
+from services.common import identity
 from services.common.channels import call_metadata, internal_channel
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.common.settings import Settings
-from services.recommend.ranking import DatasetStats, rank
+from services.recommend import stats as dataset_stats
+from services.recommend.outcomes import MAX_OUTCOMES, Outcome, family_of, quality_metric
+from services.recommend.ranking import rank
+from services.recommend.stats import DatasetStats
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc
 from trainyard.recommend.v1 import recommend_service_pb2, recommend_service_pb2_grpc
+from trainyard.training.v1 import training_pb2, training_service_pb2, training_service_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 DEVICE_CLASSES = ("cpu", "gpu")
+# Past outcomes are re-read at most this often per project.
+OUTCOME_CACHE_SECONDS = 10.0
+
+
+def task_type_name(task_type: int) -> str:
+    return common_pb2.TaskType.Name(task_type).removeprefix("TASK_TYPE_").lower()
 
 
 def validate(request: recommend_service_pb2.RecommendRequest) -> None:
@@ -27,22 +45,17 @@ def validate(request: recommend_service_pb2.RecommendRequest) -> None:
     if request.preference not in common_pb2.TrainingPreference.values():
         bad["preference"] = f"unknown value {request.preference}"
     if request.max_params < 0:
-        bad["max_params"] = "must be >= 0"
-    if request.max_training_seconds < 0:
-        bad["max_training_seconds"] = "must be >= 0"
+        bad["max_params"] = "must be >= 0 (0 for no limit)"
+    for name in ("max_training_seconds", "max_latency_ms"):
+        value = getattr(request, name)
+        if not math.isfinite(value) or value < 0:
+            bad[name] = "must be a finite number >= 0 (0 for no limit)"
     if request.device_class and request.device_class not in DEVICE_CLASSES:
         bad["device_class"] = f"must be one of {', '.join(DEVICE_CLASSES)}"
     if not 0 <= request.max_suggestions <= 20:
         bad["max_suggestions"] = "must be between 1 and 20 (0 for the default 5)"
     if bad:
         raise InvalidArgument(bad)
-
-
-def dataset_stats(dataset: dataset_pb2.Dataset) -> DatasetStats:
-    version = dataset.latest_version
-    counts = [c.count for c in version.classes if c.count > 0]
-    imbalance = max(counts) / min(counts) if counts else 1.0
-    return DatasetStats(train_cases=version.split_counts.train, num_classes=len(version.classes), imbalance=imbalance)
 
 
 class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceServicer):
@@ -52,6 +65,14 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
             internal_channel(settings.dataset_address, settings)
         )
         self.zoo = modelzoo_service_pb2_grpc.ModelZooServiceStub(internal_channel(settings.modelzoo_address, settings))
+        # Without a training service address the ranking runs on priors only.
+        self.training = (
+            training_service_pb2_grpc.TrainingServiceStub(internal_channel(settings.training_address, settings))
+            if settings.training_address
+            else None
+        )
+        self._outcomes: dict[str, tuple[float, list[Outcome]]] = {}
+        self._dataset_stats: dict[tuple[str, str], DatasetStats] = {}
 
     async def _dataset(self, dataset_id: str, task_type: int) -> dataset_pb2.Dataset:
         try:
@@ -90,21 +111,108 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"model zoo: {exc.details()}") from None
 
+    async def _stats_of(self, dataset_id: str) -> DatasetStats | None:
+        """Statistics of a past task's dataset (latest version), cached; None when it is gone."""
+        key = (identity.current().project, dataset_id)
+        if key not in self._dataset_stats:
+            try:
+                response = await self.datasets.GetDataset(
+                    dataset_service_pb2.GetDatasetRequest(dataset_id=dataset_id),
+                    metadata=call_metadata(self.settings),
+                    timeout=10,
+                )
+            except grpc.aio.AioRpcError:
+                return None
+            self._dataset_stats[key] = dataset_stats.from_dataset(response.dataset)
+        return self._dataset_stats[key]
+
+    async def _load_outcomes(self) -> list[Outcome]:
+        """SUCCEEDED tasks of the caller's project (newest MAX_OUTCOMES), as ranking outcomes."""
+        tasks: list[training_pb2.TrainingTask] = []
+        token = ""
+        while len(tasks) < MAX_OUTCOMES:
+            page = await self.training.ListTrainingTasks(
+                training_service_pb2.ListTrainingTasksRequest(
+                    state=training_pb2.TASK_STATE_SUCCEEDED, page_size=200, page_token=token
+                ),
+                metadata=call_metadata(self.settings),
+                timeout=10,
+            )
+            tasks.extend(page.tasks)
+            token = page.next_page_token
+            if not token:
+                break
+        outcomes = []
+        for task in tasks[:MAX_OUTCOMES]:
+            kind = task_type_name(task.task_type)
+            achieved = quality_metric(kind, dict(task.metrics))
+            if achieved is None or not task.model_id:
+                continue
+            stats = await self._stats_of(task.dataset_id) if task.dataset_id else None
+            seconds = 0.0
+            if task.HasField("start_time") and task.HasField("end_time"):
+                seconds = max(0.0, task.end_time.ToDatetime().timestamp() - task.start_time.ToDatetime().timestamp())
+            hp = task.hyperparameters
+            outcomes.append(
+                Outcome(
+                    task_id=task.id,
+                    task_type=kind,
+                    model_id=task.model_id,
+                    family=family_of(task.model_id),
+                    stats=stats or DatasetStats(),
+                    metric=achieved[0],
+                    value=achieved[1],
+                    seconds=seconds,
+                    epochs=hp.epochs,
+                    image_size=hp.image_size,
+                    batch_size=hp.batch_size,
+                    learning_rate=hp.learning_rate,
+                )
+            )
+        return outcomes
+
+    async def outcomes(self) -> list[Outcome]:
+        """Cached past outcomes of the caller's project; empty (priors only) when training is unreachable."""
+        if self.training is None:
+            return []
+        project = identity.current().project
+        cached = self._outcomes.get(project)
+        if cached and time.monotonic() - cached[0] < OUTCOME_CACHE_SECONDS:
+            return cached[1]
+        try:
+            outcomes = await self._load_outcomes()
+        except grpc.aio.AioRpcError as exc:
+            log.warning("past outcomes unavailable; ranking on priors", extra={"error": exc.details()})
+            return []
+        self._outcomes[project] = (time.monotonic(), outcomes)
+        return outcomes
+
     async def Recommend(self, request, context):
         validate(request)
         stats = DatasetStats()
         if request.dataset_id:
-            stats = dataset_stats(await self._dataset(request.dataset_id, request.task_type))
-        suggestions = rank(
-            await self._candidates(request.task_type),
+            stats = dataset_stats.from_dataset(await self._dataset(request.dataset_id, request.task_type))
+        candidates, outcomes = await asyncio.gather(self._candidates(request.task_type), self.outcomes())
+        kind = task_type_name(request.task_type)
+        outcomes = [o for o in outcomes if o.task_type == kind]
+        suggestions = await asyncio.to_thread(
+            rank,
+            candidates,
             preference=request.preference,
             data_type=request.data_type,
             stats=stats,
             device_class=request.device_class or "cpu",
             max_params=request.max_params,
             max_training_seconds=request.max_training_seconds,
+            max_latency_ms=request.max_latency_ms,
             limit=request.max_suggestions or 5,
+            task_type=kind,
+            outcomes=outcomes,
         )
         if not suggestions:
-            raise FailedPrecondition("no zoo model fits the task type and the constraints")
-        return recommend_service_pb2.RecommendResponse(suggestions=suggestions)
+            raise FailedPrecondition("no zoo model serves this task type")
+        return recommend_service_pb2.RecommendResponse(
+            suggestions=suggestions,
+            dataset_factors=stats.describe() if request.dataset_id else [],
+            outcomes_considered=len(outcomes),
+        )
