@@ -394,3 +394,93 @@ def test_an_empty_detection_dataset_is_an_error(tmp_path):
         coco_case(tmp_path, [], images=[{"id": 1, "file_name": "zzz.jpg"}], files={})
     with pytest.raises(InvalidArgument, match="empty"):
         coco_case(tmp_path / "b", [], images=[{"id": 1, "file_name": "zzz.jpg"}], accept_partial=True)
+
+
+def test_messy_yolo_tar_gz_with_wrapper_spaces_and_upper_case(tmp_path):
+    import tarfile
+
+    files = {
+        "My Export/data.yaml": b"\xef\xbb\xbfnames:\n  0: cat\n  1: dog\n",
+        "My Export/train/images/Photo 1.JPG": jpg(),
+        "My Export/train/labels/Photo 1.txt": b"1 0.5 0.5 0.5 0.5\n",
+        "My Export/valid/images/photo 2.Png": png_mask(np.full((30, 40), 90)),
+        "My Export/valid/labels/photo 2.txt": b"0 0.5 0.5 0.2 0.2\n\n",
+        "My Export/README.roboflow.txt": b"exported",
+    }
+    path = tmp_path / "a.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    result = import_archive(path, tmp_path / "work", ImportOptions())
+    assert result.format == "yolo" and result.archive_type == "tar.gz"
+    by_path = {c.source_path: c for c in result.cases}
+    assert by_path["My Export/train/images/Photo 1.JPG"].split == "train"
+    assert by_path["My Export/valid/images/photo 2.Png"].split == "val"
+    assert by_path["My Export/train/images/Photo 1.JPG"].boxes[0]["class"] == 1
+    assert len(result.grayscale) == 1  # the grey PNG
+
+
+def test_zip_symlinks_are_skipped_not_followed(tmp_path):
+    files = {"images/a.jpg": jpg(), "masks/a.png": png_mask(np.zeros((30, 40))), "classes.txt": b"bg\n"}
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        link = zipfile.ZipInfo("images/evil.jpg")
+        link.external_attr = 0o120777 << 16
+        zf.writestr(link, "/etc/passwd")
+    result = import_archive(path, tmp_path / "work", ImportOptions())
+    assert [c.source_path for c in result.cases] == ["images/a.jpg"]
+    assert any("link" in w for w in result.warnings)
+
+
+def test_decompression_bomb_mask_and_non_image_are_rejected(tmp_path):
+    files = {
+        "images/a.jpg": jpg(),
+        "masks/a.png": png_mask(np.zeros((30, 40))),
+        "images/b.jpg": b"GIF89a but not really",
+        "masks/b.png": png_mask(np.zeros((30, 40))),
+        "classes.txt": b"bg\n",
+    }
+    with pytest.raises(InvalidArgument) as exc:
+        imp(tmp_path / "a", files)
+    assert "not a recognised image format" in exc.value.violations["images/b.jpg"]
+    path = tmp_path / "b.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            if "b." not in name:
+                zf.writestr(name, data)
+    with pytest.raises(InvalidArgument, match="over the limit"):
+        import_archive(path, tmp_path / "w", ImportOptions(), importer.ImportLimits(max_image_pixels=1000))
+
+
+def test_unknown_format_name_is_rejected(tmp_path):
+    with pytest.raises(InvalidArgument) as exc:
+        imp(tmp_path, {"a.jpg": jpg()}, format="labelme")
+    assert "metadata.format" in exc.value.violations
+
+
+def test_detection_duplicates_and_conflicts_and_statistics(tmp_path):
+    from services.dataset import stats
+    from services.dataset.service import build_manifest
+
+    same = jpg(colour=(9, 9, 9))
+    doc = coco_doc(
+        [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}, {"id": 3, "file_name": "c.jpg"}],
+        [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [1, 1, 10, 10]},
+            {"id": 3, "image_id": 3, "category_id": 7, "bbox": [0, 0, 40, 30]},
+        ],
+    )
+    result = imp(tmp_path, {"ann.json": doc, "a.jpg": same, "b.jpg": same, "c.jpg": same})
+    assert any(w.startswith("conflict") for w in result.warnings)
+    m = build_manifest("p", "d", "v", 1, result)
+    st = stats.compute(m["cases"], m["classes"], grayscale=result.grayscale)
+    assert st["conflict_groups"] == 1 and st["duplicate_groups"] == 0
+    assert st["small_boxes"] == 2 and st["medium_boxes"] == 1 and st["large_boxes"] == 0
+    assert st["classes"][0] == {"index": 0, "name": "cat", "image_count": 2, "instance_count": 2}
+    assert st["imbalance_ratio"] == 2.0 and st["grayscale_fraction"] == 1.0
+    assert len({c.split for c in result.cases}) == 1  # identical images share a split

@@ -520,7 +520,17 @@ def parse_yolo(images: list[Any], files: list[Any], read: Reader) -> Layout:
     warnings = []
     if unlabelled:
         warnings.append(f"{unlabelled} image(s) have no label file and were imported with no objects (negatives)")
-    rejected = [(e.name, "label file has no matching image") for k, e in labels.items() if e.name not in used]
+    rejected, ignored = [], []
+    for e in labels.values():
+        if e.name in used:
+            continue
+        first = next((ln.split() for ln in decode_text(read(e)).splitlines() if ln.strip()), [])
+        if first and all(re.fullmatch(r"[-+0-9.eE]+", t) for t in first):
+            rejected.append((e.name, "label file has no matching image"))
+        else:
+            ignored.append(e.name)
+    if ignored:
+        warnings.append(f"ignored {len(ignored)} text file(s) that are not YOLO labels, e.g. {ignored[0]!r}")
     types = (["box"] if has_box or has_poly else ["box"]) + (["polygon"] if has_poly else [])
     return Layout("yolo", items, classes, types, warnings, rejected)
 

@@ -11,7 +11,6 @@ naming the file and the reason; nothing is uploaded here, so a failed import lea
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import json
@@ -51,6 +50,8 @@ CSV_FILE_COLUMNS = ("file", "filename", "file_name", "path", "filepath", "file_p
 CSV_LABEL_COLUMNS = ("label", "class", "class_name", "category", "target", "labels")
 CSV_SPLIT_COLUMNS = ("split", "subset", "set", "fold")
 MAX_LISTED_WARNINGS = 50
+ANNOTATION_EXTENSIONS = (".txt", ".xml", ".yaml", ".yml", ".names", ".csv")
+MAX_CACHED_ANNOTATION = 1024 * 1024
 
 # Annotation type -> task types the manifest can train without more data: polygons/RLE are
 # instances with boxes (detection, instance segmentation); semantic masks train segmentation.
@@ -571,7 +572,17 @@ def _detect_layout(
 ) -> formats.Layout:
     fmt = options.format
     files = archive.files
-    read = functools.partial(_read_small, archive)
+    # Small annotation files are read once, in archive order, before any parser looks at them: a
+    # tar.gz reads forward only, and parsers visit label files in image order (one rewind per read).
+    cache: dict[str, bytes] = {}
+    for entry in sorted(files, key=lambda e: e.index):
+        if entry.name.lower().endswith(ANNOTATION_EXTENSIONS) and entry.size <= MAX_CACHED_ANNOTATION:
+            cache[entry.name] = archive.read(entry)
+
+    def read(entry: _Entry) -> bytes:
+        data = cache.get(entry.name)
+        return data if data is not None else _read_small(archive, entry)
+
     auto = fmt == FORMAT_AUTO
     try:
         if fmt in (FORMAT_AUTO, FORMAT_COCO):
