@@ -1,0 +1,410 @@
+"""Data-parallel training across processes with torch.distributed (DDP), self-contained.
+
+The parent (a trainer node's job thread) launches N rank processes; each runs `fn(ctx, *args)`:
+
+    def train(ctx: DistContext, spec) -> dict:              # top level: spawn pickles it by name
+        model = ctx.wrap(build_model(spec))                  # DDP (device_ids on CUDA)
+        loader = ctx.loader(train_ds, global_batch=spec.batch, shuffle=True, seed=spec.seed)
+        state = ctx.resume(lambda: load_checkpoint_or_none())  # rank 0 reads, every rank gets it
+        for epoch in range(start, epochs):
+            ctx.set_epoch(loader, epoch)                     # reshuffles the shards
+            for images, targets in loader:
+                ctx.check_stop()                             # collective: all ranks stop together
+                ...
+            ctx.save(state, lambda s: upload(s))             # rank 0 writes, then a barrier
+            ctx.emit("epoch_metrics", epoch, ctx.all_reduce_mean(values))
+        return final                                         # rank 0's value is launch()'s result
+
+    result = launch(train, spec, world_size=2, on_event=lambda name, args: ..., should_stop=control.is_set)
+
+Rules this module fixes:
+- Global batch: the job's `batch_size` is the GLOBAL batch. Each of the world_size ranks takes
+  global_batch // world_size samples per step (it must divide), and DDP averages the gradients, so
+  an N-process run does the same optimisation as a 1-process run with that batch: the learning rate
+  is NOT changed (`scaled_learning_rate(lr, base_batch=B, global_batch=B) == lr`).
+- LR scaling when the global batch grows (per-rank batch kept, more ranks): `scaled_learning_rate`
+  applies the linear rule (Goyal et al. 2017) for SGD and the square-root rule for Adam/AdamW,
+  relative to the batch the hyperparameters were tuned for; use it with a warm-up.
+- Sharding: a DistributedSampler (seeded, `set_epoch` per epoch). With shuffle, rank r of W takes
+  positions r, r+W, ... of one permutation, so the union of the ranks' k-th batches is the 1-process
+  k-th batch. A dataset size that is not a multiple of W is padded by DistributedSampler.
+- Checkpoints: only rank 0 writes (`ctx.save`), followed by a barrier. Resume: rank 0 loads and
+  broadcasts the dict to every rank (`ctx.resume`), so all ranks restart from the same epoch and state.
+- Failure: a rank that raises or dies ends the whole group (the others are terminated); `launch`
+  raises the rank's exception when it could be carried back (e.g. a PermanentJobError), else
+  `RankFailed` (retryable: a redelivered job resumes from the last checkpoint). A stop request
+  (`should_stop`) is seen by all ranks at the same step through `ctx.check_stop()` and makes
+  `launch` raise `StopRequested`.
+- Backends: NCCL with one GPU per rank (cuda:local_rank) when CUDA is used, gloo on CPU.
+- Multi-node: `launch(..., nnodes=K, node_rank=i, master_addr=..., master_port=...)` on every
+  node with the same address (rank 0's node); global rank = node_rank * nproc_per_node + local_rank.
+  Rendezvous (agreeing on master_addr/port) is the caller's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import pickle
+import queue
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+OPTIMIZER_SGD, OPTIMIZER_ADAM, OPTIMIZER_ADAMW = 1, 2, 3  # as trainer.engine / common.v1.Optimizer
+
+
+class DistributedError(RuntimeError):
+    """A distributed run could not start or did not finish."""
+
+
+class RankFailed(DistributedError):
+    """A rank raised or died; the whole group was ended. Retryable (resume from the checkpoint)."""
+
+    def __init__(self, rank: int, message: str, exitcode: int | None = None) -> None:
+        super().__init__(f"rank {rank} failed: {message}")
+        self.rank, self.exitcode = rank, exitcode
+
+
+class StopRequested(Exception):
+    """The run stopped at a step boundary because should_stop() became true (all ranks agreed)."""
+
+
+# ---------------------------------------------------------------- rules
+
+
+def scaled_learning_rate(lr: float, *, base_batch: int, global_batch: int, optimizer: int = OPTIMIZER_SGD) -> float:
+    """The learning rate for `global_batch` when `lr` was tuned for `base_batch`.
+
+    SGD: linear (lr * k); Adam/AdamW: square root (lr * sqrt(k)), with k = global_batch / base_batch.
+    Same global batch -> same lr (how `launch` runs a job by default).
+    """
+    if base_batch < 1 or global_batch < 1:
+        raise ValueError("batches must be positive")
+    k = global_batch / base_batch
+    return lr * (k if optimizer == OPTIMIZER_SGD else math.sqrt(k))
+
+
+def per_rank_batch(global_batch: int, world_size: int) -> int:
+    if global_batch % world_size:
+        raise ValueError(f"the global batch {global_batch} does not divide by the {world_size} processes")
+    return global_batch // world_size
+
+
+def default_backend(use_cuda: bool) -> str:
+    return "nccl" if use_cuda else "gloo"
+
+
+# ---------------------------------------------------------------- inside a rank
+
+
+@dataclass
+class DistContext:
+    """What a rank knows and the collective helpers it uses. Built by `launch` in every rank."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    backend: str
+    device: torch.device
+    _stop: Any = field(default=None, repr=False)  # multiprocessing Event set by the parent
+    _events: Any = field(default=None, repr=False)  # multiprocessing Queue read by the parent
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # data
+    def sampler(self, dataset: Dataset, *, shuffle: bool, seed: int = 0, drop_last: bool = False) -> DistributedSampler:
+        return DistributedSampler(
+            dataset, num_replicas=self.world_size, rank=self.rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
+
+    def loader(
+        self,
+        dataset: Dataset,
+        *,
+        global_batch: int,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        **kwargs: Any,
+    ) -> DataLoader:
+        """A DataLoader over this rank's shard with global_batch // world_size samples per step."""
+        sampler = self.sampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        return DataLoader(
+            dataset,
+            batch_size=per_rank_batch(global_batch, self.world_size),
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=num_workers,
+            pin_memory=self.device.type == "cuda",
+            **kwargs,
+        )
+
+    @staticmethod
+    def set_epoch(loader: DataLoader, epoch: int) -> None:
+        """Call at the start of every epoch: a new permutation, the same on every rank."""
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+
+    # model
+    def wrap(self, model: nn.Module, **ddp_kwargs: Any) -> nn.Module:
+        """Move to this rank's device and wrap in DDP (parameters are broadcast from rank 0)."""
+        model = model.to(self.device)
+        if self.device.type == "cuda":
+            return nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index], **ddp_kwargs)
+        return nn.parallel.DistributedDataParallel(model, **ddp_kwargs)
+
+    # collectives
+    def barrier(self) -> None:
+        if self.device.type == "cuda":
+            dist.barrier(device_ids=[self.device.index])
+        else:
+            dist.barrier()
+
+    def all_reduce_mean(self, values: dict[str, float]) -> dict[str, float]:
+        """The mean of each scalar over the ranks (same keys, same order on every rank)."""
+        if not values:
+            return {}
+        keys = sorted(values)
+        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=self._collective_device())
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t /= self.world_size
+        return dict(zip(keys, t.tolist(), strict=True))
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        t = tensor.to(self._collective_device()).clone()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def broadcast_object(self, obj: Any = None, src: int = 0) -> Any:
+        box = [obj if self.rank == src else None]
+        dist.broadcast_object_list(box, src=src, device=self._collective_device())
+        return box[0]
+
+    def check_stop(self) -> None:
+        """Raise StopRequested on EVERY rank when the parent asked any of them to stop (collective)."""
+        local = 1.0 if (self._stop is not None and self._stop.is_set()) else 0.0
+        flag = torch.tensor([local], device=self._collective_device())
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() > 0:
+            raise StopRequested()
+
+    # checkpoints
+    def save(self, state: dict, writer: Callable[[dict], None]) -> None:
+        """Rank 0 calls writer(state); every rank waits until it is written."""
+        if self.is_main:
+            writer(state)
+        self.barrier()
+
+    def resume(self, reader: Callable[[], dict | None]) -> dict | None:
+        """Rank 0 calls reader() (None: fresh start); every rank returns the same dict (on CPU tensors)."""
+        state = reader() if self.is_main else None
+        return self.broadcast_object(state)
+
+    # reporting
+    def emit(self, name: str, *args: Any) -> None:
+        """Send (name, args) to the parent's on_event, from rank 0 only (other ranks: no-op)."""
+        if self.is_main and self._events is not None:
+            self._events.put((name, args))
+
+    def _collective_device(self) -> torch.device:
+        return self.device if self.backend == "nccl" else torch.device("cpu")
+
+
+# ---------------------------------------------------------------- launching
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class _RankSetup:
+    nproc_per_node: int
+    nnodes: int
+    node_rank: int
+    master_addr: str
+    master_port: int
+    backend: str
+    use_cuda: bool
+    timeout_s: float
+    result_dir: str
+    threads_per_rank: int
+
+
+def _entry(local_rank: int, setup: _RankSetup, fn: Callable, args: tuple, stop, events) -> None:
+    """Runs in each spawned rank: join the group, run fn, leave its outcome in result_dir."""
+    rank = setup.node_rank * setup.nproc_per_node + local_rank
+    world = setup.nnodes * setup.nproc_per_node
+    out = Path(setup.result_dir) / f"rank-{rank}.pkl"
+    if setup.use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(setup.threads_per_rank)
+    dist.init_process_group(
+        setup.backend,
+        init_method=f"tcp://{setup.master_addr}:{setup.master_port}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=setup.timeout_s),
+        **({"device_id": device} if setup.use_cuda else {}),
+    )
+    ctx = DistContext(rank, world, local_rank, setup.backend, device, stop, events)
+    try:
+        try:
+            value = fn(ctx, *args)
+            outcome: tuple[str, Any] = ("ok", value if rank == 0 else None)
+        except StopRequested:
+            outcome = ("stopped", None)
+        except BaseException as exc:  # carried back to the parent, then re-raised to end the group
+            _write(out, ("error", _portable(exc)))
+            raise
+        _write(out, outcome)
+    finally:
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+def _portable(exc: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - an exception that does not pickle goes back as text
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _write(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(obj, fh)
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> Any:
+    with contextlib.suppress(FileNotFoundError, EOFError, pickle.UnpicklingError):
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    return None
+
+
+def launch(
+    fn: Callable[..., Any],
+    *args: Any,
+    nproc_per_node: int,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    master_addr: str = "127.0.0.1",
+    master_port: int | None = None,
+    use_cuda: bool | None = None,
+    backend: str | None = None,
+    on_event: Callable[[str, tuple], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    timeout_s: float = 600.0,
+    poll_s: float = 0.2,
+) -> Any:
+    """Run fn(ctx, *args) in nproc_per_node spawned ranks on this node; returns global rank 0's value.
+
+    fn and args must pickle (fn: a module-level function). use_cuda defaults to "CUDA is available"
+    and then needs nproc_per_node <= the visible GPUs. on_event(name, args) is called in this
+    process for every ctx.emit of rank 0 (in order); should_stop() is polled every poll_s.
+    Raises: the failing rank's exception (when it pickles) or RankFailed; StopRequested; DistributedError.
+    """
+    if nproc_per_node < 1 or nnodes < 1 or not 0 <= node_rank < nnodes:
+        raise ValueError("need nproc_per_node >= 1, nnodes >= 1 and 0 <= node_rank < nnodes")
+    use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
+    if use_cuda and nproc_per_node > torch.cuda.device_count():
+        raise DistributedError(f"{nproc_per_node} processes need as many GPUs; {torch.cuda.device_count()} visible")
+    if nnodes > 1 and master_port is None:
+        raise ValueError("a multi-node run needs the master_port every node agreed on")
+    backend = backend or default_backend(use_cuda)
+    spawn = mp.get_context("spawn")
+    stop, events = spawn.Event(), spawn.Queue()
+    with tempfile.TemporaryDirectory(prefix="trainyard-ddp-") as result_dir:
+        setup = _RankSetup(
+            nproc_per_node=nproc_per_node,
+            nnodes=nnodes,
+            node_rank=node_rank,
+            master_addr=master_addr,
+            master_port=master_port or free_port(master_addr),
+            backend=backend,
+            use_cuda=use_cuda,
+            timeout_s=timeout_s,
+            result_dir=result_dir,
+            threads_per_rank=max(1, (os.cpu_count() or 1) // nproc_per_node),
+        )
+        context = mp.start_processes(
+            _entry, args=(setup, fn, args, stop, events), nprocs=nproc_per_node, join=False, start_method="spawn"
+        )
+
+        def drain() -> None:
+            while True:
+                try:
+                    name, ev_args = events.get_nowait()
+                except queue.Empty:
+                    return
+                if on_event is not None:
+                    on_event(name, ev_args)
+
+        failure: BaseException | None = None
+        try:
+            while True:
+                try:
+                    finished = context.join(timeout=poll_s)
+                except mp.ProcessRaisedException as exc:  # a rank raised; torch ended the others
+                    failure = exc
+                    finished = True
+                except mp.ProcessExitedException as exc:  # a rank died (signal or exit code)
+                    failure = exc
+                    finished = True
+                drain()
+                if finished:
+                    break
+                if should_stop is not None and not stop.is_set() and should_stop():
+                    stop.set()
+        finally:
+            for proc in context.processes:  # never leave a rank behind (e.g. this thread was interrupted)
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join(5)
+            time.sleep(0)  # let the queue's feeder threads settle
+            drain()
+            events.close()
+        outcomes = {
+            r: _read(Path(result_dir) / f"rank-{r}.pkl")
+            for r in range(node_rank * nproc_per_node, (node_rank + 1) * nproc_per_node)
+        }
+    failed_rank = node_rank * nproc_per_node + getattr(failure, "error_index", 0) if failure is not None else None
+    errors = {r: o[1] for r, o in outcomes.items() if o is not None and o[0] == "error"}
+    died = isinstance(failure, mp.ProcessExitedException)  # killed: the others' errors are only echoes
+    if errors and not died:
+        raise errors.get(failed_rank, errors[min(errors)])
+    if failure is not None:
+        rank = failed_rank
+        code = getattr(failure, "exit_code", None)
+        raise RankFailed(rank, str(failure).strip().splitlines()[-1] if str(failure).strip() else "died", code)
+    if any(o is not None and o[0] == "stopped" for o in outcomes.values()):
+        raise StopRequested()
+    main = outcomes.get(0) if node_rank == 0 else None
+    if node_rank == 0 and (main is None or main[0] != "ok"):
+        raise DistributedError("rank 0 ended without a result")
+    return main[1] if main else None
