@@ -484,3 +484,23 @@ def test_detection_duplicates_and_conflicts_and_statistics(tmp_path):
     assert st["classes"][0] == {"index": 0, "name": "cat", "image_count": 2, "instance_count": 2}
     assert st["imbalance_ratio"] == 2.0 and st["grayscale_fraction"] == 1.0
     assert len({c.split for c in result.cases}) == 1  # identical images share a split
+
+
+def test_coco_polygons_rasterised_for_semantic_segmentation(tmp_path):
+    data = samples.make_detection_archive(fmt="coco", n=6, polygons=True, seed=4)
+    result = imp(tmp_path / "a", data, task="segmentation")
+    assert result.annotation_types == ["mask"] and result.task_types == ["segmentation"]
+    assert result.classes == ["background", "circle", "square"] and result.ignore_index == 255
+    rng = np.random.default_rng(4)
+    truth = [samples._scene(rng, 64, samples.DETECTION_CLASSES) for _ in range(6)]
+    for case, (_, drawn, _) in zip(sorted(result.cases, key=lambda c: c.source_path), truth, strict=True):
+        assert case.boxes is None
+        mask = np.asarray(Image.open(result.masks[case.mask_sha256].path))
+        agree = (mask == np.asarray(drawn)).mean()
+        assert agree > 0.97, agree  # the rasterised polygons match the drawn shapes up to edge pixels
+    with pytest.raises(InvalidArgument) as exc:
+        imp(tmp_path / "b", samples.make_detection_archive(fmt="coco", n=4), task="segmentation")
+    assert "cannot be rasterised" in str(exc.value)
+    with pytest.raises(InvalidArgument) as exc:
+        imp(tmp_path / "c", data, task="classification")
+    assert "cannot train classification" in exc.value.violations["metadata.task_type"]

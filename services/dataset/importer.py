@@ -81,6 +81,9 @@ class ImportOptions:
     accept_partial: bool = False
     # Mask pixel value for "not labelled" (semantic segmentation).
     ignore_index: int = 255
+    # Task the data is for ("" = whatever the annotations give). "segmentation" rasterises COCO / YOLO
+    # instances into class-index masks (class 0 "background").
+    task: str = ""
 
 
 @dataclass(frozen=True)
@@ -761,6 +764,22 @@ def _build(
         good.append((it, fields))
     if clipped_total:
         warnings.append(f"clipped {clipped_total} box(es) that reached outside their image to the image border")
+    rasterised = options.task == "segmentation" and layout.format in (FORMAT_COCO, FORMAT_YOLO)
+    if rasterised:  # instances -> one class-index mask per image; class 0 is the background
+        classes = ["background", *classes]
+        for i, (it, fields) in enumerate(good):
+            try:
+                _, w, h = decoded[it.entry.name]
+                sha, values = _rasterise(fields.get("boxes") or [], w, h, workdir)
+            except formats.CaseError as exc:
+                rejected.append((it.entry.name, f"{exc} ({it.source})"))
+                good[i] = (it, {})
+                continue
+            masks.setdefault(sha, StoredImage(sha, workdir / sha, (workdir / sha).stat().st_size, "image/png", "mask"))
+            mask_values[sha] = values
+            good[i] = (it, {"mask_sha256": sha})
+        good = [(it, f) for it, f in good if f]
+        layout.annotation_types = ["mask"]
 
     if rejected and not options.accept_partial:
         raise rejection_error(rejected)
@@ -801,10 +820,18 @@ def _build(
     used_masks = {c.mask_sha256 for c in cases if c.mask_sha256}
     used_images = {c.sha256 for c in cases}
     annotation_types = list(layout.annotation_types)
-    if layout.format in (FORMAT_COCO, FORMAT_YOLO) and not any(
-        b.get("polygons") or b.get("rle") for c in cases for b in c.boxes or ()
+    if (
+        layout.format in (FORMAT_COCO, FORMAT_YOLO)
+        and not rasterised
+        and not any(b.get("polygons") or b.get("rle") for c in cases for b in c.boxes or ())
     ):
         annotation_types = [a for a in annotation_types if a != "polygon"] or ["box"]
+    if options.task and options.task not in task_types_for(annotation_types):
+        raise _bad(
+            f"the data has {', '.join(annotation_types)} annotations ({layout.format}), which cannot train "
+            f"{options.task}; it can train {', '.join(task_types_for(annotation_types))}",
+            "metadata.task_type",
+        )
     log.info(
         "archive imported",
         extra={"format": layout.format, "archive_type": archive.kind, "cases": len(cases), "classes": len(classes)},
@@ -818,7 +845,7 @@ def _build(
         _cap(warnings),
         annotation_types,
         masks={k: v for k, v in masks.items() if k in used_masks},
-        ignore_index=ignore if layout.format == FORMAT_MASK_FOLDER else None,
+        ignore_index=ignore if layout.format == FORMAT_MASK_FOLDER or rasterised else None,
         rejected=rejected,
         mask_classes={k: [v for v in vals if v != ignore] for k, vals in mask_values.items() if k in used_masks},
         grayscale=grey & used_images,
@@ -882,6 +909,35 @@ def _store_mask(
     if not target.exists():
         target.write_bytes(out)
     return sha, im.width, im.height, values
+
+
+def _rasterise(boxes: list[dict], width: int, height: int, workdir: Path) -> tuple[str, list[int]]:
+    """Draw instances (largest first, so small ones stay visible) into a class-index PNG (class + 1)."""
+    import numpy as np
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    out = np.zeros((height, width), np.uint8)
+    shapes = []
+    for box in boxes:
+        if box.get("polygons"):
+            rles = mask_utils.frPyObjects(box["polygons"], height, width)
+            m = mask_utils.decode(mask_utils.merge(rles))
+        elif box.get("rle"):
+            m = mask_utils.decode({"size": box["rle"]["size"], "counts": box["rle"]["counts"].encode()})
+        else:
+            raise formats.CaseError("a box without a polygon or RLE cannot be rasterised into a segmentation mask")
+        shapes.append((int(m.sum()), box["class"] + 1, m.astype(bool)))
+    for _, value, m in sorted(shapes, key=lambda s: -s[0]):
+        out[m] = value
+    buf = io.BytesIO()
+    Image.fromarray(out, "L").save(buf, format="PNG")
+    data = buf.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    target = workdir / sha
+    if not target.exists():
+        target.write_bytes(data)
+    return sha, sorted(int(v) for v in np.unique(out))
 
 
 def _annotation_signature(case: ImportedCase) -> str:

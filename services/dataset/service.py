@@ -61,6 +61,7 @@ class CreateSpec:
     request_id: str = ""
     accept_partial: bool = False
     ignore_index: int = 255
+    task: str = ""
 
 
 def validate_spec(spec: CreateSpec) -> importer.ImportOptions:
@@ -89,6 +90,7 @@ def validate_spec(spec: CreateSpec) -> importer.ImportOptions:
     return importer.ImportOptions(
         accept_partial=spec.accept_partial,
         ignore_index=spec.ignore_index,
+        task=spec.task,
         format=spec.format,
         archive_type=spec.archive_type,
         val_fraction=val,

@@ -146,6 +146,7 @@ def spec_from_proto(meta: dataset_service_pb2.CreateDatasetMetadata) -> CreateSp
         request_id=meta.request_id,
         accept_partial=meta.accept_partial,
         ignore_index=meta.ignore_index if meta.HasField("ignore_index") else 255,
+        task=TASK_NAMES.get(meta.task_type, ""),
     )
 
 

@@ -19,7 +19,7 @@ VERSION_MODE_ADD_OR_REPLACE: VersionMode
 VERSION_MODE_REPLACE_ALL: VersionMode
 
 class CreateDatasetMetadata(_message.Message):
-    __slots__ = ("name", "description", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "request_id", "accept_partial", "ignore_index")
+    __slots__ = ("name", "description", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "request_id", "accept_partial", "ignore_index", "task_type")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class CreateDatasetMetadata(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPT_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     IGNORE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     format: _dataset_pb2.DatasetFormat
@@ -40,7 +41,8 @@ class CreateDatasetMetadata(_message.Message):
     request_id: str
     accept_partial: bool
     ignore_index: int
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., format: _Optional[_Union[_dataset_pb2.DatasetFormat, str]] = ..., archive_type: _Optional[_Union[_dataset_pb2.ArchiveType, str]] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., accept_partial: _Optional[bool] = ..., ignore_index: _Optional[int] = ...) -> None: ...
+    task_type: _common_pb2.TaskType
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., format: _Optional[_Union[_dataset_pb2.DatasetFormat, str]] = ..., archive_type: _Optional[_Union[_dataset_pb2.ArchiveType, str]] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., accept_partial: _Optional[bool] = ..., ignore_index: _Optional[int] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ...) -> None: ...
 
 class CreateDatasetVersionMetadata(_message.Message):
     __slots__ = ("dataset_id", "mode", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "accept_partial", "request_id")
