@@ -15,4 +15,6 @@ async def start(settings: Settings) -> RunningService:
     server, port = await serve(
         settings, [(recommend_service_pb2_grpc.add_RecommendationServiceServicer_to_server, servicer, SERVICE_NAME)]
     )
-    return RunningService(server, port)
+    running = RunningService(server, port)
+    running.servicer = servicer  # type: ignore[attr-defined] - in-process stacks wire training late
+    return running

@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     device_class = "gpu" if device.type == "cuda" else "cpu"
     cores = torch.get_num_threads()  # what a trainer on this machine uses
+    host = host_info(device)
     if device_class == "gpu" or args.clock == "wall":
         clock, scale = time.perf_counter, 1.0
     else:
@@ -183,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
     batch = args.batch_size or (64 if device_class == "gpu" else 8)
     resolutions = [int(r) for r in args.resolutions.split(",") if r]
     out = args.out or DEFAULT_OUT_DIR / f"{device_class}.json"
-    host = host_info(device)
     entries, skipped, started = [], [], time.monotonic()
     for resolution in resolutions:
         for library, architecture in MODELS:

@@ -111,6 +111,11 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"model zoo: {exc.details()}") from None
 
+    def use_training(self, address: str) -> None:
+        """Learn from the training service at address (for in-process stacks that start it after this one)."""
+        self.training = training_service_pb2_grpc.TrainingServiceStub(internal_channel(address, self.settings))
+        self._outcomes.clear()
+
     async def _stats_of(self, dataset_id: str) -> DatasetStats | None:
         """Statistics of a past task's dataset (latest version), cached; None when it is gone."""
         key = (identity.current().project, dataset_id)
