@@ -22,22 +22,29 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from trainyard.common.v1 import common_pb2 as trainyard_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$trainyard/modelzoo/v1/modelzoo.proto\x12\x15trainyard.modelzoo.v1\x1a trainyard/common/v1/common.proto\"\x9a\x01\n\x0bModelFamily\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x31\n\ntask_types\x18\x03 \x03(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x15\n\rvariant_count\x18\x04 \x01(\x05\x12\x1e\n\x16weights_in_store_count\x18\x05 \x01(\x05\"\xc0\x04\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0f\n\x07variant\x18\x03 \x01(\t\x12\x31\n\ntask_types\x18\x04 \x03(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x14\n\x0c\x61rchitecture\x18\x05 \x01(\t\x12\x0f\n\x07library\x18\x06 \x01(\t\x12\x18\n\x10pretrain_dataset\x18\x07 \x01(\t\x12\x14\n\x0cpretrain_tag\x18\x08 \x01(\t\x12\x0f\n\x07license\x18\t \x01(\t\x12\x12\n\nnum_params\x18\n \x01(\x03\x12\x0e\n\x06gflops\x18\x0b \x01(\x01\x12\x1a\n\x12\x64\x65\x66\x61ult_input_size\x18\x0c \x01(\x05\x12\x0c\n\x04mean\x18\r \x03(\x02\x12\x0b\n\x03std\x18\x0e \x03(\x02\x12\x36\n\x11reference_metrics\x18\x0f \x03(\x0b\x32\x1b.trainyard.common.v1.Metric\x12:\n\rweight_status\x18\x10 \x01(\x0e\x32#.trainyard.modelzoo.v1.WeightStatus\x12/\n\x07weights\x18\x11 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12;\n\x0etraining_modes\x18\x12 \x03(\x0e\x32#.trainyard.modelzoo.v1.TrainingMode\x12\x1e\n\x16pretrained_num_classes\x18\x13 \x01(\x05\x12\x12\n\nsource_url\x18\x14 \x01(\t*\x86\x01\n\x0cWeightStatus\x12\x1d\n\x19WEIGHT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16WEIGHT_STATUS_IN_STORE\x10\x01\x12\x1c\n\x18WEIGHT_STATUS_IMPORTABLE\x10\x02\x12\x1d\n\x19WEIGHT_STATUS_UNAVAILABLE\x10\x03*\x85\x01\n\x0cTrainingMode\x12\x1d\n\x19TRAINING_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TRAINING_MODE_GENERAL\x10\x01\x12\x1d\n\x19TRAINING_MODE_SPECIALIZED\x10\x02\x12\x1c\n\x18TRAINING_MODE_RETRAINING\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$trainyard/modelzoo/v1/modelzoo.proto\x12\x15trainyard.modelzoo.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a trainyard/common/v1/common.proto\"\x9a\x01\n\x0bModelFamily\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x31\n\ntask_types\x18\x03 \x03(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x15\n\rvariant_count\x18\x04 \x01(\x05\x12\x1e\n\x16weights_in_store_count\x18\x05 \x01(\x05\"\xc2\x08\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0f\n\x07variant\x18\x03 \x01(\t\x12\x31\n\ntask_types\x18\x04 \x03(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x14\n\x0c\x61rchitecture\x18\x05 \x01(\t\x12\x0f\n\x07library\x18\x06 \x01(\t\x12\x18\n\x10pretrain_dataset\x18\x07 \x01(\t\x12\x14\n\x0cpretrain_tag\x18\x08 \x01(\t\x12\x0f\n\x07license\x18\t \x01(\t\x12\x12\n\nnum_params\x18\n \x01(\x03\x12\x0e\n\x06gflops\x18\x0b \x01(\x01\x12\x1a\n\x12\x64\x65\x66\x61ult_input_size\x18\x0c \x01(\x05\x12\x0c\n\x04mean\x18\r \x03(\x02\x12\x0b\n\x03std\x18\x0e \x03(\x02\x12\x36\n\x11reference_metrics\x18\x0f \x03(\x0b\x32\x1b.trainyard.common.v1.Metric\x12:\n\rweight_status\x18\x10 \x01(\x0e\x32#.trainyard.modelzoo.v1.WeightStatus\x12/\n\x07weights\x18\x11 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12;\n\x0etraining_modes\x18\x12 \x03(\x0e\x32#.trainyard.modelzoo.v1.TrainingMode\x12\x1e\n\x16pretrained_num_classes\x18\x13 \x01(\x05\x12\x12\n\nsource_url\x18\x14 \x01(\t\x12\x10\n\x08\x62\x61\x63kbone\x18\x15 \x01(\t\x12\x19\n\x11\x62\x61\x63kbone_model_id\x18\x16 \x01(\t\x12\x43\n\x16\x62\x61\x63kbone_weight_status\x18\x17 \x01(\x0e\x32#.trainyard.modelzoo.v1.WeightStatus\x12\x38\n\x10\x62\x61\x63kbone_weights\x18\x18 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x0c\n\x04name\x18\x19 \x01(\t\x12\x15\n\rbase_model_id\x18\x1a \x01(\t\x12\x12\n\ndataset_id\x18\x1b \x01(\t\x12\x1a\n\x12\x64\x61taset_version_id\x18\x1c \x01(\t\x12\x0f\n\x07task_id\x18\x1d \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x1e \x03(\t\x12:\n\x07metrics\x18\x1f \x03(\x0b\x32).trainyard.modelzoo.v1.Model.MetricsEntry\x12/\n\x0b\x63reate_time\x18  \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bresize_size\x18! \x01(\x05\x12\x0e\n\x06origin\x18\" \x01(\t\x12\x17\n\x0flibrary_version\x18# \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xf1\x02\n\x06Preset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x30\n\ttask_type\x18\x04 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12=\n\x0fhyperparameters\x18\x06 \x01(\x0b\x32$.trainyard.common.v1.Hyperparameters\x12@\n\x11transfer_strategy\x18\x07 \x01(\x0e\x32%.trainyard.common.v1.TransferStrategy\x12\x14\n\x0c\x61ugmentation\x18\x08 \x01(\t\x12\x30\n\tdata_type\x18\t \x01(\x0e\x32\x1d.trainyard.common.v1.DataType\x12\x12\n\ninput_size\x18\n \x01(\x05\x12\x17\n\x0f\x65xample_classes\x18\x0b \x03(\t*\x86\x01\n\x0cWeightStatus\x12\x1d\n\x19WEIGHT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16WEIGHT_STATUS_IN_STORE\x10\x01\x12\x1c\n\x18WEIGHT_STATUS_IMPORTABLE\x10\x02\x12\x1d\n\x19WEIGHT_STATUS_UNAVAILABLE\x10\x03*\x85\x01\n\x0cTrainingMode\x12\x1d\n\x19TRAINING_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TRAINING_MODE_GENERAL\x10\x01\x12\x1d\n\x19TRAINING_MODE_SPECIALIZED\x10\x02\x12\x1c\n\x18TRAINING_MODE_RETRAINING\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trainyard.modelzoo.v1.modelzoo_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WEIGHTSTATUS']._serialized_start=834
-  _globals['_WEIGHTSTATUS']._serialized_end=968
-  _globals['_TRAININGMODE']._serialized_start=971
-  _globals['_TRAININGMODE']._serialized_end=1104
-  _globals['_MODELFAMILY']._serialized_start=98
-  _globals['_MODELFAMILY']._serialized_end=252
-  _globals['_MODEL']._serialized_start=255
-  _globals['_MODEL']._serialized_end=831
+  _globals['_MODEL_METRICSENTRY']._loaded_options = None
+  _globals['_MODEL_METRICSENTRY']._serialized_options = b'8\001'
+  _globals['_WEIGHTSTATUS']._serialized_start=1753
+  _globals['_WEIGHTSTATUS']._serialized_end=1887
+  _globals['_TRAININGMODE']._serialized_start=1890
+  _globals['_TRAININGMODE']._serialized_end=2023
+  _globals['_MODELFAMILY']._serialized_start=131
+  _globals['_MODELFAMILY']._serialized_end=285
+  _globals['_MODEL']._serialized_start=288
+  _globals['_MODEL']._serialized_end=1378
+  _globals['_MODEL_METRICSENTRY']._serialized_start=1332
+  _globals['_MODEL_METRICSENTRY']._serialized_end=1378
+  _globals['_PRESET']._serialized_start=1381
+  _globals['_PRESET']._serialized_end=1750
 # @@protoc_insertion_point(module_scope)

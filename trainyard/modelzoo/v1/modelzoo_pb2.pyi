@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from trainyard.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -45,7 +48,14 @@ class ModelFamily(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[_common_pb2.TaskType, str]]] = ..., variant_count: _Optional[int] = ..., weights_in_store_count: _Optional[int] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "family", "variant", "task_types", "architecture", "library", "pretrain_dataset", "pretrain_tag", "license", "num_params", "gflops", "default_input_size", "mean", "std", "reference_metrics", "weight_status", "weights", "training_modes", "pretrained_num_classes", "source_url")
+    __slots__ = ("id", "family", "variant", "task_types", "architecture", "library", "pretrain_dataset", "pretrain_tag", "license", "num_params", "gflops", "default_input_size", "mean", "std", "reference_metrics", "weight_status", "weights", "training_modes", "pretrained_num_classes", "source_url", "backbone", "backbone_model_id", "backbone_weight_status", "backbone_weights", "name", "base_model_id", "dataset_id", "dataset_version_id", "task_id", "class_names", "metrics", "create_time", "resize_size", "origin", "library_version")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +76,21 @@ class Model(_message.Message):
     TRAINING_MODES_FIELD_NUMBER: _ClassVar[int]
     PRETRAINED_NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_WEIGHT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BASE_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    LIBRARY_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     family: str
     variant: str
@@ -86,4 +111,45 @@ class Model(_message.Message):
     training_modes: _containers.RepeatedScalarFieldContainer[TrainingMode]
     pretrained_num_classes: int
     source_url: str
-    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., variant: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[_common_pb2.TaskType, str]]] = ..., architecture: _Optional[str] = ..., library: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., pretrain_tag: _Optional[str] = ..., license: _Optional[str] = ..., num_params: _Optional[int] = ..., gflops: _Optional[float] = ..., default_input_size: _Optional[int] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., reference_metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., weight_status: _Optional[_Union[WeightStatus, str]] = ..., weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., training_modes: _Optional[_Iterable[_Union[TrainingMode, str]]] = ..., pretrained_num_classes: _Optional[int] = ..., source_url: _Optional[str] = ...) -> None: ...
+    backbone: str
+    backbone_model_id: str
+    backbone_weight_status: WeightStatus
+    backbone_weights: _common_pb2.ObjectRef
+    name: str
+    base_model_id: str
+    dataset_id: str
+    dataset_version_id: str
+    task_id: str
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    metrics: _containers.ScalarMap[str, float]
+    create_time: _timestamp_pb2.Timestamp
+    resize_size: int
+    origin: str
+    library_version: str
+    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., variant: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[_common_pb2.TaskType, str]]] = ..., architecture: _Optional[str] = ..., library: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., pretrain_tag: _Optional[str] = ..., license: _Optional[str] = ..., num_params: _Optional[int] = ..., gflops: _Optional[float] = ..., default_input_size: _Optional[int] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., reference_metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., weight_status: _Optional[_Union[WeightStatus, str]] = ..., weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., training_modes: _Optional[_Iterable[_Union[TrainingMode, str]]] = ..., pretrained_num_classes: _Optional[int] = ..., source_url: _Optional[str] = ..., backbone: _Optional[str] = ..., backbone_model_id: _Optional[str] = ..., backbone_weight_status: _Optional[_Union[WeightStatus, str]] = ..., backbone_weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., name: _Optional[str] = ..., base_model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., task_id: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resize_size: _Optional[int] = ..., origin: _Optional[str] = ..., library_version: _Optional[str] = ...) -> None: ...
+
+class Preset(_message.Message):
+    __slots__ = ("id", "name", "description", "task_type", "model_id", "hyperparameters", "transfer_strategy", "augmentation", "data_type", "input_size", "example_classes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    AUGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    description: str
+    task_type: _common_pb2.TaskType
+    model_id: str
+    hyperparameters: _common_pb2.Hyperparameters
+    transfer_strategy: _common_pb2.TransferStrategy
+    augmentation: str
+    data_type: _common_pb2.DataType
+    input_size: int
+    example_classes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., model_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., augmentation: _Optional[str] = ..., data_type: _Optional[_Union[_common_pb2.DataType, str]] = ..., input_size: _Optional[int] = ..., example_classes: _Optional[_Iterable[str]] = ...) -> None: ...

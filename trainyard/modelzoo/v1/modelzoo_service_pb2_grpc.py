@@ -55,6 +55,26 @@ class ModelZooServiceStub:
                 request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsRequest.SerializeToString,
                 response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsResponse.FromString,
                 _registered_method=True)
+        self.UploadWeights = channel.stream_unary(
+                '/trainyard.modelzoo.v1.ModelZooService/UploadWeights',
+                request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.UploadWeightsRequest.SerializeToString,
+                response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.UploadWeightsResponse.FromString,
+                _registered_method=True)
+        self.RegisterTrainedModel = channel.unary_unary(
+                '/trainyard.modelzoo.v1.ModelZooService/RegisterTrainedModel',
+                request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelRequest.SerializeToString,
+                response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelResponse.FromString,
+                _registered_method=True)
+        self.ListPresets = channel.unary_unary(
+                '/trainyard.modelzoo.v1.ModelZooService/ListPresets',
+                request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ListPresetsRequest.SerializeToString,
+                response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ListPresetsResponse.FromString,
+                _registered_method=True)
+        self.GetPreset = channel.unary_unary(
+                '/trainyard.modelzoo.v1.ModelZooService/GetPreset',
+                request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.GetPresetRequest.SerializeToString,
+                response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.GetPresetResponse.FromString,
+                _registered_method=True)
 
 
 class ModelZooServiceServicer:
@@ -85,9 +105,47 @@ class ModelZooServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ImportWeights(self, request, context):
-        """ImportWeights copies a model's weights from an installed offline source into the
-        store and records their sha256. Fails with NOT_FOUND for an unknown model,
-        FAILED_PRECONDITION when no offline source is installed for it.
+        """ImportWeights copies a model's weights into the store and records their sha256: from an
+        object in the uploads bucket when `upload` is set, else from an installed offline source (or,
+        when the zoo runs in mirror mode, from the public hub once). Uploaded weights must load into the
+        architecture with a strict key and shape match. A combo model imports its backbone's weights.
+        Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
+        naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
+        no source is available.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadWeights(self, request_iterator, context):
+        """UploadWeights streams a weight file (a header, then chunks) and imports it as ImportWeights
+        does. Fails as ImportWeights, and with INVALID_ARGUMENT when the stream does not start with a
+        header or its size or sha256 differ from the header's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterTrainedModel(self, request, context):
+        """RegisterTrainedModel adds a model trained on this platform to the caller's project's zoo, with
+        id "trained/<task_id>" (idempotent: registering the same task again returns the same model).
+        Fails with INVALID_ARGUMENT for missing or bad fields, ALREADY_EXISTS when the task was
+        registered with other weights.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPresets(self, request, context):
+        """ListPresets lists the specialized training presets. Fails with INVALID_ARGUMENT for a bad
+        page token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPreset(self, request, context):
+        """GetPreset returns one preset. Fails with NOT_FOUND naming the id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,6 +173,26 @@ def add_ModelZooServiceServicer_to_server(servicer, server):
                     servicer.ImportWeights,
                     request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsRequest.FromString,
                     response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsResponse.SerializeToString,
+            ),
+            'UploadWeights': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadWeights,
+                    request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.UploadWeightsRequest.FromString,
+                    response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.UploadWeightsResponse.SerializeToString,
+            ),
+            'RegisterTrainedModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterTrainedModel,
+                    request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelRequest.FromString,
+                    response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelResponse.SerializeToString,
+            ),
+            'ListPresets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPresets,
+                    request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ListPresetsRequest.FromString,
+                    response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ListPresetsResponse.SerializeToString,
+            ),
+            'GetPreset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPreset,
+                    request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.GetPresetRequest.FromString,
+                    response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.GetPresetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -226,6 +304,114 @@ class ModelZooService:
             '/trainyard.modelzoo.v1.ModelZooService/ImportWeights',
             trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsRequest.SerializeToString,
             trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadWeights(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/trainyard.modelzoo.v1.ModelZooService/UploadWeights',
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.UploadWeightsRequest.SerializeToString,
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.UploadWeightsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterTrainedModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.modelzoo.v1.ModelZooService/RegisterTrainedModel',
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelRequest.SerializeToString,
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPresets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.modelzoo.v1.ModelZooService/ListPresets',
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ListPresetsRequest.SerializeToString,
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ListPresetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPreset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.modelzoo.v1.ModelZooService/GetPreset',
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.GetPresetRequest.SerializeToString,
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.GetPresetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,10 +44,31 @@ class ModelZooServiceStub:
     GetModel: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.GetModelRequest, _modelzoo_service_pb2.GetModelResponse]
     """GetModel returns one model. Fails with NOT_FOUND naming the id."""
     ImportWeights: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ImportWeightsRequest, _modelzoo_service_pb2.ImportWeightsResponse]
-    """ImportWeights copies a model's weights from an installed offline source into the
-    store and records their sha256. Fails with NOT_FOUND for an unknown model,
-    FAILED_PRECONDITION when no offline source is installed for it.
+    """ImportWeights copies a model's weights into the store and records their sha256: from an
+    object in the uploads bucket when `upload` is set, else from an installed offline source (or,
+    when the zoo runs in mirror mode, from the public hub once). Uploaded weights must load into the
+    architecture with a strict key and shape match. A combo model imports its backbone's weights.
+    Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
+    naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
+    no source is available.
     """
+    UploadWeights: _grpc.StreamUnaryMultiCallable[_modelzoo_service_pb2.UploadWeightsRequest, _modelzoo_service_pb2.UploadWeightsResponse]
+    """UploadWeights streams a weight file (a header, then chunks) and imports it as ImportWeights
+    does. Fails as ImportWeights, and with INVALID_ARGUMENT when the stream does not start with a
+    header or its size or sha256 differ from the header's.
+    """
+    RegisterTrainedModel: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.RegisterTrainedModelRequest, _modelzoo_service_pb2.RegisterTrainedModelResponse]
+    """RegisterTrainedModel adds a model trained on this platform to the caller's project's zoo, with
+    id "trained/<task_id>" (idempotent: registering the same task again returns the same model).
+    Fails with INVALID_ARGUMENT for missing or bad fields, ALREADY_EXISTS when the task was
+    registered with other weights.
+    """
+    ListPresets: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ListPresetsRequest, _modelzoo_service_pb2.ListPresetsResponse]
+    """ListPresets lists the specialized training presets. Fails with INVALID_ARGUMENT for a bad
+    page token.
+    """
+    GetPreset: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.GetPresetRequest, _modelzoo_service_pb2.GetPresetResponse]
+    """GetPreset returns one preset. Fails with NOT_FOUND naming the id."""
 
 @_typing.type_check_only
 class ModelZooServiceAsyncStub(ModelZooServiceStub):
@@ -65,10 +86,31 @@ class ModelZooServiceAsyncStub(ModelZooServiceStub):
     GetModel: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.GetModelRequest, _modelzoo_service_pb2.GetModelResponse]  # type: ignore[assignment]
     """GetModel returns one model. Fails with NOT_FOUND naming the id."""
     ImportWeights: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ImportWeightsRequest, _modelzoo_service_pb2.ImportWeightsResponse]  # type: ignore[assignment]
-    """ImportWeights copies a model's weights from an installed offline source into the
-    store and records their sha256. Fails with NOT_FOUND for an unknown model,
-    FAILED_PRECONDITION when no offline source is installed for it.
+    """ImportWeights copies a model's weights into the store and records their sha256: from an
+    object in the uploads bucket when `upload` is set, else from an installed offline source (or,
+    when the zoo runs in mirror mode, from the public hub once). Uploaded weights must load into the
+    architecture with a strict key and shape match. A combo model imports its backbone's weights.
+    Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
+    naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
+    no source is available.
     """
+    UploadWeights: _aio.StreamUnaryMultiCallable[_modelzoo_service_pb2.UploadWeightsRequest, _modelzoo_service_pb2.UploadWeightsResponse]  # type: ignore[assignment]
+    """UploadWeights streams a weight file (a header, then chunks) and imports it as ImportWeights
+    does. Fails as ImportWeights, and with INVALID_ARGUMENT when the stream does not start with a
+    header or its size or sha256 differ from the header's.
+    """
+    RegisterTrainedModel: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.RegisterTrainedModelRequest, _modelzoo_service_pb2.RegisterTrainedModelResponse]  # type: ignore[assignment]
+    """RegisterTrainedModel adds a model trained on this platform to the caller's project's zoo, with
+    id "trained/<task_id>" (idempotent: registering the same task again returns the same model).
+    Fails with INVALID_ARGUMENT for missing or bad fields, ALREADY_EXISTS when the task was
+    registered with other weights.
+    """
+    ListPresets: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ListPresetsRequest, _modelzoo_service_pb2.ListPresetsResponse]  # type: ignore[assignment]
+    """ListPresets lists the specialized training presets. Fails with INVALID_ARGUMENT for a bad
+    page token.
+    """
+    GetPreset: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.GetPresetRequest, _modelzoo_service_pb2.GetPresetResponse]  # type: ignore[assignment]
+    """GetPreset returns one preset. Fails with NOT_FOUND naming the id."""
 
 class ModelZooServiceServicer(metaclass=_abc_1.ABCMeta):
     """ModelZooService browses the catalog of pre-trained networks and manages their weights."""
@@ -107,9 +149,54 @@ class ModelZooServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _modelzoo_service_pb2.ImportWeightsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_modelzoo_service_pb2.ImportWeightsResponse, _abc.Awaitable[_modelzoo_service_pb2.ImportWeightsResponse]]:
-        """ImportWeights copies a model's weights from an installed offline source into the
-        store and records their sha256. Fails with NOT_FOUND for an unknown model,
-        FAILED_PRECONDITION when no offline source is installed for it.
+        """ImportWeights copies a model's weights into the store and records their sha256: from an
+        object in the uploads bucket when `upload` is set, else from an installed offline source (or,
+        when the zoo runs in mirror mode, from the public hub once). Uploaded weights must load into the
+        architecture with a strict key and shape match. A combo model imports its backbone's weights.
+        Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
+        naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
+        no source is available.
         """
+
+    @_abc_1.abstractmethod
+    def UploadWeights(
+        self,
+        request_iterator: _MaybeAsyncIterator[_modelzoo_service_pb2.UploadWeightsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_modelzoo_service_pb2.UploadWeightsResponse, _abc.Awaitable[_modelzoo_service_pb2.UploadWeightsResponse]]:
+        """UploadWeights streams a weight file (a header, then chunks) and imports it as ImportWeights
+        does. Fails as ImportWeights, and with INVALID_ARGUMENT when the stream does not start with a
+        header or its size or sha256 differ from the header's.
+        """
+
+    @_abc_1.abstractmethod
+    def RegisterTrainedModel(
+        self,
+        request: _modelzoo_service_pb2.RegisterTrainedModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_modelzoo_service_pb2.RegisterTrainedModelResponse, _abc.Awaitable[_modelzoo_service_pb2.RegisterTrainedModelResponse]]:
+        """RegisterTrainedModel adds a model trained on this platform to the caller's project's zoo, with
+        id "trained/<task_id>" (idempotent: registering the same task again returns the same model).
+        Fails with INVALID_ARGUMENT for missing or bad fields, ALREADY_EXISTS when the task was
+        registered with other weights.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPresets(
+        self,
+        request: _modelzoo_service_pb2.ListPresetsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_modelzoo_service_pb2.ListPresetsResponse, _abc.Awaitable[_modelzoo_service_pb2.ListPresetsResponse]]:
+        """ListPresets lists the specialized training presets. Fails with INVALID_ARGUMENT for a bad
+        page token.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPreset(
+        self,
+        request: _modelzoo_service_pb2.GetPresetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_modelzoo_service_pb2.GetPresetResponse, _abc.Awaitable[_modelzoo_service_pb2.GetPresetResponse]]:
+        """GetPreset returns one preset. Fails with NOT_FOUND naming the id."""
 
 def add_ModelZooServiceServicer_to_server(servicer: ModelZooServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
