@@ -1,0 +1,89 @@
+"""The local stack for the service benchmarks: every service and the gateway as their own
+processes (deploy.local.stack.up in a throw-away home), so RSS is per service and the client
+load does not share a Python interpreter with the servers."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from deploy.local import stack
+from services.common import identity
+from services.common.settings import Settings
+
+
+@dataclass
+class Stack:
+    home: Path
+    state: dict
+    token: str
+    internal_token: str
+    s3_access_key: str
+    s3_secret_key: str
+
+    @property
+    def gateway(self) -> str:
+        return self.state["gateway"]
+
+    def address(self, name: str) -> str:
+        return self.state["components"][name]["address"]
+
+    def pid(self, name: str) -> int:
+        return int(self.state["components"][name]["pid"])
+
+    def gateway_md(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),)
+
+    def direct_md(self) -> tuple[tuple[str, str], ...]:
+        """What the gateway attaches for the admin key of project "default"."""
+        return identity.outgoing_metadata(identity.Identity(principal="bench"), self.internal_token)
+
+    def settings(self) -> Settings:
+        c = self.state["components"]
+        return Settings(
+            s3_endpoint=c["s3"]["address"],
+            s3_access_key=self.s3_access_key,
+            s3_secret_key=self.s3_secret_key,
+            s3_secure=False,
+            nats_url=f"nats://{c['nats']['address']}",
+            home=self.home,
+        )
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+
+
+CACHE = Path(__file__).resolve().parent / "results" / "cache"
+
+
+def up(say=print) -> Stack:
+    import os
+
+    from services.modelzoo.catalog import shared_catalog
+
+    # The zoo catalog is built once and kept (building it takes minutes on 2 cores).
+    os.environ.setdefault("TRAINYARD_MODELZOO_CATALOG", str(shared_catalog(CACHE)))
+    home = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
+    state = stack.up(home, gateway_port=0, with_trainer=False, import_weights=True, say=lambda s: None)
+    layout = stack.Layout(home)
+    secrets_ = stack.load_secrets(layout, create=False)
+    say(f"stack up in {home}: gateway {state['gateway']}")
+    return Stack(
+        home=home,
+        state=state,
+        token=stack.admin_token(home),
+        internal_token=secrets_["internal_token"],
+        s3_access_key=secrets_["s3_access_key"],
+        s3_secret_key=secrets_["s3_secret_key"],
+    )
+
+
+def down(s: Stack) -> None:
+    try:
+        stack.down(s.home, say=lambda text: None)
+    finally:
+        shutil.rmtree(s.home, ignore_errors=True)
