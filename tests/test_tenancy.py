@@ -1,0 +1,349 @@
+"""Tenancy through the gateway against the real services: every fronted RPC (enumerated from the
+generated descriptors, so a new RPC is covered the day it appears) called with another project's
+key finds nothing of the first project, and every mutating RPC refuses a viewer.
+
+Project "default" (A) owns a dataset, a training task trained to the end by an in-process
+trainer, an API key and a member; project "other" (B) is made through AuthService.CreateProject.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+from google.protobuf import message_factory
+from inprocess import InProcessPlatform
+
+from gateway.routes import ROUTES, Route
+from services.common.settings import Settings
+from services.dataset.samples import make_classification_archive, upload_chunks
+from services.modelzoo.catalog import shared_catalog
+from trainyard.auth.v1 import auth_pb2
+from trainyard.auth.v1 import auth_service_pb2 as au
+from trainyard.common.v1 import common_pb2
+from trainyard.dataset.v1 import dataset_service_pb2 as ds
+from trainyard.training.v1 import training_pb2
+from trainyard.training.v1 import training_service_pb2 as tr
+
+pytestmark = [pytest.mark.integration]
+
+MOBILENET = "tv/mobilenet_v2.imagenet1k_v1"
+CLASSIFICATION = common_pb2.TASK_TYPE_CLASSIFICATION
+AUTH = "/trainyard.auth.v1.AuthService/"
+
+
+def md(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def request_class(route: Route):
+    return message_factory.GetMessageClass(route.descriptor.input_type)
+
+
+def call(channel: grpc.Channel, route: Route, requests: list, token: str, timeout: float = 60) -> list[bytes]:
+    """Call any fronted method with raw bytes out; returns the serialized responses."""
+    ser = lambda m: m.SerializeToString()  # noqa: E731
+    md_ = md(token)
+    if route.client_streaming and route.server_streaming:
+        return list(channel.stream_stream(route.path, ser)(iter(requests), timeout=timeout, metadata=md_))
+    if route.client_streaming:
+        return [channel.stream_unary(route.path, ser)(iter(requests), timeout=timeout, metadata=md_)]
+    if route.server_streaming:
+        return list(channel.unary_stream(route.path, ser)(requests[0], timeout=timeout, metadata=md_))
+    return [channel.unary_unary(route.path, ser)(requests[0], timeout=timeout, metadata=md_)]
+
+
+@dataclass
+class World:
+    platform: InProcessPlatform
+    channel: grpc.Channel
+    admin_a: str
+    viewer_a: str
+    admin_b: str
+    dataset_id: str
+    dataset_name: str
+    dataset_request_id: str
+    version_id: str
+    task_id: str
+    task_name: str
+    task_request_id: str
+    viewer_key_id: str
+    key_request_id: str
+    member: str
+    trained_model_id: str | None
+    markers: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def world(nats_server, s3_server, tmp_path_factory):
+    home = tmp_path_factory.mktemp("tenancy")
+    settings = Settings(
+        listen="127.0.0.1:0",
+        DATABASE_URL=f"sqlite:///{home / 'tenancy.db'}",
+        s3_endpoint=s3_server.endpoint,
+        s3_access_key=s3_server.access_key,
+        s3_secret_key=s3_server.secret_key,
+        nats_url=nats_server.url,
+        log_format="console",
+        home=home,
+    )
+    catalog = shared_catalog(tmp_path_factory.getbasetemp())
+    with InProcessPlatform(settings, catalog, trainer=True) as platform:
+        channel = grpc.insecure_channel(platform.gateway_address)
+        admin_a = platform.admin_token
+        r = lambda name: ROUTES[name]  # noqa: E731
+        tag = secrets.token_hex(4)
+
+        def one(path, request, token=admin_a, cls=None):
+            route = r(path)
+            data = call(channel, route, [request], token)[0]
+            return (cls or message_factory.GetMessageClass(route.descriptor.output_type)).FromString(data)
+
+        other = one(AUTH + "CreateProject", au.CreateProjectRequest(project_id=f"other-{tag}"))
+        member = f"alice-{tag}@example.com"
+        one(AUTH + "AddProjectMember", au.AddProjectMemberRequest(member=member, role=auth_pb2.ROLE_EDITOR))
+        key_request_id = f"key-{tag}"
+        viewer = one(
+            AUTH + "CreateApiKey",
+            au.CreateApiKeyRequest(name=f"viewer-{tag}", role=auth_pb2.ROLE_VIEWER, request_id=key_request_id),
+        )
+
+        archive = make_classification_archive(classes=("circle", "square"), per_class=8, size=32, seed=5)
+        dataset_name, dataset_request_id = f"shapes-{tag}", f"ds-{tag}"
+        meta = ds.CreateDatasetMetadata(
+            name=dataset_name, val_fraction=0.25, split_seed=1, request_id=dataset_request_id
+        )
+        created = ds.CreateDatasetResponse.FromString(
+            call(
+                channel,
+                r("/trainyard.dataset.v1.DatasetService/CreateDataset"),
+                list(upload_chunks(meta, archive)),
+                admin_a,
+            )[0]
+        ).dataset
+        one("/trainyard.modelzoo.v1.ModelZooService/ImportWeights", _import(MOBILENET))
+        task_name, task_request_id = f"task-{tag}", f"tr-{tag}"
+        task = one(
+            "/trainyard.training.v1.TrainingService/CreateTrainingTask",
+            tr.CreateTrainingTaskRequest(
+                name=task_name,
+                task_type=CLASSIFICATION,
+                dataset_id=created.id,
+                model_id=MOBILENET,
+                hyperparameters=common_pb2.Hyperparameters(epochs=1, batch_size=8, image_size=32),
+                request_id=task_request_id,
+            ),
+        ).task
+        watch = r("/trainyard.training.v1.TrainingService/WatchTrainingTask")
+        final = None
+        for data in call(channel, watch, [tr.WatchTrainingTaskRequest(task_id=task.id, from_start=True)], admin_a, 240):
+            event = tr.WatchTrainingTaskResponse.FromString(data).event
+            if event.HasField("task"):
+                final = event.task.state
+        assert final == training_pb2.TASK_STATE_SUCCEEDED
+        trained = f"trained/{task.id}"
+        try:
+            one("/trainyard.modelzoo.v1.ModelZooService/GetModel", _get_model(trained))
+        except grpc.RpcError:
+            trained = None  # trained models do not join the zoo yet
+
+        w = World(
+            platform=platform,
+            channel=channel,
+            admin_a=admin_a,
+            viewer_a=viewer.token,
+            admin_b=other.admin_token,
+            dataset_id=created.id,
+            dataset_name=dataset_name,
+            dataset_request_id=dataset_request_id,
+            version_id=created.latest_version.id,
+            task_id=task.id,
+            task_name=task_name,
+            task_request_id=task_request_id,
+            viewer_key_id=viewer.key.id,
+            key_request_id=key_request_id,
+            member=member,
+            trained_model_id=trained,
+        )
+        w.markers = [created.id, dataset_name, created.latest_version.id, task.id, task_name, viewer.key.id, member]
+        yield w
+        channel.close()
+
+
+def _import(model_id: str):
+    from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mz
+
+    return mz.ImportWeightsRequest(model_id=model_id)
+
+
+def _get_model(model_id: str):
+    from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mz
+
+    return mz.GetModelRequest(model_id=model_id)
+
+
+# Fields a request names a resource by -> the first project's resource of that kind.
+def _resource_ids(w: World) -> dict[str, str | None]:
+    return {
+        "dataset_id": w.dataset_id,
+        "version_id": w.version_id,
+        "dataset_version_id": w.version_id,
+        "task_id": w.task_id,
+        "model_id": w.trained_model_id,
+        "base_model_id": w.trained_model_id,
+        "key_id": w.viewer_key_id,
+        "member": w.member,
+    }
+
+
+def build_requests(route: Route, w: World) -> tuple[list, bool]:
+    """(request messages, whether they name a resource of project A).
+
+    Known methods get a request that is valid but for naming A's resources; any other method (a new
+    RPC) gets its top-level id fields filled with A's ids, so it is checked from the day it exists.
+    """
+    cls = request_class(route)
+    name = route.name
+    if name == "CreateDataset":
+        archive = make_classification_archive(classes=("a", "b"), per_class=4, size=24, seed=9)
+        # A's name and request_id: both are per project, so B gets its own dataset, never A's.
+        meta = ds.CreateDatasetMetadata(name=w.dataset_name, request_id=w.dataset_request_id, val_fraction=0.25)
+        return list(upload_chunks(meta, archive)), False
+    if name == "CreateTrainingTask":
+        return [
+            tr.CreateTrainingTaskRequest(
+                name="steal",
+                task_type=CLASSIFICATION,
+                dataset_id=w.dataset_id,
+                model_id=MOBILENET,
+                hyperparameters=common_pb2.Hyperparameters(epochs=1, batch_size=8, image_size=32),
+                request_id=w.task_request_id,
+            )
+        ], True
+    if name == "ImportWeights":
+        return [cls(model_id=MOBILENET)], False  # the catalog's public weights: shared by design
+    if name == "GetModel" and w.trained_model_id is None:
+        return [cls(model_id=MOBILENET)], False
+    if name == "CreateApiKey":
+        return [cls(name="b-key", role=auth_pb2.ROLE_VIEWER, request_id=w.key_request_id)], False
+    if name == "CreateProject":
+        return [cls(project_id=f"third-{secrets.token_hex(3)}")], False
+    if name == "AddProjectMember":
+        return [cls(member="bob@example.com", role=auth_pb2.ROLE_VIEWER)], False
+    if name == "CreateToken":
+        return [cls(ttl_seconds=60)], False
+    request = cls()
+    named = False
+    ids = _resource_ids(w)
+    for f in cls.DESCRIPTOR.fields:
+        value = ids.get(f.name)
+        if value and f.type == f.TYPE_STRING and not getattr(f, "is_repeated", False):
+            setattr(request, f.name, value)
+            named = True
+    for f in cls.DESCRIPTOR.fields:
+        if f.name == "task_type" and f.enum_type is not None:
+            setattr(request, f.name, CLASSIFICATION)
+        if f.name == "from_start":
+            request.from_start = True
+        if f.name == "page_size":
+            request.page_size = 500
+    return [request], named
+
+
+# Where B may legitimately be refused for another reason than tenancy.
+EXPECTED_OTHERWISE = {AUTH + "CreateProject": grpc.StatusCode.PERMISSION_DENIED}
+
+ALL = sorted(ROUTES)
+MUTATING = sorted(p for p, route in ROUTES.items() if not route.read_only)
+
+
+def test_every_fronted_service_is_enumerated():
+    services = {route.service for route in ROUTES.values()}
+    assert {
+        "trainyard.dataset.v1.DatasetService",
+        "trainyard.modelzoo.v1.ModelZooService",
+        "trainyard.recommend.v1.RecommendationService",
+        "trainyard.training.v1.TrainingService",
+        "trainyard.auth.v1.AuthService",
+    } <= services
+    assert len(ALL) >= 25 and MUTATING
+
+
+@pytest.mark.parametrize("path", ALL)
+def test_another_project_sees_nothing(world: World, path: str):
+    route = ROUTES[path]
+    requests, names_a_resource = build_requests(route, world)
+    if route.read_only and names_a_resource:
+        # The same request works for A: it names a real resource, so B's NOT_FOUND means something.
+        call(world.channel, route, requests, world.admin_a)
+    try:
+        responses = call(world.channel, route, requests, world.admin_b)
+    except grpc.RpcError as exc:
+        code = exc.code()
+        leaked = [m for m in world.markers if m in (exc.details() or "")]
+        assert not leaked, f"{path}: error names A's {leaked}"
+        if path in EXPECTED_OTHERWISE:
+            assert code == EXPECTED_OTHERWISE[path], (path, code, exc.details())
+        elif names_a_resource:
+            assert code == grpc.StatusCode.NOT_FOUND, (path, code, exc.details())
+        else:
+            assert code not in (
+                grpc.StatusCode.PERMISSION_DENIED,
+                grpc.StatusCode.UNAUTHENTICATED,
+                grpc.StatusCode.INTERNAL,
+                grpc.StatusCode.UNIMPLEMENTED,
+            ), (path, code, exc.details())
+        return
+    assert not names_a_resource or route.read_only and _empty(route, responses), (
+        f"{path}: B reached A's resource; expected NOT_FOUND"
+    )
+    blob = b"".join(responses)
+    leaked = [m for m in world.markers if m.encode() in blob]
+    assert not leaked, f"{path}: response shows A's {leaked}"
+
+
+def _empty(route: Route, responses: list[bytes]) -> bool:
+    return all(not data for data in responses)
+
+
+@pytest.mark.parametrize("path", MUTATING)
+def test_viewer_may_not_mutate(world: World, path: str):
+    route = ROUTES[path]
+    requests, _ = build_requests(route, world)
+    with pytest.raises(grpc.RpcError) as err:
+        call(world.channel, route, requests, world.viewer_a)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, (path, err.value.details())
+
+
+def test_first_project_resources_survive_and_viewer_reads(world: World):
+    """B's deletes, cancels and revokes above changed nothing of A; the viewer may read A's data."""
+    get = ROUTES["/trainyard.dataset.v1.DatasetService/GetDataset"]
+    data = call(world.channel, get, [ds.GetDatasetRequest(dataset_id=world.dataset_id)], world.viewer_a)[0]
+    assert ds.GetDatasetResponse.FromString(data).dataset.name == world.dataset_name
+    task = ROUTES["/trainyard.training.v1.TrainingService/GetTrainingTask"]
+    data = call(world.channel, task, [tr.GetTrainingTaskRequest(task_id=world.task_id)], world.viewer_a)[0]
+    assert tr.GetTrainingTaskResponse.FromString(data).task.state == training_pb2.TASK_STATE_SUCCEEDED
+    members = ROUTES[AUTH + "ListProjectMembers"]
+    data = call(world.channel, members, [au.ListProjectMembersRequest()], world.admin_a)[0]
+    assert world.member in [m.member for m in au.ListProjectMembersResponse.FromString(data).members]
+
+
+def test_audit_log_records_mutations_of_the_project_only(world: World):
+    route = ROUTES[AUTH + "ListAuditEntries"]
+    entries_a = au.ListAuditEntriesResponse.FromString(
+        call(world.channel, route, [au.ListAuditEntriesRequest(page_size=500)], world.admin_a)[0]
+    ).entries
+    methods = {(e.method.rsplit("/", 1)[-1], e.code) for e in entries_a}
+    assert ("CreateDataset", "OK") in methods and ("CreateTrainingTask", "OK") in methods
+    create = next(e for e in entries_a if e.method.endswith("/CreateTrainingTask") and e.code == "OK")
+    assert f"dataset_id={world.dataset_id}" in create.target and create.principal.startswith("apikey:")
+    # The viewer's refused calls are on record too, with who and why.
+    denied = [e for e in entries_a if e.code == "PERMISSION_DENIED" and e.key_id == world.viewer_key_id]
+    assert {e.method for e in denied} >= set(MUTATING) - {AUTH + "CreateToken"}
+    entries_b = au.ListAuditEntriesResponse.FromString(
+        call(world.channel, route, [au.ListAuditEntriesRequest(page_size=500)], world.admin_b)[0]
+    ).entries
+    assert entries_b and all(e.project != "default" for e in entries_b)
+    assert not any(world.dataset_id in e.target for e in entries_b)
