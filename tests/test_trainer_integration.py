@@ -209,7 +209,8 @@ async def test_trainer_runs_a_job_end_to_end(settings, tmp_path, jetstream, s3):
     done = events[-1].succeeded
     assert 0.0 <= done.metrics["val_top1"] <= 1.0 and "val_loss" in done.metrics and "train_loss" in done.metrics
     artifacts = {a.name: a.object for a in done.artifacts}
-    assert set(artifacts) == {"checkpoint", "model.pt", "metrics.json"}
+    assert set(artifacts) >= {"checkpoint", "best_checkpoint", "model.pt", "metrics.json", "config.json"}
+    assert {"model.torchscript.pt", "model.onnx", "curves.png", "confusion_matrix.png"} <= set(artifacts)
     for ref in artifacts.values():
         data = objectstore.get_bytes(s3, ref.bucket, ref.key)
         assert hashlib.sha256(data).hexdigest() == ref.sha256 and len(data) == ref.size_bytes

@@ -125,7 +125,9 @@ async def test_create_train_watch_to_success(stack, settings, tmp_path):
 
     done = (await training.GetTrainingTask(pb.GetTrainingTaskRequest(task_id=task.id))).task
     assert done.state == T.TASK_STATE_SUCCEEDED and "val_top1" in done.metrics
-    assert {a.name for a in done.artifacts} == {"checkpoint", "model.pt", "metrics.json"}
+    assert {"checkpoint", "best_checkpoint", "model.pt", "metrics.json", "model.onnx"} <= {
+        a.name for a in done.artifacts
+    }
     assert done.trainer_node == "test-trainer" and done.attempt == 1 and len(done.epoch_metrics) == 2
     with pytest.raises(grpc.RpcError) as exc:
         await training.CancelTrainingTask(pb.CancelTrainingTaskRequest(task_id=task.id))

@@ -165,3 +165,46 @@ class ClassificationDataset(Dataset):
         except Exception as exc:  # noqa: BLE001 - a broken image is a data error
             raise PermanentJobError(f"image {case.path.name} cannot be decoded: {exc}") from exc
         return self.transform(image), case.label
+
+
+def task_cases(manifest: dict, split: str, task: str, num_classes: int) -> list[dict]:
+    """The split's cases, each checked for the annotations the task type needs (PermanentJobError naming it)."""
+    if task == "classification":
+        return classification_cases(manifest, split, num_classes)
+    out = []
+    for case in manifest.get("cases", []):
+        if case.get("split") != split:
+            continue
+        where = f"case {case.get('id')} ({case.get('source_path')})"
+        if task == "segmentation":
+            if not case.get("mask_key"):
+                raise PermanentJobError(f"{where} has no mask_key; semantic segmentation needs a mask per image")
+        else:
+            for box in case.get("boxes", []) or []:
+                cls, bbox = box.get("class"), box.get("bbox")
+                if not isinstance(cls, int) or not 0 <= cls < num_classes:
+                    raise PermanentJobError(f"{where} has a box of class {cls!r}, expected 0..{num_classes - 1}")
+                if not isinstance(bbox, list) or len(bbox) != 4:
+                    raise PermanentJobError(f"{where} has a box {bbox!r}, expected [x_min, y_min, x_max, y_max]")
+        out.append(case)
+    return out
+
+
+def mask_sha256(case: dict) -> str:
+    """Masks are content-addressed like images: masks/<sha256[:2]>/<sha256>."""
+    return case.get("mask_sha256") or case["mask_key"].rsplit("/", 1)[-1]
+
+
+def fetch_items(cache: LocalCache, store: ObjectStore, bucket: str, cases: Sequence[dict], threads: int = 8):
+    """tasks.Item per case: the image and (semantic segmentation) the mask, from the local cache."""
+    from trainer.tasks import Item
+
+    def one(case: dict) -> Item:
+        path = cache.fetch(store, bucket, case["image_key"], case["sha256"], f"image of case {case.get('id')}")
+        mask = None
+        if case.get("mask_key"):
+            mask = cache.fetch(store, bucket, case["mask_key"], mask_sha256(case), f"mask of case {case.get('id')}")
+        return Item(path, case, mask)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(one, cases))

@@ -1,8 +1,9 @@
-"""Train and evaluate loops (torchvision-references style) and the epoch loop with checkpoints.
+"""The epoch loop (torchvision-references style) with checkpoints, schedules and early stopping.
 
-`fit` resumes from a checkpoint dict when given one; resume is the normal path. It calls the
-hooks for progress, per-epoch metrics, checkpoints and stop checks, so the same loop runs in a
-unit test and on a trainer node.
+`fit` resumes from a checkpoint dict when given one; resume is the normal path. What differs
+between task types (batches, loss, metrics) lives in a trainer.tasks.Adapter. It calls the hooks
+for progress, per-epoch metrics, checkpoints and stop checks, so the same loop runs in a unit test
+and on a trainer node.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from trainer.models import BuiltModel, param_groups, set_trainable, unfreeze_epoch
+from trainer.tasks import Adapter, ClassificationAdapter, lower_is_better
 
 OPTIMIZER_SGD, OPTIMIZER_ADAM, OPTIMIZER_ADAMW = 1, 2, 3
+# trainyard.common.v1.LrSchedule
+SCHEDULE_COSINE, SCHEDULE_STEP, SCHEDULE_ONE_CYCLE, SCHEDULE_CONSTANT = 1, 2, 3, 4
 
 
 @dataclass
@@ -36,6 +40,12 @@ class FitConfig:
     strategy: int = 1
     seed: int = 42
     class_names: list[str] = field(default_factory=list)
+    schedule: int = SCHEDULE_COSINE
+    step_epochs: int = 0  # step schedule: decay every step_epochs (0: a third of the epochs)
+    step_gamma: float = 0.1
+    early_stopping_patience: int = 0  # epochs without improvement before stopping; 0: never
+    early_stopping_metric: str = ""  # default: the task's primary metric
+    task: str = "classification"
 
 
 @dataclass
@@ -45,6 +55,7 @@ class Hooks:
     progress: Callable[[int, int, int, int, float, float], None] | None = None  # epoch, epochs, step, steps, img/s, eta
     epoch_end: Callable[[int, dict[str, float]], None] | None = None
     save_checkpoint: Callable[[dict], None] | None = None
+    save_best: Callable[[dict, str, float], None] | None = None  # (model state + metadata, metric, value)
     check_stop: Callable[[], None] | None = None  # raises to stop at the next step
     log: Callable[[str], None] | None = None
 
@@ -64,29 +75,37 @@ def make_optimizer(built: BuiltModel, cfg: FitConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.learning_rate)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int, cfg: FitConfig):
-    """Linear warm-up over warmup_epochs, then cosine decay to zero, stepped per batch."""
+def lr_factor(step: int, steps_per_epoch: int, cfg: FitConfig) -> float:
+    """The learning-rate multiplier at a 0-based global step: warm-up, then the schedule."""
     total = max(1, steps_per_epoch * cfg.epochs)
+    if cfg.schedule == SCHEDULE_ONE_CYCLE:
+        # rise over the warm-up (default 30% of the steps) from lr/25, then cosine anneal to lr/1e4
+        up = steps_per_epoch * cfg.warmup_epochs or max(1, int(0.3 * total))
+        if step < up:
+            return 1 / 25 + (1 - 1 / 25) * (step + 1) / up
+        progress = min((step - up) / max(1, total - up), 1.0)
+        return 1e-4 + (1 - 1e-4) * 0.5 * (1.0 + math.cos(math.pi * progress))
     warmup = steps_per_epoch * cfg.warmup_epochs
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if cfg.schedule == SCHEDULE_CONSTANT:
+        return 1.0
+    if cfg.schedule == SCHEDULE_STEP:
+        every = max(1, cfg.step_epochs or math.ceil(cfg.epochs / 3)) * steps_per_epoch
+        return cfg.step_gamma ** ((step - warmup) // every) if step >= warmup else 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast("cpu", enabled=False)
+def make_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int, cfg: FitConfig):
+    """Stepped per batch; the factor is a pure function of the step, so a resume with more epochs
+    (continue) follows the new schedule from where it stopped."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
 
 
 def train_one_epoch(
     model: nn.Module,
-    criterion: nn.Module,
+    adapter: Adapter,
     optimizer: torch.optim.Optimizer,
     scheduler,
     loader: DataLoader,
@@ -98,14 +117,8 @@ def train_one_epoch(
     model.train()
     total_loss, seen = 0.0, 0
     steps = len(loader)
-    channels_last = device.type == "cuda"
     for step, (images, targets) in enumerate(loader, start=1):
-        images = images.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        targets = targets.to(device, non_blocking=True)
-        with _autocast(device):
-            loss = criterion(model(images), targets)
+        loss, n = adapter.loss(model, images, targets, device)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss.item()}; lower the learning_rate")
         optimizer.zero_grad(set_to_none=True)
@@ -117,65 +130,21 @@ def train_one_epoch(
             loss.backward()
             optimizer.step()
         scheduler.step()
-        total_loss += loss.item() * images.shape[0]
-        seen += images.shape[0]
+        total_loss += loss.item() * n
+        seen += n
         if on_step is not None:
-            on_step(step, steps, images.shape[0])
+            on_step(step, steps, n)
     return total_loss / max(seen, 1)
 
 
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module,
-    criterion: nn.Module,
-    loader: DataLoader,
-    device: torch.device,
-    num_classes: int,
-    full: bool = False,
-) -> dict:
-    """Validation metrics; with full=True also per-class precision/recall and the confusion matrix."""
-    from torchmetrics.classification import (
-        MulticlassAccuracy,
-        MulticlassConfusionMatrix,
-        MulticlassF1Score,
-        MulticlassPrecision,
-        MulticlassRecall,
-    )
+def evaluate(model, adapter: Adapter, loader, device, full: bool = False) -> dict:
+    return adapter.evaluate(model, loader, device, full)
 
-    model.eval()
-    metrics = {
-        "val_top1": MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro"),
-        "val_f1_macro": MulticlassF1Score(num_classes=num_classes, average="macro"),
-    }
-    if num_classes >= 5:
-        metrics["val_top5"] = MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
-    per_class = {}
-    if full:
-        per_class = {
-            "precision": MulticlassPrecision(num_classes=num_classes, average=None),
-            "recall": MulticlassRecall(num_classes=num_classes, average=None),
-            "confusion_matrix": MulticlassConfusionMatrix(num_classes=num_classes),
-        }
-    total_loss, seen = 0.0, 0
-    for images, targets in loader:
-        images = images.to(device, non_blocking=True)
-        if device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        targets = targets.to(device, non_blocking=True)
-        with _autocast(device):
-            logits = model(images)
-        logits = logits.float()
-        total_loss += criterion(logits, targets).item() * images.shape[0]
-        seen += images.shape[0]
-        logits, targets = logits.cpu(), targets.cpu()
-        for metric in (*metrics.values(), *per_class.values()):
-            metric.update(logits, targets)
-    out: dict = {"val_loss": total_loss / max(seen, 1)}
-    if seen:
-        out.update({name: float(m.compute()) for name, m in metrics.items()})
-        for name, m in per_class.items():
-            out[name] = m.compute().tolist()
-    return out
+
+def _better(value: float, best: float | None, metric: str) -> bool:
+    if best is None:
+        return True
+    return value < best if lower_is_better(metric) else value > best
 
 
 def fit(
@@ -187,19 +156,23 @@ def fit(
     hooks: Hooks | None = None,
     resume: dict | None = None,
     progress_interval_s: float = 1.0,
+    adapter: Adapter | None = None,
 ) -> dict:
     """Train for cfg.epochs (from the checkpoint's epoch when resuming); returns the final evaluation."""
     hooks = hooks or Hooks()
+    adapter = adapter or ClassificationAdapter(
+        num_classes=cfg.num_classes, class_names=cfg.class_names, label_smoothing=cfg.label_smoothing
+    )
     model = built.model.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" and adapter.name != "detection" and adapter.name != "instance_segmentation":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(built, cfg)
     steps = max(1, len(train_loader))
     scheduler = make_scheduler(optimizer, steps, cfg)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    eval_criterion = nn.CrossEntropyLoss()
+    watch = cfg.early_stopping_metric or adapter.primary_metric
     start_epoch, history = 0, []
+    best: dict = {"value": None, "epoch": 0}
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -208,8 +181,12 @@ def fit(
             scaler.load_state_dict(resume["scaler"])
         start_epoch = int(resume["epoch"])
         history = list(resume.get("history", []))
+        best = dict(resume.get("best") or best)
+        if resume.get("stopped_early") and int(resume.get("config", {}).get("epochs", 0)) == cfg.epochs:
+            start_epoch = cfg.epochs  # it stopped early; a redelivery only finishes the job
     started = time.monotonic()
     images_done = 0
+    stopped_early = False
     for epoch in range(start_epoch, cfg.epochs):
         seed_everything(cfg.seed + epoch)
         backbone = set_trainable(built, cfg.strategy, epoch, cfg.epochs)
@@ -237,10 +214,19 @@ def fit(
 
         if hooks.check_stop is not None:
             hooks.check_stop()
-        train_loss = train_one_epoch(model, criterion, optimizer, scheduler, train_loader, device, scaler, on_step)
+        train_loss = train_one_epoch(model, adapter, optimizer, scheduler, train_loader, device, scaler, on_step)
         values = {"train_loss": train_loss, "lr": optimizer.param_groups[-1]["lr"]}
-        values.update({k: v for k, v in evaluate(model, eval_criterion, val_loader, device, cfg.num_classes).items()})
+        values.update(
+            {k: v for k, v in evaluate(model, adapter, val_loader, device).items() if isinstance(v, int | float)}
+        )
         history.append({"epoch": epoch + 1, "values": values})
+        value = values.get(watch)
+        if value is not None and _better(value, best["value"], watch):
+            best = {"value": value, "epoch": epoch + 1, "metric": watch}
+            if hooks.save_best is not None:
+                hooks.save_best({"model": model.state_dict(), "epoch": epoch + 1}, watch, value)
+        patience = cfg.early_stopping_patience
+        stopped_early = bool(patience and value is not None and epoch + 1 - best["epoch"] >= patience)
         if hooks.save_checkpoint is not None:
             hooks.save_checkpoint(
                 {
@@ -251,14 +237,26 @@ def fit(
                     "config": asdict(cfg),
                     "epoch": epoch + 1,
                     "history": history,
+                    "best": best,
+                    "stopped_early": stopped_early,
                 }
             )
         if hooks.epoch_end is not None:
             hooks.epoch_end(epoch + 1, values)
-    final = evaluate(model, eval_criterion, val_loader, device, cfg.num_classes, full=True)
+        if stopped_early:
+            if hooks.log is not None:
+                hooks.log(
+                    f"early stopping after epoch {epoch + 1}: {watch} has not improved for {patience} epoch(s) "
+                    f"(best {best['value']:.4f} at epoch {best['epoch']})"
+                )
+            break
+    final = evaluate(model, adapter, val_loader, device, full=True)
     final["history"] = history
+    final["best"] = best
+    final["stopped_early"] = stopped_early
     if history:
         final["train_loss"] = history[-1]["values"]["train_loss"]
+        final["epochs_trained"] = history[-1]["epoch"]
     return final
 
 

@@ -4,6 +4,7 @@ through a Reporter and stops when its stop check raises."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -16,7 +17,8 @@ import torch
 from google.protobuf.json_format import MessageToDict
 from torch.utils.data import DataLoader
 
-from trainer import data, engine
+from trainer import artifacts as art
+from trainer import data, engine, tasks
 from trainer.errors import PermanentJobError
 from trainer.models import FROM_SCRATCH, build_model
 from trainer.storage import ObjectStore
@@ -25,6 +27,8 @@ from trainyard.events.v1 import events_pb2
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoints/last.pt"
+BEST_CHECKPOINT = "checkpoints/best.pt"
+CLASS_WEIGHTING_INVERSE, CLASS_WEIGHTING_SQRT = 2, 3
 
 
 class Reporter(Protocol):
@@ -92,6 +96,42 @@ def load_checkpoint(store: ObjectStore, bucket: str, key: str) -> dict | None:
         return None
 
 
+def class_weights(cases: list[dict], task: str, num_classes: int, mode: int) -> list[float] | None:
+    """Loss weights per class from the train split's label counts (classification; other tasks
+    count box classes), normalised to mean 1; None without weighting."""
+    if mode not in (CLASS_WEIGHTING_INVERSE, CLASS_WEIGHTING_SQRT):
+        return None
+    counts = [0] * num_classes
+    for case in cases:
+        if task == "classification":
+            counts[int(case["label"])] += 1
+        else:
+            for box in case.get("boxes", []) or []:
+                counts[int(box["class"])] += 1
+    power = 1.0 if mode == CLASS_WEIGHTING_INVERSE else 0.5
+    raw = [(1.0 / c) ** power if c else 0.0 for c in counts]
+    present = [w for w in raw if w]
+    mean = sum(present) / len(present) if present else 1.0
+    return [w / mean if w else 1.0 for w in raw]
+
+
+def _oom_reason(spec, hp, device) -> str:
+    where = "GPU" if device.type == "cuda" else "the trainer node"
+    return (
+        f"{where} ran out of memory training {spec.architecture} at batch_size {hp.batch_size} and image_size "
+        f"{hp.image_size}; use a smaller batch_size (for example {max(1, hp.batch_size // 2)}) or image_size"
+    )
+
+
+def _is_cpu_oom(exc: BaseException) -> bool:
+    text = str(exc)
+    return (
+        isinstance(exc, MemoryError)
+        or "DefaultCPUAllocator: can't allocate memory" in text
+        or ("not enough memory" in text)
+    )
+
+
 def run_job(
     job: events_pb2.TrainingJob,
     *,
@@ -103,22 +143,32 @@ def run_job(
     on_resume: Callable[[int], None] | None = None,
     num_workers: int = -1,
     progress_interval_s: float = 1.0,
+    export: bool = True,
 ) -> JobResult:
     reporter = reporter or NullReporter()
     hp = job.hyperparameters
+    task = tasks.TASK_NAMES.get(job.task_type)
+    if task is None:
+        raise PermanentJobError(f"the job has an unknown task type {job.task_type}")
     classes = list(job.dataset.class_names)
-    if len(classes) < 2:
-        raise PermanentJobError(f"the job names {len(classes)} class(es); classification needs at least 2")
+    min_classes = 2 if task == "classification" else 1
+    if len(classes) < min_classes:
+        raise PermanentJobError(f"the job names {len(classes)} class(es); {task} needs at least {min_classes}")
     if hp.epochs < 1 or hp.batch_size < 1 or hp.image_size < 16 or hp.learning_rate <= 0:
         raise PermanentJobError("the job's hyperparameters are not resolved (epochs, batch_size, image_size, lr)")
+    augmentation = hp.augmentation or tasks.DEFAULT_AUGMENTATION
+    if augmentation not in tasks.AUGMENTATION_PRESETS:
+        raise PermanentJobError(f"unknown augmentation preset {augmentation!r}")
     bucket, prefix = job.output_bucket, job.output_prefix
     ckpt_key = prefix + CHECKPOINT
     resume = load_checkpoint(store, bucket, ckpt_key)
     if resume is not None:
         saved = resume.get("config", {})
-        if saved.get("num_classes") != len(classes) or saved.get("epochs") != hp.epochs:
+        if saved.get("num_classes") != len(classes) or saved.get("task", "classification") != task:
             reporter.log("the stored checkpoint belongs to another configuration; starting fresh")
             resume = None
+        elif saved.get("epochs") != hp.epochs:
+            reporter.log(f"continuing from epoch {resume['epoch']} to {hp.epochs} epochs")
     resumed_from = int(resume["epoch"]) if resume else 0
     if on_resume is not None:
         on_resume(resumed_from)
@@ -126,31 +176,87 @@ def run_job(
         reporter.log(f"resuming from the checkpoint of epoch {resumed_from}")
     ref = job.dataset.manifest
     manifest = data.load_manifest(store, ref.bucket, ref.key, ref.sha256)
-    train_cases = data.classification_cases(manifest, "train", len(classes))
-    val_cases = data.classification_cases(manifest, "val", len(classes))
+    train_cases = data.task_cases(manifest, "train", task, len(classes))
+    val_cases = data.task_cases(manifest, "val", task, len(classes))
     if not train_cases:
         raise PermanentJobError(f"dataset version {job.dataset.version_id} has no train cases")
     if not val_cases:
         reporter.log("the dataset has no val split; evaluating on the train split")
         val_cases = train_cases
     images_bucket = manifest.get("images_bucket") or ref.bucket
+    ignore_index = int(manifest.get("ignore_index", 255))
     reporter.log(f"fetching {len(train_cases) + len(val_cases)} images")
-    train_items = data.fetch_images(cache, store, images_bucket, train_cases)
-    val_items = data.fetch_images(cache, store, images_bucket, val_cases)
+    train_items = data.fetch_items(cache, store, images_bucket, train_cases)
+    val_items = data.fetch_items(cache, store, images_bucket, val_cases)
 
-    weights_path = None
     spec = job.model
-    if job.transfer_strategy != FROM_SCRATCH and spec.weights.key:
-        if not spec.weights.sha256:
-            raise PermanentJobError(f"the weights of {spec.model_id} come without a sha256; re-import them")
-        weights_path = cache.fetch(store, spec.weights.bucket, spec.weights.key, spec.weights.sha256, "weights")
-    keep = {c.path.name for c in (*train_items, *val_items)} | ({weights_path.name} if weights_path else set())
+    weights_path = backbone_path = None
+    if job.transfer_strategy != FROM_SCRATCH:
+        for ref_, kind in ((spec.weights, "weights"), (spec.backbone_weights, "backbone weights")):
+            if not ref_.key:
+                continue
+            if not ref_.sha256:
+                raise PermanentJobError(f"the {kind} of {spec.model_id} come without a sha256; re-import them")
+            path = cache.fetch(store, ref_.bucket, ref_.key, ref_.sha256, kind)
+            if kind == "weights":
+                weights_path = path
+            else:
+                backbone_path = path
+    keep = {i.path.name for i in (*train_items, *val_items)} | {
+        i.mask_path.name for i in (*train_items, *val_items) if i.mask_path
+    }
+    keep |= {p.name for p in (weights_path, backbone_path) if p}
     cache.prune(keep)
 
-    built = build_model(spec.library, spec.architecture, len(classes), weights_path, spec.pretrained_num_classes)
+    old_classes = list(spec.weights_class_names)
+    weights_num_classes = None
+    if old_classes and weights_path is not None:
+        if classes[: len(old_classes)] != old_classes:
+            raise PermanentJobError(
+                f"retraining keeps the trained classes in order: the dataset's classes must start with {old_classes}, "
+                f"got {classes}"
+            )
+        weights_num_classes = len(old_classes)
+        if len(classes) > len(old_classes):
+            reporter.log(f"new classes {classes[len(old_classes) :]} get new head rows; the old classes keep theirs")
+    built = build_model(
+        spec.library,
+        spec.architecture,
+        len(classes),
+        weights_path,
+        spec.pretrained_num_classes,
+        task=task,
+        image_size=hp.image_size,
+        backbone_weights_path=backbone_path,
+        weights_num_classes=weights_num_classes,
+    )
     mean, std = list(spec.mean) or [0.485, 0.456, 0.406], list(spec.std) or [0.229, 0.224, 0.225]
-    train_ds = data.ClassificationDataset(train_items, data.build_transforms(hp.image_size, mean, std, train=True))
-    val_ds = data.ClassificationDataset(val_items, data.build_transforms(hp.image_size, mean, std, train=False))
+    if task == "classification":
+        train_ds = tasks.ClassificationDataset(
+            train_items, tasks.classification_transform(hp.image_size, mean, std, True, augmentation)
+        )
+        val_ds = tasks.ClassificationDataset(val_items, tasks.classification_transform(hp.image_size, mean, std, False))
+    elif task == "segmentation":
+        train_ds = tasks.SegmentationDataset(
+            train_items, tasks.dense_transform(hp.image_size, True, augmentation, (mean, std))
+        )
+        val_ds = tasks.SegmentationDataset(
+            val_items, tasks.dense_transform(hp.image_size, False, normalize=(mean, std))
+        )
+    else:  # detectors normalise inside (their GeneralizedRCNNTransform)
+        masks = task == "instance_segmentation"
+        train_ds = tasks.DetectionDataset(train_items, tasks.dense_transform(hp.image_size, True, augmentation), masks)
+        val_ds = tasks.DetectionDataset(val_items, tasks.dense_transform(hp.image_size, False), masks)
+    adapter = tasks.make_adapter(
+        task,
+        len(classes),
+        classes,
+        class_weights=class_weights(train_cases, task, len(classes), hp.class_weighting)
+        if task in ("classification", "segmentation")
+        else None,
+        label_smoothing=hp.label_smoothing if task == "classification" else 0.0,
+        ignore_index=ignore_index,
+    )
     workers = num_workers if num_workers >= 0 else (min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
     batch = min(hp.batch_size, len(train_ds))
     generator = torch.Generator().manual_seed(hp.seed)
@@ -162,9 +268,15 @@ def run_job(
         num_workers=workers,
         pin_memory=device.type == "cuda",
         generator=generator,
+        collate_fn=adapter.collate,
     )
     val_loader = DataLoader(
-        val_ds, batch_size=batch, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda"
+        val_ds,
+        batch_size=batch,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        collate_fn=adapter.collate,
     )
 
     cfg = engine.FitConfig(
@@ -179,12 +291,32 @@ def run_job(
         strategy=job.transfer_strategy or 1,
         seed=hp.seed,
         class_names=classes,
+        schedule=hp.lr_schedule or engine.SCHEDULE_COSINE,
+        step_epochs=hp.lr_step_epochs,
+        step_gamma=hp.lr_step_gamma or 0.1,
+        early_stopping_patience=hp.early_stopping_patience,
+        early_stopping_metric=hp.early_stopping_metric,
+        task=task,
     )
     ckpt_artifact: list[Artifact] = []
+    best_artifact: list[Artifact] = []
 
     def save_checkpoint(state: dict) -> None:
         ckpt_artifact[:] = [
             _put(store, bucket, ckpt_key, _torch_bytes(state), "checkpoint", "application/octet-stream")
+        ]
+
+    def save_best(state: dict, metric: str, value: float) -> None:
+        state = {**state, "metric": metric, "value": value, "class_names": classes}
+        best_artifact[:] = [
+            _put(
+                store,
+                bucket,
+                prefix + BEST_CHECKPOINT,
+                _torch_bytes(state),
+                "best_checkpoint",
+                "application/octet-stream",
+            )
         ]
 
     engine.seed_everything(hp.seed)
@@ -192,23 +324,27 @@ def run_job(
         progress=reporter.progress,
         epoch_end=reporter.epoch_metrics,
         save_checkpoint=save_checkpoint,
+        save_best=save_best,
         check_stop=check_stop,
         log=reporter.log,
     )
     try:
-        final = engine.fit(built, train_loader, val_loader, cfg, device, hooks, resume, progress_interval_s)
+        final = engine.fit(built, train_loader, val_loader, cfg, device, hooks, resume, progress_interval_s, adapter)
     except torch.cuda.OutOfMemoryError as exc:
-        raise PermanentJobError(
-            f"CUDA ran out of memory training {spec.architecture} at batch_size {hp.batch_size} and image_size "
-            f"{hp.image_size}; use a smaller batch_size (for example {max(1, hp.batch_size // 2)}) or image_size"
-        ) from exc
+        raise PermanentJobError(_oom_reason(spec, hp, device)) from exc
     except FloatingPointError as exc:
         raise PermanentJobError(str(exc)) from exc
-    if not ckpt_artifact and store.exists(bucket, ckpt_key):  # resumed after the last epoch
-        payload = store.get_bytes(bucket, ckpt_key)
-        import hashlib
-
-        ckpt_artifact = [Artifact("checkpoint", bucket, ckpt_key, hashlib.sha256(payload).hexdigest(), len(payload))]
+    except (RuntimeError, MemoryError) as exc:
+        if _is_cpu_oom(exc):
+            raise PermanentJobError(_oom_reason(spec, hp, device)) from exc
+        raise
+    for key, target, name in (
+        (ckpt_key, ckpt_artifact, "checkpoint"),
+        (prefix + BEST_CHECKPOINT, best_artifact, "best_checkpoint"),
+    ):
+        if not target and store.exists(bucket, key):  # resumed after the last epoch
+            payload = store.get_bytes(bucket, key)
+            target[:] = [Artifact(name, bucket, key, hashlib.sha256(payload).hexdigest(), len(payload))]
 
     hp_dict = MessageToDict(hp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
     model_blob = _torch_bytes(
@@ -217,6 +353,7 @@ def run_job(
             "model_id": spec.model_id,
             "library": spec.library,
             "architecture": spec.architecture,
+            "task": task,
             "num_classes": len(classes),
             "class_names": classes,
             "image_size": hp.image_size,
@@ -226,14 +363,42 @@ def run_job(
             "task_id": job.task_id,
         }
     )
-    scalars = {k: float(v) for k, v in final.items() if isinstance(v, int | float)}
+    scalars = {k: float(v) for k, v in final.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     scalars["epochs"] = float(hp.epochs)
-    per_class = [
-        {"class": name, "precision": p, "recall": r}
-        for name, p, r in zip(classes, final.get("precision", []), final.get("recall", []), strict=False)
-    ]
+    best = final.get("best") or {}
+    if best.get("value") is not None:
+        scalars["best_epoch"] = float(best["epoch"])
+    per_class: list[dict] = []
+    if task == "classification":
+        per_class = [
+            {"class": name, "precision": p, "recall": r, "f1": f}
+            for name, p, r, f in zip(
+                classes, final.get("precision", []), final.get("recall", []), final.get("f1", []), strict=False
+            )
+        ]
+    elif task == "segmentation":
+        per_class = [{"class": n, "iou": v} for n, v in (final.get("iou_per_class") or {}).items()]
+    else:
+        box_ap, mask_ap = final.get("ap_per_class") or {}, final.get("mask_ap_per_class") or {}
+        per_class = [
+            {"class": n, "ap": box_ap.get(n), **({"mask_ap": mask_ap.get(n)} if mask_ap else {})} for n in classes
+        ]
+    config = {
+        "task_id": job.task_id,
+        "task": task,
+        "model": MessageToDict(spec, preserving_proto_field_name=True),
+        "dataset": MessageToDict(job.dataset, preserving_proto_field_name=True),
+        "hyperparameters": hp_dict,
+        "augmentation": augmentation,
+        "transfer_strategy": int(job.transfer_strategy),
+        "fit": {k: v for k, v in cfg.__dict__.items()},
+        "class_weights": adapter.class_weights,
+        "ignore_index": ignore_index if task == "segmentation" else None,
+        "device": str(device),
+    }
     report = {
         "task_id": job.task_id,
+        "task": task,
         "model_id": spec.model_id,
         "dataset_id": job.dataset.dataset_id,
         "dataset_version_id": job.dataset.version_id,
@@ -242,13 +407,34 @@ def run_job(
         "per_class": per_class,
         "confusion_matrix": final.get("confusion_matrix", []),
         "history": final.get("history", []),
+        "best": best,
+        "stopped_early": bool(final.get("stopped_early")),
         "hyperparameters": hp_dict,
         "transfer_strategy": int(job.transfer_strategy),
         "device": str(device),
+        "exports": {},
     }
-    artifacts = [
-        *ckpt_artifact,
-        _put(store, bucket, prefix + "model.pt", model_blob, "model.pt", "application/octet-stream"),
+    artifacts = [*ckpt_artifact, *best_artifact]
+    artifacts.append(_put(store, bucket, prefix + "model.pt", model_blob, "model.pt", "application/octet-stream"))
+    history = final.get("history", [])
+    if history:
+        artifacts.append(_put(store, bucket, prefix + "curves.png", art.curves_png(history), "curves.png", "image/png"))
+    if final.get("confusion_matrix"):
+        png = art.confusion_matrix_png(final["confusion_matrix"], classes)
+        artifacts.append(_put(store, bucket, prefix + "confusion_matrix.png", png, "confusion_matrix.png", "image/png"))
+    if export:
+        artifacts += _exports(built.model, task, hp.image_size, prefix, bucket, store, reporter, report["exports"])
+    artifacts.append(
+        _put(
+            store,
+            bucket,
+            prefix + "config.json",
+            json.dumps(config, indent=2).encode(),
+            "config.json",
+            "application/json",
+        )
+    )
+    artifacts.append(
         _put(
             store,
             bucket,
@@ -256,6 +442,30 @@ def run_job(
             json.dumps(report, indent=2).encode(),
             "metrics.json",
             "application/json",
-        ),
-    ]
+        )
+    )
     return JobResult(metrics=scalars, artifacts=artifacts, resumed_from_epoch=resumed_from)
+
+
+def _exports(model, task, image_size, prefix, bucket, store, reporter, notes: dict) -> list[Artifact]:
+    """TorchScript and ONNX of classifiers and semantic segmenters, each checked against PyTorch.
+    Detectors are not exported (their torchvision post-processing does not trace to a fixed graph)."""
+    if task not in ("classification", "segmentation"):
+        notes["skipped"] = f"{task} models are not exported to TorchScript/ONNX; use model.pt"
+        return []
+    net = art.exportable(model, task).to("cpu").eval()
+    example = torch.rand(2, 3, image_size, image_size)
+    out: list[Artifact] = []
+    for name, fn, ctype in (
+        ("model.torchscript.pt", art.export_torchscript, "application/octet-stream"),
+        ("model.onnx", art.export_onnx, "application/onnx"),
+    ):
+        try:
+            payload, diff = fn(net, example)
+        except Exception as exc:  # noqa: BLE001 - an export problem does not fail the training
+            reporter.log(f"{name} was not exported: {exc}")
+            notes[name] = {"error": str(exc)}
+            continue
+        notes[name] = {"max_abs_diff": diff, "tolerance": art.ATOL}
+        out.append(_put(store, bucket, prefix + name, payload, name, ctype))
+    return out

@@ -96,13 +96,56 @@ def build_timm(architecture: str, num_classes: int, weights_path: Path | None) -
 
 
 def build_model(
-    library: str, architecture: str, num_classes: int, weights_path: Path | None, pretrained_num_classes: int = 0
+    library: str,
+    architecture: str,
+    num_classes: int,
+    weights_path: Path | None,
+    pretrained_num_classes: int = 0,
+    *,
+    task: str = "classification",
+    image_size: int | None = None,
+    backbone_weights_path: Path | None = None,
+    weights_num_classes: int | None = None,
 ) -> BuiltModel:
-    if library == "torchvision":
-        return build_torchvision(architecture, num_classes, weights_path, pretrained_num_classes)
-    if library == "timm":
+    """The job's network. Classification keeps the torchvision/timm path (a stored ImageNet checkpoint,
+    a new last layer); detection and segmentation networks come from trainer.architectures."""
+    if task == "classification" and library in ("torchvision", "timm") and not weights_num_classes:
+        if library == "torchvision":
+            return build_torchvision(architecture, num_classes, weights_path, pretrained_num_classes)
         return build_timm(architecture, num_classes, weights_path)
-    raise PermanentJobError(f"unknown model library {library!r} (expected torchvision or timm)")
+    from trainer import architectures
+
+    try:
+        model = architectures.build_network(
+            library,
+            architecture,
+            task,
+            num_classes,
+            weights_path=weights_path,
+            backbone_weights_path=backbone_weights_path,
+            input_size=image_size
+            if task in architectures.DETECTION_TASKS and not architecture.startswith("ssd")
+            else None,
+            weights_num_classes=weights_num_classes,
+        )
+    except (architectures.ArchitectureError, architectures.WeightsMismatchError) as exc:
+        raise PermanentJobError(f"cannot build {library} {architecture} for {task}: {exc}") from exc
+    return BuiltModel(model, head_of(model, task))
+
+
+def head_of(model: nn.Module, task: str) -> nn.Module:
+    """The part trained from the start under every transfer strategy: the classification layer, or
+    everything of a detector / segmenter that is not its backbone."""
+    if task == "classification":
+        if hasattr(model, "get_classifier"):
+            head = model.get_classifier()
+            if isinstance(head, nn.Module) and list(head.parameters()):
+                return head
+        return _last_linear(model)
+    for name in ("backbone", "encoder"):
+        if isinstance(getattr(model, name, None), nn.Module):
+            return nn.ModuleList([child for n, child in model.named_children() if n != name])
+    return model
 
 
 def head_parameter_ids(built: BuiltModel) -> set[int]:

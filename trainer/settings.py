@@ -20,8 +20,13 @@ def _default_name() -> str:
 class TrainerSettings(Settings):
     # Node name reported with every event.
     trainer_name: str = Field(default_factory=_default_name)
-    # Task types this node pulls (comma-separated in the environment), e.g. "classification".
-    trainer_task_types: Annotated[list[str], NoDecode] = ["classification"]
+    # Task types this node pulls (comma-separated in the environment), e.g. "classification,detection".
+    trainer_task_types: Annotated[list[str], NoDecode] = [
+        "classification",
+        "detection",
+        "segmentation",
+        "instance_segmentation",
+    ]
     # Local cache of images and weights, keyed by sha256.
     trainer_cache_dir: Path = Path()
     # Bound of the cache in bytes; files of the running job are kept even above it.

@@ -241,7 +241,8 @@ class Worker:
             log.error("undecodable job message; terminating it", extra={"subject": msg.subject})
             await msg.term()
             return "undecodable"
-        attempt = msg.metadata.num_delivered if msg.metadata else 1
+        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        attempt = job.attempt_offset + delivered
         sink = EventSink(self.js, asyncio.get_running_loop(), job.task_id, attempt, self.node)
         control = Control(self._shutdown)
 
@@ -272,13 +273,6 @@ class Worker:
     async def _run(self, job: events_pb2.TrainingJob, msg, sink: EventSink, control: Control, attempt: int) -> str:
         from trainer.job import run_job
 
-        if job.task_type != common_pb2.TASK_TYPE_CLASSIFICATION:
-            reason = f"this trainer cannot run {common_pb2.TaskType.Name(job.task_type)} jobs yet"
-            sink.emit(failed=events_pb2.JobFailed(reason=reason, retryable=False))
-            await sink.close()
-            await msg.term()
-            return "failed"
-
         def started(resumed_from: int) -> None:
             sink.emit(started=events_pb2.JobStarted(resumed_from_epoch=resumed_from, device=str(self.device)))
 
@@ -308,7 +302,7 @@ class Worker:
             return "interrupted"
         except Exception as exc:  # noqa: BLE001 - every failure is reported in words
             permanent = isinstance(exc, PermanentJobError)
-            last = attempt >= self.settings.trainer_max_deliver
+            last = attempt - job.attempt_offset >= self.settings.trainer_max_deliver
             retryable = not permanent and not last
             reason = describe_error(exc)
             if not permanent:

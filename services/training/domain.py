@@ -29,8 +29,14 @@ from trainyard.training.v1 import training_pb2, training_service_pb2
 log = logging.getLogger(__name__)
 
 C = common_pb2
-# Task types a trainer can run today, with what a dataset needs for them.
-SUPPORTED_TASK_TYPES = {C.TASK_TYPE_CLASSIFICATION: (C.ANNOTATION_TYPE_LABEL, "image-level class labels")}
+# Task types a trainer runs, with the annotations a dataset needs for them (any one of them).
+SUPPORTED_TASK_TYPES = {
+    C.TASK_TYPE_CLASSIFICATION: ((C.ANNOTATION_TYPE_LABEL,), "image-level class labels"),
+    C.TASK_TYPE_DETECTION: ((C.ANNOTATION_TYPE_BOX, C.ANNOTATION_TYPE_POLYGON), "bounding boxes"),
+    C.TASK_TYPE_SEGMENTATION: ((C.ANNOTATION_TYPE_MASK,), "per-pixel class masks"),
+    C.TASK_TYPE_INSTANCE_SEGMENTATION: ((C.ANNOTATION_TYPE_POLYGON,), "instance outlines (polygons or RLE masks)"),
+}
+BUILDABLE_LIBRARIES = ("torchvision", "timm", "combo")
 MAX_NAME = 128
 MAX_DESCRIPTION = 4096
 MAX_REQUEST_ID = 256
@@ -117,9 +123,9 @@ def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> d
 def check_dataset(dataset: dataset_pb2.Dataset, version: dataset_pb2.DatasetVersion, task_type: int) -> None:
     """FailedPrecondition naming the dataset and what it lacks for the task type."""
     type_name = task_type_short(task_type)
-    annotation, needs = SUPPORTED_TASK_TYPES[task_type]
+    annotations, needs = SUPPORTED_TASK_TYPES[task_type]
     label = f"dataset {dataset.id!r} ({dataset.name})" if dataset.name else f"dataset {dataset.id!r}"
-    if task_type not in dataset.task_types or annotation not in version.annotation_types:
+    if task_type not in dataset.task_types or not set(annotations) & set(version.annotation_types):
         have = ", ".join(
             C.AnnotationType.Name(a).removeprefix("ANNOTATION_TYPE_").lower() for a in version.annotation_types
         )
@@ -150,7 +156,7 @@ def check_model(model: modelzoo_pb2.Model, task_type: int, strategy: int) -> Non
             reason="MODEL_CANNOT_TRAIN_TASK_TYPE",
             metadata={"model_id": model.id},
         )
-    if model.library not in ("torchvision", "timm"):
+    if model.library not in BUILDABLE_LIBRARIES:
         raise errors.FailedPrecondition(f"model {model.id!r} comes from {model.library!r}, which no trainer builds")
     if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH and model.weight_status != modelzoo_pb2.WEIGHT_STATUS_IN_STORE:
         hint = (
@@ -185,6 +191,12 @@ def build_job(
     )
     if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH:
         spec.weights.CopyFrom(model.weights)
+        # zoo fields that newer zoo stubs carry (guarded: the zoo adds them in this wave)
+        backbone = getattr(model, "backbone_weights", None)
+        if backbone is not None and backbone.key:
+            spec.backbone_weights.CopyFrom(backbone)
+        if getattr(model, "task_id", "") and list(getattr(model, "class_names", [])):
+            spec.weights_class_names.extend(model.class_names)
     classes = sorted(version.classes, key=lambda c: c.index)
     return events_pb2.TrainingJob(
         project=project,
@@ -265,7 +277,7 @@ class TrainingDomain:
         strategy = strategy or C.TRANSFER_STRATEGY_FINE_TUNE_ALL
         model = await self.zoo.get_model(model_id)
         check_model(model, req.task_type, strategy)
-        bad = hyperparams.violations(hp)
+        bad = hyperparams.violations(hp) | hyperparams.metric_violations(hp, req.task_type)
         if bad:
             raise errors.InvalidArgument(bad)
         hp = hyperparams.resolve(hp, model.default_input_size)

@@ -7,6 +7,7 @@ Zero values mean "use the default". `violations` reports every bad field at once
 from __future__ import annotations
 
 import math
+import re
 
 from trainyard.common.v1 import common_pb2
 
@@ -18,6 +19,21 @@ DEFAULT_WEIGHT_DECAY = 1e-4
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_OPTIMIZER = common_pb2.OPTIMIZER_ADAMW
 DEFAULT_SEED = 42
+AUGMENTATION_PRESETS = ("none", "light", "standard", "strong")
+METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# Metrics each task type reports per epoch (early stopping can watch any of them).
+TASK_METRICS = {
+    common_pb2.TASK_TYPE_CLASSIFICATION: ("val_top1", "val_top5", "val_f1_macro", "val_loss", "train_loss"),
+    common_pb2.TASK_TYPE_DETECTION: ("val_map", "val_map_50", "val_map_75", "val_mar_100", "train_loss"),
+    common_pb2.TASK_TYPE_SEGMENTATION: ("val_miou", "val_pixel_acc", "val_loss", "train_loss"),
+    common_pb2.TASK_TYPE_INSTANCE_SEGMENTATION: (
+        "val_mask_map",
+        "val_mask_map_50",
+        "val_map",
+        "val_map_50",
+        "train_loss",
+    ),
+}
 
 
 def _finite(value: float) -> bool:
@@ -50,7 +66,40 @@ def violations(hp: common_pb2.Hyperparameters, prefix: str = "hyperparameters") 
         add("warmup_epochs", f"must be in 0..epochs ({epochs}), got {hp.warmup_epochs}")
     if not _finite(hp.label_smoothing) or not 0 <= hp.label_smoothing < 1:
         add("label_smoothing", f"must be in [0, 1), got {hp.label_smoothing}")
+    if hp.lr_schedule not in common_pb2.LrSchedule.values():
+        add("lr_schedule", f"unknown schedule {hp.lr_schedule}")
+    if not 0 <= hp.lr_step_epochs <= 1000:
+        add("lr_step_epochs", f"must be in 0..1000, got {hp.lr_step_epochs}")
+    if not _finite(hp.lr_step_gamma) or not 0 <= hp.lr_step_gamma <= 1:
+        add("lr_step_gamma", f"must be in (0, 1] (0 for the default 0.1), got {hp.lr_step_gamma}")
+    if hp.augmentation and hp.augmentation not in AUGMENTATION_PRESETS:
+        add(
+            "augmentation",
+            f"must be one of {', '.join(AUGMENTATION_PRESETS)} (empty for standard), got {hp.augmentation!r}",
+        )
+    if hp.class_weighting not in common_pb2.ClassWeighting.values():
+        add("class_weighting", f"unknown class weighting {hp.class_weighting}")
+    if not 0 <= hp.early_stopping_patience <= 1000:
+        add("early_stopping_patience", f"must be in 0..1000 (0: no early stopping), got {hp.early_stopping_patience}")
+    if hp.early_stopping_metric and not METRIC_NAME.fullmatch(hp.early_stopping_metric):
+        add(
+            "early_stopping_metric",
+            f"must be a metric name such as val_top1, val_map, val_miou or val_loss, got {hp.early_stopping_metric!r}",
+        )
     return bad
+
+
+def metric_violations(
+    hp: common_pb2.Hyperparameters, task_type: int, prefix: str = "hyperparameters"
+) -> dict[str, str]:
+    """An early_stopping_metric the task type does not report."""
+    name = hp.early_stopping_metric
+    known = TASK_METRICS.get(task_type, ())
+    if name and known and name not in known:
+        return {
+            f"{prefix}.early_stopping_metric": f"{name!r} is not a metric of this task type; one of {', '.join(known)}"
+        }
+    return {}
 
 
 def merge(user: common_pb2.Hyperparameters, suggested: common_pb2.Hyperparameters) -> common_pb2.Hyperparameters:

@@ -1,0 +1,449 @@
+"""Task types as adapters of the one training loop: datasets (image and target transformed
+together), collate, the loss of a batch, and the evaluation metrics (torchmetrics / pycocotools).
+
+Classification batches are (images [N,3,H,W], labels [N]); detection and instance segmentation
+batches are (list of images, list of torchvision target dicts with 1-based labels: 0 is the
+background a torchvision detector needs); semantic segmentation batches are (images, masks [N,H,W]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from trainer.errors import PermanentJobError
+
+CLASSIFICATION, DETECTION, SEGMENTATION, INSTANCE_SEGMENTATION = (
+    "classification",
+    "detection",
+    "segmentation",
+    "instance_segmentation",
+)
+TASK_NAMES = {1: CLASSIFICATION, 2: DETECTION, 3: SEGMENTATION, 4: INSTANCE_SEGMENTATION}
+# The metric that picks the best checkpoint and that early stopping watches by default (higher is better).
+PRIMARY_METRIC = {
+    CLASSIFICATION: "val_top1",
+    DETECTION: "val_map",
+    SEGMENTATION: "val_miou",
+    INSTANCE_SEGMENTATION: "val_mask_map",
+}
+AUGMENTATION_PRESETS = ("none", "light", "standard", "strong")
+DEFAULT_AUGMENTATION = "standard"
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.endswith("loss")
+
+
+@dataclass
+class Item:
+    """One case with its local files."""
+
+    path: Path
+    case: dict
+    mask_path: Path | None = None
+
+    @property
+    def label(self) -> int:
+        return int(self.case["label"])
+
+
+def open_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - a broken image is a data error
+        raise PermanentJobError(f"image {path.name} cannot be decoded: {exc}") from exc
+
+
+# -- transforms --------------------------------------------------------------------------------
+
+
+def classification_transform(image_size: int, mean, std, train: bool, preset: str = DEFAULT_AUGMENTATION):
+    ops: list = [v2.ToImage()]
+    if train and preset != "none":
+        scale = {"light": (0.8, 1.0), "standard": (0.6, 1.0), "strong": (0.35, 1.0)}[preset]
+        ops += [v2.RandomResizedCrop(image_size, scale=scale, antialias=True), v2.RandomHorizontalFlip()]
+        if preset in ("standard", "strong"):
+            ops.append(v2.ColorJitter(0.2, 0.2, 0.2) if preset == "standard" else v2.ColorJitter(0.4, 0.4, 0.4, 0.05))
+        if preset == "strong":
+            ops.append(v2.RandomRotation(15))
+    else:
+        ops.append(v2.Resize((image_size, image_size), antialias=True))
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]
+    return v2.Compose(ops)
+
+
+def dense_transform(image_size: int, train: bool, preset: str = DEFAULT_AUGMENTATION, normalize=None):
+    """Image + boxes + masks transformed together (tv_tensors); resized to a square image_size."""
+    ops: list = []
+    if train and preset != "none":
+        ops.append(v2.RandomHorizontalFlip())
+        if preset in ("standard", "strong"):
+            ops.append(v2.ColorJitter(0.2, 0.2, 0.2))
+        if preset == "strong":
+            ops.append(v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.8, 1.2)))
+    ops += [v2.Resize((image_size, image_size), antialias=True), v2.ToDtype(torch.float32, scale=True)]
+    if normalize is not None:
+        ops.append(v2.Normalize(mean=list(normalize[0]), std=list(normalize[1])))
+    return v2.Compose(ops)
+
+
+# -- datasets ----------------------------------------------------------------------------------
+
+
+class ClassificationDataset(Dataset):
+    def __init__(self, items: Sequence[Item], transform) -> None:
+        self.items, self.transform = list(items), transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        return self.transform(open_rgb(item.path)), item.label
+
+
+def instance_masks(case: dict, height: int, width: int) -> torch.Tensor:
+    """[N, H, W] uint8 masks of a case's instances from COCO polygons or compressed RLE."""
+    from pycocotools import mask as mask_util
+
+    out = []
+    for box in case.get("boxes", []):
+        if box.get("rle"):
+            rle = dict(box["rle"])
+            if isinstance(rle.get("counts"), str):
+                rle["counts"] = rle["counts"].encode()
+            m = mask_util.decode(rle)
+        elif box.get("polygons"):
+            polys = [p for p in box["polygons"] if len(p) >= 6]
+            if not polys:
+                m = _box_mask(box["bbox"], height, width)
+            else:
+                m = mask_util.decode(mask_util.merge(mask_util.frPyObjects(polys, height, width)))
+        else:
+            m = _box_mask(box["bbox"], height, width)
+        if m.shape != (height, width):
+            raise PermanentJobError(
+                f"case {case.get('id')} ({case.get('source_path')}) has a mask of size {m.shape[1]}x{m.shape[0]}, "
+                f"but its image is {width}x{height}"
+            )
+        out.append(torch.from_numpy(m.astype("uint8")))
+    if not out:
+        return torch.zeros((0, height, width), dtype=torch.uint8)
+    return torch.stack(out)
+
+
+def _box_mask(bbox, height: int, width: int):
+    import numpy as np
+
+    m = np.zeros((height, width), dtype="uint8")
+    x0, y0, x1, y1 = (round(v) for v in bbox)
+    m[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = 1
+    return m
+
+
+class DetectionDataset(Dataset):
+    """(image [3,S,S] in [0,1], {"boxes", "labels" (1-based)[, "masks"]}) pairs."""
+
+    def __init__(self, items: Sequence[Item], transform, with_masks: bool = False) -> None:
+        self.items, self.transform, self.with_masks = list(items), transform, with_masks
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        image = open_rgb(item.path)
+        w, h = image.size
+        boxes = item.case.get("boxes", [])
+        target = {
+            "boxes": tv_tensors.BoundingBoxes(
+                torch.tensor([b["bbox"] for b in boxes], dtype=torch.float32).reshape(-1, 4),
+                format="XYXY",
+                canvas_size=(h, w),
+            ),
+            "labels": torch.tensor([int(b["class"]) + 1 for b in boxes], dtype=torch.int64),
+        }
+        if self.with_masks:
+            target["masks"] = tv_tensors.Mask(instance_masks(item.case, h, w))
+        img, target = self.transform(tv_tensors.Image(v2.functional.pil_to_tensor(image)), target)
+        keep = (target["boxes"][:, 2] > target["boxes"][:, 0] + 0.5) & (
+            target["boxes"][:, 3] > target["boxes"][:, 1] + 0.5
+        )
+        out = {"boxes": target["boxes"].as_subclass(torch.Tensor)[keep], "labels": target["labels"][keep]}
+        if self.with_masks:
+            out["masks"] = target["masks"].as_subclass(torch.Tensor)[keep].to(torch.uint8)
+        return img.as_subclass(torch.Tensor), out
+
+
+class SegmentationDataset(Dataset):
+    """(normalised image [3,S,S], class mask [S,S] int64 with ignore_index) pairs."""
+
+    def __init__(self, items: Sequence[Item], transform) -> None:
+        self.items, self.transform = list(items), transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        image = open_rgb(item.path)
+        if item.mask_path is None:
+            raise PermanentJobError(f"case {item.case.get('id')} has no mask")
+        with Image.open(item.mask_path) as m:
+            mask = m.convert("L") if m.mode not in ("L", "P", "I;16", "I") else m.copy()
+        if mask.size != image.size:
+            raise PermanentJobError(
+                f"case {item.case.get('id')} ({item.case.get('source_path')}): mask is {mask.size[0]}x{mask.size[1]}, "
+                f"image is {image.size[0]}x{image.size[1]}"
+            )
+        img, msk = self.transform(
+            tv_tensors.Image(v2.functional.pil_to_tensor(image)),
+            tv_tensors.Mask(torch.from_numpy(__import__("numpy").array(mask, dtype="int64"))),
+        )
+        return img.as_subclass(torch.Tensor), msk.as_subclass(torch.Tensor).long()
+
+
+def detection_collate(batch):
+    return [b[0] for b in batch], [b[1] for b in batch]
+
+
+# -- adapters ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Adapter:
+    """What the training loop needs to know about a task type."""
+
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+    class_weights: list[float] | None = None
+    label_smoothing: float = 0.0
+    ignore_index: int = 255
+    name: str = CLASSIFICATION
+    collate = None
+
+    @property
+    def primary_metric(self) -> str:
+        return PRIMARY_METRIC[self.name]
+
+    def loss(self, model: nn.Module, images, targets, device: torch.device) -> tuple[torch.Tensor, int]:
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, loader, device: torch.device, full: bool = False) -> dict:
+        raise NotImplementedError
+
+
+def _to_device(images, device, channels_last: bool = False):
+    images = images.to(device, non_blocking=True)
+    if channels_last and device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cpu", enabled=False)
+
+
+class ClassificationAdapter(Adapter):
+    def _criterion(self, device, smoothing: float) -> nn.Module:
+        weight = torch.tensor(self.class_weights, device=device) if self.class_weights else None
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=smoothing)
+
+    def loss(self, model, images, targets, device):
+        images = _to_device(images, device, True)
+        targets = targets.to(device, non_blocking=True)
+        with _autocast(device):
+            out = model(images)
+        return self._criterion(device, self.label_smoothing)(out.float(), targets), images.shape[0]
+
+    @torch.inference_mode()
+    def evaluate(self, model, loader, device, full=False) -> dict:
+        from torchmetrics.classification import (
+            MulticlassAccuracy,
+            MulticlassConfusionMatrix,
+            MulticlassF1Score,
+            MulticlassPrecision,
+            MulticlassRecall,
+        )
+
+        n = self.num_classes
+        model.eval()
+        metrics = {
+            "val_top1": MulticlassAccuracy(num_classes=n, top_k=1, average="micro"),
+            "val_f1_macro": MulticlassF1Score(num_classes=n, average="macro"),
+        }
+        if n >= 5:
+            metrics["val_top5"] = MulticlassAccuracy(num_classes=n, top_k=5, average="micro")
+        per_class = {}
+        if full:
+            per_class = {
+                "precision": MulticlassPrecision(num_classes=n, average=None),
+                "recall": MulticlassRecall(num_classes=n, average=None),
+                "f1": MulticlassF1Score(num_classes=n, average=None),
+                "confusion_matrix": MulticlassConfusionMatrix(num_classes=n),
+            }
+        criterion = nn.CrossEntropyLoss()
+        total, seen = 0.0, 0
+        for images, targets in loader:
+            images = _to_device(images, device, True)
+            with _autocast(device):
+                logits = model(images)
+            logits, targets = logits.float().cpu(), targets.cpu()
+            total += criterion(logits, targets).item() * images.shape[0]
+            seen += images.shape[0]
+            for metric in (*metrics.values(), *per_class.values()):
+                metric.update(logits, targets)
+        out: dict = {"val_loss": total / max(seen, 1)}
+        if seen:
+            out.update({k: float(m.compute()) for k, m in metrics.items()})
+            out.update({k: m.compute().tolist() for k, m in per_class.items()})
+        return out
+
+
+class DetectionAdapter(Adapter):
+    """torchvision detectors: a loss dict in train mode, [{"boxes","labels","scores"(,"masks")}] in eval."""
+
+    collate = staticmethod(detection_collate)
+
+    @property
+    def with_masks(self) -> bool:
+        return self.name == INSTANCE_SEGMENTATION
+
+    def loss(self, model, images, targets, device):
+        images = [i.to(device, non_blocking=True) for i in images]
+        targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+        with _autocast(device):
+            losses = model(images, targets)
+        return sum(v.float() for v in losses.values()), len(images)
+
+    @torch.inference_mode()
+    def evaluate(self, model, loader, device, full=False) -> dict:
+        from torchmetrics.detection import MeanAveragePrecision
+
+        model.eval()
+        iou = ("bbox", "segm") if self.with_masks else "bbox"
+        metric = MeanAveragePrecision(iou_type=iou, class_metrics=full, backend="pycocotools")
+        for images, targets in loader:
+            images = [i.to(device, non_blocking=True) for i in images]
+            with _autocast(device):
+                outputs = model(images)
+            preds = []
+            for o in outputs:
+                p = {
+                    "boxes": o["boxes"].float().cpu(),
+                    "scores": o["scores"].float().cpu(),
+                    "labels": o["labels"].cpu(),
+                }
+                if self.with_masks:
+                    p["masks"] = (
+                        (o["masks"][:, 0] > 0.5).cpu()
+                        if len(o["masks"])
+                        else torch.zeros((0, *images[0].shape[-2:]), dtype=torch.bool)
+                    )
+                preds.append(p)
+            gts = []
+            for t in targets:
+                g = {"boxes": t["boxes"], "labels": t["labels"]}
+                if self.with_masks:
+                    g["masks"] = t["masks"].bool()
+                gts.append(g)
+            metric.update(preds, gts)
+        res = metric.compute()
+        out: dict = {}
+        prefixes = {"bbox_": "val_", "segm_": "val_mask_"} if self.with_masks else {"": "val_"}
+        for src, dst in prefixes.items():
+            for key in ("map", "map_50", "map_75", "mar_100"):
+                value = res.get(src + key)
+                if value is not None:
+                    out[dst + key] = max(float(value), 0.0)  # -1 means "no ground truth": report 0
+            if full:
+                per = res.get(src + "map_per_class")
+                ids = res.get("classes")
+                if per is not None and ids is not None:
+                    per, ids = per.reshape(-1).tolist(), ids.reshape(-1).tolist()
+                    ap = {
+                        self.class_names[int(i) - 1]: max(float(v), 0.0)
+                        for i, v in zip(ids, per, strict=False)
+                        if 0 < int(i) <= len(self.class_names)
+                    }
+                    out[dst.removeprefix("val_") + "ap_per_class"] = ap
+        return out
+
+
+class SegmentationAdapter(Adapter):
+    """Semantic segmentation: {"out": logits [N,C,H,W]}; cross-entropy with the dataset's ignore index."""
+
+    def _logits(self, model, images):
+        out = model(images)
+        return out["out"] if isinstance(out, dict) else out
+
+    def loss(self, model, images, targets, device):
+        images = _to_device(images, device, True)
+        targets = targets.to(device, non_blocking=True)
+        weight = torch.tensor(self.class_weights, device=device) if self.class_weights else None
+        criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=self.ignore_index)
+        with _autocast(device):
+            out = model(images)
+        loss = criterion(out["out"].float() if isinstance(out, dict) else out.float(), targets)
+        if isinstance(out, dict) and out.get("aux") is not None:
+            loss = loss + 0.5 * criterion(out["aux"].float(), targets)
+        return loss, images.shape[0]
+
+    @torch.inference_mode()
+    def evaluate(self, model, loader, device, full=False) -> dict:
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+
+        n, ignore = self.num_classes, self.ignore_index
+        model.eval()
+        iou = MulticlassJaccardIndex(num_classes=n, average=None, ignore_index=ignore)
+        acc = MulticlassAccuracy(num_classes=n, average="micro", ignore_index=ignore, multidim_average="global")
+        criterion = nn.CrossEntropyLoss(ignore_index=ignore)
+        total, seen = 0.0, 0
+        for images, masks in loader:
+            images = _to_device(images, device, True)
+            with _autocast(device):
+                logits = self._logits(model, images).float()
+            if logits.shape[-2:] != masks.shape[-2:]:
+                logits = nn.functional.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+            logits, masks = logits.cpu(), masks.cpu()
+            if (masks != ignore).any():
+                total += criterion(logits, masks).item() * images.shape[0]
+            seen += images.shape[0]
+            pred = logits.argmax(1)
+            iou.update(pred, masks)
+            acc.update(pred, masks)
+        per_class = iou.compute()
+        # classes absent from both prediction and ground truth have no IoU: leave them out of the mean
+        present = torch.zeros(n, dtype=torch.bool)
+        present |= torch.as_tensor(iou.confmat.sum(0) + iou.confmat.sum(1) > 0) if hasattr(iou, "confmat") else True
+        miou = float(per_class[present].mean()) if present.any() else 0.0
+        out: dict = {"val_loss": total / max(seen, 1), "val_miou": miou, "val_pixel_acc": float(acc.compute())}
+        if full:
+            out["iou_per_class"] = {
+                name: (float(per_class[i]) if present[i] else None) for i, name in enumerate(self.class_names[:n])
+            }
+        return out
+
+
+def make_adapter(task: str, num_classes: int, class_names: list[str], **kw) -> Adapter:
+    cls = {
+        CLASSIFICATION: ClassificationAdapter,
+        DETECTION: DetectionAdapter,
+        INSTANCE_SEGMENTATION: DetectionAdapter,
+        SEGMENTATION: SegmentationAdapter,
+    }.get(task)
+    if cls is None:
+        raise PermanentJobError(f"this trainer cannot run {task} jobs")
+    return cls(num_classes=num_classes, class_names=class_names, name=task, **kw)
