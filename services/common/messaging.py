@@ -5,6 +5,9 @@ Streams are created (or updated) idempotently by every process that uses them.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 import nats
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -69,9 +72,23 @@ async def connect(url: str, name: str) -> NATS:
     )
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    for config in STREAMS:
+def replicas_from_env() -> int:
+    """TRAINYARD_NATS_REPLICAS (Settings.nats_replicas), 1 when unset: copies of each stream in a cluster."""
+    value = os.environ.get("TRAINYARD_NATS_REPLICAS", "").strip()
+    return int(value) if value.isdigit() and 1 <= int(value) <= 5 else 1
+
+
+async def ensure_streams(js: JetStreamContext, replicas: int | None = None) -> None:
+    """Create or update the platform's streams with `replicas` copies each (3 on a 3-node cluster).
+
+    replicas None: TRAINYARD_NATS_REPLICAS or 1. A stream that already has more replicas keeps them,
+    so a process started without the setting never scales a clustered stream down.
+    """
+    replicas = replicas if replicas is not None else replicas_from_env()
+    for base in STREAMS:
+        config = dataclasses.replace(base, num_replicas=replicas)
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:  # exists with another config: bring it up to date
-            await js.update_stream(config)
+            current = (await js.stream_info(config.name)).config.num_replicas or 1
+            await js.update_stream(dataclasses.replace(config, num_replicas=max(current, replicas)))

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     nats_url: str = "nats://127.0.0.1:4222"
+    # Copies of each JetStream stream (3 on a 3-node NATS cluster); see messaging.ensure_streams.
+    nats_replicas: int = Field(default=1, ge=1, le=5)
     # Shared secret the gateway sends to internal services; empty disables the check (tests).
     internal_token: str = ""
     # Internal service addresses, host:port.
