@@ -1,0 +1,641 @@
+"""trainyard's Python SDK: one `Client` for the whole flow, over the gateway's gRPC API.
+
+    from trainyard.client import Client
+
+    with Client("127.0.0.1:50051", token) as ty:
+        ds = ty.datasets.upload("shapes.zip", name="shapes")
+        best = ty.recommend(task_type="classification", dataset_id=ds.id)[0]
+        task = ty.training.create(name="shapes-v1", task_type="classification",
+                                  dataset_id=ds.id, model_id=best.model_id)
+        for event in ty.training.watch(task.id):
+            ...
+        print(ty.training.get(task.id).metrics)
+
+Methods return the generated protobuf messages (trainyard.<area>.v1.*_pb2), so the generated
+stubs stay the reference for every field. Calls retry with exponential backoff on UNAVAILABLE;
+creates carry an auto-generated request_id so a retried create never makes a second resource.
+Failures raise TrainyardError subclasses (NotFoundError, InvalidArgumentError with
+`.violations`, PermissionDeniedError, ResourceExhaustedError with `.retry_after` ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from trainyard.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
+from trainyard.common.v1 import common_pb2
+from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
+from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc
+from trainyard.recommend.v1 import recommend_pb2, recommend_service_pb2, recommend_service_pb2_grpc
+from trainyard.training.v1 import training_pb2, training_service_pb2, training_service_pb2_grpc
+
+ADDRESS_ENV = "TRAINYARD_GATEWAY_ADDRESS"
+TOKEN_ENV = "TRAINYARD_TOKEN"
+CHUNK_SIZE = 1024 * 1024
+TERMINAL_STATES = frozenset(
+    {training_pb2.TASK_STATE_SUCCEEDED, training_pb2.TASK_STATE_FAILED, training_pb2.TASK_STATE_CANCELLED}
+)
+
+
+# -- errors -------------------------------------------------------------------------------------
+class TrainyardError(Exception):
+    """A failed call: `.code` (grpc.StatusCode), `.message`, `.reason` (ErrorInfo), `.violations`
+    ({field: why} from BadRequest), `.retry_after` (seconds from RetryInfo, or None), `.metadata`."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        reason: str = "",
+        violations: dict[str, str] | None = None,
+        retry_after: float | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.reason = reason
+        self.violations = dict(violations or {})
+        self.retry_after = retry_after
+        self.metadata = dict(metadata or {})
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = f"{self.code.name}: {self.message}"
+        if self.violations and not all(f"{k}: " in self.message for k in self.violations):
+            text += " (" + "; ".join(f"{k}: {v}" for k, v in self.violations.items()) + ")"
+        return text
+
+
+class InvalidArgumentError(TrainyardError):
+    pass
+
+
+class NotFoundError(TrainyardError):
+    pass
+
+
+class AlreadyExistsError(TrainyardError):
+    pass
+
+
+class PermissionDeniedError(TrainyardError):
+    pass
+
+
+class UnauthenticatedError(TrainyardError):
+    pass
+
+
+class FailedPreconditionError(TrainyardError):
+    pass
+
+
+class ResourceExhaustedError(TrainyardError):
+    pass
+
+
+class UnavailableError(TrainyardError):
+    pass
+
+
+class DeadlineExceededError(TrainyardError):
+    pass
+
+
+_ERRORS: dict[grpc.StatusCode, type[TrainyardError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+}
+
+
+def error_from_rpc(error: grpc.RpcError) -> TrainyardError:
+    """The typed exception for a failed call, with its google.rpc details decoded."""
+    from services.common.errors import field_violations
+
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = (error.details() if hasattr(error, "details") else "") or code.name.lower()
+    reason, retry_after, metadata = "", None, {}
+    try:
+        violations = field_violations(error)
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a status without well-formed details
+        violations, status = {}, None
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, metadata = info.reason, dict(info.metadata)
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            retry_after = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+    cls = _ERRORS.get(code, TrainyardError)
+    return cls(code, message, reason=reason, violations=violations, retry_after=retry_after, metadata=metadata)
+
+
+# -- enum names ---------------------------------------------------------------------------------
+def _enum(enum_type, prefix: str, value: Any, field: str) -> int:
+    """Accept an enum number, its full name (TASK_TYPE_DETECTION) or its short name (detection)."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().upper().replace("-", "_")
+    for name in (text, f"{prefix}{text}"):
+        if name in enum_type.keys():
+            return enum_type.Value(name)
+    choices = ", ".join(short_name(n, prefix) for n in enum_type.keys() if not n.endswith("UNSPECIFIED"))
+    raise InvalidArgumentError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"{field}: unknown value {value!r}; expected one of {choices}",
+        violations={field: f"expected one of {choices}"},
+    )
+
+
+def short_name(name: str, prefix: str) -> str:
+    return name[len(prefix) :].lower() if name.startswith(prefix) else name.lower()
+
+
+def task_type(value: Any) -> int:
+    return _enum(common_pb2.TaskType, "TASK_TYPE_", value, "task_type")
+
+
+def task_type_name(value: int) -> str:
+    return short_name(common_pb2.TaskType.Name(value), "TASK_TYPE_")
+
+
+def state_name(value: int) -> str:
+    return short_name(training_pb2.TaskState.Name(value), "TASK_STATE_")
+
+
+# -- the client ---------------------------------------------------------------------------------
+class Client:
+    """A connection to the gateway.
+
+    address: "host:port" of the gateway; token: an API key or short-lived token.
+    tls: use TLS (root_certificates: PEM bytes of the CA, default the system roots).
+    timeout: default seconds per unary call; retries: attempts after the first on UNAVAILABLE.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        *,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.25,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        if not address:
+            raise ValueError(f"no gateway address: pass one or set {ADDRESS_ENV}")
+        if not token:
+            raise ValueError(f"no token: pass one or set {TOKEN_ENV}")
+        self.address = address
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        if tls:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self.channel = grpc.secure_channel(address, creds, options=options)
+        else:
+            self.channel = grpc.insecure_channel(address, options=options)
+        self._datasets = dataset_service_pb2_grpc.DatasetServiceStub(self.channel)
+        self._zoo = modelzoo_service_pb2_grpc.ModelZooServiceStub(self.channel)
+        self._recommend = recommend_service_pb2_grpc.RecommendationServiceStub(self.channel)
+        self._training = training_service_pb2_grpc.TrainingServiceStub(self.channel)
+        self._auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
+        self.datasets = Datasets(self)
+        self.models = Models(self)
+        self.training = Training(self)
+        self.keys = Keys(self)
+        self.projects = Projects(self)
+
+    @classmethod
+    def from_env(cls, address: str | None = None, token: str | None = None, home: str | Path | None = None, **kw):
+        """Address and token from the arguments, else TRAINYARD_GATEWAY_ADDRESS / TRAINYARD_TOKEN,
+        else the local stack ($TRAINYARD_HOME/stack.json and admin-token)."""
+        address = address or os.environ.get(ADDRESS_ENV) or ""
+        token = token or os.environ.get(TOKEN_ENV) or ""
+        if not address or not token:
+            stack_address, stack_token = local_stack_credentials(home)
+            address = address or stack_address
+            token = token or stack_token
+        if not address:
+            raise ValueError(
+                f"no gateway address: pass --address, set {ADDRESS_ENV}, or start a local stack (trainyard stack up)"
+            )
+        if not token:
+            raise ValueError(f"no token: pass --token, set {TOKEN_ENV}, or start a local stack (trainyard stack up)")
+        return cls(address, token, **kw)
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _sleep_before_retry(self, attempt: int, error: grpc.RpcError) -> None:
+        delay = self.backoff * (2**attempt) * (0.5 + random.random())
+        time.sleep(min(delay, 10.0))
+
+    def call(self, method: Callable, request: Any, *, timeout: float | None = None, retry: bool = True) -> Any:
+        """One unary call with the token, the default deadline and retries on UNAVAILABLE."""
+        attempts = self.retries + 1 if retry else 1
+        for attempt in range(attempts):
+            try:
+                return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts:
+                    self._sleep_before_retry(attempt, exc)
+                    continue
+                raise error_from_rpc(exc) from None
+        raise AssertionError("unreachable")
+
+    # -- flow -----------------------------------------------------------------------------------
+    def recommend(
+        self,
+        task_type: Any,
+        dataset_id: str = "",
+        *,
+        data_type: Any = None,
+        preference: Any = None,
+        max_params: int = 0,
+        max_training_seconds: float = 0.0,
+        max_suggestions: int = 0,
+    ) -> list[recommend_pb2.Suggestion]:
+        """Ranked model suggestions for a task type (and dataset); best first."""
+        request = recommend_service_pb2.RecommendRequest(
+            task_type=globals()["task_type"](task_type),
+            dataset_id=dataset_id,
+            data_type=_enum(common_pb2.DataType, "DATA_TYPE_", data_type, "data_type"),
+            preference=_enum(common_pb2.TrainingPreference, "TRAINING_PREFERENCE_", preference, "preference"),
+            max_params=max_params,
+            max_training_seconds=max_training_seconds,
+            max_suggestions=max_suggestions,
+        )
+        return list(self.call(self._recommend.Recommend, request).suggestions)
+
+    def whoami(self) -> auth_pb2.ApiKey:
+        return self.call(self._auth.WhoAmI, auth_service_pb2.WhoAmIRequest()).key
+
+    def create_token(self, ttl_seconds: int = 3600, role: Any = None) -> auth_service_pb2.CreateTokenResponse:
+        """A short-lived token acting as this client's key (at most its role)."""
+        request = auth_service_pb2.CreateTokenRequest(
+            ttl_seconds=ttl_seconds, role=_enum(auth_pb2.Role, "ROLE_", role, "role")
+        )
+        return self.call(self._auth.CreateToken, request)
+
+    def audit(self, page_size: int = 50, method_contains: str = "") -> list[auth_pb2.AuditEntry]:
+        """The newest audit entries of this project (admin only)."""
+        request = auth_service_pb2.ListAuditEntriesRequest(page_size=page_size, method_contains=method_contains)
+        return list(self.call(self._auth.ListAuditEntries, request).entries)
+
+
+def _pages(client: Client, method, request, field: str, limit: int | None) -> list:
+    """Every item of a paged List (or the first `limit`)."""
+    items: list = []
+    while True:
+        response = client.call(method, request)
+        items.extend(getattr(response, field))
+        if limit is not None and len(items) >= limit:
+            return items[:limit]
+        if not response.next_page_token:
+            return items
+        request.page_token = response.next_page_token
+
+
+class Datasets:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def upload(
+        self,
+        path: str | Path,
+        name: str,
+        *,
+        description: str = "",
+        format: Any = None,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+        split_seed: int = 0,
+        request_id: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        timeout: float | None = None,
+    ) -> dataset_pb2.Dataset:
+        """Import an archive (zip, tar, tar.gz) as a new dataset; progress(sent_bytes, total_bytes)."""
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidArgumentError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{path}: no such file", violations={"path": "no such file"}
+            )
+        total = path.stat().st_size
+        metadata = dataset_service_pb2.CreateDatasetMetadata(
+            name=name,
+            description=description,
+            format=_enum(dataset_pb2.DatasetFormat, "DATASET_FORMAT_", format, "format"),
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            split_seed=split_seed,
+            request_id=request_id or str(uuid.uuid4()),
+        )
+
+        def requests() -> Iterator[dataset_service_pb2.CreateDatasetRequest]:
+            yield dataset_service_pb2.CreateDatasetRequest(metadata=metadata)
+            sent = 0
+            if progress:
+                progress(0, total)
+            with path.open("rb") as fh:
+                while chunk := fh.read(chunk_size):
+                    sent += len(chunk)
+                    yield dataset_service_pb2.CreateDatasetRequest(chunk=chunk)
+                    if progress:
+                        progress(sent, total)
+
+        for attempt in range(self._c.retries + 1):
+            try:
+                response = self._c._datasets.CreateDataset(requests(), timeout=timeout, metadata=self._c._metadata)
+                return response.dataset
+            except grpc.RpcError as exc:  # the same request_id makes a resent upload safe
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self._c.retries:
+                    self._c._sleep_before_retry(attempt, exc)
+                    continue
+                raise error_from_rpc(exc) from None
+        raise AssertionError("unreachable")
+
+    def list(self, task_type: Any = None, *, limit: int | None = None) -> list[dataset_pb2.Dataset]:
+        """Datasets of the project; with task_type, only those whose annotations can train it."""
+        request = dataset_service_pb2.ListDatasetsRequest(task_type=globals()["task_type"](task_type), page_size=100)
+        return _pages(self._c, self._c._datasets.ListDatasets, request, "datasets", limit)
+
+    def get(self, dataset_id: str) -> dataset_pb2.Dataset:
+        return self._c.call(
+            self._c._datasets.GetDataset, dataset_service_pb2.GetDatasetRequest(dataset_id=dataset_id)
+        ).dataset
+
+    def version(self, version_id: str) -> dataset_pb2.DatasetVersion:
+        request = dataset_service_pb2.GetDatasetVersionRequest(version_id=version_id)
+        return self._c.call(self._c._datasets.GetDatasetVersion, request).version
+
+    def preview(
+        self, dataset_id: str, count: int = 8, *, version_id: str = "", thumbnail_size: int = 0, seed: int = 0
+    ) -> list[dataset_pb2.Case]:
+        """Sample cases with their annotations drawn (case.preview_jpeg)."""
+        request = dataset_service_pb2.PreviewCasesRequest(
+            dataset_id=dataset_id, version_id=version_id, count=count, thumbnail_size=thumbnail_size, seed=seed
+        )
+        return list(self._c.call(self._c._datasets.PreviewCases, request).cases)
+
+    def delete(self, dataset_id: str) -> None:
+        self._c.call(self._c._datasets.DeleteDataset, dataset_service_pb2.DeleteDatasetRequest(dataset_id=dataset_id))
+
+
+class Models:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def list(
+        self,
+        task_type: Any = None,
+        *,
+        family: str = "",
+        query: str = "",
+        pretrain_dataset: str = "",
+        max_params: int = 0,
+        weights_in_store: bool = False,
+        limit: int | None = None,
+    ) -> list[modelzoo_pb2.Model]:
+        request = modelzoo_service_pb2.ListModelsRequest(
+            task_type=task_type_fn(task_type),
+            family=family,
+            query=query,
+            pretrain_dataset=pretrain_dataset,
+            max_params=max_params,
+            weights_in_store=weights_in_store,
+            page_size=500,
+        )
+        return _pages(self._c, self._c._zoo.ListModels, request, "models", limit)
+
+    def families(self, task_type: Any = None) -> list[modelzoo_pb2.ModelFamily]:
+        request = modelzoo_service_pb2.ListModelFamiliesRequest(task_type=task_type_fn(task_type), page_size=500)
+        return _pages(self._c, self._c._zoo.ListModelFamilies, request, "families", None)
+
+    def get(self, model_id: str) -> modelzoo_pb2.Model:
+        return self._c.call(self._c._zoo.GetModel, modelzoo_service_pb2.GetModelRequest(model_id=model_id)).model
+
+    def import_weights(self, model_id: str, timeout: float = 600.0) -> modelzoo_pb2.Model:
+        """Bring a catalog model's pre-trained weights into the store (idempotent)."""
+        request = modelzoo_service_pb2.ImportWeightsRequest(model_id=model_id)
+        return self._c.call(self._c._zoo.ImportWeights, request, timeout=timeout).model
+
+
+task_type_fn = task_type
+
+
+class Training:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(
+        self,
+        name: str,
+        task_type: Any,
+        dataset_id: str,
+        model_id: str = "",
+        *,
+        auto: bool = False,
+        data_type: Any = None,
+        preference: Any = None,
+        description: str = "",
+        dataset_version_id: str = "",
+        transfer_strategy: Any = None,
+        hyperparameters: common_pb2.Hyperparameters | dict | None = None,
+        request_id: str | None = None,
+    ) -> training_pb2.TrainingTask:
+        """Validate and queue a training task; model_id, or auto=True to let the platform choose."""
+        if isinstance(hyperparameters, dict):
+            hyperparameters = common_pb2.Hyperparameters(**hyperparameters)
+        request = training_service_pb2.CreateTrainingTaskRequest(
+            name=name,
+            description=description,
+            task_type=task_type_fn(task_type),
+            dataset_id=dataset_id,
+            dataset_version_id=dataset_version_id,
+            transfer_strategy=_enum(
+                common_pb2.TransferStrategy, "TRANSFER_STRATEGY_", transfer_strategy, "transfer_strategy"
+            ),
+            request_id=request_id or str(uuid.uuid4()),
+        )
+        if hyperparameters is not None:
+            request.hyperparameters.CopyFrom(hyperparameters)
+        if auto or not model_id:
+            request.auto_select.CopyFrom(
+                training_pb2.AutoSelect(
+                    data_type=_enum(common_pb2.DataType, "DATA_TYPE_", data_type, "data_type"),
+                    preference=_enum(common_pb2.TrainingPreference, "TRAINING_PREFERENCE_", preference, "preference"),
+                )
+            )
+        else:
+            request.model_id = model_id
+        return self._c.call(self._c._training.CreateTrainingTask, request).task
+
+    def get(self, task_id: str) -> training_pb2.TrainingTask:
+        return self._c.call(
+            self._c._training.GetTrainingTask, training_service_pb2.GetTrainingTaskRequest(task_id=task_id)
+        ).task
+
+    def list(self, state: Any = None, *, limit: int | None = None) -> list[training_pb2.TrainingTask]:
+        request = training_service_pb2.ListTrainingTasksRequest(
+            state=_enum(training_pb2.TaskState, "TASK_STATE_", state, "state"), page_size=100
+        )
+        return _pages(self._c, self._c._training.ListTrainingTasks, request, "tasks", limit)
+
+    def cancel(self, task_id: str) -> training_pb2.TrainingTask:
+        request = training_service_pb2.CancelTrainingTaskRequest(task_id=task_id)
+        return self._c.call(self._c._training.CancelTrainingTask, request).task
+
+    def watch(self, task_id: str, *, from_start: bool = True) -> Iterator[training_pb2.TaskEvent]:
+        """Events of a task until it ends (status, progress, epoch metrics, logs); reconnects on
+        UNAVAILABLE without repeating events already seen."""
+        seen = 0
+        attempt = 0
+        while True:
+            stream = self._c._training.WatchTrainingTask(
+                training_service_pb2.WatchTrainingTaskRequest(task_id=task_id, from_start=from_start or seen > 0),
+                metadata=self._c._metadata,
+            )
+            try:
+                for response in stream:
+                    event = response.event
+                    if event.sequence and event.sequence <= seen:
+                        continue
+                    seen = max(seen, event.sequence)
+                    attempt = 0
+                    yield event
+                    if event.HasField("task") and event.task.state in TERMINAL_STATES:
+                        stream.cancel()
+                        return
+                return
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self._c.retries:
+                    self._c._sleep_before_retry(attempt, exc)
+                    attempt += 1
+                    continue
+                raise error_from_rpc(exc) from None
+            finally:
+                stream.cancel()
+
+    def wait(self, task_id: str, timeout: float | None = None) -> training_pb2.TrainingTask:
+        """Block until the task ends; returns it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for _event in self.watch(task_id):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        return self.get(task_id)
+
+
+class Keys:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(
+        self,
+        name: str,
+        role: Any = "viewer",
+        *,
+        member: str = "",
+        expire_seconds: int = 0,
+        request_id: str | None = None,
+    ) -> auth_service_pb2.CreateApiKeyResponse:
+        """A new key of this project; the response's `.token` is shown only once."""
+        request = auth_service_pb2.CreateApiKeyRequest(
+            name=name,
+            role=_enum(auth_pb2.Role, "ROLE_", role, "role"),
+            member=member,
+            request_id=request_id or str(uuid.uuid4()),
+        )
+        if expire_seconds:
+            request.expire_time.FromSeconds(int(time.time()) + expire_seconds)
+        return self._c.call(self._c._auth.CreateApiKey, request)
+
+    def list(self) -> list[auth_pb2.ApiKey]:
+        request = auth_service_pb2.ListApiKeysRequest(page_size=500)
+        return _pages(self._c, self._c._auth.ListApiKeys, request, "keys", None)
+
+    def revoke(self, key_id: str) -> auth_pb2.ApiKey:
+        return self._c.call(self._c._auth.RevokeApiKey, auth_service_pb2.RevokeApiKeyRequest(key_id=key_id)).key
+
+
+class Projects:
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(self, project_id: str, display_name: str = "") -> auth_service_pb2.CreateProjectResponse:
+        """A new project and its first admin key (`.admin_token`, shown only once)."""
+        request = auth_service_pb2.CreateProjectRequest(project_id=project_id, display_name=display_name)
+        return self._c.call(self._c._auth.CreateProject, request, retry=False)
+
+    def list(self) -> list[auth_pb2.Project]:
+        request = auth_service_pb2.ListProjectsRequest(page_size=500)
+        return _pages(self._c, self._c._auth.ListProjects, request, "projects", None)
+
+    def add_member(self, member: str, role: Any) -> auth_pb2.ProjectMember:
+        request = auth_service_pb2.AddProjectMemberRequest(
+            member=member, role=_enum(auth_pb2.Role, "ROLE_", role, "role")
+        )
+        return self._c.call(self._c._auth.AddProjectMember, request).member
+
+    def members(self) -> list[auth_pb2.ProjectMember]:
+        request = auth_service_pb2.ListProjectMembersRequest(page_size=500)
+        return _pages(self._c, self._c._auth.ListProjectMembers, request, "members", None)
+
+    def remove_member(self, member: str) -> list[str]:
+        request = auth_service_pb2.RemoveProjectMemberRequest(member=member)
+        return list(self._c.call(self._c._auth.RemoveProjectMember, request).revoked_key_ids)
+
+
+def local_stack_credentials(home: str | Path | None = None) -> tuple[str, str]:
+    """(gateway address, admin token) of the local stack in `home` ($TRAINYARD_HOME, ./.trainyard); '' when absent."""
+    folder = Path(home or os.environ.get("TRAINYARD_HOME") or ".trainyard")
+    address = token = ""
+    try:
+        state = json.loads((folder / "stack.json").read_text())
+        address = str(state.get("gateway") or "")
+    except (OSError, ValueError):
+        pass
+    try:
+        token = (folder / "admin-token").read_text().strip()
+    except OSError:
+        pass
+    return address, token
