@@ -72,10 +72,16 @@ def test_every_entry_is_complete(catalog):
         assert m.training_modes == ("general",), m.id
         assert set(m.task_types) <= set(catalog_mod.TASK_TYPES), m.id
         assert m.license, m.id
-        assert m.pretrained_num_classes > 0 or m.pretrain_tag.endswith("_FEATURES"), m.id  # vgg16 backbone only
+        assert m.gflops > 0, m.id
+        if m.library == "combo":  # only the backbone is pre-trained
+            assert m.pretrained_num_classes == 0 and m.backbone and m.backbone_model_id in catalog.by_id, m.id
+            assert m.architecture == f"{m.variant}" and m.architecture.endswith(f"+{m.backbone}"), m.id
+        else:
+            assert m.pretrained_num_classes > 0 or m.pretrain_tag.endswith("_FEATURES"), m.id  # vgg16 backbone only
         assert m.pretrain_dataset.startswith(("imagenet-", "coco")), m.id
         assert all(math.isfinite(x.value) for x in m.reference_metrics), m.id
-        prefix = "tv/" if m.library == "torchvision" else "timm/"
+        assert all(x.source for x in m.reference_metrics), m.id
+        prefix = {"torchvision": "tv/", "timm": "timm/", "combo": "combo/"}[m.library]
         assert m.id.startswith(prefix) and m.id == f"{prefix}{m.architecture}.{m.pretrain_tag.lower()}", m.id
     for f in catalog.families.values():
         assert f.description, f.name
@@ -122,6 +128,65 @@ def test_detection_and_segmentation_entries(catalog):
     assert seg.task_types == ("segmentation",) and seg.pretrained_num_classes == 21
     assert {x.name: x.value for x in seg.reference_metrics}["miou"] == pytest.approx(66.4)
     assert not any(m.architecture.startswith("keypointrcnn") for m in catalog.models)
+
+
+def test_catalog_sizes_per_task_type(catalog):
+    def count(*tasks):
+        return sum(1 for m in catalog.models if set(tasks) & set(m.task_types))
+
+    assert count("classification") >= 150
+    assert count("detection") >= 40
+    assert count("segmentation", "instance_segmentation") >= 40
+    assert len(catalog.models) >= 300
+
+
+def test_combo_entries_are_measured_and_point_at_their_backbone(catalog):
+    combo = catalog.get("combo/fasterrcnn+mobilenet_v2.imagenet1k_v1")
+    assert combo.library == "combo" and combo.architecture == "fasterrcnn+mobilenet_v2"
+    assert combo.family == "faster_rcnn" and combo.task_types == ("detection",)
+    assert combo.backbone == "mobilenet_v2" and combo.backbone_model_id == "tv/mobilenet_v2.imagenet1k_v1"
+    assert combo.weight_files == ("mobilenet_v2-b0353104.pth",)
+    assert combo.pretrain_dataset == "imagenet-1k" and combo.default_input_size == 640
+    top1 = {x.name: x for x in combo.reference_metrics}["backbone_top1"]
+    assert top1.value == pytest.approx(71.878) and "tv/mobilenet_v2.imagenet1k_v1" in top1.source
+    # a bigger backbone costs more, and U-Net and semantic FPN families exist
+    r18 = catalog.get("combo/fasterrcnn+resnet18.imagenet1k_v1")
+    r50 = catalog.get("combo/fasterrcnn+resnet50.imagenet1k_v1")
+    assert r50.num_params > r18.num_params and r50.gflops > r18.gflops
+    assert catalog.get("combo/unet+resnet18.imagenet1k_v1").family == "unet"
+    assert catalog.get("combo/fpn+efficientnet_b0.imagenet1k_v1").family == "semantic_fpn"
+    mask = catalog.get("combo/maskrcnn+resnet34.imagenet1k_v1")
+    assert set(mask.task_types) == {"instance_segmentation", "detection"}
+
+
+def test_our_detector_gflops_reproduce_torchvisions_published_ops():
+    """The combos' GFLOPs are counted the way torchvision counts its detectors' _ops (checked here on the
+    meta device against the published number), so combos and torchvision entries compare."""
+    code = (
+        "import torch; from trainer import architectures as A\n"
+        "with torch.device('meta'): m = A.construct('torchvision', 'fasterrcnn_resnet50_fpn', 'detection', 91)\n"
+        "print(round(A.count_gflops(m.eval(), 'detection', 800), 2))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert float(out.stdout.strip()) == pytest.approx(134.38, abs=0.05)
+
+
+def test_measurement_cache_matches_a_fresh_measurement():
+    """measurements.json (shipped so builds skip measuring) holds what measuring now gives."""
+    code = (
+        "import json; from services.modelzoo import catalog_builder as b\n"
+        "cached = b.load_measurements()\n"
+        "fresh = b.combo_entries(['unet+resnet18', 'retinanet+mobilenet_v2'])\n"
+        "print(json.dumps([[m['id'], m['num_params'], m['gflops'], cached.get(m['id'])] for m in fresh]))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    for model_id, params, gflops, cached in json.loads(out.stdout):
+        assert cached is not None, (
+            f"{model_id} missing from measurements.json (run the builder with --write-measurements)"
+        )
+        assert cached == {"num_params": params, "gflops": gflops}, model_id
 
 
 def test_stale_catalog_is_detected(tmp_path, catalog_path):

@@ -710,3 +710,59 @@ def check_weights(
             model = construct(library, architecture, task_type, pretrained_num_classes or 1000)
     state = read_state_dict(path)
     return compare_state_dict(model, state)
+
+
+# ---------------------------------------------------------------- measuring (catalog builder)
+
+
+def count_gflops(model: nn.Module, task_type: str, input_size: int) -> float:
+    """Giga multiply-adds (as torchvision's _ops) for one square image, counted on the model's device
+    (the meta device works). Detectors count their dense network: backbone, FPN and dense heads on
+    the resized image and a two-stage detector's box head on 1000 proposals; anchor matching, NMS and
+    mask heads are left out (data-dependent, not meta-traceable). This reproduces torchvision's
+    published _ops for its detectors (fasterrcnn_resnet50_fpn 134.38 at 800 px)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ref = next(model.parameters())
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        x = torch.empty(1, 3, input_size, input_size, device=ref.device, dtype=ref.dtype)
+        if task_type not in DETECTION_TASKS:
+            model(x)
+        else:
+            _detector_dense_forward(model, x)
+    return counter.get_total_flops() / 2e9
+
+
+def _detector_dense_forward(model: nn.Module, x: torch.Tensor) -> None:
+    from torchvision.models.detection import FCOS, RetinaNet
+    from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+    from torchvision.models.detection.ssd import SSD
+
+    transform = model.transform
+    if isinstance(model, SSD):
+        size = transform.fixed_size or (x.shape[-2], x.shape[-1])
+        x = x.new_empty(1, 3, *size)
+    else:  # resize as GeneralizedRCNNTransform does: shorter side to min_size, longer side capped
+        side = min(float(transform.min_size[-1]), float(transform.max_size))
+        x = x.new_empty(1, 3, int(side), int(side))
+    feats = model.backbone(x)
+    if isinstance(feats, torch.Tensor):
+        feats = OrderedDict([("0", feats)])
+    levels = list(feats.values())
+    if isinstance(model, RetinaNet | FCOS | SSD):
+        model.head(levels)
+        return
+    if isinstance(model, GeneralizedRCNN):
+        model.rpn.head(levels)
+        heads = model.roi_heads
+        ref = levels[0]
+        pooled = ref.new_empty(1000, levels[0].shape[1], *_pool_size(heads.box_roi_pool))
+        heads.box_predictor(heads.box_head(pooled))
+        return
+    raise ArchitectureError(f"cannot measure {type(model).__name__}")
+
+
+def _pool_size(pool: nn.Module) -> tuple[int, int]:
+    size = pool.output_size
+    return (size, size) if isinstance(size, int) else tuple(size)

@@ -65,6 +65,9 @@ class CatalogModel:
     # Names an offline weight file may have (the basename of the library's download URL).
     weight_files: tuple[str, ...]
     training_modes: tuple[str, ...] = ("general",)
+    # Combos: the backbone's torchvision builder and the catalog id of its ImageNet weights.
+    backbone: str = ""
+    backbone_model_id: str = ""
 
     @property
     def offline_file_names(self) -> tuple[str, ...]:
@@ -99,6 +102,8 @@ class CatalogModel:
             hf_hub_id=d.get("hf_hub_id", ""),
             weight_files=tuple(d.get("weight_files", [])),
             training_modes=tuple(d.get("training_modes", ["general"])),
+            backbone=d.get("backbone", ""),
+            backbone_model_id=d.get("backbone_model_id", ""),
         )
 
 
@@ -154,13 +159,28 @@ def installed_versions() -> dict[str, str]:
     return out
 
 
+def builder_fingerprint() -> str:
+    """Hash of the code that decides the catalog's content (the builder and the network registry)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[2]
+    digest = hashlib.sha256()
+    for rel in ("services/modelzoo/catalog_builder.py", "trainer/architectures.py"):
+        digest.update((root / rel).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def is_current(path: Path) -> bool:
-    """True when the file is a catalog built by the installed library versions."""
+    """True when the file is a catalog built by the installed library versions and the current builder."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return False
-    return data.get("schema") == SCHEMA and data.get("libraries") == installed_versions()
+    return (
+        data.get("schema") == SCHEMA
+        and data.get("libraries") == installed_versions()
+        and data.get("builder") == builder_fingerprint()
+    )
 
 
 def build(path: Path, timeout: float = BUILD_TIMEOUT_S) -> float:

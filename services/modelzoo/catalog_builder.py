@@ -34,6 +34,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from services.modelzoo.catalog import builder_fingerprint
+
 log = logging.getLogger(__name__)
 
 SCHEMA = "trainyard.modelzoo.catalog/v1"
@@ -85,9 +87,13 @@ FAMILIES: dict[str, str] = {
     "deeplabv3": "DeepLabV3: atrous spatial pyramid pooling for semantic segmentation.",
     "fcn": "FCN: a fully convolutional network for semantic segmentation.",
     "lraspp": "LR-ASPP: a lite segmentation head on MobileNetV3.",
+    "unet": "U-Net: an encoder-decoder that upsamples step by step, fusing the encoder's skip features.",
+    "semantic_fpn": "Semantic FPN: a feature pyramid over the backbone, every level upsampled and summed.",
 }
 
 FAMILY_RULES: list[tuple[str, str]] = [
+    (r"^unet\+", "unet"),
+    (r"^fpn\+", "semantic_fpn"),
     (r"^(fasterrcnn)", "faster_rcnn"),
     (r"^maskrcnn", "mask_rcnn"),
     (r"^retinanet", "retinanet"),
@@ -333,7 +339,9 @@ def _count_gflops(model: Any, input_size: int) -> float:
     return counter.get_total_flops() / 2e9  # multiply-adds, as torchvision's _ops
 
 
-def _timm_arch_entries(arch: str, tags: list[str], version: str) -> list[dict[str, Any]]:
+def _timm_arch_entries(
+    arch: str, tags: list[str], version: str, cached: dict[str, dict] | None = None
+) -> list[dict[str, Any]]:
     """Entries of one timm architecture: one model built on the meta device, its head reset per class count."""
     import timm
     import torch
@@ -348,6 +356,9 @@ def _timm_arch_entries(arch: str, tags: list[str], version: str) -> list[dict[st
         cfgs.append((tag, cfg))
     if not cfgs:
         return []
+    cached = cached or {}
+    if all(f"timm/{arch}.{tag}" in cached for tag, _ in cfgs):
+        return [_timm_entry(arch, tag, cfg, version, cached[f"timm/{arch}.{tag}"]) for tag, cfg in cfgs]
     first_classes = int(cfgs[0][1].num_classes)
     try:
         with torch.device("meta"):
@@ -378,40 +389,46 @@ def _timm_arch_entries(arch: str, tags: list[str], version: str) -> list[dict[st
         gflops = flops_by_size[size]
         if gflops:  # the head's multiply-adds grow with its parameters (one per weight)
             gflops += (params - base_params) / 1e9
-        hub = cfg.hf_hub_id or ""
-        files = [_weight_file(cfg.url)] if cfg.url else []
-        out.append(
-            {
-                "id": f"timm/{arch}.{tag}",
-                "family": family_of(arch),
-                "variant": arch,
-                "task_types": ["classification"],
-                "architecture": arch,
-                "library": "timm",
-                "library_version": version,
-                "pretrain_dataset": timm_pretrain_dataset(tag, classes),
-                "pretrain_tag": tag,
-                "license": cfg.license or "unknown",
-                "num_params": int(params),
-                "gflops": round(gflops, 3),
-                "default_input_size": size,
-                "resize_size": int(round(size / (cfg.crop_pct or 1.0))),
-                "mean": _floats(cfg.mean),
-                "std": _floats(cfg.std),
-                "interpolation": cfg.interpolation or "bicubic",
-                "reference_metrics": [],
-                "pretrained_num_classes": classes,
-                "source_url": f"https://huggingface.co/{hub}" if hub else (cfg.url or cfg.origin_url or ""),
-                "weights_url": cfg.url or "",
-                "hf_hub_id": hub,
-                "weight_files": files,
-                "training_modes": ["general"],
-            }
-        )
+        out.append(_timm_entry(arch, tag, cfg, version, {"num_params": int(params), "gflops": round(gflops, 3)}))
     return out
 
 
-def timm_entries(archs: tuple[str, ...] | list[str] = TIMM_ARCHS) -> list[dict[str, Any]]:
+def _timm_entry(arch: str, tag: str, cfg: Any, version: str, measured: dict) -> dict[str, Any]:
+    classes = int(cfg.num_classes)
+    size = int(cfg.input_size[-1])
+    hub = cfg.hf_hub_id or ""
+    files = [_weight_file(cfg.url)] if cfg.url else []
+    return {
+        "id": f"timm/{arch}.{tag}",
+        "family": family_of(arch),
+        "variant": arch,
+        "task_types": ["classification"],
+        "architecture": arch,
+        "library": "timm",
+        "library_version": version,
+        "pretrain_dataset": timm_pretrain_dataset(tag, classes),
+        "pretrain_tag": tag,
+        "license": cfg.license or "unknown",
+        "num_params": int(measured["num_params"]),
+        "gflops": float(measured["gflops"]),
+        "default_input_size": size,
+        "resize_size": int(round(size / (cfg.crop_pct or 1.0))),
+        "mean": _floats(cfg.mean),
+        "std": _floats(cfg.std),
+        "interpolation": cfg.interpolation or "bicubic",
+        "reference_metrics": [],
+        "pretrained_num_classes": classes,
+        "source_url": f"https://huggingface.co/{hub}" if hub else (cfg.url or cfg.origin_url or ""),
+        "weights_url": cfg.url or "",
+        "hf_hub_id": hub,
+        "weight_files": files,
+        "training_modes": ["general"],
+    }
+
+
+def timm_entries(
+    archs: tuple[str, ...] | list[str] = TIMM_ARCHS, cached: dict[str, dict] | None = None
+) -> list[dict[str, Any]]:
     import timm
 
     version = metadata.version("timm")
@@ -421,42 +438,172 @@ def timm_entries(archs: tuple[str, ...] | list[str] = TIMM_ARCHS) -> list[dict[s
         tags_by_arch.setdefault(arch, []).append(tag)
     out = []
     for arch in archs:
-        out += _timm_arch_entries(arch, tags_by_arch.get(arch, []), version)
+        out += _timm_arch_entries(arch, tags_by_arch.get(arch, []), version, cached)
     return out
 
 
-def _timm_worker(archs: list[str]) -> list[dict[str, Any]]:
+def _timm_worker(archs: list[str], cached: dict[str, dict] | None = None) -> list[dict[str, Any]]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
     torch.set_num_threads(1)
-    return timm_entries(archs)
+    return timm_entries(archs, cached or {})
+
+
+# ---------------------------------------------------------------- combos (trainer.architectures)
+
+# Head sizes the combos are measured with (they have no pre-trained head): COCO's 91 outputs for
+# detectors, Pascal VOC's 21 classes for segmenters, so their numbers compare with torchvision's.
+COMBO_MEASURE_CLASSES = {"detection": 91, "instance_segmentation": 91, "segmentation": 21}
+
+
+def combo_architectures() -> list[str]:
+    from trainer.architectures import COMBO_BACKBONES, DETECTION_HEADS, SEGMENTATION_HEADS
+
+    return [f"{head}+{backbone}" for head in DETECTION_HEADS + SEGMENTATION_HEADS for backbone in COMBO_BACKBONES]
+
+
+def combo_entries(archs: list[str], cached: dict[str, dict] | None = None) -> list[dict[str, Any]]:
+    """Backbone x head combinations: measured on the meta device (or taken from the measurement cache);
+    their pre-trained part is the backbone's ImageNet weights from torchvision."""
+    import torch
+    from torchvision import models
+
+    from trainer import architectures as A
+
+    cached = cached or {}
+    version = metadata.version("torchvision")
+    out = []
+    for arch in archs:
+        spec = A.combo_spec(arch)
+        weights = models.get_model_weights(spec.backbone)[spec.backbone_weights_tag]
+        model_id = f"combo/{arch}.{spec.backbone_weights_tag.lower()}"
+        task = spec.task_types[0]
+        measured = cached.get(model_id)
+        if measured is None:
+            with torch.device("meta"):
+                model = A.construct("combo", arch, task, COMBO_MEASURE_CLASSES[task]).eval()
+            try:
+                gflops = round(A.count_gflops(model, task, spec.default_input_size), 3)
+            except Exception as exc:  # noqa: BLE001 - keep the entry, without a number
+                log.warning("gflops not measured for %s: %s", arch, exc)
+                gflops = 0.0
+            measured = {"num_params": sum(p.numel() for p in model.parameters()), "gflops": gflops}
+        meta = weights.meta
+        backbone_id = f"tv/{spec.backbone}.{weights.name.lower()}"
+        top1 = (meta.get("_metrics") or {}).get("ImageNet-1K", {}).get("acc@1")
+        metrics = []
+        if top1 is not None:
+            metrics.append(
+                {
+                    "name": "backbone_top1",
+                    "value": float(top1),
+                    "dataset": "imagenet-1k",
+                    "source": f"torchvision ({backbone_id}; the detector/segmenter itself has no published metric)",
+                }
+            )
+        out.append(
+            {
+                "id": model_id,
+                "family": family_of(arch),
+                "variant": arch,
+                "task_types": list(spec.task_types),
+                "architecture": arch,
+                "library": "combo",
+                "library_version": version,
+                "pretrain_dataset": "imagenet-1k",
+                "pretrain_tag": weights.name,
+                "license": meta.get("license") or TV_LICENSE,
+                "num_params": int(measured["num_params"]),
+                "gflops": float(measured["gflops"]),
+                "default_input_size": spec.default_input_size,
+                "resize_size": spec.default_input_size,
+                "mean": _floats(spec.mean),
+                "std": _floats(spec.std),
+                "interpolation": "bilinear",
+                "reference_metrics": metrics,
+                "pretrained_num_classes": 0,
+                "source_url": meta.get("recipe") or weights.url,
+                "weights_url": weights.url,
+                "hf_hub_id": "",
+                "weight_files": [_weight_file(weights.url)],
+                "training_modes": ["general"],
+                "backbone": spec.backbone,
+                "backbone_model_id": backbone_id,
+            }
+        )
+    return out
+
+
+def _combo_worker(archs: list[str], cached: dict[str, dict] | None = None) -> list[dict[str, Any]]:
+    import torch
+
+    torch.set_num_threads(1)
+    return combo_entries(archs, cached)
+
+
+# ---------------------------------------------------------------- measurement cache
+
+# Parameters and GFLOPs measured by earlier builds, per library versions, shipped with the code so a
+# fresh install does not measure again (`--write-measurements` refreshes it).
+MEASUREMENTS = Path(__file__).with_name("measurements.json")
+
+
+def load_measurements(path: Path = MEASUREMENTS) -> dict[str, dict]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if data.get("libraries") != library_versions():
+        return {}
+    return dict(data.get("models", {}))
+
+
+def write_measurements(models: list[dict[str, Any]], path: Path = MEASUREMENTS) -> None:
+    data = {
+        "libraries": library_versions(),
+        "models": {
+            m["id"]: {"num_params": m["num_params"], "gflops": m["gflops"]}
+            for m in models
+            if m["library"] in ("timm", "combo")
+        },
+    }
+    path.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------- catalog
 
 
-def build_catalog(include_timm: bool = True, workers: int | None = None) -> dict[str, Any]:
-    """The whole catalog. timm architectures are measured in worker processes forked before torch
-    is imported here (the measuring is pure-Python dispatch, so it scales with cores)."""
+def build_catalog(
+    include_timm: bool = True, workers: int | None = None, measurements: dict[str, dict] | None = None
+) -> dict[str, Any]:
+    """The whole catalog. timm architectures and combos missing from the measurement cache are
+    measured in worker processes forked before torch is imported here (the measuring is pure-Python
+    dispatch, so it scales with cores)."""
     started = time.monotonic()
     workers = max(1, workers or min(4, os.cpu_count() or 1))
+    cached = load_measurements() if measurements is None else measurements
     models: list[dict[str, Any]] = []
+    jobs: list[tuple[Any, list[str]]] = []
+    if include_timm:
+        jobs += [(_timm_worker, list(TIMM_ARCHS[i :: workers * 4])) for i in range(workers * 4)]
+    combos = _combo_names()
+    jobs += [(_combo_worker, combos[i :: workers * 2]) for i in range(workers * 2)]
+    jobs = [(fn, names) for fn, names in jobs if names]
     pool = None
     futures = []
-    if include_timm:
-        if workers > 1 and "torch" not in sys.modules:
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-            chunks = [list(TIMM_ARCHS[i :: workers * 4]) for i in range(workers * 4)]
-            futures = [pool.submit(_timm_worker, chunk) for chunk in chunks if chunk]
+    # with a matching measurement cache almost nothing is measured: one process is fastest
+    if workers > 1 and "torch" not in sys.modules and not cached:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        futures = [pool.submit(fn, names, cached) for fn, names in jobs]
     try:
         models += torchvision_entries()
-        if include_timm:
-            if pool is not None:
-                for future in futures:
-                    models += future.result()
-            else:
-                models += timm_entries()
+        if pool is not None:
+            for future in futures:
+                models += future.result()
+        else:
+            for fn, names in jobs:
+                models += fn(names, cached)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -477,9 +624,33 @@ def build_catalog(include_timm: bool = True, workers: int | None = None) -> dict
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.monotonic() - started, 2),
         "libraries": library_versions(),
+        "builder": builder_fingerprint(),
         "families": families,
         "models": models,
     }
+
+
+def _combo_names() -> list[str]:
+    """Combo architecture names without importing torch (trainer.architectures imports it)."""
+    import ast
+
+    src = Path(__file__).resolve().parents[2] / "trainer" / "architectures.py"
+    tree = ast.parse(src.read_text())
+    values: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id in (
+                "COMBO_BACKBONES",
+                "DETECTION_HEADS",
+                "SEGMENTATION_HEADS",
+            ):
+                values[target.id] = ast.literal_eval(node.value)
+    return [
+        f"{head}+{backbone}"
+        for head in values["DETECTION_HEADS"] + values["SEGMENTATION_HEADS"]
+        for backbone in values["COMBO_BACKBONES"]
+    ]
 
 
 def library_versions() -> dict[str, str]:
@@ -498,13 +669,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="where to write the catalog JSON")
     parser.add_argument("--no-timm", action="store_true", help="torchvision entries only")
-    parser.add_argument("--workers", type=int, default=None, help="processes measuring timm models")
+    parser.add_argument("--workers", type=int, default=None, help="processes measuring timm models and combos")
+    parser.add_argument("--no-cache", action="store_true", help="measure everything again, ignoring measurements.json")
+    parser.add_argument("--write-measurements", action="store_true", help="save the measurements to measurements.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # Keep the build on the CPU and off the network, whatever the environment says.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    catalog = build_catalog(include_timm=not args.no_timm, workers=args.workers)
+    catalog = build_catalog(
+        include_timm=not args.no_timm, workers=args.workers, measurements={} if args.no_cache else None
+    )
     write_catalog(catalog, args.out)
+    if args.write_measurements:
+        write_measurements(catalog["models"])
     print(
         json.dumps({"out": str(args.out), "models": len(catalog["models"]), "build_seconds": catalog["build_seconds"]})
     )
