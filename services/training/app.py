@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common import db, messaging
+from services.common import db, messaging, objectstore
 from services.common.server import RunningService, serve
 from services.common.settings import Settings
 from services.training.clients import GrpcDatasetClient, GrpcModelZooClient, GrpcRecommender, LazyRemote
 from services.training.consumer import EventConsumer
-from services.training.domain import JetStreamPublisher, TrainingDomain
+from services.training.domain import ArtifactStore, JetStreamPublisher, TrainingDomain
 from services.training.servicer import TrainingServicer
 from services.training.tasks import TaskStore
 from trainyard.training.v1 import training_service_pb2_grpc
@@ -19,6 +19,8 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
     """Start the service; the dataset, zoo and recommend clients default to gRPC ones from settings."""
     engine = db.make_engine(settings.database_url)
     db.migrate(engine, Path(__file__).parent / "migrations", "alembic_version_training")
+    s3 = objectstore.make_client(settings)
+    objectstore.ensure_buckets(s3)
     nc = await messaging.connect(settings.nats_url, "training")
     js = nc.jetstream()
     await messaging.ensure_streams(js)
@@ -38,6 +40,7 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
         zoo=zoo,
         recommender=recommender,
         publisher=JetStreamPublisher(js),
+        artifacts=ArtifactStore(s3),
     )
     consumer = EventConsumer(js, domain)
     await consumer.start()

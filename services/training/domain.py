@@ -66,6 +66,33 @@ class JetStreamPublisher:
     async def publish_cancel(self, subject: str, payload: bytes) -> None:
         await self.js.publish(subject, payload, timeout=10)
 
+    async def clear_cancel(self, subject: str) -> None:
+        """Forget an earlier cancel request (a continued task runs again)."""
+        from services.common.messaging import CONTROL_STREAM
+
+        try:
+            await self.js.purge_stream(CONTROL_STREAM, subject=subject)
+        except Exception as exc:  # noqa: BLE001 - nothing to purge
+            log.debug("no cancel to purge", extra={"subject": subject, "error": str(exc)})
+
+
+class ArtifactStore:
+    """Presigned GETs and existence checks on the object store (minio client)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def presign(self, bucket: str, key: str, seconds: int):
+        from datetime import UTC, datetime, timedelta
+
+        url = self.client.presigned_get_object(bucket, key, expires=timedelta(seconds=seconds))
+        return url, datetime.now(UTC) + timedelta(seconds=seconds)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        from services.common import objectstore
+
+        return objectstore.exists(self.client, bucket, key)
+
 
 class TaskNotifier:
     """In-process wake-ups for watchers: one asyncio.Condition per watched task."""
@@ -224,7 +251,9 @@ class TrainingDomain:
         recommender: Recommender | None,
         publisher: JobPublisher,
         notifier: TaskNotifier | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
+        self.artifacts = artifacts
         self.store = store
         self.datasets = datasets
         self.zoo = zoo
@@ -359,6 +388,55 @@ class TrainingDomain:
         await self.notifier.notify(task_id)
         return task
 
+    # -- continue ------------------------------------------------------------------------------
+
+    async def continue_task(self, task_id: str, additional_epochs: int) -> training_pb2.TrainingTask:
+        project = identity.current().project
+        if not 1 <= additional_epochs <= 1000:
+            raise errors.InvalidArgument({"additional_epochs": f"must be in 1..1000, got {additional_epochs}"})
+        task = await asyncio.to_thread(self.store.get, project, task_id)
+        if self.artifacts is not None and task.state in (
+            training_pb2.TASK_STATE_SUCCEEDED,
+            training_pb2.TASK_STATE_CANCELLED,
+            training_pb2.TASK_STATE_FAILED,
+        ):
+            has = await asyncio.to_thread(
+                self.artifacts.exists, ARTIFACTS_BUCKET, f"tasks/{task_id}/checkpoints/last.pt"
+            )
+            if not has:
+                raise errors.FailedPrecondition(
+                    f"training task {task_id!r} has no checkpoint to continue from; create a new task instead",
+                    reason="NO_CHECKPOINT",
+                )
+        task, job = await asyncio.to_thread(self.store.continue_task, project, task_id, additional_epochs)
+        clear = getattr(self.publisher, "clear_cancel", None)
+        if clear is not None:
+            await clear(cancel_subject(task_id))
+        await self.publisher.publish_job(
+            jobs_subject(task_type_short(task.task_type)),
+            job,
+            f"{task_id}-{task.attempt + 1}-c{task.hyperparameters.epochs}",
+        )
+        await self.notifier.notify(task_id)
+        return task
+
+    # -- artifacts -----------------------------------------------------------------------------
+
+    async def artifact_links(self, task_id: str, expires_in_seconds: int) -> list[training_service_pb2.ArtifactLink]:
+        if not 0 <= expires_in_seconds <= 86400:
+            raise errors.InvalidArgument({"expires_in_seconds": f"must be in 0..86400, got {expires_in_seconds}"})
+        if self.artifacts is None:
+            raise errors.Unavailable("the object store is not configured for artifact links")
+        task = await asyncio.to_thread(self.store.get, identity.current().project, task_id)
+        seconds = expires_in_seconds or 900
+        links = []
+        for art in task.artifacts:
+            url, expires = await asyncio.to_thread(self.artifacts.presign, art.object.bucket, art.object.key, seconds)
+            link = training_service_pb2.ArtifactLink(name=art.name, url=url, size_bytes=art.object.size_bytes)
+            link.expire_time.FromDatetime(expires)
+            links.append(link)
+        return links
+
     # -- watch -----------------------------------------------------------------------------
 
     async def watch(self, task_id: str, from_start: bool) -> AsyncIterator[training_pb2.TaskEvent]:
@@ -386,8 +464,9 @@ class TrainingDomain:
             for ev in events:
                 yield ev
                 after = ev.sequence
-                if ev.WhichOneof("event") == "task" and is_final(ev.task.state):
-                    return
+            last_state = next((e for e in reversed(events) if e.WhichOneof("event") == "task"), None)
+            if last_state is not None and is_final(last_state.task.state) and last_state is events[-1]:
+                return  # ended (a continued task has events after an earlier final state)
 
     # -- trainer events --------------------------------------------------------------------
 

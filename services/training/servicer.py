@@ -29,3 +29,13 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     async def CancelTrainingTask(self, request, context):
         return pb.CancelTrainingTaskResponse(task=await self.domain.cancel(request.task_id))
+
+    async def ContinueTrainingTask(self, request, context):
+        return pb.ContinueTrainingTaskResponse(
+            task=await self.domain.continue_task(request.task_id, request.additional_epochs)
+        )
+
+    async def GetTaskArtifacts(self, request, context):
+        return pb.GetTaskArtifactsResponse(
+            links=await self.domain.artifact_links(request.task_id, request.expires_in_seconds)
+        )

@@ -299,6 +299,40 @@ class TaskStore:
             session.commit()
             return to_proto(row), [ev]
 
+    def continue_task(
+        self, project: str, task_id: str, additional_epochs: int
+    ) -> tuple[training_pb2.TrainingTask, bytes]:
+        """Raise the epochs of an ended task and put it back to QUEUED; (task, job to publish)."""
+        with Session(self.engine) as session:
+            row = self._row(session, project, task_id, lock=True)
+            if row.state not in (S.TASK_STATE_SUCCEEDED, S.TASK_STATE_CANCELLED, S.TASK_STATE_FAILED):
+                raise errors.FailedPrecondition(
+                    f"training task {task_id!r} has not ended ({training_pb2.TaskState.Name(row.state)}); "
+                    "only a succeeded, cancelled or failed task can continue"
+                )
+            hp = common_pb2.Hyperparameters.FromString(row.hyperparameters or b"")
+            hp.epochs += additional_epochs
+            if hp.epochs > 1000:
+                raise errors.InvalidArgument(
+                    {"additional_epochs": f"the task would train {hp.epochs} epochs; at most 1000 in all"}
+                )
+            job = events_pb2.TrainingJob.FromString(row.job)
+            job.hyperparameters.CopyFrom(hp)
+            job.attempt_offset = row.attempt
+            row.hyperparameters = hp.SerializeToString()
+            row.job = job.SerializeToString()
+            now = utcnow()
+            row.state = S.TASK_STATE_QUEUED
+            row.failure_reason = ""
+            row.end_time = None
+            self._append(
+                session, row, now, None, log=f"continued for {additional_epochs} more epoch(s), {hp.epochs} in all"
+            )
+            self._state_event(session, row, now)
+            session.add(row)
+            session.commit()
+            return to_proto(row), row.job
+
     def check_cancellable(self, project: str, task_id: str) -> training_pb2.TrainingTask:
         task = self.get(project, task_id)
         if is_final(task.state):
