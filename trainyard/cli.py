@@ -12,6 +12,7 @@ TRAINYARD_HOME selects the stack's folder (default ./.trainyard).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -147,6 +148,727 @@ def cmd_trainer(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+# ------------------------------------------------------------------------------------------------
+# The flow, on the SDK (trainyard.client): datasets, models, recommend, train, keys, projects, audit.
+# ------------------------------------------------------------------------------------------------
+def _client(args: argparse.Namespace):
+    from trainyard.client import Client
+
+    home = getattr(args, "home", None)
+    if home is None:
+        from deploy.local.stack import stack_home
+
+        home = stack_home(None)
+    return Client.from_env(getattr(args, "address", None), getattr(args, "token", None), home=home)
+
+
+def _json(value) -> None:
+    from google.protobuf.json_format import MessageToDict
+    from google.protobuf.message import Message
+
+    def conv(v):
+        if isinstance(v, Message):
+            return MessageToDict(v, preserving_proto_field_name=True)
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        return v
+
+    print(json.dumps(conv(value), indent=2, default=str))
+
+
+def _table(title: str, columns: list[str], rows: list[list]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[escape(str(c)) for c in row])
+    console.print(table)
+
+
+def _out(args, value, title: str, columns: list[str], rows: list[list]) -> int:
+    if getattr(args, "output", "table") == "json":
+        _json(value)
+    else:
+        _table(title, columns, rows)
+    return 0
+
+
+def _when(ts) -> str:
+    return ts.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if ts.seconds else "-"
+
+
+def _types(values) -> str:
+    from trainyard.client import task_type_name
+
+    return ",".join(task_type_name(v) for v in values)
+
+
+def _dataset_rows(items) -> list[list]:
+    return [
+        [
+            d.id,
+            d.name,
+            _types(d.task_types),
+            d.latest_version.case_count,
+            ",".join(c.name for c in d.latest_version.classes)[:60],
+            _when(d.create_time),
+        ]
+        for d in items
+    ]
+
+
+DATASET_COLUMNS = ["id", "name", "task types", "cases", "classes", "created"]
+
+
+def _ask(prompt: str, *, choices: list[str] | None = None, default: str | None = None) -> str:
+    from rich.prompt import Prompt
+
+    kwargs = {"console": console}
+    if choices:
+        kwargs["choices"] = choices
+    if default is not None:
+        kwargs["default"] = default
+    return Prompt.ask(prompt, **kwargs)
+
+
+def cmd_datasets_import(args) -> int:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with _client(args) as ty:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            job = bar.add_task(f"uploading {Path(args.path).name}", total=None)
+            ds = ty.datasets.upload(
+                args.path,
+                args.name,
+                description=args.description or "",
+                format=args.format,
+                val_fraction=args.val_fraction,
+                test_fraction=args.test_fraction,
+                progress=lambda sent, total: bar.update(job, completed=sent, total=total),
+            )
+        if args.output == "json":
+            _json(ds)
+        else:
+            console.print(
+                f"[green]imported[/] dataset [bold]{escape(ds.name)}[/] ({ds.id}): {ds.latest_version.case_count} cases, task types {_types(ds.task_types)}"
+            )
+            for warning in ds.latest_version.import_warnings[:10]:
+                console.print(f"  [yellow]warning:[/] {escape(warning)}")
+    return 0
+
+
+def cmd_datasets_list(args) -> int:
+    with _client(args) as ty:
+        items = ty.datasets.list(args.task_type)
+    return _out(args, items, "datasets", DATASET_COLUMNS, _dataset_rows(items))
+
+
+def cmd_datasets_show(args) -> int:
+    with _client(args) as ty:
+        d = ty.datasets.get(args.id)
+    if args.output == "json":
+        _json(d)
+        return 0
+    v = d.latest_version
+    console.print(f"[bold]{escape(d.name)}[/] ({d.id})  task types: {_types(d.task_types)}")
+    console.print(
+        f"  version {v.number} ({v.id}): {v.case_count} cases; train/val/test {v.split_counts.train}/{v.split_counts.val}/{v.split_counts.test}"
+    )
+    _table("classes", ["index", "name", "count"], [[c.index, c.name, c.count] for c in v.classes])
+    return 0
+
+
+def contact_sheet(cases, out: Path, columns: int = 4) -> Path:
+    """One PNG with the previews (annotations drawn) in a grid, each captioned."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    thumbs = [Image.open(io.BytesIO(c.preview_jpeg)).convert("RGB") for c in cases if c.preview_jpeg]
+    if not thumbs:
+        raise ValueError("the dataset returned no preview images")
+    w = max(t.width for t in thumbs)
+    h = max(t.height for t in thumbs)
+    caption = 14
+    rows = (len(thumbs) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * w, rows * (h + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (case, thumb) in enumerate(zip([c for c in cases if c.preview_jpeg], thumbs, strict=True)):
+        x, y = (i % columns) * w, (i // columns) * (h + caption)
+        sheet.paste(thumb, (x, y))
+        label = ",".join(sorted({a.class_name for a in case.annotations if a.class_name}))
+        draw.text((x + 2, y + h), f"{case.id} {label}"[:40], fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out
+
+
+def cmd_datasets_preview(args) -> int:
+    with _client(args) as ty:
+        cases = ty.datasets.preview(args.id, count=args.count)
+    if args.out:
+        path = contact_sheet(cases, Path(args.out))
+        console.print(f"contact sheet of {len(cases)} cases written to [bold]{escape(str(path))}[/]")
+    rows = [
+        [c.id, c.source_path, f"{c.width}x{c.height}", ",".join(a.class_name for a in c.annotations)] for c in cases
+    ]
+    if args.output == "json" or not args.out:
+        return _out(args, cases, "preview", ["case", "file", "size", "annotations"], rows)
+    return 0
+
+
+def cmd_datasets_delete(args) -> int:
+    with _client(args) as ty:
+        ty.datasets.delete(args.id)
+    console.print(f"deleted dataset {escape(args.id)}")
+    return 0
+
+
+MODEL_COLUMNS = ["id", "family", "params (M)", "GFLOPs", "pretrain", "weights"]
+
+
+def _model_rows(items) -> list[list]:
+    from trainyard.modelzoo.v1 import modelzoo_pb2
+
+    return [
+        [
+            m.id,
+            m.family,
+            f"{m.num_params / 1e6:.1f}",
+            f"{m.gflops:.2f}",
+            m.pretrain_dataset,
+            modelzoo_pb2.WeightStatus.Name(m.weight_status).removeprefix("WEIGHT_STATUS_").lower(),
+        ]
+        for m in items
+    ]
+
+
+def cmd_models_list(args) -> int:
+    with _client(args) as ty:
+        items = ty.models.list(args.task_type, family=args.family or "", query=args.query or "", limit=args.limit)
+    return _out(args, items, "models", MODEL_COLUMNS, _model_rows(items))
+
+
+def cmd_models_families(args) -> int:
+    with _client(args) as ty:
+        items = ty.models.families(args.task_type)
+    rows = [[f.name, _types(f.task_types), f.variant_count, f.weights_in_store_count] for f in items]
+    return _out(args, items, "model families", ["family", "task types", "variants", "weights in store"], rows)
+
+
+def cmd_models_show(args) -> int:
+    with _client(args) as ty:
+        m = ty.models.get(args.id)
+    if args.output == "json":
+        _json(m)
+        return 0
+    _table(
+        m.id,
+        ["field", "value"],
+        [
+            [k, v]
+            for k, v in (
+                ("family", m.family),
+                ("architecture", f"{m.library}:{m.architecture}"),
+                ("task types", _types(m.task_types)),
+                ("pretrain", m.pretrain_dataset),
+                ("params", m.num_params),
+                ("GFLOPs", f"{m.gflops:.2f}"),
+                ("input size", m.default_input_size),
+                ("license", m.license),
+                ("weights", m.weights.sha256 or "not in store"),
+            )
+        ],
+    )
+    return 0
+
+
+def cmd_models_import(args) -> int:
+    with _client(args) as ty, console.status(f"importing weights of {args.id}"):
+        m = ty.models.import_weights(args.id)
+    console.print(
+        f"weights of [bold]{escape(m.id)}[/] in store ({m.weights.size_bytes} bytes, sha256 {m.weights.sha256[:12]})"
+    )
+    return 0
+
+
+SUGGESTION_COLUMNS = ["#", "model", "score", "strategy", "s/epoch", "why"]
+
+
+def _suggestion_rows(items) -> list[list]:
+    from trainyard.common.v1 import common_pb2
+
+    return [
+        [
+            i + 1,
+            s.model_id,
+            f"{s.score:.2f}",
+            common_pb2.TransferStrategy.Name(s.transfer_strategy).removeprefix("TRANSFER_STRATEGY_").lower(),
+            f"{s.expected_seconds_per_epoch:.1f}",
+            s.rationale[:80],
+        ]
+        for i, s in enumerate(items)
+    ]
+
+
+def cmd_recommend(args) -> int:
+    with _client(args) as ty:
+        items = ty.recommend(
+            args.task_type,
+            args.dataset or "",
+            data_type=args.data_type,
+            preference=args.preference,
+            max_suggestions=args.limit,
+        )
+    return _out(args, items, "suggestions", SUGGESTION_COLUMNS, _suggestion_rows(items))
+
+
+TASK_COLUMNS = ["id", "name", "type", "state", "model", "dataset", "metrics", "created"]
+
+
+def _metrics(m) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in sorted(m.items()))
+
+
+def _task_rows(items) -> list[list]:
+    from trainyard.client import state_name, task_type_name
+
+    return [
+        [
+            t.id,
+            t.name,
+            task_type_name(t.task_type),
+            state_name(t.state),
+            t.model_id,
+            t.dataset_id,
+            _metrics(t.metrics)[:60],
+            _when(t.create_time),
+        ]
+        for t in items
+    ]
+
+
+def _hyperparameters(args) -> dict:
+    hp = {}
+    for name in ("epochs", "batch_size", "learning_rate", "image_size"):
+        value = getattr(args, name, None)
+        if value is not None:
+            hp[name] = value
+    return hp
+
+
+def cmd_train_start(args) -> int:
+    from trainyard.client import task_type_name
+
+    interactive = not (args.task_type and args.dataset and (args.model or args.auto) and args.name)
+    with _client(args) as ty:
+        task_type = args.task_type
+        if not task_type:
+            task_type = _ask(
+                "task type",
+                choices=["classification", "detection", "segmentation", "instance_segmentation"],
+                default="classification",
+            )
+        dataset_id = args.dataset
+        if not dataset_id:
+            fitting = ty.datasets.list(task_type)
+            if not fitting:
+                raise ValueError(
+                    f"no dataset fits {task_type}; import one with `trainyard datasets import PATH --name N`"
+                )
+            _table(
+                f"datasets for {task_type}",
+                ["#", *DATASET_COLUMNS],
+                [[i + 1, *row] for i, row in enumerate(_dataset_rows(fitting))],
+            )
+            pick = _ask("dataset (# or id)", default="1")
+            dataset_id = fitting[int(pick) - 1].id if pick.isdigit() and 0 < int(pick) <= len(fitting) else pick
+            cases = ty.datasets.preview(dataset_id, count=4)
+            console.print(
+                "preview: "
+                + "; ".join(
+                    f"{escape(c.source_path)} [{escape(','.join(a.class_name for a in c.annotations))}]" for c in cases
+                )
+            )
+        model_id, auto = args.model, args.auto
+        if not model_id and not auto:
+            how = _ask("model selection", choices=["auto", "manual"], default="auto")
+            if how == "auto":
+                suggestions = ty.recommend(
+                    task_type,
+                    dataset_id,
+                    data_type=args.data_type,
+                    preference=args.preference or "balanced",
+                    max_suggestions=5,
+                )
+                if suggestions:
+                    _table("suggestions", SUGGESTION_COLUMNS, _suggestion_rows(suggestions))
+                    pick = _ask("suggestion (#)", default="1")
+                    model_id = (
+                        suggestions[int(pick) - 1].model_id
+                        if pick.isdigit() and 0 < int(pick) <= len(suggestions)
+                        else pick
+                    )
+                else:
+                    auto = True
+            else:
+                models = ty.models.list(task_type, weights_in_store=True, limit=20) or ty.models.list(
+                    task_type, limit=20
+                )
+                _table("models", ["#", *MODEL_COLUMNS], [[i + 1, *row] for i, row in enumerate(_model_rows(models))])
+                pick = _ask("model (# or id)", default="1")
+                model_id = models[int(pick) - 1].id if pick.isdigit() and 0 < int(pick) <= len(models) else pick
+        name = args.name or _ask("task name", default=f"{task_type_name(ty_task_type(task_type))}-{dataset_id[:8]}")
+        if interactive and _ask(f"start [bold]{escape(name)}[/]?", choices=["y", "n"], default="y") != "y":
+            console.print("not started")
+            return 1
+        task = ty.training.create(
+            name,
+            task_type,
+            dataset_id,
+            model_id or "",
+            auto=auto,
+            data_type=args.data_type,
+            preference=args.preference,
+            description=args.description or "",
+            hyperparameters=_hyperparameters(args) or None,
+        )
+        if args.output == "json" and not args.watch:
+            _json(task)
+            return 0
+        console.print(
+            f"[green]started[/] task [bold]{escape(task.name)}[/] ({task.id}) with model {escape(task.model_id or 'auto')}"
+        )
+        if args.watch:
+            return _watch(ty, task.id, args.output)
+    return 0
+
+
+def ty_task_type(value) -> int:
+    from trainyard.client import task_type
+
+    return task_type(value)
+
+
+def _watch(ty, task_id: str, output: str = "table") -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from trainyard.client import state_name
+    from trainyard.training.v1 import training_pb2
+
+    final = None
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        console=console,
+    ) as bar:
+        epochs = bar.add_task("waiting", total=None, metrics="")
+        for event in ty.training.watch(task_id):
+            if output == "json":
+                _json(event)
+            if event.HasField("task"):
+                final = event.task
+                bar.update(epochs, description=state_name(event.task.state))
+            if event.HasField("progress") and event.progress.total_epochs:
+                p = event.progress
+                bar.update(
+                    epochs,
+                    total=p.total_epochs,
+                    completed=p.epoch - 1 + (p.step / p.total_steps if p.total_steps else 0),
+                )
+            if event.HasField("epoch_metrics"):
+                m = event.epoch_metrics
+                bar.update(epochs, completed=m.epoch, metrics=_metrics(m.values))
+            if event.log and output != "json":
+                bar.console.print(f"[dim]{escape(event.log)}[/]")
+    task = ty.training.get(task_id)
+    color = "green" if task.state == training_pb2.TASK_STATE_SUCCEEDED else "red"
+    console.print(f"task {task.id}: [{color}]{state_name(task.state)}[/] {escape(task.failure_reason)}")
+    if task.metrics:
+        console.print(f"  metrics: {_metrics(task.metrics)}")
+    del final
+    return 0 if task.state == training_pb2.TASK_STATE_SUCCEEDED else 1
+
+
+def cmd_train_watch(args) -> int:
+    with _client(args) as ty:
+        return _watch(ty, args.id, args.output)
+
+
+def cmd_train_list(args) -> int:
+    with _client(args) as ty:
+        items = ty.training.list(args.state)
+    return _out(args, items, "training tasks", TASK_COLUMNS, _task_rows(items))
+
+
+def cmd_train_show(args) -> int:
+    with _client(args) as ty:
+        t = ty.training.get(args.id)
+    if args.output == "json":
+        _json(t)
+        return 0
+    _table(f"task {t.id}", TASK_COLUMNS, _task_rows([t]))
+    if t.failure_reason:
+        console.print(f"[red]failure:[/] {escape(t.failure_reason)}")
+    for a in t.artifacts:
+        console.print(f"  artifact {escape(a.name)}: s3://{a.object.bucket}/{a.object.key}")
+    return 0
+
+
+def cmd_train_cancel(args) -> int:
+    from trainyard.client import state_name
+
+    with _client(args) as ty:
+        t = ty.training.cancel(args.id)
+    console.print(f"task {t.id}: {state_name(t.state)}")
+    return 0
+
+
+KEY_COLUMNS = ["id", "name", "role", "member", "created", "expires", "revoked"]
+
+
+def _key_rows(items) -> list[list]:
+    from trainyard.auth.v1 import auth_pb2
+
+    return [
+        [
+            k.id,
+            k.name,
+            auth_pb2.Role.Name(k.role).removeprefix("ROLE_").lower(),
+            "",
+            _when(k.create_time),
+            _when(k.expire_time),
+            "yes" if k.revoked else "",
+        ]
+        for k in items
+    ]
+
+
+def cmd_keys_create(args) -> int:
+    with _client(args) as ty:
+        made = ty.keys.create(
+            args.name, args.role, member=args.member or "", expire_seconds=int((args.expires_days or 0) * 86400)
+        )
+    if args.output == "json":
+        _json(made)
+        return 0
+    console.print(
+        f"created key {made.key.id} ({args.role}) in project {made.key.project}; the token is shown only now:"
+    )
+    print(made.token)
+    return 0
+
+
+def cmd_keys_list(args) -> int:
+    with _client(args) as ty:
+        items = ty.keys.list()
+    return _out(args, items, "api keys", KEY_COLUMNS, _key_rows(items))
+
+
+def cmd_keys_revoke(args) -> int:
+    with _client(args) as ty:
+        key = ty.keys.revoke(args.id)
+    console.print(f"revoked key {key.id} ({escape(key.name)})")
+    return 0
+
+
+def cmd_token(args) -> int:
+    with _client(args) as ty:
+        made = ty.create_token(args.ttl, args.role)
+    if args.output == "json":
+        _json(made)
+    else:
+        print(made.token)
+    return 0
+
+
+def cmd_whoami(args) -> int:
+    from trainyard.auth.v1 import auth_pb2
+
+    with _client(args) as ty:
+        key = ty.whoami()
+    if args.output == "json":
+        _json(key)
+    else:
+        console.print(
+            f"key {key.id} ({escape(key.name)}) project [bold]{key.project}[/] role {auth_pb2.Role.Name(key.role).removeprefix('ROLE_').lower()}"
+        )
+    return 0
+
+
+def cmd_projects_create(args) -> int:
+    with _client(args) as ty:
+        made = ty.projects.create(args.id, args.display_name or "")
+    if args.output == "json":
+        _json(made)
+        return 0
+    console.print(f"created project {made.project.id}; its admin token (shown only now):")
+    print(made.admin_token)
+    return 0
+
+
+def cmd_projects_list(args) -> int:
+    with _client(args) as ty:
+        items = ty.projects.list()
+    return _out(
+        args,
+        items,
+        "projects",
+        ["id", "name", "created", "by"],
+        [[p.id, p.display_name, _when(p.create_time), p.created_by] for p in items],
+    )
+
+
+def cmd_members_add(args) -> int:
+    with _client(args) as ty:
+        m = ty.projects.add_member(args.member, args.role)
+    console.print(f"{escape(m.member)} is a member of {m.project} ({args.role})")
+    return 0
+
+
+def cmd_members_list(args) -> int:
+    from trainyard.auth.v1 import auth_pb2
+
+    with _client(args) as ty:
+        items = ty.projects.members()
+    return _out(
+        args,
+        items,
+        "members",
+        ["member", "role", "added"],
+        [[m.member, auth_pb2.Role.Name(m.role).removeprefix("ROLE_").lower(), _when(m.create_time)] for m in items],
+    )
+
+
+def cmd_members_remove(args) -> int:
+    with _client(args) as ty:
+        revoked = ty.projects.remove_member(args.member)
+    console.print(f"removed {escape(args.member)}; revoked keys: {', '.join(revoked) or 'none'}")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    with _client(args) as ty:
+        items = ty.audit(args.limit, args.method or "")
+    rows = [[_when(e.time), e.principal, e.method.rsplit("/", 1)[-1], e.target, e.code, e.message[:60]] for e in items]
+    return _out(args, items, "audit log", ["when", "who", "what", "target", "result", "message"], rows)
+
+
+def add_flow_commands(sub) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--address", help="gateway host:port (default $TRAINYARD_GATEWAY_ADDRESS or the local stack)")
+    common.add_argument("--token", help="API token (default $TRAINYARD_TOKEN or the local stack's admin token)")
+    common.add_argument("--output", "-o", choices=["table", "json"], default="table", help="output format")
+
+    def leaf(parent, name, func, help_):
+        p = parent.add_parser(name, parents=[common], help=help_)
+        p.set_defaults(func=func)
+        return p
+
+    ds = sub.add_parser("datasets", help="import, list, show and preview datasets").add_subparsers(
+        dest="ds_command", metavar="ACTION", required=True
+    )
+    p = leaf(ds, "import", cmd_datasets_import, "upload an archive (zip, tar, tar.gz) as a new dataset")
+    p.add_argument("path")
+    p.add_argument("--name", required=True)
+    p.add_argument("--format", help="image_folder, csv, coco, voc, yolo, mask_folder (default: detected)")
+    p.add_argument("--description")
+    p.add_argument("--val-fraction", type=float, default=0.0)
+    p.add_argument("--test-fraction", type=float, default=0.0)
+    p = leaf(ds, "list", cmd_datasets_list, "datasets of the project")
+    p.add_argument("--task-type", help="only datasets that can train this task type")
+    leaf(ds, "show", cmd_datasets_show, "one dataset").add_argument("id")
+    p = leaf(ds, "preview", cmd_datasets_preview, "sample cases with annotations drawn")
+    p.add_argument("id")
+    p.add_argument("--count", type=int, default=8)
+    p.add_argument("--out", help="write a contact sheet PNG here")
+    leaf(ds, "delete", cmd_datasets_delete, "delete a dataset").add_argument("id")
+
+    mz = sub.add_parser("models", help="browse the model zoo").add_subparsers(
+        dest="models_command", metavar="ACTION", required=True
+    )
+    p = leaf(mz, "list", cmd_models_list, "models (network x pre-trained weights)")
+    p.add_argument("--task-type")
+    p.add_argument("--family")
+    p.add_argument("--query")
+    p.add_argument("--limit", type=int, default=50)
+    leaf(mz, "families", cmd_models_families, "model families").add_argument("--task-type")
+    leaf(mz, "show", cmd_models_show, "one model").add_argument("id")
+    leaf(mz, "import", cmd_models_import, "import a model's pre-trained weights into the store").add_argument("id")
+
+    p = leaf(sub, "recommend", cmd_recommend, "ranked model suggestions for a task and dataset")
+    p.add_argument("--task-type", required=True)
+    p.add_argument("--dataset")
+    p.add_argument("--data-type")
+    p.add_argument("--preference", help="fastest, balanced, most_accurate, smallest")
+    p.add_argument("--limit", type=int, default=5)
+
+    tr = sub.add_parser("train", help="start, watch, list and cancel training tasks").add_subparsers(
+        dest="train_command", metavar="ACTION", required=True
+    )
+    p = leaf(tr, "start", cmd_train_start, "start a training task (asks for what the flags leave out)")
+    p.add_argument("--task-type")
+    p.add_argument("--dataset")
+    p.add_argument("--model")
+    p.add_argument("--auto", action="store_true", help="let the platform pick the model")
+    p.add_argument("--data-type")
+    p.add_argument("--preference")
+    p.add_argument("--name")
+    p.add_argument("--description")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--watch", action="store_true", help="follow the task to its end")
+    leaf(tr, "watch", cmd_train_watch, "follow a task: epochs, live metrics, logs").add_argument("id")
+    leaf(tr, "list", cmd_train_list, "training tasks").add_argument("--state")
+    leaf(tr, "show", cmd_train_show, "one task").add_argument("id")
+    leaf(tr, "cancel", cmd_train_cancel, "cancel a task").add_argument("id")
+
+    ks = sub.add_parser("keys", help="API keys of the project").add_subparsers(
+        dest="keys_command", metavar="ACTION", required=True
+    )
+    p = leaf(ks, "create", cmd_keys_create, "create a key; prints its token once")
+    p.add_argument("name")
+    p.add_argument("--role", default="viewer", choices=["viewer", "editor", "admin"])
+    p.add_argument("--member")
+    p.add_argument("--expires-days", type=float)
+    leaf(ks, "list", cmd_keys_list, "keys of the project")
+    leaf(ks, "revoke", cmd_keys_revoke, "revoke a key").add_argument("id")
+
+    p = leaf(sub, "token", cmd_token, "print a short-lived token for this key")
+    p.add_argument("--ttl", type=int, default=3600, help="seconds (at most 86400)")
+    p.add_argument("--role", choices=["viewer", "editor", "admin"])
+    leaf(sub, "whoami", cmd_whoami, "the key in use")
+
+    pj = sub.add_parser("projects", help="projects and their members").add_subparsers(
+        dest="projects_command", metavar="ACTION", required=True
+    )
+    p = leaf(pj, "create", cmd_projects_create, "create a project; prints its admin token once")
+    p.add_argument("id")
+    p.add_argument("--display-name")
+    leaf(pj, "list", cmd_projects_list, "projects you may see")
+    p = leaf(pj, "add-member", cmd_members_add, "add a member or change its role")
+    p.add_argument("member")
+    p.add_argument("--role", required=True, choices=["viewer", "editor", "admin"])
+    leaf(pj, "members", cmd_members_list, "members of the project")
+    leaf(pj, "remove-member", cmd_members_remove, "remove a member and revoke its keys").add_argument("member")
+
+    p = leaf(sub, "audit", cmd_audit, "the audit log of mutating calls")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--method", help="only methods containing this text")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainyard", description="trainyard: train image models by transfer learning")
     parser.add_argument("--home", help="stack folder (default $TRAINYARD_HOME or ./.trainyard)")
@@ -181,21 +903,48 @@ def build_parser() -> argparse.ArgumentParser:
     trainer_p = sub.add_parser("trainer", help="run a trainer node in the foreground (python -m trainer)")
     trainer_p.add_argument("trainer_args", nargs=argparse.REMAINDER, help="passed to python -m trainer")
     trainer_p.set_defaults(func=cmd_trainer)
+    add_flow_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from deploy.local.stack import StackError
+    from trainyard.client import TrainyardError
 
     try:
         return args.func(args)
     except StackError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         return 1
+    except TrainyardError as exc:
+        _print_error(exc)
+        return 1
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        return 2
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+
+
+_HINTS = {
+    "UNAUTHENTICATED": "check the token (--token, $TRAINYARD_TOKEN, or `trainyard auth token` for the local stack)",
+    "PERMISSION_DENIED": "this key's role may not do that; ask a project admin",
+    "UNAVAILABLE": "is the gateway running? (`trainyard stack status`)",
+    "RESOURCE_EXHAUSTED": "a limit was reached",
+}
+
+
+def _print_error(exc) -> None:
+    err.print(f"[red]error:[/] {escape(exc.code.name)}: {escape(exc.message)}")
+    for field, why in exc.violations.items():
+        err.print(f"  [bold]{escape(field)}[/]: {escape(why)}")
+    if exc.retry_after:
+        err.print(f"  retry in {exc.retry_after:.1f} s")
+    hint = _HINTS.get(exc.code.name)
+    if hint:
+        err.print(f"  [dim]{escape(hint)}[/]")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,152 @@
+"""The `trainyard` CLI on the SDK, against the whole platform in-process: flags, env, interactive."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from inprocess import InProcessPlatform
+from PIL import Image
+from test_sdk import platform_settings
+
+from services.dataset.samples import make_classification_archive
+from services.modelzoo.catalog import shared_catalog
+from trainyard.cli import main
+
+pytestmark = [pytest.mark.integration]
+
+MOBILENET = "tv/mobilenet_v2.imagenet1k_v1"
+
+
+@pytest.fixture(scope="module")
+def platform(nats_server, s3_server, tmp_path_factory):
+    home = tmp_path_factory.mktemp("cli")
+    catalog = shared_catalog(tmp_path_factory.getbasetemp())
+    with InProcessPlatform(platform_settings(nats_server, s3_server, home), catalog) as p:
+        yield p
+
+
+@pytest.fixture
+def env(platform, monkeypatch, tmp_path):
+    monkeypatch.setenv("TRAINYARD_GATEWAY_ADDRESS", platform.gateway_address)
+    monkeypatch.setenv("TRAINYARD_TOKEN", platform.admin_token)
+    monkeypatch.setenv("TRAINYARD_HOME", str(tmp_path / "no-stack"))
+    return platform
+
+
+def run_json(capsys, *argv):
+    capsys.readouterr()
+    assert main([*argv, "--output", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_whole_flow_with_flags(env, capsys, tmp_path):
+    archive = tmp_path / "shapes.zip"
+    archive.write_bytes(make_classification_archive(classes=("circle", "square"), per_class=8, size=32, seed=4))
+    imported = run_json(capsys, "datasets", "import", str(archive), "--name", "cli-shapes", "--val-fraction", "0.25")
+    ds_id = imported["id"]
+    assert ds_id in [d["id"] for d in run_json(capsys, "datasets", "list", "--task-type", "classification")]
+    assert main(["datasets", "show", ds_id]) == 0 and "circle" in capsys.readouterr().out
+    sheet = tmp_path / "sheet.png"
+    assert main(["datasets", "preview", ds_id, "--count", "4", "--out", str(sheet)]) == 0
+    assert Image.open(sheet).size[0] > 32
+    models = run_json(capsys, "models", "list", "--task-type", "classification", "--limit", "5")
+    assert len(models) == 5
+    assert run_json(capsys, "models", "show", MOBILENET)["id"] == MOBILENET
+    assert main(["models", "import", MOBILENET]) == 0
+    assert run_json(capsys, "recommend", "--task-type", "classification", "--dataset", ds_id)
+    capsys.readouterr()
+    code = main(
+        [
+            "train",
+            "start",
+            "--task-type",
+            "classification",
+            "--dataset",
+            ds_id,
+            "--model",
+            MOBILENET,
+            "--name",
+            "cli-task",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--image-size",
+            "32",
+            "--watch",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "succeeded" in out and "val_top1" in out
+    tasks = run_json(capsys, "train", "list")
+    task = next(t for t in tasks if t["name"] == "cli-task")
+    assert run_json(capsys, "train", "show", task["id"])["state"] == "TASK_STATE_SUCCEEDED"
+    assert main(["train", "watch", task["id"]]) == 0
+
+
+def test_train_start_interactive(env, capsys, monkeypatch, tmp_path):
+    archive = tmp_path / "pets.zip"
+    archive.write_bytes(make_classification_archive(classes=("cat", "dog"), per_class=6, size=32, seed=8))
+    ds_id = run_json(capsys, "datasets", "import", str(archive), "--name", "cli-pets", "--val-fraction", "0.25")["id"]
+    datasets = run_json(capsys, "datasets", "list", "--task-type", "classification")
+    number = [d["id"] for d in datasets].index(ds_id) + 1
+    answers = ["classification", str(number), "manual", MOBILENET, "interactive-task", "y"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(answers) + "\n"))
+    capsys.readouterr()
+    assert main(["train", "start", "--epochs", "1", "--image-size", "32", "--batch-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "preview:" in out and "started" in out
+    task = next(t for t in run_json(capsys, "train", "list") if t["name"] == "interactive-task")
+    assert task["dataset_id"] == ds_id and task["model_id"] == MOBILENET
+    assert main(["train", "cancel", task["id"]]) in (0, 1)
+
+
+def test_keys_end_to_end_and_audit(env, capsys, monkeypatch):
+    made = run_json(capsys, "keys", "create", "cli-viewer", "--role", "viewer")
+    token, key_id = made["token"], made["key"]["id"]
+    assert key_id in [k["id"] for k in run_json(capsys, "keys", "list")]
+    # the new key works from the CLI (flag beats env) and is a viewer
+    assert run_json(capsys, "whoami", "--token", token)["role"] == "ROLE_VIEWER"
+    capsys.readouterr()
+    assert main(["keys", "create", "nope", "--token", token]) == 1
+    assert "PERMISSION_DENIED" in capsys.readouterr().err
+    assert main(["keys", "revoke", key_id]) == 0
+    capsys.readouterr()
+    assert main(["whoami", "--token", token]) == 1
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
+    entries = run_json(capsys, "audit", "--method", "ApiKey")
+    assert any(e["method"].endswith("RevokeApiKey") and key_id in e["target"] for e in entries)
+
+
+def test_clear_errors(env, capsys, monkeypatch, tmp_path):
+    assert main(["datasets", "show", "no-such-dataset"]) == 1
+    err = capsys.readouterr().err
+    assert "NOT_FOUND" in err and "no-such-dataset" in err
+    assert (
+        main(
+            [
+                "train",
+                "start",
+                "--task-type",
+                "classification",
+                "--dataset",
+                "x",
+                "--model",
+                MOBILENET,
+                "--name",
+                "bad",
+                "--epochs",
+                "-1",
+            ]
+        )
+        == 1
+    )
+    assert "hyperparameters.epochs" in capsys.readouterr().err
+    assert main(["datasets", "import", str(tmp_path / "missing.zip"), "--name", "x"]) == 1
+    assert "no such file" in capsys.readouterr().err
+    monkeypatch.delenv("TRAINYARD_GATEWAY_ADDRESS")
+    assert main(["datasets", "list"]) == 2
+    assert "TRAINYARD_GATEWAY_ADDRESS" in capsys.readouterr().err
