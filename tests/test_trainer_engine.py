@@ -114,3 +114,40 @@ def test_backbone_learning_rate_multiplier_and_head_replacement():
     assert groups["backbone_no_decay"]["weight_decay"] == 0.0
     new = replace_last_linear(built.model, 7)
     assert built.model[-1] is new and new.out_features == 7 and new.in_features == 16
+
+
+def test_schedules_warmup_step_and_one_cycle():
+    cfg = engine.FitConfig(epochs=6, num_classes=2, warmup_epochs=1, schedule=engine.SCHEDULE_STEP, step_epochs=2)
+    f = [engine.lr_factor(s, 10, cfg) for s in range(60)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)  # linear warm-up over epoch 1
+    assert f[10] == 1.0 and f[29] == 1.0 and f[30] == pytest.approx(0.1) and f[50] == pytest.approx(0.01)
+    cfg = engine.FitConfig(epochs=4, num_classes=2, schedule=engine.SCHEDULE_ONE_CYCLE)
+    f = [engine.lr_factor(s, 10, cfg) for s in range(40)]
+    peak = max(range(40), key=f.__getitem__)
+    assert f[0] < 0.2 and 8 <= peak <= 13 and f[-1] < 0.01
+    cosine = engine.FitConfig(epochs=2, num_classes=2)
+    assert engine.lr_factor(0, 10, cosine) == 1.0 and engine.lr_factor(19, 10, cosine) < 0.01
+
+
+def test_early_stopping_stops_and_keeps_the_best():
+    train, val = loaders()
+    best: list[tuple] = []
+    logs: list[str] = []
+    # lr 0 never improves after epoch 1: patience 2 stops after epoch 3 of 10
+    cfg = engine.FitConfig(
+        epochs=10, num_classes=2, learning_rate=1e-12, early_stopping_patience=2, early_stopping_metric="val_top1"
+    )
+    hooks = engine.Hooks(save_best=lambda state, m, v: best.append((state["epoch"], m, v)), log=logs.append)
+    final = engine.fit(tiny_model(), train, val, cfg, torch.device("cpu"), hooks)
+    assert final["stopped_early"] and final["epochs_trained"] == 3
+    assert best[0][:2] == (1, "val_top1") and final["best"]["epoch"] == 1
+    assert any("early stopping" in line for line in logs)
+
+
+def test_class_weights_from_label_counts():
+    from trainer.job import class_weights
+
+    cases = [{"label": 0}] * 6 + [{"label": 1}] * 2
+    w = class_weights(cases, "classification", 2, 2)
+    assert w[1] == pytest.approx(3 * w[0]) and sum(w) / 2 == pytest.approx(1.0)
+    assert class_weights(cases, "classification", 2, 0) is None

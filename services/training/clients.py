@@ -111,6 +111,29 @@ class GrpcModelZooClient(_Remote):
             raise _translate(exc, "model zoo service") from None
         return resp.model
 
+    async def register_trained_model(self, request):
+        """ModelZooService.RegisterTrainedModel (BRIEF2 contract 3), as the current identity."""
+        try:
+            resp = await self.stub.RegisterTrainedModel(
+                request, metadata=call_metadata(self.settings), timeout=CALL_TIMEOUT_S
+            )
+        except grpc.RpcError as exc:
+            raise _translate(exc, "model zoo service") from None
+        return resp.model
+
+    async def get_preset(self, preset_id: str):
+        try:
+            resp = await self.stub.GetPreset(
+                modelzoo_service_pb2.GetPresetRequest(preset_id=preset_id),
+                metadata=call_metadata(self.settings),
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise errors.NotFound(f"preset {preset_id!r} not found in the zoo") from None
+            raise _translate(exc, "model zoo service") from None
+        return resp.preset
+
 
 class GrpcRecommender(_Remote):
     def __init__(self, settings: Settings) -> None:

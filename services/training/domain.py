@@ -22,7 +22,7 @@ from services.training.tasks import NewTask, TaskStore, is_final
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2
 from trainyard.events.v1 import events_pb2
-from trainyard.modelzoo.v1 import modelzoo_pb2
+from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2
 from trainyard.recommend.v1 import recommend_service_pb2
 from trainyard.training.v1 import training_pb2, training_service_pb2
 
@@ -131,9 +131,11 @@ def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> d
         bad["dataset_id"] = "required"
     selection = req.WhichOneof("model_selection")
     if selection is None:
-        bad["model_selection"] = "required: set model_id or auto_select"
+        bad["model_selection"] = "required: set model_id, preset_id or auto_select"
     elif selection == "model_id" and not req.model_id.strip():
         bad["model_id"] = "must not be empty"
+    elif selection == "preset_id" and not req.preset_id.strip():
+        bad["preset_id"] = "must not be empty"
     elif selection == "auto_select":
         if req.auto_select.data_type not in C.DataType.values():
             bad["auto_select.data_type"] = f"unknown data type {req.auto_select.data_type}"
@@ -298,11 +300,34 @@ class TrainingDomain:
         strategy = req.transfer_strategy
         rationale = ""
         auto: training_pb2.AutoSelect | None = None
-        if req.WhichOneof("model_selection") == "auto_select":
+        mode = training_pb2.TRAINING_MODE_SELECTION_GENERAL
+        preset_id = ""
+        selection = req.WhichOneof("model_selection")
+        if selection == "auto_select":
             auto = req.auto_select
             model_id, strategy, hp, rationale = await self._auto_select(req)
+        elif selection == "preset_id":
+            preset = await self.zoo.get_preset(req.preset_id.strip())
+            if preset.task_type != req.task_type:
+                raise errors.FailedPrecondition(
+                    f"preset {preset.id!r} trains {task_type_short(preset.task_type)}, not {task_type_short(req.task_type)}",
+                    reason="PRESET_CANNOT_TRAIN_TASK_TYPE",
+                )
+            defaults = common_pb2.Hyperparameters()
+            defaults.CopyFrom(preset.hyperparameters)
+            if preset.augmentation and not defaults.augmentation:
+                defaults.augmentation = preset.augmentation
+            if preset.input_size and not defaults.image_size:
+                defaults.image_size = preset.input_size
+            hp = hyperparams.merge(req.hyperparameters, defaults)
+            strategy = req.transfer_strategy or preset.transfer_strategy
+            model_id, preset_id = preset.model_id, preset.id
+            mode = training_pb2.TRAINING_MODE_SELECTION_SPECIALIZED
+            rationale = f"specialized preset {preset.id}: {preset.name}"
         else:
             model_id = req.model_id.strip()
+            if model_id.startswith("trained/"):
+                mode = training_pb2.TRAINING_MODE_SELECTION_RETRAINING
         strategy = strategy or C.TRANSFER_STRATEGY_FINE_TUNE_ALL
         model = await self.zoo.get_model(model_id)
         check_model(model, req.task_type, strategy)
@@ -320,7 +345,8 @@ class TrainingDomain:
             dataset_id=dataset.id,
             dataset_version_id=version.id,
             model_id=model.id,
-            mode=1,  # TRAINING_MODE_SELECTION_GENERAL
+            mode=mode,
+            preset_id=preset_id,
             auto_select=auto,
             transfer_strategy=strategy,
             hyperparameters=hp,
@@ -464,9 +490,12 @@ class TrainingDomain:
             for ev in events:
                 yield ev
                 after = ev.sequence
-            last_state = next((e for e in reversed(events) if e.WhichOneof("event") == "task"), None)
-            if last_state is not None and is_final(last_state.task.state) and last_state is events[-1]:
-                return  # ended (a continued task has events after an earlier final state)
+            states = [e for e in events if e.WhichOneof("event") == "task"]
+            if states and is_final(states[-1].task.state):
+                # ended: only log lines may follow the final state (a continued task has a later state)
+                task = await asyncio.to_thread(self.store.get, project, task_id)
+                if is_final(task.state):
+                    return
 
     # -- trainer events --------------------------------------------------------------------
 
@@ -474,4 +503,46 @@ class TrainingDomain:
         added = await asyncio.to_thread(self.store.apply_trainer_event, event, source_seq)
         if added:
             await self.notifier.notify(event.task_id)
+            if event.WhichOneof("event") == "succeeded":
+                await self._register_trained_model(event.task_id)
         return len(added)
+
+    async def _register_trained_model(self, task_id: str) -> None:
+        """The trained model joins the task's project's zoo as trained/<task_id> (BRIEF2 contract 3).
+        A failure is logged on the task; training itself succeeded."""
+        register = getattr(self.zoo, "register_trained_model", None)
+        if register is None or not hasattr(modelzoo_service_pb2, "RegisterTrainedModelRequest"):
+            return
+        task, job = await asyncio.to_thread(self.store.task_and_job, task_id)
+        weights = next((a.object for a in task.artifacts if a.name == "model.pt"), None)
+        if weights is None:
+            return
+        request = modelzoo_service_pb2.RegisterTrainedModelRequest(
+            task_id=task.id,
+            name=task.name,
+            base_model_id=task.model_id,
+            task_type=task.task_type,
+            library=job.model.library,
+            architecture=job.model.architecture,
+            class_names=list(job.dataset.class_names),
+            dataset_id=task.dataset_id,
+            dataset_version_id=task.dataset_version_id,
+            metrics=dict(task.metrics),
+            weights=weights,
+            default_input_size=task.hyperparameters.image_size,
+            mean=list(job.model.mean),
+            std=list(job.model.std),
+            request_id=f"register-{task.id}",
+        )
+        token = identity.set_current(identity.Identity(project=task.project, principal="training-service"))
+        try:
+            model = await register(request)
+            await asyncio.to_thread(self.store.add_log, task.id, f"the trained model joined the zoo as {model.id}")
+        except Exception as exc:  # noqa: BLE001 - reported on the task, never fails it
+            log.warning("could not register the trained model", extra={"task_id": task_id, "error": str(exc)})
+            await asyncio.to_thread(
+                self.store.add_log, task.id, f"the trained model could not be added to the zoo: {exc}"
+            )
+        finally:
+            identity._current.reset(token)
+        await self.notifier.notify(task_id)

@@ -67,6 +67,7 @@ class NewTask:
     selection_rationale: str
     job: events_pb2.TrainingJob
     id: str = ""
+    preset_id: str = ""
 
 
 def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
@@ -165,6 +166,21 @@ class TaskStore:
                 )
             ).first()
             return to_proto(row) if row else None
+
+    def task_and_job(self, task_id: str) -> tuple[training_pb2.TrainingTask, events_pb2.TrainingJob]:
+        with Session(self.engine) as session:
+            row = session.get(TrainingTaskRow, task_id)
+            if row is None:
+                raise errors.NotFound(f"training task {task_id!r} not found")
+            return to_proto(row), events_pb2.TrainingJob.FromString(row.job)
+
+    def add_log(self, task_id: str, text: str) -> None:
+        with Session(self.engine) as session:
+            self._lock(session, task_id)
+            row = session.exec(select(TrainingTaskRow).where(TrainingTaskRow.id == task_id).with_for_update()).one()
+            self._append(session, row, utcnow(), None, log=text)
+            session.add(row)
+            session.commit()
 
     def job(self, task_id: str) -> bytes:
         with Session(self.engine) as session:
