@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from bench.report import Result
 from trainer import engine
-from trainer.models import build_model
+from trainer.models import BuiltModel, build_model
 
 TARGET = 0.95
 
@@ -55,13 +55,16 @@ def bare_classification_step_loop(model, loader, device, amp: bool) -> int:
     return n
 
 
-def platform_classification_loop(built, loader, device) -> int:
-    """The trainer's own path: engine optimizer/scheduler, train_one_epoch with fit's per-step hook."""
-    cfg = engine.FitConfig(epochs=1, num_classes=10, learning_rate=1e-4)
+def platform_loop(built, loader, device, task: str = "classification", num_classes: int = 10) -> int:
+    """The trainer's own path: engine optimizer/scheduler, the task adapter's loss, train_one_epoch
+    with a per-step hook like fit's."""
+    from trainer.tasks import make_adapter
+
+    cfg = engine.FitConfig(epochs=1, num_classes=num_classes, learning_rate=1e-4)
     optimizer = engine.make_optimizer(built, cfg)
     scheduler = engine.make_scheduler(optimizer, len(loader), cfg)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
-    criterion = nn.CrossEntropyLoss()
+    adapter = make_adapter(task, num_classes, [str(i) for i in range(num_classes)])
     seen = [0]
     last = [time.monotonic()]
 
@@ -71,7 +74,7 @@ def platform_classification_loop(built, loader, device) -> int:
         if now - last[0] >= 1.0:
             last[0] = now
 
-    engine.train_one_epoch(built.model, criterion, optimizer, scheduler, loader, device, scaler, on_step)
+    engine.train_one_epoch(built.model, adapter, optimizer, scheduler, loader, device, scaler, on_step)
     _sync(device)
     return seen[0]
 
@@ -96,12 +99,12 @@ def classification(
     loader = _loader(images[: batch * steps], targets[: batch * steps], batch)
     amp = device.type == "cuda"
     bare_classification_step_loop(model, warm_loader, device, amp)
-    platform_classification_loop(built, warm_loader, device)
+    platform_loop(built, warm_loader, device)
     best_bare = best_plat = 0.0
     for _ in range(rounds):
         s, n = _timed(lambda: bare_classification_step_loop(model, loader, device, amp))
         best_bare = max(best_bare, n / s)
-        s, n = _timed(lambda: platform_classification_loop(built, loader, device))
+        s, n = _timed(lambda: platform_loop(built, loader, device))
         best_plat = max(best_plat, n / s)
     return Result(
         "1. trainer throughput",
@@ -165,14 +168,6 @@ def bare_segmentation_loop(model, batches, device, amp: bool) -> int:
     return n
 
 
-def _engine_fn(*names: str):
-    for name in names:
-        fn = getattr(engine, name, None)
-        if callable(fn):
-            return name, fn
-    return None, None
-
-
 def dense(kind: str, batch: int, warmup: int, steps: int, rounds: int, device: torch.device) -> list[Result]:
     """A small detector (Faster R-CNN MobileNetV3-320 FPN) or segmenter (LR-ASPP MobileNetV3)."""
     import torchvision
@@ -185,7 +180,7 @@ def dense(kind: str, batch: int, warmup: int, steps: int, rounds: int, device: t
         images, targets = _detection_data(batch * max(warmup, steps), size, 3)
         mk = lambda k: [(images[i : i + batch], targets[i : i + batch]) for i in range(0, k * batch, batch)]  # noqa: E731
         bare = bare_detection_loop
-        engine_name, engine_fn = _engine_fn("train_one_epoch_detection", "train_detection_epoch")
+        head = model.roi_heads.box_predictor
     else:
         size, arch = 224, "lraspp_mobilenet_v3_large"
         model = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=3).to(device)
@@ -194,35 +189,27 @@ def dense(kind: str, batch: int, warmup: int, steps: int, rounds: int, device: t
         masks = torch.randint(0, 3, (n, size, size))
         mk = lambda k: [(imgs[i : i + batch], masks[i : i + batch]) for i in range(0, k * batch, batch)]  # noqa: E731
         bare = bare_segmentation_loop
-        engine_name, engine_fn = _engine_fn("train_one_epoch_segmentation", "train_segmentation_epoch")
+        head = model.classifier
+    built = BuiltModel(model, head)
     bare(model, mk(warmup), device, amp)
-    best = 0.0
+    platform_loop(built, mk(warmup), device, kind, 3)
+    best_bare = best_plat = 0.0
     for _ in range(rounds):
         s, n = _timed(lambda: bare(model, mk(steps), device, amp))
-        best = max(best, n / s)
-    label = f"{arch} @{size}, batch {batch} ({device.type})"
-    if engine_fn is None:
-        return [
-            Result(
-                "1. trainer throughput",
-                label + " - bare loop only",
-                best,
-                "img/s",
-                note=f"trainer/engine.py has no {kind} training loop yet at the time of this run; "
-                "only the baseline was measured",
-            )
-        ]
+        best_bare = max(best_bare, n / s)
+        s, n = _timed(lambda: platform_loop(built, mk(steps), device, kind, 3))
+        best_plat = max(best_plat, n / s)
     return [
         Result(
             "1. trainer throughput",
-            label,
-            float("nan"),
+            f"{arch} @{size}, batch {batch} ({device.type})",
+            best_plat,
             "img/s",
-            baseline=best,
+            baseline=best_bare,
             baseline_name="bare PyTorch loop",
             kind="ratio",
             target=TARGET,
-            note=f"engine.{engine_name} exists but bench/throughput.py does not call it yet (signature unknown)",
+            extra={"warmup_steps": warmup, "timed_steps": steps, "rounds": rounds},
         )
     ]
 
