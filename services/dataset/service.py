@@ -524,6 +524,8 @@ class Datasets:
 
     def start_import(self, project: str, bucket: str, key: str, spec: CreateSpec | VersionSpec) -> ImportRow:
         """Check the request, record a pending import and run it in the background."""
+        if isinstance(spec, VersionSpec):
+            self.store.get(project, spec.dataset_id)  # NOT_FOUND before anything else
         if bucket != objectstore.UPLOADS_BUCKET:
             raise InvalidArgument({"source.bucket": f"must be the upload bucket {objectstore.UPLOADS_BUCKET!r}"})
         if not key or key.startswith("/") or ".." in key.split("/"):

@@ -420,10 +420,12 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
             await asyncio.sleep(0.2)
 
     async def ExportDatasetVersion(self, request, context):
+        project = identity.current().project
+        await asyncio.to_thread(self.datasets.get_version, project, request.version_id)  # NOT_FOUND first
         fmt = EXPORTS.get(request.format)
         if fmt is None:
             raise InvalidArgument({"format": "must be COCO, IMAGE_FOLDER or MASK_PNG"})
-        ref, url = await asyncio.to_thread(self.datasets.export, identity.current().project, request.version_id, fmt)
+        ref, url = await asyncio.to_thread(self.datasets.export, project, request.version_id, fmt)
         return dataset_service_pb2.ExportDatasetVersionResponse(archive=common_pb2.ObjectRef(**ref), url=url)
 
     async def DeleteDataset(self, request, context):
