@@ -91,7 +91,14 @@ async def test_import_mobilenet_from_the_wheel(service):
     assert got.reference_metrics[0].name == "top1" and got.reference_metrics[0].value == pytest.approx(71.878)
 
     listed = await stub.ListModels(pb.ListModelsRequest(weights_in_store=True))
-    assert [m.id for m in listed.models] == [MOBILENET] and listed.total_size == 1
+    # the mobilenet_v2 combos start from these weights: they are in the store too, as backbone weights
+    combos = [m for m in listed.models if m.library == "combo"]
+    assert [m.id for m in listed.models if m.library != "combo"] == [MOBILENET]
+    assert len(combos) == 10 and listed.total_size == 11
+    for combo in combos:
+        assert combo.backbone == "mobilenet_v2" and combo.backbone_model_id == MOBILENET
+        assert combo.backbone_weight_status == modelzoo_pb2.WEIGHT_STATUS_IN_STORE
+        assert combo.backbone_weights == ref and not combo.HasField("weights")
     families = await stub.ListModelFamilies(pb.ListModelFamiliesRequest(task_type=common_pb2.TASK_TYPE_CLASSIFICATION))
     by_name = {f.name: f for f in families.families}
     assert by_name["mobilenet_v2"].weights_in_store_count == 1
@@ -142,10 +149,19 @@ async def test_import_from_the_offline_folder(service, zoo_settings):
         modelzoo_pb2.WEIGHT_STATUS_UNAVAILABLE
     )
     path = offline_dir(zoo_settings) / "timm__resnet18.a1_in1k.pth"
-    torch.save({"fc.bias": torch.arange(1000, dtype=torch.float32)}, path)
+    torch.save({"fc.bias": torch.arange(1000, dtype=torch.float32), "extra.w": torch.zeros(1)}, path)
     assert (await stub.GetModel(pb.GetModelRequest(model_id=model_id))).model.weight_status == (
         modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE
     )
+    # the strict check: a partial file is refused, naming the missing and unexpected keys
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ImportWeights(pb.ImportWeightsRequest(model_id=model_id))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(info.value)
+    assert "conv1.weight" in violations["weights.missing_keys"]
+    assert violations["weights.unexpected_keys"] == "1 keys: extra.w"
+    timm = pytest.importorskip("timm")
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), path)
     ref = (await stub.ImportWeights(pb.ImportWeightsRequest(model_id=model_id))).model.weights
     assert ref.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert objectstore.get_bytes(s3, ref.bucket, ref.key) == path.read_bytes()
@@ -217,4 +233,4 @@ async def test_list_models_over_grpc_pages_and_converts(service):
     detection = await stub.ListModels(pb.ListModelsRequest(task_type=common_pb2.TASK_TYPE_DETECTION, page_size=1000))
     assert detection.models and all(common_pb2.TASK_TYPE_DETECTION in m.task_types for m in detection.models)
     families = await stub.ListModelFamilies(pb.ListModelFamiliesRequest(task_type=common_pb2.TASK_TYPE_SEGMENTATION))
-    assert {f.name for f in families.families} == {"deeplabv3", "fcn", "lraspp"}
+    assert {f.name for f in families.families} == {"deeplabv3", "fcn", "lraspp", "unet", "semantic_fpn"}

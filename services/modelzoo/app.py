@@ -13,7 +13,7 @@ from services.common.settings import Settings
 from services.modelzoo.catalog import Catalog, ensure_catalog
 from services.modelzoo.servicer import ModelZooServicer
 from services.modelzoo.settings import ModelZooSettings, modelzoo_settings
-from services.modelzoo.zoo import ModelZoo, OfflineSources
+from services.modelzoo.zoo import MirrorConfig, ModelZoo, OfflineSources
 from trainyard.modelzoo.v1 import modelzoo_service_pb2_grpc
 
 SERVICE_NAME = "trainyard.modelzoo.v1.ModelZooService"
@@ -29,7 +29,10 @@ def make_zoo(cfg: ModelZooSettings, engine, s3) -> ModelZoo:
         "catalog loaded", extra={"path": str(path), "models": len(catalog.models), "families": len(catalog.families)}
     )
     offline = OfflineSources(cfg.modelzoo_offline_weights_dir or None, cfg.offline_packages)
-    return ModelZoo(catalog, engine, s3, offline)
+    mirror = MirrorConfig(enabled=cfg.modelzoo_mirror, base_url=cfg.modelzoo_mirror_base_url)
+    if mirror.enabled:
+        log.warning("mirror mode is on: missing weights are fetched from their URL", extra={"base": mirror.base_url})
+    return ModelZoo(catalog, engine, s3, offline, mirror, work_dir=Path(cfg.home) / "modelzoo" / "tmp")
 
 
 async def start(settings: Settings) -> RunningService:
@@ -37,9 +40,9 @@ async def start(settings: Settings) -> RunningService:
     engine = make_engine(cfg.database_url)
     await asyncio.to_thread(migrate, engine, Path(__file__).parent / "migrations", "alembic_version_modelzoo")
     s3 = objectstore.make_client(cfg)
-    await asyncio.to_thread(objectstore.ensure_buckets, s3, (objectstore.WEIGHTS_BUCKET,))
+    await asyncio.to_thread(objectstore.ensure_buckets, s3, (objectstore.WEIGHTS_BUCKET, objectstore.UPLOADS_BUCKET))
     zoo = await asyncio.to_thread(make_zoo, cfg, engine, s3)
-    servicer = ModelZooServicer(zoo)
+    servicer = ModelZooServicer(zoo, max_upload_bytes=cfg.modelzoo_max_upload_bytes)
     server, port = await serve(
         cfg, [(modelzoo_service_pb2_grpc.add_ModelZooServiceServicer_to_server, servicer, SERVICE_NAME)]
     )

@@ -22,3 +22,32 @@ class WeightsRow(SQLModel, table=True):
     # Where the file came from: "package:<distribution>:<file name>" or "dir:<path>".
     source: str = Field(max_length=1024)
     imported_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class TrainedModelRow(SQLModel, table=True):
+    """A model trained on this platform, registered by the training service; private to its project."""
+
+    __tablename__ = "modelzoo_trained_models"
+    __table_args__ = (sa.UniqueConstraint("project", "request_id", name="uq_modelzoo_trained_request"),)
+
+    project: str = Field(primary_key=True, max_length=128)
+    task_id: str = Field(primary_key=True, max_length=128)
+    request_id: str | None = Field(default=None, max_length=128)
+    name: str = Field(max_length=256)
+    base_model_id: str = Field(max_length=256)
+    task_type: str = Field(max_length=32)
+    library: str = Field(max_length=32)
+    architecture: str = Field(max_length=256)
+    # JSON: class names, metrics, mean, std
+    class_names_json: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    metrics_json: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    mean_json: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    std_json: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    dataset_id: str = Field(max_length=128)
+    dataset_version_id: str = Field(max_length=128)
+    default_input_size: int
+    weights_bucket: str = Field(max_length=128)
+    weights_key: str = Field(max_length=512)
+    weights_sha256: str = Field(max_length=64)
+    weights_size_bytes: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))

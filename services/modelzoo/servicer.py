@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
+from pathlib import Path
 
+from services.common import identity
+from services.common.errors import InvalidArgument
 from services.modelzoo import zoo
-from services.modelzoo.zoo import FamilyView, ModelQuery, ModelView, ModelZoo
+from services.modelzoo.presets import Preset
+from services.modelzoo.zoo import FamilyView, ModelQuery, ModelView, ModelZoo, TrainedModelInput
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc
 
@@ -47,10 +53,52 @@ def model_to_proto(view: ModelView) -> modelzoo_pb2.Model:
         pretrained_num_classes=m.pretrained_num_classes,
         source_url=m.source_url,
     )
+    out.resize_size = m.resize_size
+    out.library_version = m.library_version
+    out.origin = view.origin
     if view.weights is not None:
-        w = view.weights
-        out.weights.CopyFrom(common_pb2.ObjectRef(bucket=w.bucket, key=w.key, sha256=w.sha256, size_bytes=w.size_bytes))
+        out.weights.CopyFrom(_ref(view.weights))
+    if m.backbone:
+        out.backbone = m.backbone
+    if m.backbone_model_id:
+        out.backbone_model_id = m.backbone_model_id
+        out.backbone_weight_status = WEIGHT_STATUS[view.backbone_status or zoo.UNAVAILABLE]
+        if view.backbone_weights is not None:
+            out.backbone_weights.CopyFrom(_ref(view.backbone_weights))
+    if view.lineage is not None:
+        lin = view.lineage
+        out.name = lin.name
+        out.base_model_id = lin.base_model_id
+        out.dataset_id = lin.dataset_id
+        out.dataset_version_id = lin.dataset_version_id
+        out.task_id = lin.task_id
+        out.class_names.extend(lin.class_names)
+        out.metrics.update(lin.metrics)
+        out.create_time.FromDatetime(lin.created_at)
     return out
+
+
+def _ref(w: zoo.StoredWeights) -> common_pb2.ObjectRef:
+    return common_pb2.ObjectRef(bucket=w.bucket, key=w.key, sha256=w.sha256, size_bytes=w.size_bytes)
+
+
+def preset_to_proto(p: Preset) -> modelzoo_pb2.Preset:
+    hp = common_pb2.Hyperparameters(image_size=p.input_size, augmentation=p.augmentation)
+    for name, value in p.hyperparameters.items():
+        setattr(hp, name, value)  # enum fields accept their value names
+    return modelzoo_pb2.Preset(
+        id=p.id,
+        name=p.name,
+        description=p.description,
+        task_type=zoo.TASK_TYPE_NUMBERS[p.task_type],
+        model_id=p.model_id,
+        hyperparameters=hp,
+        transfer_strategy=common_pb2.TransferStrategy.Value(p.transfer_strategy),
+        augmentation=p.augmentation,
+        data_type=common_pb2.DataType.Value(p.data_type),
+        input_size=p.input_size,
+        example_classes=list(p.example_classes),
+    )
 
 
 def family_to_proto(view: FamilyView) -> modelzoo_pb2.ModelFamily:
@@ -63,9 +111,14 @@ def family_to_proto(view: FamilyView) -> modelzoo_pb2.ModelFamily:
     )
 
 
+def _project() -> str:
+    return identity.current().project
+
+
 class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
-    def __init__(self, zoo_: ModelZoo) -> None:
+    def __init__(self, zoo_: ModelZoo, max_upload_bytes: int = 4 * 1024**3) -> None:
         self.zoo = zoo_
+        self.max_upload_bytes = max_upload_bytes
 
     async def ListModelFamilies(self, request, context):
         families, token = await asyncio.to_thread(
@@ -84,18 +137,87 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
             max_gflops=request.max_gflops,
             weights_in_store=request.weights_in_store,
             query=request.query,
+            origin=request.origin,
         )
         models, token, total = await asyncio.to_thread(
-            self.zoo.list_models, query, request.page_size, request.page_token
+            self.zoo.list_models, query, request.page_size, request.page_token, _project()
         )
         return modelzoo_service_pb2.ListModelsResponse(
             models=[model_to_proto(m) for m in models], next_page_token=token, total_size=total
         )
 
     async def GetModel(self, request, context):
-        view = await asyncio.to_thread(self.zoo.get_model, request.model_id)
+        view = await asyncio.to_thread(self.zoo.get_model, request.model_id, _project())
         return modelzoo_service_pb2.GetModelResponse(model=model_to_proto(view))
 
     async def ImportWeights(self, request, context):
-        view = await asyncio.to_thread(self.zoo.import_weights, request.model_id)
+        upload = request.upload if request.HasField("upload") else None
+        view = await asyncio.to_thread(self.zoo.import_weights, request.model_id, upload)
         return modelzoo_service_pb2.ImportWeightsResponse(model=model_to_proto(view))
+
+    async def UploadWeights(self, request_iterator, context):
+        folder = Path(tempfile.mkdtemp(prefix="zoo-upload-", dir=self.zoo.work_dir if self.zoo.work_dir else None))
+        try:
+            header = None
+            size = 0
+            path = folder / "upload.pth"
+            with open(path, "wb") as f:
+                async for part in request_iterator:
+                    kind = part.WhichOneof("part")
+                    if header is None:
+                        if kind != "header":
+                            raise InvalidArgument({"header": "the first message must be the header"})
+                        header = part.header
+                        if not header.model_id:
+                            raise InvalidArgument({"header.model_id": "must name a model"})
+                        continue
+                    if kind == "header":
+                        raise InvalidArgument({"header": "only the first message may be a header"})
+                    size += len(part.chunk)
+                    if size > self.max_upload_bytes:
+                        raise InvalidArgument({"chunk": f"the file is larger than {self.max_upload_bytes} bytes"})
+                    f.write(part.chunk)
+            if header is None:
+                raise InvalidArgument({"header": "the stream was empty"})
+            view = await asyncio.to_thread(
+                self.zoo.import_uploaded_file, header.model_id, path, header.sha256, header.size_bytes
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        return modelzoo_service_pb2.UploadWeightsResponse(model=model_to_proto(view))
+
+    async def RegisterTrainedModel(self, request, context):
+        w = request.weights
+        req = TrainedModelInput(
+            task_id=request.task_id,
+            name=request.name,
+            base_model_id=request.base_model_id,
+            task_type=request.task_type,
+            library=request.library,
+            architecture=request.architecture,
+            class_names=tuple(request.class_names),
+            dataset_id=request.dataset_id,
+            dataset_version_id=request.dataset_version_id,
+            metrics=dict(request.metrics),
+            weights_bucket=w.bucket,
+            weights_key=w.key,
+            weights_sha256=w.sha256,
+            weights_size_bytes=w.size_bytes,
+            default_input_size=request.default_input_size,
+            mean=tuple(request.mean),
+            std=tuple(request.std),
+            request_id=request.request_id,
+        )
+        view = await asyncio.to_thread(self.zoo.register_trained_model, req, _project())
+        return modelzoo_service_pb2.RegisterTrainedModelResponse(model=model_to_proto(view))
+
+    async def ListPresets(self, request, context):
+        presets, token = self.zoo.list_presets(
+            request.task_type, request.data_type, request.page_size, request.page_token
+        )
+        return modelzoo_service_pb2.ListPresetsResponse(
+            presets=[preset_to_proto(p) for p in presets], next_page_token=token
+        )
+
+    async def GetPreset(self, request, context):
+        return modelzoo_service_pb2.GetPresetResponse(preset=preset_to_proto(self.zoo.get_preset(request.preset_id)))

