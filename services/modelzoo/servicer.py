@@ -156,6 +156,8 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
         return modelzoo_service_pb2.ImportWeightsResponse(model=model_to_proto(view))
 
     async def UploadWeights(self, request_iterator, context):
+        if self.zoo.work_dir:
+            self.zoo.work_dir.mkdir(parents=True, exist_ok=True)  # the first upload after start
         folder = Path(tempfile.mkdtemp(prefix="zoo-upload-", dir=self.zoo.work_dir if self.zoo.work_dir else None))
         try:
             header = None
