@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -185,3 +186,25 @@ def test_two_nodes_simulated_by_two_launchers_on_one_machine(one_process: dict) 
     assert results.get(1, "missing") is None, results.get(1)
     assert isinstance(results.get(0), dict), results.get(0)
     _assert_same(results[0], one_process)
+
+
+@pytest.mark.integration
+async def test_nodes_rendezvous_over_nats_or_none_starts(nats_server) -> None:
+    from services.common import messaging
+    from trainer.distributed import RendezvousTimeout, rendezvous
+
+    nc = await messaging.connect(nats_server.url, "test-rendezvous")
+    try:
+        js = nc.jetstream()
+        key = f"task-{os.getpid()}.1"
+        got = await asyncio.gather(
+            rendezvous(js, job_key=key, nnodes=2, node_rank=1, timeout_s=20),
+            rendezvous(js, job_key=key, nnodes=2, node_rank=0, master_addr="10.0.0.7", master_port=29500),
+        )
+        assert got == [("10.0.0.7", 29500), ("10.0.0.7", 29500)]
+        with pytest.raises(RendezvousTimeout, match="1 of 2 nodes"):
+            await rendezvous(
+                js, job_key=f"task-{os.getpid()}.2", nnodes=2, node_rank=0, master_addr="h", master_port=1, timeout_s=1
+            )
+    finally:
+        await nc.close()

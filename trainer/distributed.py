@@ -38,7 +38,8 @@ Rules this module fixes:
 - Backends: NCCL with one GPU per rank (cuda:local_rank) when CUDA is used, gloo on CPU.
 - Multi-node: `launch(..., nnodes=K, node_rank=i, master_addr=..., master_port=...)` on every
   node with the same address (rank 0's node); global rank = node_rank * nproc_per_node + local_rank.
-  Rendezvous (agreeing on master_addr/port) is the caller's job.
+  The nodes agree on master_addr/port with `rendezvous(js, job_key=..., nnodes=K, node_rank=i, ...)`
+  (a JetStream key-value bucket): all start together, or none does (RendezvousTimeout).
 """
 
 from __future__ import annotations
@@ -438,3 +439,61 @@ def launch(
     if node_rank == 0 and (main is None or main[0] != "ok"):
         raise DistributedError("rank 0 ended without a result")
     return main[1] if main else None
+
+
+# ---------------------------------------------------------------- multi-node rendezvous over NATS
+
+RENDEZVOUS_BUCKET = "TRAINYARD_RENDEZVOUS"
+
+
+class RendezvousTimeout(DistributedError):
+    """Not every node of a multi-node job arrived in time: none of them starts (the job is retried)."""
+
+
+async def rendezvous(
+    js,
+    *,
+    job_key: str,
+    nnodes: int,
+    node_rank: int,
+    master_addr: str = "",
+    master_port: int = 0,
+    timeout_s: float = 120.0,
+    poll_s: float = 0.2,
+) -> tuple[str, int]:
+    """The nodes of one multi-node job agree on rank 0's address through a JetStream key-value bucket.
+
+    Node 0 passes the address its rank 0 will listen on (master_addr, master_port); every node
+    registers itself and waits until all `nnodes` have, then gets (master_addr, master_port) for
+    `launch(..., nnodes=nnodes, node_rank=node_rank, master_addr=..., master_port=...)`.
+    job_key: unique per attempt, e.g. f"{task_id}.{attempt}" (letters, digits, "-", "_", ".").
+    Raises RendezvousTimeout when the group is not complete within timeout_s: start together or not at all.
+    """
+    import asyncio
+
+    import nats.js.errors
+
+    if node_rank == 0 and not (master_addr and master_port):
+        raise ValueError("node 0 must publish the master address and port")
+    kv = await js.create_key_value(bucket=RENDEZVOUS_BUCKET, history=1, ttl=24 * 3600)
+    if node_rank == 0:
+        await kv.put(f"{job_key}.master", f"{master_addr}:{master_port}".encode())
+    await kv.put(f"{job_key}.node.{node_rank}", b"ready")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            addr, _, port = (await kv.get(f"{job_key}.master")).value.decode().rpartition(":")
+            arrived = 0
+            for rank in range(nnodes):
+                try:
+                    await kv.get(f"{job_key}.node.{rank}")
+                    arrived += 1
+                except nats.js.errors.KeyNotFoundError:
+                    pass
+            if arrived == nnodes:
+                return addr, int(port)
+        except nats.js.errors.KeyNotFoundError:
+            arrived = 0
+        if time.monotonic() > deadline:
+            raise RendezvousTimeout(f"job {job_key}: {arrived} of {nnodes} nodes arrived within {timeout_s:.0f}s")
+        await asyncio.sleep(poll_s)
