@@ -717,7 +717,7 @@ async def test_real_modelzoo_through_the_gateway(settings, zoo_catalog, tmp_path
             ).token
             stub = modelzoo_service_pb2_grpc.ModelZooServiceStub(channel)
             listed = await stub.ListModels(
-                modelzoo_service_pb2.ListModelsRequest(query="mobilenet_v2", page_size=5), metadata=bearer(viewer)
+                modelzoo_service_pb2.ListModelsRequest(query="mobilenet_v2", page_size=500), metadata=bearer(viewer)
             )
             assert "tv/mobilenet_v2.imagenet1k_v1" in [m.id for m in listed.models]
             with pytest.raises(grpc.aio.AioRpcError) as err:
