@@ -13,7 +13,8 @@ from test_gateway import ADMIN_TOKEN, INTERNAL_TOKEN, Seen, ZooBackend, bearer
 
 from gateway.app import start
 from gateway.settings import GatewaySettings
-from services.common.server import ServiceInterceptor
+from services.common.server import serve
+from services.common.settings import Settings
 from trainyard.modelzoo.v1 import modelzoo_service_pb2, modelzoo_service_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -43,16 +44,19 @@ def make_pki(folder: Path) -> dict[str, Path]:
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 async def test_gateway_reaches_a_service_over_mutual_tls_only_with_its_certificate(tmp_path, database_url):
     pki = make_pki(tmp_path)
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(INTERNAL_TOKEN)])
     seen = Seen()
-    modelzoo_service_pb2_grpc.add_ModelZooServiceServicer_to_server(ZooBackend(seen), server)
-    credentials = grpc.ssl_server_credentials(
-        [(pki["server.key"].read_bytes(), pki["server.pem"].read_bytes())],
-        root_certificates=pki["ca.pem"].read_bytes(),
-        require_client_auth=True,
+    # The service side is the platform's own serve(), with the TLS settings every service reads.
+    service_settings = Settings(
+        listen="127.0.0.1:0",
+        internal_token=INTERNAL_TOKEN,
+        service_tls_cert_file=pki["server.pem"],
+        service_tls_key_file=pki["server.key"],
+        service_tls_client_ca_file=pki["ca.pem"],
     )
-    port = server.add_secure_port("127.0.0.1:0", credentials)
-    await server.start()
+    server, port = await serve(
+        service_settings,
+        [(modelzoo_service_pb2_grpc.add_ModelZooServiceServicer_to_server, ZooBackend(seen), "zoo")],
+    )
     base = {
         "listen": "127.0.0.1:0",
         "database_url": database_url,

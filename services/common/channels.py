@@ -11,13 +11,21 @@ from services.common.settings import Settings
 def internal_channel(address: str, settings: Settings) -> grpc.aio.Channel:
     if not address:
         raise SystemExit("an internal service address is not configured (TRAINYARD_*_ADDRESS)")
-    return grpc.aio.insecure_channel(
-        address,
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-        ],
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    if settings.service_tls_client_ca_file is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    # One internal CA signs every service: it verifies the peer, and this service's own
+    # certificate is its client certificate.
+    cert, key = settings.service_tls_cert_file, settings.service_tls_key_file
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=settings.service_tls_client_ca_file.read_bytes(),
+        private_key=key.read_bytes() if key else None,
+        certificate_chain=cert.read_bytes() if cert else None,
     )
+    return grpc.aio.secure_channel(address, credentials, options=options)
 
 
 def call_metadata(settings: Settings) -> tuple[tuple[str, str], ...]:

@@ -106,6 +106,24 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
     ]
 
 
+def _add_port(server: grpc.aio.Server, settings: Settings) -> int:
+    cert, key, client_ca = (
+        settings.service_tls_cert_file,
+        settings.service_tls_key_file,
+        settings.service_tls_client_ca_file,
+    )
+    if (cert is None) != (key is None):
+        raise SystemExit("TRAINYARD_SERVICE_TLS_CERT_FILE and TRAINYARD_SERVICE_TLS_KEY_FILE must be set together")
+    if cert is None:
+        return server.add_insecure_port(settings.listen)
+    credentials = grpc.ssl_server_credentials(
+        [(key.read_bytes(), cert.read_bytes())],
+        root_certificates=client_ca.read_bytes() if client_ca else None,
+        require_client_auth=client_ca is not None,
+    )
+    return server.add_secure_port(settings.listen, credentials)
+
+
 async def serve(
     settings: Settings,
     registrations: Iterable[Registration],
@@ -125,7 +143,7 @@ async def serve(
         add(servicer, server)
         names.append(name)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(settings.listen)
+    port = _add_port(server, settings)
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.listen}")
     await server.start()

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Folder for local state (caches, catalog).
     home: Path = Path(".trainyard")
+    # Serve TLS on the internal port when both are set (PEM); with a client CA, require client certificates
+    # (mutual TLS from the gateway).
+    service_tls_cert_file: Path | None = None
+    service_tls_key_file: Path | None = None
+    service_tls_client_ca_file: Path | None = None
 
     @field_validator("listen", "dataset_address", "modelzoo_address", "recommend_address", "training_address")
     @classmethod
