@@ -201,30 +201,64 @@ class Worker:
                 await self.nc.flush(timeout=5)
             await self.nc.close()
 
+    async def _fetch_one(self, sub) -> list:
+        """One long poll for a job on one subscription ([] when none came)."""
+        try:
+            return await sub.fetch(1, timeout=5.0)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reconnects and the like
+            log.warning("fetching jobs failed", extra={"error": str(exc)})
+            await asyncio.sleep(1.0)
+            return []
+
     async def run(self) -> None:
+        """Long-poll every task type's queue at once, so a job is picked up as soon as it is published.
+
+        A trainer runs one job at a time: a job that arrives on another queue while one runs is
+        nak()ed at once for another trainer (or for this one, later) instead of being held.
+        """
         if self.nc is None:
             await self.connect()
-        while not self._stop.is_set():
-            got = False
-            for sub in self.subs:
-                if self._stop.is_set():
-                    break
-                try:
-                    msgs = await sub.fetch(1, timeout=1.0)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue
-                except Exception as exc:  # noqa: BLE001 - reconnects and the like
-                    log.warning("fetching jobs failed", extra={"error": str(exc)})
-                    await asyncio.sleep(1.0)
-                    continue
-                for msg in msgs:
-                    got = True
-                    await self.handle(msg)
-                    self.jobs_done += 1
-                    if self.stop_after and self.jobs_done >= self.stop_after:
-                        self._stop.set()
-            if not got:
-                await asyncio.sleep(0)
+        polls: dict[asyncio.Task, Any] = {}
+        try:
+            while not self._stop.is_set():
+                for sub in self.subs:
+                    if sub not in polls.values():
+                        polls[asyncio.create_task(self._fetch_one(sub))] = sub
+                stop_wait = asyncio.create_task(self._stop.wait())
+                done, _ = await asyncio.wait([*polls, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+                stop_wait.cancel()
+                msgs = []
+                for poll in done - {stop_wait}:
+                    polls.pop(poll)
+                    msgs.extend(poll.result())
+                for i, msg in enumerate(msgs):
+                    if i > 0 or self._stop.is_set():
+                        await msg.nak()
+                        continue
+                    await self._handle_while_refusing(msg, polls)
+        finally:
+            for poll in polls:
+                poll.cancel()
+            await asyncio.gather(*polls, return_exceptions=True)
+
+    async def _handle_while_refusing(self, msg, polls: dict[asyncio.Task, Any]) -> None:
+        """Run one job; jobs that other polls receive meanwhile go straight back to the queue."""
+        job = asyncio.create_task(self.handle(msg))
+        while not job.done():
+            waiting = [p for p in polls if not p.done()]
+            done, _ = await asyncio.wait([job, *waiting], return_when=asyncio.FIRST_COMPLETED)
+            for poll in done - {job}:
+                polls.pop(poll)
+                for extra in poll.result():
+                    await extra.nak()
+        await job
+        self.jobs_done += 1
+        if self.stop_after and self.jobs_done >= self.stop_after:
+            self._stop.set()
 
     async def _cancel_requested(self, task_id: str) -> bool:
         try:
