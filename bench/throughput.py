@@ -226,7 +226,7 @@ def run(mode: str, device: torch.device) -> list[Result]:
         classification("resnet18", batch, size, warmup, steps, rounds, device),
     ]
     if mode != "tiny":
-        dense_batch = 2 if not gpu else 16
+        dense_batch = (1 if mode == "quick" else 2) if not gpu else 16
         for kind in ("detection", "segmentation"):
-            out += dense(kind, dense_batch, warmup, steps, rounds, device)
+            out += dense(kind, dense_batch, warmup, steps if gpu or mode == "full" else 2, rounds, device)
     return out
