@@ -189,3 +189,27 @@ def test_bad_names_and_tasks_are_refused():
         A.build_network("combo", "fasterrcnn+resnet18", "segmentation", 2)
     with pytest.raises(A.ArchitectureError, match="no model"):
         A.build_network("torchvision", "resnet9000", "classification", 2)
+
+
+def _classification_architectures() -> list[tuple[str, str]]:
+    """Every classification network the catalog lists: torchvision's builders and the curated timm set."""
+    from torchvision import models
+
+    from services.modelzoo.catalog_builder import TIMM_ARCHS
+
+    return [("torchvision", name) for name in models.list_models(module=models)] + [
+        ("timm", name) for name in TIMM_ARCHS
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("library", "arch"), _classification_architectures(), ids=lambda v: str(v))
+def test_every_classification_network_builds_on_meta_with_a_new_head(library, arch):
+    try:
+        with torch.device("meta"):
+            model = A.build_network(library, arch, "classification", 7)
+    except NotImplementedError:  # torchvision's RegNet computes its widths with tensors: build it for real
+        assert arch.startswith("regnet"), arch
+        model = A.build_network(library, arch, "classification", 7)
+    outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+    assert outputs and any(getattr(m, "out_features", getattr(m, "out_channels", 0)) == 7 for m in outputs[-3:])
