@@ -213,3 +213,14 @@ def test_every_classification_network_builds_on_meta_with_a_new_head(library, ar
         model = A.build_network(library, arch, "classification", 7)
     outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
     assert outputs and any(getattr(m, "out_features", getattr(m, "out_channels", 0)) == 7 for m in outputs[-3:])
+
+
+@pytest.mark.parametrize("library", ["timm", "torchvision"])
+def test_retraining_a_classifier_keeps_the_old_class_rows(tmp_path, library):
+    old = A.build_network(library, "resnet18", "classification", 2)
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": old.state_dict(), "classes": ["a", "b"]}, path)
+    grown = A.build_network(library, "resnet18", "classification", 3, weights_path=path, weights_num_classes=2)
+    assert torch.equal(grown.state_dict()["fc.weight"][:2], old.state_dict()["fc.weight"])
+    assert torch.equal(grown.state_dict()["fc.bias"][:2], old.state_dict()["fc.bias"])
+    assert torch.equal(grown.state_dict()["conv1.weight"], old.state_dict()["conv1.weight"])

@@ -215,7 +215,9 @@ def build_network(
     if library == "timm":
         if backbone_weights_path is not None:
             raise ArchitectureError("timm models take weights_path, not backbone_weights_path")
-        return _build_timm(architecture, outputs, weights_path)
+        if weights_path is None or not weights_num_classes:  # a library checkpoint: timm drops its head
+            return _build_timm(architecture, outputs, weights_path)
+        # our own checkpoint (retraining): keep the old classes' rows as for the other libraries
     model = construct(library, architecture, task_type, outputs, input_size=input_size)
     if backbone_weights_path is not None:
         load_backbone_weights(model, library, architecture, Path(backbone_weights_path))
