@@ -15,6 +15,14 @@ in a subprocess, when no catalog file is cached, and afterwards only reads the J
   ``get_pretrained_cfg()`` for input size, mean, std, license, classes, hub id). Parameters are
   counted and GFLOPs measured (torch.utils.flop_counter, multiply-adds as torchvision reports
   them) on a model built on the meta device; a model whose measurement fails keeps gflops 0.
+- combos: every "<head>+<backbone>" of trainer.architectures (Faster R-CNN, RetinaNet, FCOS, SSDlite,
+  Mask R-CNN, DeepLabV3, FCN, LR-ASPP, U-Net, semantic FPN over torchvision backbones), id
+  ``combo/<head>+<backbone>.<backbone weights tag>``, measured on the meta device (detectors as
+  torchvision counts its _ops); their pre-trained part is the backbone's ImageNet weights.
+
+Measurements (parameters, GFLOPs) of timm models and combos are cached in measurements.json per
+library versions (``--write-measurements`` refreshes it), so a build with a matching cache only reads
+the registries' metadata (seconds).
 """
 
 from __future__ import annotations
