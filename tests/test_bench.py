@@ -74,4 +74,5 @@ def test_service_benchmarks_against_the_local_stack(tmp_path):
     assert benches == {"2. data path", "3. import", "4. API latency", "5. dispatch", "6. events", "7. memory"}
     by = {r["bench"]: r for r in report["results"]}
     assert by["3. import"]["extra"]["images"] >= 40 and by["3. import"]["ratio"] > 0
-    assert by["5. dispatch"]["extra"]["n"] >= 5 and by["6. events"]["extra"]["n"] >= 1
+    dispatch = [r for r in report["results"] if r["bench"] == "5. dispatch"]  # one row per trainer kind
+    assert max(r["extra"]["n"] for r in dispatch) >= 5 and by["6. events"]["extra"]["n"] >= 1
