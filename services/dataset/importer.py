@@ -19,6 +19,7 @@ import random
 import re
 import tarfile
 import zipfile
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -217,7 +218,15 @@ class _Archive:
         except InvalidArgument:
             self.close()
             raise
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        except (
+            zipfile.BadZipFile,
+            tarfile.TarError,
+            EOFError,
+            OSError,
+            ValueError,
+            NotImplementedError,
+            zlib.error,
+        ) as exc:
             self.close()
             raise _bad(f"not a readable {kind} archive: {exc}") from None
 
@@ -281,7 +290,15 @@ class _Archive:
                 data = fh.read(entry.size + 1)
         except InvalidArgument:
             raise
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, RuntimeError, ValueError) as exc:
+        except (
+            zipfile.BadZipFile,
+            tarfile.TarError,
+            EOFError,
+            OSError,
+            RuntimeError,
+            ValueError,
+            zlib.error,
+        ) as exc:  # NotImplementedError (an unsupported zip method) is a RuntimeError
             raise _bad(f"{entry.name}: cannot read the entry from the archive: {exc}") from None
         if len(data) > entry.size:
             raise _bad(f"{entry.name}: entry is larger than its declared size")
@@ -622,6 +639,11 @@ def _detect_layout(
         raise _bad(str(exc)) from None
     except ValueError as exc:
         raise _bad(str(exc)) from None
+    except (TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
+        # Safety net for annotation documents of the wrong shape (e.g. a list where an id belongs):
+        # found by tests/test_fuzz_importers.py; bad input is the caller's error, never a crash.
+        log.info("malformed annotations", extra={"error": repr(exc)})
+        raise _bad(f"malformed annotations ({type(exc).__name__}: {str(exc)[:200]})") from None
     return _classification_layout(archive, images, options, warnings)
 
 
