@@ -59,8 +59,11 @@ async def stack(settings, tmp_path, tmp_path_factory):
             await running.stop()
 
 
-async def make_dataset(stub, name: str) -> str:
-    archive = make_classification_archive(classes=("circle", "square"), per_class=12, size=40, seed=3)
+OTHER_PROJECT = (("x-trainyard-project", "other"),)
+
+
+async def make_dataset(stub, name: str, classes=("circle", "square")) -> str:
+    archive = make_classification_archive(classes=classes, per_class=12, size=40, seed=3)
     meta = dpb.CreateDatasetMetadata(name=name, val_fraction=0.25, split_seed=1)
     response = await stub.CreateDataset(upload_chunks(meta, archive, chunk_size=64 * 1024))
     return response.dataset.id
@@ -133,14 +136,110 @@ async def test_create_train_watch_to_success(stack, settings, tmp_path):
         await training.CancelTrainingTask(pb.CancelTrainingTaskRequest(task_id=task.id))
     assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
+    # The trained model joined the zoo of the task's project, with its lineage; other projects do not see it.
+    trained_id = f"trained/{task.id}"
+    model = (await zoo.GetModel(mpb.GetModelRequest(model_id=trained_id))).model
+    assert model.base_model_id == MOBILENET and model.task_id == task.id
+    assert list(model.class_names) == ["circle", "square"] and model.dataset_version_id == done.dataset_version_id
+    assert trained_id in [m.id for m in (await zoo.ListModels(mpb.ListModelsRequest(origin="trained"))).models]
+    with pytest.raises(grpc.RpcError) as exc:
+        await zoo.GetModel(mpb.GetModelRequest(model_id=trained_id), metadata=OTHER_PROJECT)
+    assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+    listed_other = await zoo.ListModels(mpb.ListModelsRequest(origin="trained"), metadata=OTHER_PROJECT)
+    assert trained_id not in [m.id for m in listed_other.models]
+
+    # Retraining: the trained network on a dataset whose class list grows (old classes first).
+    grown_id = await make_dataset(datasets, "shapes-grown", classes=("circle", "square", "triangle"))
+    retrain = (
+        await training.CreateTrainingTask(
+            request(
+                grown_id, name="retrain", model_id=trained_id, hyperparameters=C.Hyperparameters(epochs=1, batch_size=8)
+            )
+        )
+    ).task
+    assert retrain.mode == T.TRAINING_MODE_SELECTION_RETRAINING and retrain.model_id == trained_id
+    assert retrain.hyperparameters.image_size == 32  # the trained model's input size is the default
+    await assert_old_head_rows_kept(settings, tmp_path, done)
+
+    # A specialized preset: its network and hyperparameters as defaults, the user's values win.
+    presets = (await zoo.ListPresets(mpb.ListPresetsRequest(task_type=C.TASK_TYPE_CLASSIFICATION))).presets
+    preset = next(p for p in presets if p.id == "preset/chest-xray-classification")
+    weights = upload_random_weights(settings, preset.model_id)
+    await zoo.ImportWeights(mpb.ImportWeightsRequest(model_id=preset.model_id, upload=weights))
+    special = (
+        await training.CreateTrainingTask(
+            pb.CreateTrainingTaskRequest(
+                name="xray",
+                task_type=C.TASK_TYPE_CLASSIFICATION,
+                dataset_id=dataset_id,
+                preset_id=preset.id,
+                hyperparameters=C.Hyperparameters(epochs=3, batch_size=4),
+            )
+        )
+    ).task
+    assert special.mode == T.TRAINING_MODE_SELECTION_SPECIALIZED and special.preset_id == preset.id
+    assert special.model_id == preset.model_id
+    hp = special.hyperparameters
+    assert (hp.epochs, hp.batch_size) == (3, 4)  # user overrides
+    assert hp.learning_rate == pytest.approx(preset.hyperparameters.learning_rate)
+    assert hp.optimizer == preset.hyperparameters.optimizer and hp.image_size == preset.input_size
+    got = (await training.GetTrainingTask(pb.GetTrainingTaskRequest(task_id=special.id))).task
+    assert got.preset_id == preset.id and got.mode == T.TRAINING_MODE_SELECTION_SPECIALIZED
+    await training.CancelTrainingTask(pb.CancelTrainingTaskRequest(task_id=special.id))
+
     # A queued task can be cancelled; a trainer that pulls it later skips it.
     second = (await training.CreateTrainingTask(request(dataset_id, name="second"))).task
     cancelled = (await training.CancelTrainingTask(pb.CancelTrainingTaskRequest(task_id=second.id))).task
     assert cancelled.state == T.TASK_STATE_CANCELLED
     async with Worker(settings=trainer_settings(settings, tmp_path)) as worker:
-        await run_worker_until(worker, {second.id})
-    assert dict(worker.outcomes)[second.id] == "skipped-cancelled"
+        await run_worker_until(worker, {second.id, special.id, retrain.id})
+    outcomes = dict(worker.outcomes)
+    assert outcomes[second.id] == outcomes[special.id] == "skipped-cancelled"
+    retrained = (await training.GetTrainingTask(pb.GetTrainingTaskRequest(task_id=retrain.id))).task
+    assert retrained.state == T.TASK_STATE_SUCCEEDED, retrained.failure_reason
+    assert "val_top1" in retrained.metrics
     listed = (await training.ListTrainingTasks(pb.ListTrainingTasksRequest())).tasks
-    assert [t.id for t in listed] == [second.id, task.id]
+    assert [t.id for t in listed] == [second.id, special.id, retrain.id, task.id]
     only = await training.ListTrainingTasks(pb.ListTrainingTasksRequest(state=T.TASK_STATE_SUCCEEDED))
-    assert [t.id for t in only.tasks] == [task.id]
+    assert [t.id for t in only.tasks] == [retrain.id, task.id]
+
+
+async def assert_old_head_rows_kept(settings, tmp_path, done) -> None:
+    """Unit-level check on the network the trainer builds for the retraining job: the old classes'
+    head rows are the trained ones, the new class's row is new."""
+    import torch
+
+    from services.common import objectstore
+    from trainer.models import build_model
+
+    [ref] = [a.object for a in done.artifacts if a.name == "model.pt"]
+    blob = objectstore.get_bytes(objectstore.make_client(settings), ref.bucket, ref.key)
+    path = tmp_path / "trained-model.pt"
+    path.write_bytes(blob)
+    trained = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    built = await asyncio.to_thread(
+        build_model, "torchvision", "mobilenet_v2", 3, path, 2, task="classification", weights_num_classes=2
+    )
+    head = built.model.state_dict()
+    assert head["classifier.1.weight"].shape[0] == 3
+    assert torch.equal(head["classifier.1.weight"][:2], trained["classifier.1.weight"])
+    assert torch.equal(head["classifier.1.bias"][:2], trained["classifier.1.bias"])
+    assert torch.equal(head["features.0.0.weight"], trained["features.0.0.weight"])
+
+
+def upload_random_weights(settings, model_id: str) -> C.ObjectRef:
+    """A full state_dict of the preset's torchvision network (random init: no internet here) in the
+    uploads bucket, for ImportWeights."""
+    import io
+
+    import torch
+    import torchvision
+
+    from services.common import objectstore
+
+    arch = model_id.split("/", 1)[1].split(".", 1)[0]
+    buf = io.BytesIO()
+    torch.save(torchvision.models.get_model(arch, weights=None).state_dict(), buf)
+    key = f"test/{arch}.pth"
+    digest = objectstore.put_bytes(objectstore.make_client(settings), objectstore.UPLOADS_BUCKET, key, buf.getvalue())
+    return C.ObjectRef(bucket=objectstore.UPLOADS_BUCKET, key=key, sha256=digest, size_bytes=len(buf.getvalue()))

@@ -43,6 +43,9 @@ class TrainerSettings(Settings):
     trainer_progress_interval_s: float = Field(default=1.0, ge=0)
     # DataLoader workers; -1 picks 0 on CPU and 4 on CUDA.
     trainer_num_workers: int = -1
+    # torch intra-op threads when training on CPU; 0 = every core this process may use. With several
+    # trainers on one host give each cores // trainers (oversubscribed threads slow training down ~60x).
+    trainer_threads: int = Field(default=0, ge=0)
 
     @field_validator("trainer_task_types", mode="before")
     @classmethod
@@ -57,6 +60,16 @@ class TrainerSettings(Settings):
         if value not in ("auto", "cpu") and not value.startswith("cuda"):
             raise ValueError("expected auto, cpu, cuda or cuda:N")
         return value
+
+    def cpu_threads(self) -> int:
+        """Threads for torch on CPU: trainer_threads, else every core available to this process."""
+        if self.trainer_threads:
+            return self.trainer_threads
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        return max(1, cores)
 
     def cache_dir(self) -> Path:
         return self.trainer_cache_dir if str(self.trainer_cache_dir) not in ("", ".") else self.home / "trainer-cache"

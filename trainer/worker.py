@@ -163,6 +163,10 @@ class Worker:
         from trainer.job import resolve_device
 
         self.device = resolve_device(self.settings.device)
+        if self.device.type == "cpu":
+            import torch
+
+            torch.set_num_threads(self.settings.cpu_threads())
         self.cache = data.LocalCache(self.settings.cache_dir(), self.settings.trainer_cache_max_bytes)
         if self.store is None:
             self.store = S3Store(objectstore.make_client(self.settings))
@@ -380,10 +384,6 @@ def main() -> None:
 
     settings = load_settings(TrainerSettings)
     setup_logging("trainer", settings.log_level, settings.log_format)
-    import torch
-
-    if not torch.cuda.is_available():
-        torch.set_num_threads(max(1, torch.get_num_threads()))
 
     async def amain() -> None:
         async with Worker(settings=settings) as worker:

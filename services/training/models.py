@@ -25,6 +25,8 @@ class TrainingTaskRow(SQLModel, table=True):
     dataset_id: str = Field(max_length=128)
     dataset_version_id: str = Field(default="", max_length=128)
     model_id: str = Field(default="", max_length=256)
+    # The specialized preset (ModelZooService.GetPreset) the task was created from; "" for none.
+    preset_id: str = Field(default="", max_length=256, sa_column_kwargs={"server_default": ""})
     mode: int = 0
     auto_select: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # AutoSelect proto
     transfer_strategy: int = 0
