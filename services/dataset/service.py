@@ -21,6 +21,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
+import urllib3
 from minio import Minio
 from sqlalchemy.engine import Engine
 
@@ -32,6 +33,7 @@ from services.common.errors import (
     NotFound,
     ResourceExhausted,
     TrainyardError,
+    Unavailable,
 )
 from services.dataset import export, importer, preview, stats
 from services.dataset.imports import ImportStore
@@ -226,6 +228,17 @@ def merge_cases(
     return classes, out
 
 
+# The object store cannot be reached (minio's urllib3 gave up retrying): the import fails as UNAVAILABLE
+# (retry later with the same request_id) and, since rows are written only after every object, leaves
+# no dataset or version behind (orphaned content-addressed images are harmless and reused).
+OBJECT_STORE_DOWN = (urllib3.exceptions.HTTPError, ConnectionError)
+
+
+def _store_down(exc: Exception) -> Unavailable:
+    log.warning("object store unavailable during an import", extra={"error": repr(exc)[:300]})
+    return Unavailable("the object store is unavailable; retry the import later", reason="OBJECT_STORE_UNAVAILABLE")
+
+
 class Datasets:
     """Dataset operations for one caller's project at a time."""
 
@@ -286,7 +299,7 @@ class Datasets:
             dataset_id, version_id = new_id("ds"), new_id("dsv")
             manifest = build_manifest(project, dataset_id, version_id, 1, result)
             key = manifest_key(dataset_id, version_id)
-            sha, size = objectstore.put_json(self.s3, objectstore.DATASETS_BUCKET, key, manifest)
+            sha, size = self._put_manifest(key, manifest)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         created = now()
@@ -375,7 +388,7 @@ class Datasets:
             if result.ignore_index is not None:
                 manifest["ignore_index"] = result.ignore_index
             key = manifest_key(spec.dataset_id, version_id)
-            sha, size = objectstore.put_json(self.s3, objectstore.DATASETS_BUCKET, key, manifest)
+            sha, size = self._put_manifest(key, manifest)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         grayscale = set(old_stats.get("_grayscale", [])) | result.grayscale
@@ -408,8 +421,17 @@ class Datasets:
                 metadata={"sha256": image.sha256},
             )
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(put, [*result.images.values(), *result.masks.values()]))
+        try:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(put, [*result.images.values(), *result.masks.values()]))
+        except OBJECT_STORE_DOWN as exc:
+            raise _store_down(exc) from None
+
+    def _put_manifest(self, key: str, manifest: dict[str, Any]) -> tuple[str, int]:
+        try:
+            return objectstore.put_json(self.s3, objectstore.DATASETS_BUCKET, key, manifest)
+        except OBJECT_STORE_DOWN as exc:
+            raise _store_down(exc) from None
 
     def _remove_manifest(self, key: str) -> None:
         try:

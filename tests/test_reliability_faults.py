@@ -1,0 +1,150 @@
+"""Fault injection (integration): each test starts the servers it kills (deploy.local.embedded) and
+never touches the session-wide nats_server / s3_server fixtures.
+
+Figures for RELIABILITY.md come from these tests (durations are logged with -s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from sqlalchemy import text
+
+from deploy.local.embedded import free_port, start_s3
+from services.common import errors, objectstore
+from services.common.db import make_engine, migrate
+from services.dataset.service import CreateSpec, Datasets
+from services.dataset.settings import dataset_settings
+from tests.fuzz.fuzz_annotations import tiny_png, zip_bytes
+
+log = logging.getLogger(__name__)
+pytestmark = pytest.mark.integration
+DATASET_MIGRATIONS = Path(__file__).parent.parent / "services" / "dataset" / "migrations"
+
+
+def _archive(tmp_path: Path) -> Path:
+    members = {f"{c}/{i}.png": tiny_png((8 + i, 8 + k)) for k, c in enumerate(("cat", "dog")) for i in range(6)}
+    path = tmp_path / "pets.zip"
+    path.write_bytes(zip_bytes(members))
+    return path
+
+
+def _count(engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+# -- (c) the object store goes away during an import -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_object_store_down_during_import_fails_cleanly_then_a_retry_succeeds(settings, tmp_path):
+    s3 = start_s3(tmp_path / "s3")
+    engine = None
+    try:
+        cfg = dataset_settings(
+            settings.model_copy(
+                update={"s3_endpoint": s3.endpoint, "s3_access_key": s3.access_key, "s3_secret_key": s3.secret_key}
+            )
+        )
+        engine = make_engine(cfg.database_url)
+        migrate(engine, DATASET_MIGRATIONS, "alembic_version_dataset")
+        client = objectstore.make_client(cfg)
+        objectstore.ensure_buckets(client, (objectstore.DATASETS_BUCKET,))
+        datasets = Datasets(engine, client, cfg)
+        archive = _archive(tmp_path)
+        spec = CreateSpec(name="pets", request_id="import-1")
+
+        def kill_at_upload(done: int, total: int) -> None:
+            if done < 0:  # "uploading": the images are decoded, nothing stored yet
+                s3.stop(grace=2)
+
+        started = time.monotonic()
+        with pytest.raises(errors.Unavailable) as exc:
+            datasets.create("default", spec, archive, kill_at_upload)
+        failed_after = time.monotonic() - started
+        print(f"FIGURE s3-down import failed after {failed_after:.1f} s: {type(exc.value).__name__}: {exc.value}"[:300])
+        assert failed_after < 120
+        # no partial state: no dataset, no version, and the request id is free for the retry
+        assert _count(engine, "dataset_datasets") == 0
+        assert _count(engine, "dataset_versions") == 0
+        assert datasets.store.find_by_request_id("default", "import-1") is None
+
+        s3 = start_s3(tmp_path / "s3", access_key=s3.access_key, secret_key=s3.secret_key, ports=s3.ports)
+        record = datasets.create("default", spec, archive)
+        again = datasets.create("default", spec, archive)
+        assert record.dataset.id == again.dataset.id and record.version.case_count == 12
+        assert _count(engine, "dataset_datasets") == 1
+        assert objectstore.get_json(client, record.version.manifest_bucket, record.version.manifest_key)["cases"]
+        datasets.close()
+    finally:
+        s3.stop(grace=2)
+        if engine is not None:
+            engine.dispose()
+
+
+# -- (a) a service killed and restarted behind the gateway -----------------------------------------
+
+ADMIN_TOKEN = "ty_reliab1_" + "r" * 43
+
+
+async def _list(stub, **kw):
+    from trainyard.dataset.v1 import dataset_service_pb2
+
+    return await stub.ListDatasets(
+        dataset_service_pb2.ListDatasetsRequest(), metadata=(("authorization", f"Bearer {ADMIN_TOKEN}"),), **kw
+    )
+
+
+async def test_gateway_answers_unavailable_while_a_service_is_down_and_recovers(settings):
+    from gateway.app import start as start_gateway
+    from services.dataset.app import start as start_dataset
+    from trainyard.dataset.v1 import dataset_service_pb2_grpc
+
+    port = free_port()
+    dataset_settings_ = settings.model_copy(update={"listen": f"127.0.0.1:{port}", "internal_token": "itok"})
+    dataset = await start_dataset(dataset_settings_)
+    gateway = await start_gateway(
+        settings.model_copy(
+            update={
+                "listen": "127.0.0.1:0",
+                "internal_token": "itok",
+                "dataset_address": f"127.0.0.1:{port}",
+                "database_url": settings.database_url.replace("test.db", "gateway.db"),
+                "bootstrap_token": ADMIN_TOKEN,
+            }
+        )
+    )
+    channel = grpc.aio.insecure_channel(gateway.address)
+    stub = dataset_service_pb2_grpc.DatasetServiceStub(channel)
+    try:
+        await _list(stub, timeout=20)
+        await dataset.stop()  # killed: the port closes, the gateway's backend channel breaks
+        down = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await _list(stub, timeout=20)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "DatasetService" in err.value.details()
+        answered_in = time.monotonic() - down
+        dataset = await start_dataset(dataset_settings_)  # same port, same database
+        restarted = time.monotonic()
+        recovered = None
+        for _ in range(60):  # bounded: grpc reconnect backoff is at most a few seconds here
+            try:
+                await _list(stub, timeout=5)
+                recovered = time.monotonic() - restarted
+                break
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAVAILABLE
+                await asyncio.sleep(0.5)
+        assert recovered is not None, "gateway did not recover within ~30 s of the restart"
+        print(f"FIGURE gateway: UNAVAILABLE answered in {answered_in:.2f} s; recovered {recovered:.2f} s after restart")
+    finally:
+        await channel.close()
+        await gateway.stop()
+        await dataset.stop()
