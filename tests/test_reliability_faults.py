@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from pathlib import Path
 
 import grpc
@@ -148,3 +149,97 @@ async def test_gateway_answers_unavailable_while_a_service_is_down_and_recovers(
         await channel.close()
         await gateway.stop()
         await dataset.stop()
+
+
+# -- (d) poison jobs fail with the reason after max deliveries; a good job behind them succeeds ------
+
+
+@pytest.mark.slow
+async def test_poison_jobs_fail_with_the_reason_and_a_following_good_job_succeeds(settings, tmp_path, nats_server):
+    from services.common import messaging
+    from tests.test_trainer_integration import (
+        make_job,
+        trainer_events,
+        trainer_settings,
+        upload_dataset,
+        upload_weights,
+    )
+    from trainer.worker import Worker
+    from trainyard.common.v1 import common_pb2 as C
+
+    s3 = objectstore.make_client(settings)
+    objectstore.ensure_buckets(s3)
+    nc = await messaging.connect(nats_server.url, "reliability-test")
+    js = nc.jetstream()
+    await messaging.ensure_streams(js)
+    try:
+        weights = upload_weights(s3)
+        good_dataset = upload_dataset(s3, per_class=3, val_per_class=1)
+        # 1. garbage manifest object (sha256 matches the garbage: it is read, then fails to parse)
+        garbage = b"\x00\xffnot json at all{{{"
+        digest = objectstore.put_bytes(s3, objectstore.DATASETS_BUCKET, "manifests/poison/garbage.json", garbage)
+        garbage_ref = C.ObjectRef(
+            bucket=objectstore.DATASETS_BUCKET,
+            key="manifests/poison/garbage.json",
+            sha256=digest,
+            size_bytes=len(garbage),
+        )
+        # 2. a manifest whose images do not exist: looks transient, so it is retried up to max deliveries
+        manifest = objectstore.get_json(s3, good_dataset[2].bucket, good_dataset[2].key)
+        for case in manifest["cases"]:
+            case["image_key"] = "images/00/" + "0" * 64  # (the trainer's cache is keyed by sha256: change it too)
+            case["sha256"] = "0" * 64
+        missing_key = f"manifests/poison/{good_dataset[1]}-missing.json"
+        msha, msize = objectstore.put_json(s3, objectstore.DATASETS_BUCKET, missing_key, manifest)
+        missing_ref = C.ObjectRef(bucket=objectstore.DATASETS_BUCKET, key=missing_key, sha256=msha, size_bytes=msize)
+
+        ids = {name: f"tt{name}{uuid.uuid4().hex[:8]}" for name in ("garbage", "missing", "good")}
+        jobs = {
+            "garbage": make_job(ids["garbage"], (good_dataset[0], good_dataset[1], garbage_ref), weights, epochs=1),
+            "missing": make_job(ids["missing"], (good_dataset[0], good_dataset[1], missing_ref), weights, epochs=1),
+            "good": make_job(ids["good"], good_dataset, weights, epochs=1),
+        }
+        for name in ("garbage", "missing", "good"):
+            job = jobs[name]
+            await js.publish(
+                messaging.jobs_subject("classification"),
+                job.SerializeToString(),
+                headers={"Nats-Msg-Id": f"{job.task_id}-1"},
+            )
+
+        cfg = trainer_settings(settings, tmp_path).model_copy(update={"trainer_max_deliver": 2})
+        started = time.monotonic()
+        async with Worker(settings=cfg) as worker:
+            runner = asyncio.create_task(worker.run())
+            try:
+                async with asyncio.timeout(240):
+                    while True:
+                        final = {t: o for t, o in worker.outcomes if o in ("failed", "succeeded")}
+                        if set(ids.values()) <= set(final):
+                            break
+                        if runner.done():
+                            runner.result()
+                        await asyncio.sleep(0.2)
+            finally:
+                await worker.shutdown()
+                await asyncio.wait_for(runner, 60)
+        elapsed = time.monotonic() - started
+        outcomes = [(t, o) for t, o in worker.outcomes]
+        assert (ids["garbage"], "failed") in outcomes
+        assert (ids["good"], "succeeded") in outcomes
+        missing = [o for t, o in outcomes if t == ids["missing"]]
+        assert missing == ["retrying", "failed"], missing  # delivered max_deliver (2) times, then given up
+
+        for name, needle in (("garbage", "not valid JSON"), ("missing", "")):
+            events = await trainer_events(js, ids[name])
+            last = events[-1]
+            assert last.WhichOneof("event") == "failed" and not last.failed.retryable
+            assert last.failed.reason and needle in last.failed.reason
+        reason_missing = (await trainer_events(js, ids["missing"]))[-1].failed.reason
+        print(
+            f"FIGURE poison: 2 poison jobs + 1 good drained in {elapsed:.1f} s; missing-image reason: {reason_missing[:120]}"
+        )
+        assert objectstore.exists(s3, objectstore.ARTIFACTS_BUCKET, f"tasks/{ids['good']}/model.pt")
+        assert not objectstore.exists(s3, objectstore.ARTIFACTS_BUCKET, f"tasks/{ids['garbage']}/model.pt")
+    finally:
+        await nc.close()
