@@ -243,3 +243,112 @@ async def test_poison_jobs_fail_with_the_reason_and_a_following_good_job_succeed
         assert not objectstore.exists(s3, objectstore.ARTIFACTS_BUCKET, f"tasks/{ids['garbage']}/model.pt")
     finally:
         await nc.close()
+
+
+# -- (b) nats-server restarted while the training domain and a trainer run --------------------------
+
+
+@pytest.mark.slow
+async def test_nats_restart_during_training_loses_nothing_and_creates_are_idempotent(settings, tmp_path):
+    from deploy.local.embedded import start_nats
+    from services.common import db, messaging
+    from services.training.domain import JetStreamPublisher, TrainingDomain
+    from services.training.tasks import TaskStore
+    from tests.test_trainer_integration import CLASSES, trainer_settings, upload_dataset, upload_weights
+    from tests.test_training_validation import FakeDatasets, FakeRecommender, FakeZoo, make_dataset, make_model
+    from trainer.worker import Worker
+    from trainyard.common.v1 import common_pb2 as C
+    from trainyard.dataset.v1 import dataset_pb2
+    from trainyard.training.v1 import training_service_pb2 as pb
+
+    nats = start_nats(tmp_path / "nats")
+    s3 = objectstore.make_client(settings)
+    objectstore.ensure_buckets(s3)
+    weights = upload_weights(s3)
+    dataset_id, version_id, manifest = upload_dataset(s3, per_class=4, val_per_class=1)
+    ds = make_dataset()
+    ds.id = ds.latest_version.dataset_id = dataset_id
+    ds.latest_version.id = version_id
+    ds.latest_version.manifest.CopyFrom(manifest)
+    del ds.latest_version.classes[:]
+    ds.latest_version.classes.extend(dataset_pb2.ClassInfo(index=i, name=n) for i, n in enumerate(CLASSES))
+    model = make_model()
+    model.weights.CopyFrom(weights)
+
+    engine = db.make_engine(f"sqlite:///{tmp_path}/training.db")
+    db.migrate(
+        engine, Path(__file__).parent.parent / "services" / "training" / "migrations", "alembic_version_training"
+    )
+    store = TaskStore(engine)
+    nc = await messaging.connect(nats.url, "reliability-training")
+    js = nc.jetstream()
+    await messaging.ensure_streams(js)
+    domain = TrainingDomain(
+        store=store,
+        datasets=FakeDatasets(ds),
+        zoo=FakeZoo(model),
+        recommender=FakeRecommender(),
+        publisher=JetStreamPublisher(js),
+    )
+    request = pb.CreateTrainingTaskRequest(
+        name="survives",
+        task_type=C.TASK_TYPE_CLASSIFICATION,
+        dataset_id=dataset_id,
+        model_id=model.id,
+        hyperparameters=C.Hyperparameters(epochs=3, batch_size=4, image_size=32, seed=1),
+        request_id="nats-restart-1",
+    )
+    cfg = trainer_settings(settings.model_copy(update={"nats_url": nats.url}), tmp_path)
+    worker = Worker(settings=cfg)
+    runner = None
+    try:
+        await worker.connect()
+        runner = asyncio.create_task(worker.run())
+        task = await domain.create(request)
+
+        async def started() -> bool:
+            sub = await js.pull_subscribe(messaging.events_subject(task.id), stream=messaging.EVENTS_STREAM)
+            try:
+                msgs = await sub.fetch(10, timeout=1.0)
+                return any(m.data for m in msgs)
+            except Exception:  # noqa: BLE001 - nats timeout: nothing yet
+                return False
+            finally:
+                await sub.unsubscribe()
+
+        async with asyncio.timeout(90):
+            while not await started():
+                await asyncio.sleep(0.5)
+
+        t0 = time.monotonic()
+        nats.stop(grace=2)
+        nats = start_nats(tmp_path / "nats", port=nats.port, monitor_port=nats.monitor_port)
+        restart_s = time.monotonic() - t0
+
+        again = None
+        async with asyncio.timeout(60):
+            while again is None:  # the publisher's connection comes back on its own
+                try:
+                    again = await domain.create(request)
+                except Exception:  # noqa: BLE001 - not reconnected yet
+                    await asyncio.sleep(0.5)
+        assert again.id == task.id
+        assert len(store.list("default")[0]) == 1
+
+        async with asyncio.timeout(240):
+            while not any(t == task.id and o in ("succeeded", "failed") for t, o in worker.outcomes):
+                if runner.done():
+                    runner.result()
+                await asyncio.sleep(0.5)
+        outcomes = [o for t, o in worker.outcomes if t == task.id]
+        print(f"FIGURE nats restart: server back in {restart_s:.1f} s; trainer outcomes {outcomes}")
+        assert outcomes.count("succeeded") == 1 and "failed" not in outcomes, outcomes
+        assert objectstore.exists(s3, objectstore.ARTIFACTS_BUCKET, f"tasks/{task.id}/model.pt")
+    finally:
+        await worker.shutdown()
+        if runner is not None:
+            await asyncio.wait_for(runner, 60)
+        await worker.close()
+        await nc.close()
+        nats.stop(grace=2)
+        engine.dispose()
