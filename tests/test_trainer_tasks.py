@@ -239,3 +239,15 @@ def test_instance_masks_from_polygons_and_rle():
     assert masks.shape == (2, 10, 12)
     assert masks[1].sum() == 18 and masks[1, 3, 4] == 1
     assert masks[0, 1, 1] == 1 and masks[0, 8, 8] == 0
+
+
+def test_cpu_threads_setting(monkeypatch):
+    """TRAINYARD_TRAINER_THREADS bounds torch's CPU threads (several trainers on one host); 0 = every core."""
+    import os
+
+    from trainer.settings import TrainerSettings
+
+    monkeypatch.setenv("TRAINYARD_TRAINER_THREADS", "3")
+    assert TrainerSettings().cpu_threads() == 3
+    monkeypatch.setenv("TRAINYARD_TRAINER_THREADS", "0")
+    assert TrainerSettings().cpu_threads() == len(os.sched_getaffinity(0))
