@@ -242,7 +242,7 @@ async def test_client_deadline_reaches_backend_and_expiry_cancels_it(stack):
             modelzoo_service_pb2.ListModelFamiliesRequest(), metadata=bearer(ADMIN_TOKEN), timeout=1.0
         )
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert 0 < stack.seen.time_remaining[-1] <= 1.0
+    assert 0 < stack.seen.time_remaining[-1] <= 1.05  # re-derived on each hop: allow clock slack
     await asyncio.wait_for(stack.seen.cancelled.wait(), 5)
 
 

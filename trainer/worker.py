@@ -208,7 +208,7 @@ class Worker:
     async def _fetch_one(self, sub) -> list:
         """One long poll for a job on one subscription ([] when none came)."""
         try:
-            return await sub.fetch(1, timeout=5.0)
+            return await sub.fetch(1, timeout=2.0)
         except (TimeoutError, nats.errors.TimeoutError):
             return []
         except asyncio.CancelledError:
@@ -245,9 +245,12 @@ class Worker:
                         continue
                     await self._handle_while_refusing(msg, polls)
         finally:
-            for poll in polls:
-                poll.cancel()
-            await asyncio.gather(*polls, return_exceptions=True)
+            # Let open polls end on their own (a cancelled fetch can still be handed a job, which would
+            # then wait out the ack wait) and give back anything they got.
+            for result in await asyncio.gather(*polls, return_exceptions=True):
+                for msg in result if isinstance(result, list) else []:
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
 
     async def _handle_while_refusing(self, msg, polls: dict[asyncio.Task, Any]) -> None:
         """Run one job; jobs that other polls receive meanwhile go straight back to the queue."""
