@@ -60,6 +60,15 @@ class _Remote:
     async def close(self) -> None:
         await self.channel.close()
 
+    async def _call(self, rpc, request, what: str, not_found: str | None = None):
+        """One call as the current caller; NOT_FOUND names the id, other failures are translated."""
+        try:
+            return await rpc(request, metadata=call_metadata(self.settings), timeout=CALL_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            if not_found and exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise errors.NotFound(not_found) from None
+            raise _translate(exc, what) from None
+
 
 class GrpcDatasetClient(_Remote):
     def __init__(self, settings: Settings) -> None:
@@ -67,29 +76,14 @@ class GrpcDatasetClient(_Remote):
         self.stub = dataset_service_pb2_grpc.DatasetServiceStub(self.channel)
 
     async def get_dataset(self, dataset_id: str) -> dataset_pb2.Dataset:
-        try:
-            resp = await self.stub.GetDataset(
-                dataset_service_pb2.GetDatasetRequest(dataset_id=dataset_id),
-                metadata=call_metadata(self.settings),
-                timeout=CALL_TIMEOUT_S,
-            )
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise errors.NotFound(f"dataset {dataset_id!r} not found") from None
-            raise _translate(exc, "dataset service") from None
+        request = dataset_service_pb2.GetDatasetRequest(dataset_id=dataset_id)
+        resp = await self._call(self.stub.GetDataset, request, "dataset service", f"dataset {dataset_id!r} not found")
         return resp.dataset
 
     async def get_dataset_version(self, version_id: str) -> dataset_pb2.DatasetVersion:
-        try:
-            resp = await self.stub.GetDatasetVersion(
-                dataset_service_pb2.GetDatasetVersionRequest(version_id=version_id),
-                metadata=call_metadata(self.settings),
-                timeout=CALL_TIMEOUT_S,
-            )
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise errors.NotFound(f"dataset version {version_id!r} not found") from None
-            raise _translate(exc, "dataset service") from None
+        request = dataset_service_pb2.GetDatasetVersionRequest(version_id=version_id)
+        not_found = f"dataset version {version_id!r} not found"
+        resp = await self._call(self.stub.GetDatasetVersion, request, "dataset service", not_found)
         return resp.version
 
 
@@ -99,39 +93,20 @@ class GrpcModelZooClient(_Remote):
         self.stub = modelzoo_service_pb2_grpc.ModelZooServiceStub(self.channel)
 
     async def get_model(self, model_id: str) -> modelzoo_pb2.Model:
-        try:
-            resp = await self.stub.GetModel(
-                modelzoo_service_pb2.GetModelRequest(model_id=model_id),
-                metadata=call_metadata(self.settings),
-                timeout=CALL_TIMEOUT_S,
-            )
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise errors.NotFound(f"model {model_id!r} not found in the zoo") from None
-            raise _translate(exc, "model zoo service") from None
+        request = modelzoo_service_pb2.GetModelRequest(model_id=model_id)
+        not_found = f"model {model_id!r} not found in the zoo"
+        resp = await self._call(self.stub.GetModel, request, "model zoo service", not_found)
         return resp.model
 
     async def register_trained_model(self, request):
         """ModelZooService.RegisterTrainedModel (BRIEF2 contract 3), as the current identity."""
-        try:
-            resp = await self.stub.RegisterTrainedModel(
-                request, metadata=call_metadata(self.settings), timeout=CALL_TIMEOUT_S
-            )
-        except grpc.RpcError as exc:
-            raise _translate(exc, "model zoo service") from None
+        resp = await self._call(self.stub.RegisterTrainedModel, request, "model zoo service")
         return resp.model
 
     async def get_preset(self, preset_id: str):
-        try:
-            resp = await self.stub.GetPreset(
-                modelzoo_service_pb2.GetPresetRequest(preset_id=preset_id),
-                metadata=call_metadata(self.settings),
-                timeout=CALL_TIMEOUT_S,
-            )
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise errors.NotFound(f"preset {preset_id!r} not found in the zoo") from None
-            raise _translate(exc, "model zoo service") from None
+        request = modelzoo_service_pb2.GetPresetRequest(preset_id=preset_id)
+        not_found = f"preset {preset_id!r} not found in the zoo"
+        resp = await self._call(self.stub.GetPreset, request, "model zoo service", not_found)
         return resp.preset
 
 
@@ -143,10 +118,7 @@ class GrpcRecommender(_Remote):
     async def recommend(
         self, request: recommend_service_pb2.RecommendRequest
     ) -> recommend_service_pb2.RecommendResponse:
-        try:
-            return await self.stub.Recommend(request, metadata=call_metadata(self.settings), timeout=CALL_TIMEOUT_S)
-        except grpc.RpcError as exc:
-            raise _translate(exc, "recommendation service") from None
+        return await self._call(self.stub.Recommend, request, "recommendation service")
 
 
 class LazyRemote:
