@@ -34,6 +34,9 @@ MASK_DIRS = (
     "ground_truth",
 )
 IMAGE_DIRS = ("images", "image", "imgs", "img", "jpegimages", "rgb")
+# Folder names that end like a mask folder: CamVid's "train_labels", SegNet's "trainannot", PennFudan's "PedMasks".
+MASK_DIR_SUFFIX = re.compile(r"[_\-\s]?(masks?|labels?|annot|annotations?|gt|groundtruth|ground_truth)$")
+IMAGE_DIR_SUFFIX = re.compile(r"[_\-\s]?(images?|imgs?|pngimages|jpegimages)$")
 CLASS_FILES = ("classes.txt", "class_names.txt", "labels.txt", "obj.names", "classes.names", "labelmap.txt")
 CLASS_CSVS = ("classes.csv", "class_dict.csv", "labelmap.csv", "class_map.csv")
 DATA_YAMLS = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
@@ -442,6 +445,104 @@ def parse_voc(xmls: list[tuple[Any, ET.Element]], images: list[Any], files: list
     return Layout("voc", items, classes, ["box"], warnings, rejected)
 
 
+# ---------------------------------------------------------------- Pascal VOC 1.0 text (PennFudan, INRIA Person)
+
+PASCAL_TEXT_MARK = "pascal annotation version"
+_PT_FILE = re.compile(r'^\s*Image filename\s*:\s*"([^"]+)"', re.M | re.I)
+_PT_BOX = re.compile(
+    r'Bounding box for object (\d+) "([^"]*)"[^:\n]*:\s*'
+    r"\(\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\)\s*-\s*\(\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\)",
+    re.I,
+)
+_PT_MASK = re.compile(r'Pixel mask for object (\d+) "([^"]*)"\s*:\s*"([^"]+)"', re.I)
+
+
+def is_pascal_text(data: bytes) -> bool:
+    """A PASCAL Annotation Version 1.00 text file (the format before VOC's XML)."""
+    return PASCAL_TEXT_MARK in decode_text(data[:512]).lower()
+
+
+def parse_pascal_text(docs: list[tuple[Any, str]], images: list[Any], read: Reader) -> Layout:
+    """Boxes from "Bounding box for object N" lines (1-based, inclusive pixel corners) and, where a
+    "Pixel mask for object N" names a mask image whose pixels equal N on the object, its instance mask."""
+    from io import BytesIO
+
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    index = ImageIndex(images)
+    mask_names = {
+        m.group(3).replace("\\", "/").lower().lstrip("./") for _, text in docs for m in _PT_MASK.finditer(text)
+    }
+    # images referenced as masks are annotations, never cases
+    mask_entries = {e.name for e in images if any(e.name.lower().endswith(n) for n in mask_names)}
+    cases_index = ImageIndex([e for e in images if e.name not in mask_entries])
+    decoded: dict[str, np.ndarray | str] = {}
+
+    def instance_map(entry: Any) -> np.ndarray | str:
+        if entry.name not in decoded:
+            try:
+                with Image.open(BytesIO(read(entry))) as im:
+                    decoded[entry.name] = mask_to_index(im, None, 255)
+            except (OSError, ValueError, SyntaxError, CaseError) as exc:
+                decoded[entry.name] = f"mask {entry.name} cannot be decoded: {exc}"
+        return decoded[entry.name]
+
+    rejected: list[tuple[str, str]] = []
+    pending: list[tuple[Item, list[tuple[int, str, tuple, Any, str]]]] = []
+    has_mask = False
+    for entry, text in docs:
+        ref = _PT_FILE.search(text)
+        hit = cases_index.find(ref.group(1), ("", _parent(_parent(entry.name)))) if ref else None
+        if hit is None:
+            cands = cases_index.by_stem.get(PurePosixPath(entry.name).stem.lower(), [])
+            hit = cands[0] if len(cands) == 1 else None
+        if hit is None:
+            rejected.append((entry.name, f"image {ref.group(1) if ref else '?'!r} is not in the archive"))
+            continue
+        item = Item(entry=hit, split=split_from_path(hit.name), objects=[], source=entry.name)
+        masks = {int(m.group(1)): m.group(3) for m in _PT_MASK.finditer(text)}
+        objs = []
+        for m in _PT_BOX.finditer(text):
+            number, name = int(m.group(1)), m.group(2).strip()
+            x0, y0, x1, y1 = (float(v) for v in m.groups()[2:])
+            where = f"{entry.name} object {number} ({name or '?'})"
+            mask_entry = None
+            if number in masks:
+                mask_entry = index.find(masks[number], ("", _parent(_parent(entry.name))))
+                if mask_entry is None:
+                    item.error = item.error or f"{where}: pixel mask {masks[number]!r} is not in the archive"
+                has_mask = True
+            objs.append((number, name, (x0 - 1, y0 - 1, x1, y1), mask_entry, where))
+        if not objs:
+            item.error = item.error or f"{entry.name}: no 'Bounding box for object' lines"
+        pending.append((item, objs))
+    classes = sorted({obj[1] for _, objs in pending for obj in objs if obj[1]})
+    names = {n: i for i, n in enumerate(classes)}
+    items: list[Item] = []
+    for item, objs in pending:
+        for number, name, box, mask_entry, where in objs:
+            if not name:
+                item.error = item.error or f"{where}: object without a class name"
+                continue
+            obj = RawObject(cls=names[name], bbox=box, where=where)
+            if mask_entry is not None:
+                values = instance_map(mask_entry)
+                if isinstance(values, str):
+                    item.error = item.error or f"{where}: {values}"
+                    continue
+                binary = values == number
+                if not binary.any():
+                    item.error = item.error or f"{where}: {mask_entry.name} has no pixel of value {number}"
+                    continue
+                rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8)))
+                obj.rle = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+            item.objects.append(obj)  # type: ignore[union-attr]
+        items.append(item)
+    warnings = [f"{len(mask_entries)} instance mask image(s) used as annotations"] if mask_entries else []
+    return Layout("voc", items, classes, ["box", "polygon"] if has_mask else ["box"], warnings, rejected)
+
+
 # ---------------------------------------------------------------- YOLO
 
 
@@ -544,8 +645,8 @@ def find_mask_pairs(images: list[Any]) -> tuple[list[tuple[Any, Any]], list[Any]
     by_dir: dict[str, str] = {}
     for e in images:
         parts = [p.lower() for p in PurePosixPath(e.name).parts[:-1]]
-        role = next((("mask", i) for i, p in enumerate(parts) if p in MASK_DIRS), None) or next(
-            (("image", i) for i, p in enumerate(parts) if p in IMAGE_DIRS), None
+        role = next((("mask", i) for i, p in enumerate(parts) if _is_mask_dir(p)), None) or next(
+            (("image", i) for i, p in enumerate(parts) if p in IMAGE_DIRS or IMAGE_DIR_SUFFIX.search(p)), None
         )
         by_dir[e.name] = role[0] if role else ""
     masks = [e for e in images if by_dir[e.name] == "mask"]
@@ -554,12 +655,14 @@ def find_mask_pairs(images: list[Any]) -> tuple[list[tuple[Any, Any]], list[Any]
         return None
 
     def key(e: Any) -> tuple[str, str]:
-        parts = [p for p in PurePosixPath(e.name).parts[:-1] if p.lower() not in MASK_DIRS + IMAGE_DIRS]
+        # the folder path without its role words: "CamVid/train_labels" and "CamVid/train" meet at "camvid/train"
+        parts = [_role_free(p.lower()) for p in PurePosixPath(e.name).parts[:-1]]
+        parts = [p for p in parts if p]
         stem = PurePosixPath(e.name).stem.lower()
         for suffix in ("_mask", "-mask", "_label", "_labels", "_gt", "_seg", "_segmentation", "_l"):
             if stem.endswith(suffix) and e.name in masks_set:
                 stem = stem[: -len(suffix)]
-        return ("/".join(p.lower() for p in parts), stem)
+        return ("/".join(parts), stem)
 
     masks_set = {m.name for m in masks}
     mask_by_key = {key(m): m for m in masks}
@@ -576,6 +679,16 @@ def find_mask_pairs(images: list[Any]) -> tuple[list[tuple[Any, Any]], list[Any]
     if len(pairs) * 2 < len(imgs):
         return None
     return pairs, unmatched
+
+
+def _is_mask_dir(part: str) -> bool:
+    return part in MASK_DIRS or part.startswith("segmentationclass") or bool(MASK_DIR_SUFFIX.search(part))
+
+
+def _role_free(part: str) -> str:
+    if part in MASK_DIRS or part in IMAGE_DIRS:
+        return ""
+    return IMAGE_DIR_SUFFIX.sub("", MASK_DIR_SUFFIX.sub("", part))
 
 
 def parse_masks(images: list[Any], files: list[Any], read: Reader, ignore_index: int) -> Layout:

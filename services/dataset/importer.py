@@ -364,31 +364,60 @@ def _strip_wrapper(paths: list[str]) -> int:
 
 
 def _image_folder(images: list[_Entry], warnings: list[str]) -> list[_Item]:
+    """<class>/<image>, or <split>/<class>/<image> at any depth: the class is the folder right under the
+    last split folder on the path (so a duplicated copy such as chest_xray/chest_xray/train/... still
+    reads right), else the top folder. Falls back to labels in file names (cat.1.jpg, Abyssinian_12.jpg)."""
     depth = _strip_wrapper([e.name for e in images])
     rel = {e.name: e.name.split("/")[depth:] for e in images}
-    nested = [parts for parts in rel.values() if len(parts) >= 2]
-    tops = {parts[0].lower() for parts in nested}
-    split_mode = bool(tops) and tops <= set(SPLIT_ALIASES)
+    has_split = any(p.lower() in SPLIT_ALIASES for parts in rel.values() for p in parts[:-1])
     items: list[_Item] = []
-    loose: list[str] = []
+    loose: list[_Entry] = []
     for entry in images:
         parts = rel[entry.name]
-        if split_mode:
-            if len(parts) < 3:
-                loose.append(entry.name)
+        if has_split:
+            last = max((i for i, p in enumerate(parts[:-1]) if p.lower() in SPLIT_ALIASES), default=None)
+            if last is None or last + 2 > len(parts) - 1:
+                loose.append(entry)
                 continue
-            items.append(_Item(entry, parts[1], SPLIT_ALIASES[parts[0].lower()]))
+            items.append(_Item(entry, parts[last + 1], SPLIT_ALIASES[parts[last].lower()]))
         else:
             if len(parts) < 2:
-                loose.append(entry.name)
+                loose.append(entry)
                 continue
             items.append(_Item(entry, parts[0], None))
+    if len({it.label for it in items}) < 2:
+        named = _labels_from_file_names(images)
+        if named is not None:
+            warnings.append(
+                f"no class folders; took the labels of {len(named)} image(s) from their file names "
+                "(<label>.<n>.jpg or <label>_<n>.jpg)"
+            )
+            return named
     if loose:
-        where = "<split>/<class>/" if split_mode else "<class>/"
-        warnings.append(
-            f"ignored {len(loose)} image(s) outside {where} folders, e.g. {', '.join(repr(n) for n in loose[:3])}"
-        )
+        where = "<split>/<class>/" if has_split else "<class>/"
+        names = ", ".join(repr(e.name) for e in loose[:3])
+        warnings.append(f"ignored {len(loose)} image(s) outside {where} folders, e.g. {names}")
     return items
+
+
+_FILE_NAME_LABEL = re.compile(r"^(.*?[A-Za-z].*?)[._\- ]*\(?\d+\)?$")
+
+
+def _labels_from_file_names(images: list[_Entry]) -> list[_Item] | None:
+    """Labels from names like cat.123.jpg or american_bulldog_12.jpg (Kaggle Dogs vs Cats, Oxford-IIIT
+    Pet), when that gives at least two classes of at least two images each; images whose name is only
+    a number (an unlabelled test folder) are left out."""
+    labelled: list[_Item] = []
+    for entry in images:
+        stem = PurePosixPath(entry.name).stem
+        m = _FILE_NAME_LABEL.match(stem)
+        if m is not None:
+            split = formats.split_from_path(str(PurePosixPath(entry.name).parent) + "/x")
+            labelled.append(_Item(entry, m.group(1).strip("._- "), split))
+    counts = Counter(it.label for it in labelled)
+    if len(counts) < 2 or min(counts.values()) < 2 or len(counts) * 2 > len(labelled):
+        return None
+    return labelled
 
 
 def _pick_csv(csvs: list[_Entry], forced: bool) -> _Entry | None:
@@ -626,8 +655,22 @@ def _detect_layout(
                         xmls.append((entry, root))
             if xmls:
                 return formats.parse_voc(xmls, images, files, read)
-            if fmt == FORMAT_VOC:
-                raise _bad("format is Pascal VOC but no XML file has an <annotation> root", "metadata.format")
+            if fmt == FORMAT_VOC and not any(
+                e.name.lower().endswith(".txt") and formats.is_pascal_text(read(e)) for e in files
+            ):
+                raise _bad(
+                    "format is Pascal VOC but no XML file has an <annotation> root and no .txt file is a "
+                    "PASCAL Annotation Version 1.00 file",
+                    "metadata.format",
+                )
+        if fmt in (FORMAT_AUTO, FORMAT_VOC):
+            texts = [
+                (entry, formats.decode_text(read(entry)))
+                for entry in files
+                if entry.name.lower().endswith(".txt") and formats.is_pascal_text(read(entry))
+            ]
+            if texts:
+                return formats.parse_pascal_text(texts, images, read)
         if fmt in (FORMAT_AUTO, FORMAT_YOLO):
             labels = formats.yolo_txts(files)
             paired = sum(1 for im in images if formats.yolo_label_for(im.name, labels) is not None)
@@ -786,7 +829,10 @@ def _build(
         good.append((it, fields))
     if clipped_total:
         warnings.append(f"clipped {clipped_total} box(es) that reached outside their image to the image border")
-    rasterised = options.task == "segmentation" and layout.format in (FORMAT_COCO, FORMAT_YOLO)
+    rasterised = options.task == "segmentation" and (
+        layout.format in (FORMAT_COCO, FORMAT_YOLO)
+        or (layout.format == FORMAT_VOC and "polygon" in layout.annotation_types)
+    )
     if rasterised:  # instances -> one class-index mask per image; class 0 is the background
         classes = ["background", *classes]
         for i, (it, fields) in enumerate(good):
@@ -820,6 +866,21 @@ def _build(
     strata = [_stratum(fields, mask_values) for _, fields in good]
     if given:
         splits = [it.split or "train" for it, _ in good]
+        if "val" not in splits and options.val_fraction > 0:
+            # e.g. Kaggle's train/ + test/: validation (best checkpoint, early stopping) needs a val split,
+            # and the given test split stays untouched for the final evaluation
+            train = [i for i, split in enumerate(splits) if split == "train"]
+            carved = assign_splits(
+                [strata[i] for i in train], [shas[i] for i in train], options.val_fraction, 0.0, options.split_seed
+            )
+            for i, split in zip(train, carved, strict=True):
+                splits[i] = split
+            moved = carved.count("val")
+            if moved:
+                warnings.append(
+                    f"the archive has no val split; moved {moved} of {len(train)} train case(s) to val "
+                    f"(val_fraction {options.val_fraction:g}, stratified)"
+                )
     else:
         splits = assign_splits(strata, shas, options.val_fraction, options.test_fraction, options.split_seed)
     cases = [
