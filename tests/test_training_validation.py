@@ -270,6 +270,32 @@ async def test_invalid_requests_store_and_queue_nothing(store):
     assert task.state == T.TASK_STATE_QUEUED
 
 
+async def test_compute_resources_are_validated_stored_and_sent_to_the_trainer(store):
+    publisher = RecordingPublisher()
+    domain = make_domain(store, publisher)
+    with pytest.raises(errors.InvalidArgument) as exc:
+        await domain.create(good_request(resources=C.ComputeResources(processes_per_node=65, nodes=-1)))
+    assert set(exc.value.violations) == {"resources.processes_per_node", "resources.nodes"}
+    assert "1..64" in exc.value.violations["resources.processes_per_node"]
+    with pytest.raises(errors.InvalidArgument) as exc:  # 64 x 64 processes
+        await domain.create(good_request(resources=C.ComputeResources(processes_per_node=64, nodes=64)))
+    assert "at most 256" in exc.value.violations["resources.processes_per_node"]
+    # the resolved (default 32) global batch must split evenly over 2 x 3 processes
+    with pytest.raises(errors.InvalidArgument) as exc:
+        await domain.create(good_request(resources=C.ComputeResources(processes_per_node=3, nodes=2)))
+    assert "batch_size 32" in exc.value.violations["resources.processes_per_node"]
+    assert publisher.jobs == [] and store.list("default")[0] == []
+
+    task = await domain.create(good_request(resources=C.ComputeResources(processes_per_node=4, nodes=2)))
+    assert (task.resources.processes_per_node, task.resources.nodes) == (4, 2)
+    assert store.get("default", task.id).resources == task.resources
+    job = events_pb2.TrainingJob.FromString(publisher.jobs[0][1])
+    assert (job.resources.processes_per_node, job.resources.nodes) == (4, 2)
+    assert not job.HasField("assignment")
+    single = await domain.create(good_request(name="single"))
+    assert not single.HasField("resources") and hyperparams.world_size(single.resources) == 1
+
+
 async def test_auto_select_takes_the_top_suggestion_unless_the_user_set_values(store):
     domain = make_domain(store)
     req = good_request(hyperparameters=C.Hyperparameters(epochs=3))

@@ -146,6 +146,7 @@ def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> d
     if len(req.request_id) > MAX_REQUEST_ID:
         bad["request_id"] = f"at most {MAX_REQUEST_ID} characters"
     bad.update(hyperparams.violations(req.hyperparameters))
+    bad.update(hyperparams.resources_violations(req.resources))
     return bad
 
 
@@ -335,7 +336,11 @@ class TrainingDomain:
         if bad:
             raise errors.InvalidArgument(bad)
         hp = hyperparams.resolve(hp, model.default_input_size)
+        bad = hyperparams.resources_violations(req.resources, hp.batch_size)
+        if bad:
+            raise errors.InvalidArgument(bad)
         job = build_job(req.task_type, project, model, dataset, version, hp, strategy)
+        job.resources.CopyFrom(req.resources)
         return NewTask(
             project=project,
             request_id=req.request_id,
@@ -352,6 +357,7 @@ class TrainingDomain:
             hyperparameters=hp,
             selection_rationale=rationale,
             job=job,
+            resources=req.resources,
         )
 
     async def _auto_select(self, req) -> tuple[str, int, common_pb2.Hyperparameters, str]:

@@ -125,3 +125,41 @@ def resolve(hp: common_pb2.Hyperparameters, default_image_size: int = 0) -> comm
     out.seed = out.seed or DEFAULT_SEED
     out.warmup_epochs = min(out.warmup_epochs, out.epochs)
     return out
+
+
+MAX_PROCESSES_PER_NODE = 64
+MAX_NODES = 64
+MAX_WORLD_SIZE = 256
+
+
+def world_size(resources: common_pb2.ComputeResources) -> int:
+    """Processes in all (zero values mean one)."""
+    return max(1, resources.processes_per_node) * max(1, resources.nodes)
+
+
+def resources_violations(
+    resources: common_pb2.ComputeResources, batch_size: int | None = None, prefix: str = "resources"
+) -> dict[str, str]:
+    """Out-of-range ComputeResources; with the resolved batch_size, also a global batch that does not
+    split evenly over the processes (each takes batch_size / world size samples per step)."""
+    bad: dict[str, str] = {}
+    if not 0 <= resources.processes_per_node <= MAX_PROCESSES_PER_NODE:
+        bad[f"{prefix}.processes_per_node"] = (
+            f"must be in 1..{MAX_PROCESSES_PER_NODE} (0 for one), got {resources.processes_per_node}"
+        )
+    if not 0 <= resources.nodes <= MAX_NODES:
+        bad[f"{prefix}.nodes"] = f"must be in 1..{MAX_NODES} (0 for one), got {resources.nodes}"
+    if bad:
+        return bad
+    world = world_size(resources)
+    if world > MAX_WORLD_SIZE:
+        bad[f"{prefix}.processes_per_node"] = (
+            f"nodes x processes_per_node must be at most {MAX_WORLD_SIZE}, got {resources.nodes} x "
+            f"{resources.processes_per_node} = {world}"
+        )
+    elif batch_size is not None and world > 1 and batch_size % world:
+        bad[f"{prefix}.processes_per_node"] = (
+            f"batch_size {batch_size} is the global batch and must divide by the {world} processes "
+            f"(nodes x processes_per_node); use a batch_size that is a multiple of {world}"
+        )
+    return bad

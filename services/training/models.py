@@ -31,6 +31,8 @@ class TrainingTaskRow(SQLModel, table=True):
     auto_select: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # AutoSelect proto
     transfer_strategy: int = 0
     hyperparameters: bytes = Field(default=b"", sa_type=sa.LargeBinary)  # Hyperparameters proto
+    # ComputeResources proto; b"" for one process on one trainer.
+    resources: bytes = Field(default=b"", sa_type=sa.LargeBinary, sa_column_kwargs={"server_default": ""})
     state: int = Field(index=True)
     failure_reason: str = ""
     trainer_node: str = ""

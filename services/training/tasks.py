@@ -68,6 +68,7 @@ class NewTask:
     job: events_pb2.TrainingJob
     id: str = ""
     preset_id: str = ""
+    resources: common_pb2.ComputeResources | None = None
 
 
 def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
@@ -93,6 +94,8 @@ def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
     if row.auto_select:
         task.auto_select.ParseFromString(row.auto_select)
     task.hyperparameters.ParseFromString(row.hyperparameters or b"")
+    if row.resources:
+        task.resources.ParseFromString(row.resources)
     if row.progress:
         task.progress.ParseFromString(row.progress)
     for entry in json.loads(row.epoch_metrics or "[]"):
@@ -266,6 +269,7 @@ class TaskStore:
             auto_select=new.auto_select.SerializeToString() if new.auto_select is not None else None,
             transfer_strategy=new.transfer_strategy,
             hyperparameters=new.hyperparameters.SerializeToString(),
+            resources=new.resources.SerializeToString() if new.resources is not None else b"",
             state=S.TASK_STATE_PENDING,
             selection_rationale=new.selection_rationale,
             create_time=now,

@@ -183,3 +183,11 @@ class Metric(_message.Message):
     dataset: str
     source: str
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., dataset: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class ComputeResources(_message.Message):
+    __slots__ = ("processes_per_node", "nodes")
+    PROCESSES_PER_NODE_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    processes_per_node: int
+    nodes: int
+    def __init__(self, processes_per_node: _Optional[int] = ..., nodes: _Optional[int] = ...) -> None: ...

@@ -45,7 +45,7 @@ class DatasetSpec(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., version_id: _Optional[str] = ..., manifest: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TrainingJob(_message.Message):
-    __slots__ = ("task_id", "project", "task_type", "model", "dataset", "hyperparameters", "transfer_strategy", "output_bucket", "output_prefix", "attempt_offset")
+    __slots__ = ("task_id", "project", "task_type", "model", "dataset", "hyperparameters", "transfer_strategy", "output_bucket", "output_prefix", "attempt_offset", "resources", "assignment")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,8 @@ class TrainingJob(_message.Message):
     OUTPUT_BUCKET_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PREFIX_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     project: str
     task_type: _common_pb2.TaskType
@@ -66,7 +68,25 @@ class TrainingJob(_message.Message):
     output_bucket: str
     output_prefix: str
     attempt_offset: int
-    def __init__(self, task_id: _Optional[str] = ..., project: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., dataset: _Optional[_Union[DatasetSpec, _Mapping]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., output_bucket: _Optional[str] = ..., output_prefix: _Optional[str] = ..., attempt_offset: _Optional[int] = ...) -> None: ...
+    resources: _common_pb2.ComputeResources
+    assignment: NodeAssignment
+    def __init__(self, task_id: _Optional[str] = ..., project: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., dataset: _Optional[_Union[DatasetSpec, _Mapping]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., output_bucket: _Optional[str] = ..., output_prefix: _Optional[str] = ..., attempt_offset: _Optional[int] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., assignment: _Optional[_Union[NodeAssignment, _Mapping]] = ...) -> None: ...
+
+class NodeAssignment(_message.Message):
+    __slots__ = ("node_rank", "nodes", "master_addr", "master_port", "run_id", "attempt")
+    NODE_RANK_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    MASTER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    MASTER_PORT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    node_rank: int
+    nodes: int
+    master_addr: str
+    master_port: int
+    run_id: str
+    attempt: int
+    def __init__(self, node_rank: _Optional[int] = ..., nodes: _Optional[int] = ..., master_addr: _Optional[str] = ..., master_port: _Optional[int] = ..., run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TrainerEvent(_message.Message):
     __slots__ = ("task_id", "attempt", "trainer_node", "time", "started", "progress", "epoch_metrics", "log", "succeeded", "failed", "cancelled")

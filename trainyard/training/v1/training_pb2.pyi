@@ -89,7 +89,7 @@ class Artifact(_message.Message):
     def __init__(self, name: _Optional[str] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
 
 class TrainingTask(_message.Message):
-    __slots__ = ("id", "project", "name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "mode", "auto_select", "transfer_strategy", "hyperparameters", "state", "failure_reason", "trainer_node", "attempt", "progress", "metrics", "epoch_metrics", "artifacts", "create_time", "start_time", "end_time", "selection_rationale", "preset_id")
+    __slots__ = ("id", "project", "name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "mode", "auto_select", "transfer_strategy", "hyperparameters", "state", "failure_reason", "trainer_node", "attempt", "progress", "metrics", "epoch_metrics", "artifacts", "create_time", "start_time", "end_time", "selection_rationale", "preset_id", "resources")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class TrainingTask(_message.Message):
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     SELECTION_RATIONALE_FIELD_NUMBER: _ClassVar[int]
     PRESET_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     id: str
     project: str
     name: str
@@ -147,7 +148,8 @@ class TrainingTask(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     selection_rationale: str
     preset_id: str
-    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mode: _Optional[_Union[TrainingModeSelection, str]] = ..., auto_select: _Optional[_Union[AutoSelect, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., failure_reason: _Optional[str] = ..., trainer_node: _Optional[str] = ..., attempt: _Optional[int] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., epoch_metrics: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_rationale: _Optional[str] = ..., preset_id: _Optional[str] = ...) -> None: ...
+    resources: _common_pb2.ComputeResources
+    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mode: _Optional[_Union[TrainingModeSelection, str]] = ..., auto_select: _Optional[_Union[AutoSelect, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., failure_reason: _Optional[str] = ..., trainer_node: _Optional[str] = ..., attempt: _Optional[int] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., epoch_metrics: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_rationale: _Optional[str] = ..., preset_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
     __slots__ = ("sequence", "time", "task", "progress", "epoch_metrics", "log")

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateTrainingTaskRequest(_message.Message):
-    __slots__ = ("name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "auto_select", "preset_id", "transfer_strategy", "hyperparameters", "request_id")
+    __slots__ = ("name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "auto_select", "preset_id", "transfer_strategy", "hyperparameters", "request_id", "resources")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class CreateTrainingTaskRequest(_message.Message):
     TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     task_type: _common_pb2.TaskType
@@ -35,7 +36,8 @@ class CreateTrainingTaskRequest(_message.Message):
     transfer_strategy: _common_pb2.TransferStrategy
     hyperparameters: _common_pb2.Hyperparameters
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., auto_select: _Optional[_Union[_training_pb2.AutoSelect, _Mapping]] = ..., preset_id: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    resources: _common_pb2.ComputeResources
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., auto_select: _Optional[_Union[_training_pb2.AutoSelect, _Mapping]] = ..., preset_id: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., request_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ...) -> None: ...
 
 class CreateTrainingTaskResponse(_message.Message):
     __slots__ = ("task",)
