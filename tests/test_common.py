@@ -87,3 +87,41 @@ async def test_internal_token_is_required_when_configured():
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         await running.stop()
+
+
+def test_concurrent_migrations_on_postgresql_take_turns(database_url):
+    """Replicas starting at once (two migrate() calls on a fresh database) both succeed, schema at head."""
+    import threading
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from services.common import db
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs PostgreSQL (TRAINYARD_TEST_POSTGRES_URL)")
+    migrations = Path(__file__).parent.parent / "services" / "training" / "migrations"
+    engines = [db.make_engine(database_url) for _ in range(2)]
+    start, errors = threading.Barrier(2), []
+
+    def run(engine) -> None:
+        start.wait()
+        try:
+            db.migrate(engine, migrations, "alembic_version_training")
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == []
+        with engines[0].connect() as conn:
+            versions = conn.execute(sa.text("SELECT version_num FROM alembic_version_training")).scalars().all()
+            assert len(versions) == 1
+            assert conn.execute(sa.text("SELECT count(*) FROM training_tasks")).scalar() == 0
+    finally:
+        for e in engines:
+            e.dispose()

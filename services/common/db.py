@@ -6,6 +6,7 @@ so several services can share one PostgreSQL database.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -42,11 +43,23 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+def migration_lock_key(version_table: str) -> int:
+    """The PostgreSQL advisory lock (a signed 64-bit key) that serialises one service's migrations."""
+    return zlib.crc32(f"trainyard.migrate.{version_table}".encode())
+
+
 def migrate(engine: Engine, migrations_dir: Path, version_table: str) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent).
+
+    On PostgreSQL the upgrade runs under a transaction-scoped advisory lock, so replicas that start at
+    once migrate one after the other (the later ones find the schema at head) instead of racing to
+    create the same tables. SQLite serialises writers itself.
+    """
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir))
     cfg.attributes["version_table"] = version_table
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # released when this transaction ends
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": migration_lock_key(version_table)})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
