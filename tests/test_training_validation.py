@@ -355,10 +355,16 @@ async def test_trainer_events_apply_once_and_in_attempt_order(store):
     store.apply_trainer_event(trainer_event(tid, failed=events_pb2.JobFailed(reason="s3 timeout", retryable=True)), 12)
     assert store.get("default", tid).state == T.TASK_STATE_QUEUED
     store.apply_trainer_event(trainer_event(tid, 2, started=events_pb2.JobStarted(resumed_from_epoch=1)), 13)
-    for seq, epoch in ((14, 1), (15, 2), (16, 2)):  # a repeated epoch replaces the earlier entry
+    for seq, epoch in ((14, 1), (15, 2), (16, 2)):  # the same epoch again (a resume republishes) adds nothing
         store.apply_trainer_event(
             trainer_event(tid, 2, epoch_metrics=events_pb2.JobEpochMetrics(epoch=epoch, values={"val_top1": 0.5})), seq
         )
+    metric_events = [e for e in store.events_after("default", tid) if e.HasField("epoch_metrics")]
+    assert [e.epoch_metrics.epoch for e in metric_events] == [1, 2]
+    # an epoch trained again (its checkpoint was lost) replaces the earlier values
+    retrained = events_pb2.JobEpochMetrics(epoch=2, values={"val_top1": 0.75})
+    assert store.apply_trainer_event(trainer_event(tid, 2, epoch_metrics=retrained), 20)
+    assert [dict(e.values) for e in store.get("default", tid).epoch_metrics] == [{"val_top1": 0.5}, {"val_top1": 0.75}]
     # an event of the older attempt does not override the newer one
     assert store.apply_trainer_event(trainer_event(tid, 1, failed=events_pb2.JobFailed(reason="old")), 17) == []
     store.apply_trainer_event(

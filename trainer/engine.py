@@ -53,6 +53,8 @@ class Hooks:
     """Callbacks of the epoch loop; every one is optional."""
 
     progress: Callable[[int, int, int, int, float, float], None] | None = None  # epoch, epochs, step, steps, img/s, eta
+    # epoch_end: called after the epoch's checkpoint, and again on resume for every epoch of the
+    # checkpoint's history, so a consumer may see an epoch twice and must apply it by epoch
     epoch_end: Callable[[int, dict[str, float]], None] | None = None
     save_checkpoint: Callable[[dict], None] | None = None
     save_best: Callable[[dict, str, float], None] | None = None  # (model state + metadata, metric, value)
@@ -182,6 +184,11 @@ def fit(
         start_epoch = int(resume["epoch"])
         history = list(resume.get("history", []))
         best = dict(resume.get("best") or best)
+        # The metrics event of an epoch can be lost when a trainer dies right after its checkpoint;
+        # publish the checkpoint's history again (consumers apply epoch metrics by epoch).
+        if hooks.epoch_end is not None:
+            for entry in history:
+                hooks.epoch_end(int(entry["epoch"]), dict(entry["values"]))
         if resume.get("stopped_early") and int(resume.get("config", {}).get("epochs", 0)) == cfg.epochs:
             start_epoch = cfg.epochs  # it stopped early; a redelivery only finishes the job
     started = time.monotonic()
@@ -241,7 +248,7 @@ def fit(
                     "stopped_early": stopped_early,
                 }
             )
-        if hooks.epoch_end is not None:
+        if hooks.epoch_end is not None:  # after the checkpoint: a reported epoch is never trained again
             hooks.epoch_end(epoch + 1, values)
         if stopped_early:
             if hooks.log is not None:

@@ -442,8 +442,14 @@ class TaskStore:
             row.progress = progress.SerializeToString()
             yield self._append(session, row, when, seq, progress=progress)
         elif kind == "epoch_metrics":
-            entries = [e for e in json.loads(row.epoch_metrics or "[]") if e["epoch"] != event.epoch_metrics.epoch]
-            entries.append({"epoch": event.epoch_metrics.epoch, "values": dict(event.epoch_metrics.values)})
+            # By epoch: a trainer republishes its checkpoint's epochs on resume; the same values again
+            # add nothing, an epoch trained again (after a lost checkpoint) replaces the old values.
+            epoch, values = event.epoch_metrics.epoch, dict(event.epoch_metrics.values)
+            entries = json.loads(row.epoch_metrics or "[]")
+            if any(e["epoch"] == epoch and e["values"] == values for e in entries):
+                return
+            entries = [e for e in entries if e["epoch"] != epoch]
+            entries.append({"epoch": epoch, "values": values})
             entries.sort(key=lambda e: e["epoch"])
             row.epoch_metrics = json.dumps(entries)
             yield self._append(
@@ -451,9 +457,7 @@ class TaskStore:
                 row,
                 when,
                 seq,
-                epoch_metrics=training_pb2.EpochMetrics(
-                    epoch=event.epoch_metrics.epoch, values=dict(event.epoch_metrics.values)
-                ),
+                epoch_metrics=training_pb2.EpochMetrics(epoch=epoch, values=values),
             )
         elif kind == "log":
             yield self._append(session, row, when, seq, log=event.log)
