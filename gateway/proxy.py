@@ -26,7 +26,7 @@ from gateway.routes import ROUTES, Route
 from gateway.servicer import AuthServicer
 from gateway.tenancy import Tenancy
 from services.common import identity
-from services.common.errors import PermissionDenied, TrainyardError, Unavailable
+from services.common.errors import PermissionDenied, TrainyardError, Unavailable, translate
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,9 @@ class Gateway(grpc.GenericRpcHandler):
                 )
                 log.warning("backend unavailable", extra={"backend": route.backend, "method": route.path})
             await context.abort(exc.code(), details, trailing_metadata=trailing)
-        if isinstance(exc, TrainyardError):
-            await context.abort_with_status(exc.to_status())
+        mapped = translate(exc)  # domain errors, and the gateway's own database away -> UNAVAILABLE
+        if mapped is not None:
+            await context.abort_with_status(mapped.to_status())
         log.exception("unhandled error in gateway for %s", route.path)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in the gateway for {route.path}")
 

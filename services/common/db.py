@@ -40,7 +40,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # pre_ping: a connection the server dropped (restart, failover) is replaced before use, so the first
+    # call after an outage succeeds; connect_timeout bounds a call while the server is unreachable.
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"connect_timeout": 10})
 
 
 def migration_lock_key(version_table: str) -> int:

@@ -99,6 +99,25 @@ class Aborted(TrainyardError):
     reason = "ABORTED"
 
 
+def translate(exc: BaseException) -> TrainyardError | None:
+    """The domain error an infrastructure exception stands for (None: a bug, INTERNAL).
+
+    A database that cannot be reached, restarts, or drops a connection mid-query is a transient
+    outage: UNAVAILABLE (reason DATABASE_UNAVAILABLE), so clients retry; the pool (pool_pre_ping)
+    replaces dead connections on the next call.
+    """
+    if isinstance(exc, TrainyardError):
+        return exc
+    import sqlalchemy.exc as sa_exc  # here: errors.py stays importable without SQLAlchemy loaded
+
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    ):
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        return Unavailable(f"the database is unavailable ({cause}); retry shortly", reason="DATABASE_UNAVAILABLE")
+    return None
+
+
 def field_violations(error: grpc.RpcError) -> dict[str, str]:
     """Field violations carried by a failed call's status (empty when none); for clients and tests."""
     status = rpc_status.from_call(error)  # type: ignore[arg-type]

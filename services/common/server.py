@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common import identity
-from services.common.errors import TrainyardError, Unauthenticated
+from services.common.errors import TrainyardError, Unauthenticated, translate
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,11 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, internal_token: str) -> g
         return identity.set_current(who)
 
     async def fail(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-        if isinstance(exc, TrainyardError):
-            await context.abort_with_status(exc.to_status())
+        mapped = translate(exc)
+        if mapped is not None:
+            if not isinstance(exc, TrainyardError):
+                log.warning("%s failed: %s", method, mapped.message)
+            await context.abort_with_status(mapped.to_status())
         log.exception("unhandled error in %s", method)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the service log")
 
