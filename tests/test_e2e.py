@@ -18,7 +18,12 @@ from gateway.app import start as start_gateway
 from services.common import objectstore
 from services.common.errors import field_violations
 from services.dataset.app import start as start_dataset
-from services.dataset.samples import make_classification_archive, upload_chunks
+from services.dataset.samples import (
+    make_classification_archive,
+    make_detection_archive,
+    make_segmentation_archive,
+    upload_chunks,
+)
 from services.modelzoo.app import start as start_modelzoo
 from services.modelzoo.catalog import shared_catalog
 from services.recommend.app import start as start_recommend
@@ -208,3 +213,77 @@ async def test_classification_flow_through_the_gateway(platform):
         metadata=md,
     )
     assert again.task.id == task.id
+
+
+# The fastest zoo entry of each dense task type, trained from scratch (no weights to import) on tiny
+# generated archives imported through the gateway: what a user does, minus the waiting.
+DENSE_TASKS = {
+    common_pb2.TASK_TYPE_DETECTION: (
+        "tv/fasterrcnn_mobilenet_v3_large_320_fpn.coco_v1",
+        lambda: make_detection_archive(n=8, size=64, seed=5, splits=True),
+    ),
+    common_pb2.TASK_TYPE_SEGMENTATION: (
+        "combo/lraspp+mobilenet_v3_large.imagenet1k_v1",
+        lambda: make_segmentation_archive(n=8, size=48, seed=6, ignore_border=True),
+    ),
+    common_pb2.TASK_TYPE_INSTANCE_SEGMENTATION: (
+        "combo/maskrcnn+mobilenet_v3_large.imagenet1k_v1",
+        lambda: make_detection_archive(n=8, size=64, seed=7, splits=True, polygons=True),
+    ),
+}
+
+
+@pytest.mark.slow
+async def test_detection_and_segmentation_train_through_the_gateway(platform):
+    """Detection, semantic and instance segmentation: import -> create -> SUCCEEDED with the metrics the
+    task type promises (COCO mAP and per-class AP; mIoU, per-class IoU and pixel accuracy; mask and box mAP)."""
+    channel, token, settings = platform
+    md = auth(token)
+    datasets = dataset_service_pb2_grpc.DatasetServiceStub(channel)
+    training = training_service_pb2_grpc.TrainingServiceStub(channel)
+    s3 = objectstore.make_client(settings)
+
+    tasks = {}
+    for task_type, (model_id, archive) in DENSE_TASKS.items():
+        name = common_pb2.TaskType.Name(task_type).removeprefix("TASK_TYPE_").lower()
+        metadata = ds.CreateDatasetMetadata(name=f"shapes-{name}", val_fraction=0.3, split_seed=1, task_type=task_type)
+        dataset = (await datasets.CreateDataset(upload_chunks(metadata, archive()), metadata=md)).dataset
+        tasks[task_type] = (
+            await training.CreateTrainingTask(
+                tr.CreateTrainingTaskRequest(
+                    name=f"{name}-e2e",
+                    task_type=task_type,
+                    dataset_id=dataset.id,
+                    model_id=model_id,
+                    transfer_strategy=common_pb2.TRANSFER_STRATEGY_FROM_SCRATCH,
+                    hyperparameters=common_pb2.Hyperparameters(epochs=1, batch_size=4, image_size=64),
+                ),
+                metadata=md,
+            )
+        ).task
+
+    for task_type, task in tasks.items():
+        watch = training.WatchTrainingTask(tr.WatchTrainingTaskRequest(task_id=task.id, from_start=True), metadata=md)
+        async for _ in watch:  # ends when the task does
+            pass
+        done = (await training.GetTrainingTask(tr.GetTrainingTaskRequest(task_id=task.id), metadata=md)).task
+        assert done.state == training_pb2.TASK_STATE_SUCCEEDED, (task_type, done.failure_reason)
+        assert [m.epoch for m in done.epoch_metrics] == [1]
+        ref = next(a.object for a in done.artifacts if a.name == "metrics.json")
+        report = json.loads(objectstore.get_bytes(s3, ref.bucket, ref.key))
+        per_class = {p["class"]: p for p in report["per_class"]}
+        if task_type == common_pb2.TASK_TYPE_SEGMENTATION:
+            wanted = ("val_miou", "val_pixel_acc")
+            assert set(per_class) == {"background", "circle", "square"}
+            assert all(p["iou"] is None or 0.0 <= p["iou"] <= 1.0 for p in per_class.values())
+            assert report["metrics"]["val_pixel_acc"] > 0.0
+        else:
+            wanted = ("val_map", "val_map_50")  # COCO mAP@[.5:.95] and mAP@.5 (boxes)
+            assert set(per_class) == {"circle", "square"}
+            assert all("ap" in p for p in per_class.values())
+            if task_type == common_pb2.TASK_TYPE_INSTANCE_SEGMENTATION:
+                wanted += ("val_mask_map", "val_mask_map_50")
+                assert all("mask_ap" in p for p in per_class.values())
+        for metric in wanted:
+            assert 0.0 <= done.metrics[metric] <= 1.0, (task_type, metric, dict(done.metrics))
+            assert metric in done.epoch_metrics[0].values
