@@ -44,6 +44,7 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
     )
     consumer = EventConsumer(js, domain)
     await consumer.start()
+    await domain.tuner.start()
     server, port = await serve(
         settings,
         [
@@ -55,7 +56,7 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
         ],
     )
     running = RunningService(
-        server, port, closers=[engine.dispose, nc.close, *[r.close for r in remote], consumer.stop]
+        server, port, closers=[engine.dispose, nc.close, *[r.close for r in remote], consumer.stop, domain.tuner.stop]
     )
     running.domain = domain  # type: ignore[attr-defined]
     return running

@@ -16,7 +16,7 @@ from typing import Protocol
 from services.common import errors, identity
 from services.common.messaging import cancel_subject, jobs_subject
 from services.common.objectstore import ARTIFACTS_BUCKET
-from services.training import hyperparams
+from services.training import hyperparams, search_space, tuning
 from services.training.clients import DatasetClient, ModelZooClient, Recommender
 from services.training.tasks import NewTask, TaskStore, is_final
 from trainyard.common.v1 import common_pb2
@@ -147,6 +147,8 @@ def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> d
         bad["request_id"] = f"at most {MAX_REQUEST_ID} characters"
     bad.update(hyperparams.violations(req.hyperparameters))
     bad.update(hyperparams.resources_violations(req.resources))
+    if req.HasField("search") and req.task_type in C.TaskType.values():
+        bad.update(search_space.violations(req.search, req.task_type, req.hyperparameters))
     return bad
 
 
@@ -263,6 +265,7 @@ class TrainingDomain:
         self.recommender = recommender
         self.publisher = publisher
         self.notifier = notifier or TaskNotifier()
+        self.tuner = tuning.Tuner(self)
 
     # -- create ----------------------------------------------------------------------------
 
@@ -282,7 +285,10 @@ class TrainingDomain:
                 reason="TASK_TYPE_NOT_SUPPORTED",
             )
         new = await self._resolve(req, project)
-        task, _created = await asyncio.to_thread(self.store.insert_pending, new)
+        if new.search is not None:
+            task, _created = await asyncio.to_thread(self.tuner.create_study, new)
+        else:
+            task, _created = await asyncio.to_thread(self.store.insert_pending, new)
         return await self._enqueue_if_pending(task)
 
     async def _resolve(self, req: training_service_pb2.CreateTrainingTaskRequest, project: str) -> NewTask:
@@ -339,9 +345,16 @@ class TrainingDomain:
         bad = hyperparams.resources_violations(req.resources, hp.batch_size)
         if bad:
             raise errors.InvalidArgument(bad)
+        search = None
+        if req.HasField("search"):
+            search = search_space.resolve(req.search, req.task_type, model)
+            bad = search_space.resolved_violations(search)
+            if bad:
+                raise errors.InvalidArgument(bad)
         job = build_job(req.task_type, project, model, dataset, version, hp, strategy)
         job.resources.CopyFrom(req.resources)
         return NewTask(
+            search=search,
             project=project,
             request_id=req.request_id,
             name=req.name,
@@ -386,6 +399,10 @@ class TrainingDomain:
         return top.model_id, strategy, hp, rationale
 
     async def _enqueue_if_pending(self, task: training_pb2.TrainingTask) -> training_pb2.TrainingTask:
+        if task.HasField("search"):
+            # a search's own job is only the template of its trials; the tuner queues those
+            await self.tuner.advance(task.id)
+            return await asyncio.to_thread(self.store.get, task.project, task.id)
         if task.state != training_pb2.TASK_STATE_PENDING:
             return task
         job = await asyncio.to_thread(self.store.job, task.id)
@@ -418,7 +435,8 @@ class TrainingDomain:
         )
         task, _events = await asyncio.to_thread(self.store.cancel, project, task_id)
         await self.notifier.notify(task_id)
-        return task
+        await self.tuner.on_cancelled(task)
+        return await asyncio.to_thread(self.store.get, project, task_id)
 
     # -- continue ------------------------------------------------------------------------------
 
@@ -427,6 +445,11 @@ class TrainingDomain:
         if not 1 <= additional_epochs <= 1000:
             raise errors.InvalidArgument({"additional_epochs": f"must be in 1..1000, got {additional_epochs}"})
         task = await asyncio.to_thread(self.store.get, project, task_id)
+        if task.HasField("search"):
+            raise errors.FailedPrecondition(
+                f"training task {task_id!r} is a hyperparameter search; continue its best trial's task instead",
+                reason="SEARCH_CANNOT_CONTINUE",
+            )
         if self.artifacts is not None and task.state in (
             training_pb2.TASK_STATE_SUCCEEDED,
             training_pb2.TASK_STATE_CANCELLED,
@@ -451,6 +474,23 @@ class TrainingDomain:
         )
         await self.notifier.notify(task_id)
         return task
+
+    # -- search ------------------------------------------------------------------------------------
+
+    async def list_trials(self, task_id: str, page_size: int, page_token: str):
+        return await self.tuner.list_trials(identity.current().project, task_id, page_size, page_token)
+
+    async def hyperparameter_schema(self, model_id: str, task_type: int):
+        if task_type not in C.TaskType.values():
+            raise errors.InvalidArgument({"task_type": f"unknown task type {task_type}"})
+        model = await self.zoo.get_model(model_id.strip()) if model_id.strip() else None
+        if not task_type:
+            task_type = model.task_types[0] if model is not None and model.task_types else C.TASK_TYPE_CLASSIFICATION
+        return training_service_pb2.GetHyperparameterSchemaResponse(
+            parameters=search_space.schema(task_type, model),
+            objective_metrics=search_space.objective_metrics(task_type),
+            default_objective_metric=search_space.PRIMARY_METRIC.get(task_type, ""),
+        )
 
     # -- artifacts -----------------------------------------------------------------------------
 
@@ -511,6 +551,8 @@ class TrainingDomain:
             await self.notifier.notify(event.task_id)
             if event.WhichOneof("event") == "succeeded":
                 await self._register_trained_model(event.task_id)
+        # also for a redelivered event: the tuner's step is idempotent and may not have run before
+        await self.tuner.on_trainer_event(event)
         return len(added)
 
     async def _register_trained_model(self, task_id: str) -> None:
@@ -520,6 +562,8 @@ class TrainingDomain:
         if register is None or not hasattr(modelzoo_service_pb2, "RegisterTrainedModelRequest"):
             return
         task, job = await asyncio.to_thread(self.store.task_and_job, task_id)
+        if task.search_task_id:
+            return  # a trial: only the search's best model joins the zoo, as the search task's
         weights = next((a.object for a in task.artifacts if a.name == "model.pt"), None)
         if weights is None:
             return

@@ -47,6 +47,11 @@ class TrainingTaskRow(SQLModel, table=True):
     create_time: datetime
     start_time: datetime | None = None
     end_time: datetime | None = None
+    # A hyperparameter search task: its resolved HyperparameterSearch proto; NULL for other tasks.
+    search: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    # A trial task: the search task it belongs to, and its number there.
+    search_task_id: str | None = Field(default=None, max_length=64, index=True)
+    trial_number: int | None = None
 
 
 class TrainingTaskEventRow(SQLModel, table=True):
@@ -63,3 +68,39 @@ class TrainingTaskEventRow(SQLModel, table=True):
     source_seq: int | None = None
     time: datetime
     event: bytes = Field(sa_type=sa.LargeBinary)  # TaskEvent proto
+
+
+class TrainingStudyRow(SQLModel, table=True):
+    """The running state of a hyperparameter search; the search task's row holds the spec."""
+
+    __tablename__ = "training_studies"
+
+    task_id: str = Field(primary_key=True, foreign_key="training_tasks.id", max_length=64)
+    objective_metric: str = Field(max_length=64)
+    maximize: bool
+    max_trials: int
+    parallelism: int
+    deadline: datetime | None = None  # the time budget's end
+    ended: bool = Field(default=False, index=True)
+    create_time: datetime
+
+
+class TrainingTrialRow(SQLModel, table=True):
+    """One trial: what Optuna needs to rebuild the study (params, intermediate values, value, state)."""
+
+    __tablename__ = "training_trials"
+    __table_args__ = (sa.UniqueConstraint("study_task_id", "number", name="uq_training_trials_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    study_task_id: str = Field(foreign_key="training_tasks.id", max_length=64, index=True)
+    number: int
+    task_id: str = Field(max_length=64, unique=True)  # the trial's own training task
+    state: int  # TrialState
+    params: str = "{}"  # JSON name -> value (float, int or str)
+    intermediate: str = "{}"  # JSON epoch -> objective value
+    system_attrs: str = "{}"  # JSON, Optuna's per-trial bookkeeping (successive halving rungs)
+    value: float | None = None
+    pruned_epoch: int = 0
+    reason: str = ""
+    create_time: datetime
+    end_time: datetime | None = None

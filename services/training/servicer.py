@@ -39,3 +39,9 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         return pb.GetTaskArtifactsResponse(
             links=await self.domain.artifact_links(request.task_id, request.expires_in_seconds)
         )
+
+    async def ListTrials(self, request, context):
+        return await self.domain.list_trials(request.task_id, request.page_size, request.page_token)
+
+    async def GetHyperparameterSchema(self, request, context):
+        return await self.domain.hyperparameter_schema(request.model_id, request.task_type)

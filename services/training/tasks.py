@@ -13,7 +13,7 @@ import binascii
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,6 +69,9 @@ class NewTask:
     id: str = ""
     preset_id: str = ""
     resources: common_pb2.ComputeResources | None = None
+    search: training_pb2.HyperparameterSearch | None = None  # a hyperparameter search task
+    search_task_id: str = ""  # a trial: its search task
+    trial_number: int | None = None
 
 
 def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
@@ -93,6 +96,11 @@ def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
     )
     if row.auto_select:
         task.auto_select.ParseFromString(row.auto_select)
+    if row.search:
+        task.search.ParseFromString(row.search)
+    if row.search_task_id:
+        task.search_task_id = row.search_task_id
+        task.trial_number = row.trial_number or 0
     task.hyperparameters.ParseFromString(row.hyperparameters or b"")
     if row.resources:
         task.resources.ParseFromString(row.resources)
@@ -199,7 +207,10 @@ class TaskStore:
         if state and state not in training_pb2.TaskState.values():
             raise errors.InvalidArgument({"state": f"unknown state {state}"})
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        query = select(TrainingTaskRow).where(TrainingTaskRow.project == project)
+        # a search's trials are listed by ListTrials, not here
+        query = select(TrainingTaskRow).where(
+            TrainingTaskRow.project == project, TrainingTaskRow.search_task_id.is_(None)
+        )
         if state:
             query = query.where(TrainingTaskRow.state == state)
         if page_token:
@@ -251,8 +262,11 @@ class TaskStore:
     ) -> training_pb2.TaskEvent:
         return self._append(session, row, when, source_seq, task=to_proto(row))
 
-    def insert_pending(self, new: NewTask) -> tuple[training_pb2.TrainingTask, bool]:
-        """Store a PENDING task; (task, created). A concurrent twin with the same request_id wins once."""
+    def insert_pending(
+        self, new: NewTask, also: Callable[[Session, TrainingTaskRow], None] | None = None
+    ) -> tuple[training_pb2.TrainingTask, bool]:
+        """Store a PENDING task; (task, created). A concurrent twin with the same request_id wins once.
+        `also` adds rows that belong to the task in the same transaction (a search's study, a trial)."""
         now = utcnow()
         row = TrainingTaskRow(
             id=new.id or new_task_id(),
@@ -273,6 +287,9 @@ class TaskStore:
             state=S.TASK_STATE_PENDING,
             selection_rationale=new.selection_rationale,
             create_time=now,
+            search=new.search.SerializeToString() if new.search is not None else None,
+            search_task_id=new.search_task_id or None,
+            trial_number=new.trial_number,
         )
         new.job.task_id = row.id
         new.job.output_prefix = f"tasks/{row.id}/"
@@ -281,6 +298,8 @@ class TaskStore:
             with Session(self.engine) as session:
                 session.add(row)
                 session.flush()
+                if also is not None:
+                    also(session, row)
                 self._state_event(session, row, now)
                 session.commit()
                 return to_proto(row), True
@@ -354,6 +373,60 @@ class TaskStore:
             session.add(row)
             session.commit()
             return to_proto(row), row.job
+
+    def update_search_task(
+        self,
+        task_id: str,
+        *,
+        state: int = 0,
+        reason: str | None = None,
+        logs: Iterable[str] = (),
+        progress: training_pb2.Progress | None = None,
+        result: training_pb2.TrainingTask | None = None,
+    ) -> bool:
+        """Log lines, progress, a new state and, for SUCCEEDED, the result (metrics, per-epoch metrics,
+        artifacts and hyperparameters of the best trial) on a search task that has not ended."""
+        with Session(self.engine) as session:
+            self._lock(session, task_id)
+            row = session.exec(select(TrainingTaskRow).where(TrainingTaskRow.id == task_id).with_for_update()).one()
+            if is_final(row.state):
+                return False
+            now = utcnow()
+            for line in logs:
+                self._append(session, row, now, None, log=line)
+            if progress is not None:
+                row.progress = progress.SerializeToString()
+                self._append(session, row, now, None, progress=progress)
+            if result is not None:
+                row.metrics = json.dumps(dict(result.metrics))
+                row.epoch_metrics = json.dumps(
+                    [{"epoch": e.epoch, "values": dict(e.values)} for e in result.epoch_metrics]
+                )
+                row.artifacts = json.dumps(
+                    [
+                        {
+                            "name": a.name,
+                            "bucket": a.object.bucket,
+                            "key": a.object.key,
+                            "sha256": a.object.sha256,
+                            "size_bytes": a.object.size_bytes,
+                        }
+                        for a in result.artifacts
+                    ]
+                )
+                row.hyperparameters = result.hyperparameters.SerializeToString()
+            if state and state != row.state:
+                row.state = state
+                if reason is not None:
+                    row.failure_reason = reason
+                if state == S.TASK_STATE_RUNNING:
+                    row.start_time = row.start_time or now
+                if is_final(state):
+                    row.end_time = now
+                self._state_event(session, row, now)
+            session.add(row)
+            session.commit()
+            return True
 
     def check_cancellable(self, project: str, task_id: str) -> training_pb2.TrainingTask:
         task = self.get(project, task_id)

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateTrainingTaskRequest(_message.Message):
-    __slots__ = ("name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "auto_select", "preset_id", "transfer_strategy", "hyperparameters", "request_id", "resources")
+    __slots__ = ("name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "auto_select", "preset_id", "transfer_strategy", "hyperparameters", "request_id", "resources", "search")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class CreateTrainingTaskRequest(_message.Message):
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     task_type: _common_pb2.TaskType
@@ -37,7 +38,8 @@ class CreateTrainingTaskRequest(_message.Message):
     hyperparameters: _common_pb2.Hyperparameters
     request_id: str
     resources: _common_pb2.ComputeResources
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., auto_select: _Optional[_Union[_training_pb2.AutoSelect, _Mapping]] = ..., preset_id: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., request_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ...) -> None: ...
+    search: _training_pb2.HyperparameterSearch
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., auto_select: _Optional[_Union[_training_pb2.AutoSelect, _Mapping]] = ..., preset_id: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., request_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., search: _Optional[_Union[_training_pb2.HyperparameterSearch, _Mapping]] = ...) -> None: ...
 
 class CreateTrainingTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -140,3 +142,43 @@ class GetTaskArtifactsResponse(_message.Message):
     LINKS_FIELD_NUMBER: _ClassVar[int]
     links: _containers.RepeatedCompositeFieldContainer[ArtifactLink]
     def __init__(self, links: _Optional[_Iterable[_Union[ArtifactLink, _Mapping]]] = ...) -> None: ...
+
+class ListTrialsRequest(_message.Message):
+    __slots__ = ("task_id", "page_size", "page_token")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, task_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTrialsResponse(_message.Message):
+    __slots__ = ("trials", "next_page_token", "objective_metric", "direction")
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    trials: _containers.RepeatedCompositeFieldContainer[_training_pb2.Trial]
+    next_page_token: str
+    objective_metric: str
+    direction: _training_pb2.ObjectiveDirection
+    def __init__(self, trials: _Optional[_Iterable[_Union[_training_pb2.Trial, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., objective_metric: _Optional[str] = ..., direction: _Optional[_Union[_training_pb2.ObjectiveDirection, str]] = ...) -> None: ...
+
+class GetHyperparameterSchemaRequest(_message.Message):
+    __slots__ = ("model_id", "task_type")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    task_type: _common_pb2.TaskType
+    def __init__(self, model_id: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ...) -> None: ...
+
+class GetHyperparameterSchemaResponse(_message.Message):
+    __slots__ = ("parameters", "objective_metrics", "default_objective_metric")
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_METRICS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_OBJECTIVE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    parameters: _containers.RepeatedCompositeFieldContainer[_training_pb2.HyperparameterSpec]
+    objective_metrics: _containers.RepeatedScalarFieldContainer[str]
+    default_objective_metric: str
+    def __init__(self, parameters: _Optional[_Iterable[_Union[_training_pb2.HyperparameterSpec, _Mapping]]] = ..., objective_metrics: _Optional[_Iterable[str]] = ..., default_objective_metric: _Optional[str] = ...) -> None: ...

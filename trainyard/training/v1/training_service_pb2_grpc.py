@@ -70,6 +70,16 @@ class TrainingServiceStub:
                 request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsRequest.SerializeToString,
                 response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsResponse.FromString,
                 _registered_method=True)
+        self.ListTrials = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/ListTrials',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListTrialsRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListTrialsResponse.FromString,
+                _registered_method=True)
+        self.GetHyperparameterSchema = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/GetHyperparameterSchema',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -135,6 +145,24 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTrials(self, request, context):
+        """ListTrials lists the trials of a hyperparameter search task, in trial order, with their
+        parameters, state and metrics (none for a task that is not a search). Fails with NOT_FOUND,
+        INVALID_ARGUMENT for a bad page size or token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHyperparameterSchema(self, request, context):
+        """GetHyperparameterSchema describes every hyperparameter: type, valid range, default (for the
+        model, when named) and default search range. Fails with NOT_FOUND for an unknown model,
+        INVALID_ARGUMENT for an unknown task type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -172,6 +200,16 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.GetTaskArtifacts,
                     request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsRequest.FromString,
                     response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsResponse.SerializeToString,
+            ),
+            'ListTrials': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrials,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListTrialsRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListTrialsResponse.SerializeToString,
+            ),
+            'GetHyperparameterSchema': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHyperparameterSchema,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -364,6 +402,60 @@ class TrainingService:
             '/trainyard.training.v1.TrainingService/GetTaskArtifacts',
             trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsRequest.SerializeToString,
             trainyard_dot_training_dot_v1_dot_training__service__pb2.GetTaskArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/ListTrials',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ListTrialsRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ListTrialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHyperparameterSchema(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/GetHyperparameterSchema',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaResponse.FromString,
             options,
             channel_credentials,
             insecure,

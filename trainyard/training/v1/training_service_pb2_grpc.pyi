@@ -63,6 +63,16 @@ class TrainingServiceStub:
     """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
     NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
     """
+    ListTrials: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.ListTrialsRequest, _training_service_pb2.ListTrialsResponse]
+    """ListTrials lists the trials of a hyperparameter search task, in trial order, with their
+    parameters, state and metrics (none for a task that is not a search). Fails with NOT_FOUND,
+    INVALID_ARGUMENT for a bad page size or token.
+    """
+    GetHyperparameterSchema: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.GetHyperparameterSchemaRequest, _training_service_pb2.GetHyperparameterSchemaResponse]
+    """GetHyperparameterSchema describes every hyperparameter: type, valid range, default (for the
+    model, when named) and default search range. Fails with NOT_FOUND for an unknown model,
+    INVALID_ARGUMENT for an unknown task type.
+    """
 
 @_typing.type_check_only
 class TrainingServiceAsyncStub(TrainingServiceStub):
@@ -98,6 +108,16 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     GetTaskArtifacts: _aio.UnaryUnaryMultiCallable[_training_service_pb2.GetTaskArtifactsRequest, _training_service_pb2.GetTaskArtifactsResponse]  # type: ignore[assignment]
     """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
     NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
+    """
+    ListTrials: _aio.UnaryUnaryMultiCallable[_training_service_pb2.ListTrialsRequest, _training_service_pb2.ListTrialsResponse]  # type: ignore[assignment]
+    """ListTrials lists the trials of a hyperparameter search task, in trial order, with their
+    parameters, state and metrics (none for a task that is not a search). Fails with NOT_FOUND,
+    INVALID_ARGUMENT for a bad page size or token.
+    """
+    GetHyperparameterSchema: _aio.UnaryUnaryMultiCallable[_training_service_pb2.GetHyperparameterSchemaRequest, _training_service_pb2.GetHyperparameterSchemaResponse]  # type: ignore[assignment]
+    """GetHyperparameterSchema describes every hyperparameter: type, valid range, default (for the
+    model, when named) and default search range. Fails with NOT_FOUND for an unknown model,
+    INVALID_ARGUMENT for an unknown task type.
     """
 
 class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -173,6 +193,28 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_training_service_pb2.GetTaskArtifactsResponse, _abc.Awaitable[_training_service_pb2.GetTaskArtifactsResponse]]:
         """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
         NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTrials(
+        self,
+        request: _training_service_pb2.ListTrialsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.ListTrialsResponse, _abc.Awaitable[_training_service_pb2.ListTrialsResponse]]:
+        """ListTrials lists the trials of a hyperparameter search task, in trial order, with their
+        parameters, state and metrics (none for a task that is not a search). Fails with NOT_FOUND,
+        INVALID_ARGUMENT for a bad page size or token.
+        """
+
+    @_abc_1.abstractmethod
+    def GetHyperparameterSchema(
+        self,
+        request: _training_service_pb2.GetHyperparameterSchemaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.GetHyperparameterSchemaResponse, _abc.Awaitable[_training_service_pb2.GetHyperparameterSchemaResponse]]:
+        """GetHyperparameterSchema describes every hyperparameter: type, valid range, default (for the
+        model, when named) and default search range. Fails with NOT_FOUND for an unknown model,
+        INVALID_ARGUMENT for an unknown task type.
         """
 
 def add_TrainingServiceServicer_to_server(servicer: TrainingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,342 @@
+"""Automatic hyperparameter search with the real services, NATS, S3 and SQL and in-process trainers:
+a four-trial search on two trainers picks the best trial and its model joins the zoo; a median pruner
+stops a clearly bad trial early; bad specs get field violations; a cancelled search stops its trials;
+the study lives in SQL, so a restarted training service carries on without losing a trial."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from test_trainer_integration import trainer_settings
+from test_training_service import MOBILENET, make_dataset, request, stack  # noqa: F401 - fixture
+
+from services.common.errors import field_violations
+from services.dataset.app import start as start_dataset
+from services.modelzoo.app import start as start_modelzoo
+from services.modelzoo.catalog import shared_catalog
+from services.training import search_space
+from services.training.app import start as start_training
+from trainer.worker import Worker
+from trainyard.common.v1 import common_pb2 as C
+from trainyard.dataset.v1 import dataset_service_pb2_grpc
+from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mpb
+from trainyard.modelzoo.v1 import modelzoo_service_pb2_grpc
+from trainyard.training.v1 import training_pb2 as T
+from trainyard.training.v1 import training_service_pb2 as pb
+from trainyard.training.v1 import training_service_pb2_grpc
+
+pytestmark = pytest.mark.integration
+
+TINY = C.Hyperparameters(epochs=2, batch_size=8, image_size=32)
+
+
+async def get(training, task_id: str) -> T.TrainingTask:
+    return (await training.GetTrainingTask(pb.GetTrainingTaskRequest(task_id=task_id))).task
+
+
+async def trials_of(training, task_id: str) -> list[T.Trial]:
+    return list((await training.ListTrials(pb.ListTrialsRequest(task_id=task_id))).trials)
+
+
+async def until_ended(training, task_id: str, timeout: float = 150.0) -> T.TrainingTask:
+    async with asyncio.timeout(timeout):
+        while True:
+            task = await get(training, task_id)
+            if task.state in (T.TASK_STATE_SUCCEEDED, T.TASK_STATE_FAILED, T.TASK_STATE_CANCELLED):
+                return task
+            await asyncio.sleep(0.3)
+
+
+class Trainers:
+    """In-process trainer nodes, each pulling jobs from the shared queue."""
+
+    def __init__(self, settings, tmp_path, count: int = 1) -> None:
+        self.workers = []
+        for i in range(count):
+            ts = trainer_settings(settings, tmp_path / f"node{i}").model_copy(update={"trainer_name": f"node-{i}"})
+            self.workers.append(Worker(settings=ts))
+        self.runners: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> Trainers:
+        for worker in self.workers:
+            await worker.connect()
+            self.runners.append(asyncio.create_task(worker.run()))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for worker in self.workers:
+            await worker.shutdown()
+        await asyncio.wait_for(asyncio.gather(*self.runners, return_exceptions=True), 60)
+        for worker in self.workers:
+            await worker.close()
+
+    def outcomes(self) -> dict[str, str]:
+        return {task_id: outcome for w in self.workers for task_id, outcome in w.outcomes}
+
+
+def search_request(dataset_id: str, search: T.HyperparameterSearch, **kw) -> pb.CreateTrainingTaskRequest:
+    return request(dataset_id, name="search", search=search, **kw)
+
+
+async def test_four_trial_search_picks_the_best_and_registers_it(stack, settings, tmp_path):  # noqa: F811
+    datasets, zoo, training = stack
+    dataset_id = await make_dataset(datasets, "tune-shapes")
+    await zoo.ImportWeights(mpb.ImportWeightsRequest(model_id=MOBILENET))
+    search = T.HyperparameterSearch(
+        method=T.SEARCH_METHOD_RANDOM,
+        parameters=[T.SearchParameter(name="learning_rate", low=1e-4, high=3e-2, log=True)],
+        max_trials=4,
+        parallelism=2,
+        seed=7,
+    )
+    task = (await training.CreateTrainingTask(search_request(dataset_id, search, hyperparameters=TINY))).task
+    assert task.state == T.TASK_STATE_QUEUED
+    assert task.search.objective_metric == "val_top1"
+    assert task.search.direction == T.OBJECTIVE_DIRECTION_MAXIMIZE
+    queued = await trials_of(training, task.id)
+    assert [t.number for t in queued] == [0, 1]  # parallelism 2: two trials on the queue at once
+    assert all(t.state == T.TRIAL_STATE_QUEUED for t in queued)
+
+    async with Trainers(settings, tmp_path, count=2) as trainers:
+        done = await until_ended(training, task.id)
+    assert done.state == T.TASK_STATE_SUCCEEDED, done.failure_reason
+
+    trials = await trials_of(training, task.id)
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state == T.TRIAL_STATE_COMPLETE for t in trials), [(t.state, t.reason) for t in trials]
+    assert len({t.task_id for t in trials}) == 4
+    rates = [next(p.number for p in t.parameters if p.name == "learning_rate") for t in trials]
+    assert all(1e-4 <= r <= 3e-2 for r in rates) and len(set(rates)) == 4
+    for t, rate in zip(trials, rates, strict=True):
+        assert t.hyperparameters.learning_rate == pytest.approx(rate)
+        assert t.hyperparameters.epochs == 2 and len(t.epoch_metrics) == 2
+        assert t.objective_value == pytest.approx(t.metrics["val_top1"])
+    best = max(trials, key=lambda t: (t.objective_value, -t.number))
+    assert [t.number for t in trials if t.best] == [best.number]
+    # the search's result is the best trial's
+    assert dict(done.metrics) == pytest.approx(dict(best.metrics))
+    best_task = await get(training, best.task_id)
+    assert {a.name: a.object.key for a in done.artifacts} == {a.name: a.object.key for a in best_task.artifacts}
+    assert done.hyperparameters.learning_rate == pytest.approx(best.hyperparameters.learning_rate)
+    # trials are separate jobs spread over the trainers; they do not crowd the task list
+    nodes = {(await get(training, t.task_id)).trainer_node for t in trials}
+    assert nodes == {"node-0", "node-1"}
+    assert set(trainers.outcomes().values()) == {"succeeded"}
+    listed = (await training.ListTrainingTasks(pb.ListTrainingTasksRequest())).tasks
+    assert [t.id for t in listed] == [task.id]
+    trial_task = await get(training, trials[0].task_id)
+    assert trial_task.search_task_id == task.id and trial_task.trial_number == 0
+    # the best model joined the zoo as the search's trained model; the trials did not
+    model = (await zoo.GetModel(mpb.GetModelRequest(model_id=f"trained/{task.id}"))).model
+    assert model.task_id == task.id and model.metrics["val_top1"] == pytest.approx(best.metrics["val_top1"])
+    with pytest.raises(grpc.RpcError) as exc:
+        await zoo.GetModel(mpb.GetModelRequest(model_id=f"trained/{trials[0].task_id}"))
+    assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+    # the search's history tells the story
+    logs = []
+    async for r in training.WatchTrainingTask(pb.WatchTrainingTaskRequest(task_id=task.id, from_start=True)):
+        if r.event.WhichOneof("event") == "log":
+            logs.append(r.event.log)
+    assert sum("queued as task" in line for line in logs) == 4
+    assert any(line.startswith(f"search done (4 complete): best trial {best.number}") for line in logs), logs
+    # paging
+    page = await training.ListTrials(pb.ListTrialsRequest(task_id=task.id, page_size=3))
+    rest = await training.ListTrials(pb.ListTrialsRequest(task_id=task.id, page_token=page.next_page_token))
+    assert [t.number for t in page.trials] + [t.number for t in rest.trials] == [0, 1, 2, 3]
+    assert not rest.next_page_token
+    # a search cannot continue (its best trial's task can)
+    with pytest.raises(grpc.RpcError) as exc:
+        await training.ContinueTrainingTask(pb.ContinueTrainingTaskRequest(task_id=task.id, additional_epochs=1))
+    assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_median_pruner_stops_a_diverging_trial_early(stack, settings, tmp_path):  # noqa: F811
+    datasets, zoo, training = stack
+    dataset_id = await make_dataset(datasets, "tune-prune")
+    await zoo.ImportWeights(mpb.ImportWeightsRequest(model_id=MOBILENET))
+    epochs = 4
+    # grid in order: two sane learning rates complete first, then one that wrecks the pretrained network
+    search = T.HyperparameterSearch(
+        method=T.SEARCH_METHOD_GRID,
+        parameters=[T.SearchParameter(name="learning_rate", choices=["0.001", "0.002", "8"])],
+        objective_metric="val_loss",
+        pruning=T.Pruning(method=T.PRUNING_METHOD_MEDIAN, warmup_epochs=1, startup_trials=2),
+    )
+    hp = C.Hyperparameters(epochs=epochs, batch_size=8, image_size=32, optimizer=C.OPTIMIZER_SGD)
+    task = (await training.CreateTrainingTask(search_request(dataset_id, search, hyperparameters=hp))).task
+    assert task.search.max_trials == 3 and task.search.direction == T.OBJECTIVE_DIRECTION_MINIMIZE
+    async with Trainers(settings, tmp_path) as trainers:
+        done = await until_ended(training, task.id)
+    assert done.state == T.TASK_STATE_SUCCEEDED, done.failure_reason
+    trials = await trials_of(training, task.id)
+    assert [t.state for t in trials] == [T.TRIAL_STATE_COMPLETE, T.TRIAL_STATE_COMPLETE, T.TRIAL_STATE_PRUNED], [
+        (t.state, t.reason, [dict(e.values).get("val_loss") for e in t.epoch_metrics]) for t in trials
+    ]
+    bad = trials[2]
+    assert 2 <= bad.pruned_epoch < epochs and "pruned after epoch" in bad.reason
+    # its job was stopped on the trainer before its last epoch, through the ordinary cancel path
+    assert trainers.outcomes()[bad.task_id] == "cancelled"
+    bad_task = await get(training, bad.task_id)
+    assert bad_task.state == T.TASK_STATE_CANCELLED and len(bad_task.epoch_metrics) < epochs
+    best = min(trials[:2], key=lambda t: t.objective_value)
+    assert best.best and dict(done.metrics) == pytest.approx(dict(best.metrics))
+
+
+async def test_bad_search_specs_get_field_violations(stack):  # noqa: F811
+    datasets, zoo, training = stack
+    dataset_id = await make_dataset(datasets, "tune-bad")
+    await zoo.ImportWeights(mpb.ImportWeightsRequest(model_id=MOBILENET))
+    bad = T.HyperparameterSearch(
+        max_trials=2000,
+        parallelism=-1,
+        objective_metric="val_map",
+        parameters=[
+            T.SearchParameter(name="learning_rate", low=1e-3, high=1e-4),
+            T.SearchParameter(name="weight_decay", low=-1, high=0.1),
+            T.SearchParameter(name="epochs", low=1, high=3),
+            T.SearchParameter(name="optimizer", choices=["sgd", "lion"]),
+            T.SearchParameter(name="batch_size", low=8, high=64, log=True, step=8),
+        ],
+        pruning=T.Pruning(method=T.PRUNING_METHOD_SUCCESSIVE_HALVING, reduction_factor=1, warmup_epochs=2),
+    )
+    with pytest.raises(grpc.RpcError) as exc:
+        await training.CreateTrainingTask(search_request(dataset_id, bad, hyperparameters=TINY))
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(exc.value)) == {
+        "search.max_trials",
+        "search.parallelism",
+        "search.objective_metric",
+        "search.parameters[0].high",
+        "search.parameters[1].low",
+        "search.parameters[2].name",
+        "search.parameters[3].choices[1]",
+        "search.parameters[4].step",
+        "search.pruning.reduction_factor",
+        "search.pruning.warmup_epochs",
+    }
+    # a grid needs discrete values; a float range without a step has none
+    grid = T.HyperparameterSearch(
+        method=T.SEARCH_METHOD_GRID, parameters=[T.SearchParameter(name="weight_decay", low=0.0, high=0.1)]
+    )
+    with pytest.raises(grpc.RpcError) as exc:
+        await training.CreateTrainingTask(search_request(dataset_id, grid, hyperparameters=TINY))
+    assert set(field_violations(exc.value)) == {"search.parameters[0].step"}
+    # a default-range parameter of a grid is refused once resolved (the default is a log range)
+    grid = T.HyperparameterSearch(method=T.SEARCH_METHOD_GRID, parameters=[T.SearchParameter(name="learning_rate")])
+    with pytest.raises(grpc.RpcError) as exc:
+        await training.CreateTrainingTask(search_request(dataset_id, grid, hyperparameters=TINY))
+    assert set(field_violations(exc.value)) == {"search.parameters[0]"}
+    assert not (await training.ListTrainingTasks(pb.ListTrainingTasksRequest())).tasks  # nothing stored
+
+    # the schema says what may be searched, its ranges and the model's defaults
+    schema = await training.GetHyperparameterSchema(pb.GetHyperparameterSchemaRequest(model_id=MOBILENET))
+    specs = {p.name: p for p in schema.parameters}
+    assert specs["learning_rate"].searchable and specs["learning_rate"].minimum_exclusive
+    assert specs["learning_rate"].default_search.log and specs["learning_rate"].default_search.low > 0
+    assert not specs["epochs"].searchable and specs["epochs"].maximum == 1000
+    assert specs["optimizer"].choices == ["sgd", "adam", "adamw"] and specs["optimizer"].default_choice == "adamw"
+    assert specs["image_size"].default_number == 224
+    assert schema.default_objective_metric == "val_top1" and "val_loss" in schema.objective_metrics
+    with pytest.raises(grpc.RpcError) as exc:
+        await training.GetHyperparameterSchema(pb.GetHyperparameterSchemaRequest(model_id="no/such-model"))
+    assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+    # every field of Hyperparameters has a spec
+    assert set(specs) == {f.name for f in C.Hyperparameters.DESCRIPTOR.fields} == set(search_space.PARAMS)
+
+
+async def test_cancelling_a_search_cancels_its_trials(stack, settings, tmp_path):  # noqa: F811
+    datasets, zoo, training = stack
+    dataset_id = await make_dataset(datasets, "tune-cancel")
+    await zoo.ImportWeights(mpb.ImportWeightsRequest(model_id=MOBILENET))
+    search = T.HyperparameterSearch(max_trials=5, parallelism=2)
+    task = (await training.CreateTrainingTask(search_request(dataset_id, search, hyperparameters=TINY))).task
+    assert [p.name for p in task.search.parameters] == ["learning_rate", "weight_decay", "label_smoothing"]
+    trials = await trials_of(training, task.id)
+    assert len(trials) == 2
+    cancelled = (await training.CancelTrainingTask(pb.CancelTrainingTaskRequest(task_id=task.id))).task
+    assert cancelled.state == T.TASK_STATE_CANCELLED
+    trials = await trials_of(training, task.id)
+    assert [t.state for t in trials] == [T.TRIAL_STATE_CANCELLED] * 2
+    for t in trials:
+        assert (await get(training, t.task_id)).state == T.TASK_STATE_CANCELLED
+    # the queued jobs are skipped by the trainer that pulls them (the queue is left clean)
+    async with Trainers(settings, tmp_path) as trainers:
+        async with asyncio.timeout(60):
+            while not {t.task_id for t in trials} <= set(trainers.outcomes()):
+                await asyncio.sleep(0.2)
+    assert {trainers.outcomes()[t.task_id] for t in trials} == {"skipped-cancelled"}
+    assert len(await trials_of(training, task.id)) == 2  # no trial was started after the cancel
+
+
+@pytest.fixture
+async def services(settings, tmp_path, tmp_path_factory):
+    """Dataset and zoo services; the test starts and stops the training service itself."""
+    offline = tmp_path / "offline-weights"
+    offline.mkdir()
+    zoo_settings = settings.model_copy(
+        update={
+            "modelzoo_catalog": str(shared_catalog(tmp_path_factory.getbasetemp())),
+            "modelzoo_offline_weights_dir": str(offline),
+        }
+    )
+    dataset = await start_dataset(settings)
+    zoo = await start_modelzoo(zoo_settings)
+    channels = [grpc.aio.insecure_channel(s.address) for s in (dataset, zoo)]
+    try:
+        yield (
+            settings.model_copy(update={"dataset_address": dataset.address, "modelzoo_address": zoo.address}),
+            dataset_service_pb2_grpc.DatasetServiceStub(channels[0]),
+            modelzoo_service_pb2_grpc.ModelZooServiceStub(channels[1]),
+        )
+    finally:
+        for channel in channels:
+            await channel.close()
+        for running in (zoo, dataset):
+            await running.stop()
+
+
+async def test_search_survives_a_training_service_restart(services, settings, tmp_path):
+    wired, datasets, zoo = services
+    dataset_id = await make_dataset(datasets, "tune-restart")
+    await zoo.ImportWeights(mpb.ImportWeightsRequest(model_id=MOBILENET))
+    search = T.HyperparameterSearch(
+        method=T.SEARCH_METHOD_TPE,
+        parameters=[
+            T.SearchParameter(name="learning_rate", low=1e-4, high=1e-2, log=True),
+            T.SearchParameter(name="optimizer", choices=["sgd", "adamw"]),
+        ],
+        max_trials=3,
+        parallelism=1,
+    )
+
+    first = await start_training(wired)
+    channel = grpc.aio.insecure_channel(first.address)
+    training = training_service_pb2_grpc.TrainingServiceStub(channel)
+    task = (await training.CreateTrainingTask(search_request(dataset_id, search, hyperparameters=TINY))).task
+    async with Trainers(settings, tmp_path) as trainers:
+        # the service goes away while trial 0 trains: its events wait in JetStream
+        async with asyncio.timeout(60):
+            while True:
+                trials = await trials_of(training, task.id)
+                if trials and (await get(training, trials[0].task_id)).state == T.TASK_STATE_RUNNING:
+                    break
+                await asyncio.sleep(0.1)
+        await channel.close()
+        await first.stop()
+        second = await start_training(wired)
+        channel = grpc.aio.insecure_channel(second.address)
+        training = training_service_pb2_grpc.TrainingServiceStub(channel)
+        try:
+            done = await until_ended(training, task.id)
+            trials = await trials_of(training, task.id)
+        finally:
+            await channel.close()
+            await second.stop()
+    assert done.state == T.TASK_STATE_SUCCEEDED, done.failure_reason
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert all(t.state == T.TRIAL_STATE_COMPLETE for t in trials), [(t.state, t.reason) for t in trials]
+    assert sorted(trainers.outcomes()) == sorted(t.task_id for t in trials)  # each trial trained once
+    best = max(trials, key=lambda t: t.objective_value)
+    assert best.best and dict(done.metrics) == pytest.approx(dict(best.metrics))
