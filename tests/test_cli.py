@@ -150,3 +150,35 @@ def test_clear_errors(env, capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("TRAINYARD_GATEWAY_ADDRESS")
     assert main(["datasets", "list"]) == 2
     assert "TRAINYARD_GATEWAY_ADDRESS" in capsys.readouterr().err
+
+
+def test_train_search_and_trials_table(env, capsys, tmp_path):
+    archive = tmp_path / "search.zip"
+    archive.write_bytes(make_classification_archive(classes=("circle", "square"), per_class=8, size=32, seed=5))
+    ds_id = run_json(capsys, "datasets", "import", str(archive), "--name", "cli-search", "--val-fraction", "0.25")["id"]
+    assert main(["models", "import", MOBILENET]) == 0
+    capsys.readouterr()
+    argv = ["train", "start", "--task-type", "classification", "--dataset", ds_id, "--model", MOBILENET]
+    argv += ["--name", "cli-search", "--epochs", "1", "--batch-size", "8", "--image-size", "32"]
+    argv += ["--search", "grid", "--param", "learning_rate=0.001,0.003", "--parallel", "2", "--watch"]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "trial 1 queued" in out and "search done (2 complete)" in out
+    task = next(t for t in run_json(capsys, "train", "list") if t["name"] == "cli-search")
+    assert task["search"]["method"] == "SEARCH_METHOD_GRID" and task["state"] == "TASK_STATE_SUCCEEDED"
+    trials = run_json(capsys, "train", "trials", task["id"])
+    assert [t["state"] for t in trials] == ["TRIAL_STATE_COMPLETE"] * 2
+    assert [p["number"] for t in trials for p in t["parameters"]] == [0.001, 0.003]
+    assert sum(bool(t.get("best")) for t in trials) == 1
+    assert main(["train", "trials", task["id"]]) == 0
+    table = capsys.readouterr().out
+    assert "learning_rate" in table and "complete" in table and " *" in table
+    assert main(["train", "schema", "--model", MOBILENET]) == 0
+    schema = run_json(capsys, "train", "schema", "--model", MOBILENET)
+    specs = {p["name"]: p for p in schema["parameters"]}
+    assert specs["learning_rate"]["searchable"] and specs["image_size"]["default_number"] == 224
+    # a bad spec is refused with the field named
+    bad = [a if a != "learning_rate=0.001,0.003" else "learning_rate=0.01:0.001" for a in argv[:-1]]
+    assert main(bad) != 0
+    assert "search.parameters[0].high" in capsys.readouterr().err

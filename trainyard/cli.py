@@ -464,6 +464,24 @@ def _hyperparameters(args) -> dict:
     return hp
 
 
+def _search(args):
+    """The --search flags as a HyperparameterSearch, or None."""
+    from trainyard.client import hyperparameter_search
+
+    if not getattr(args, "search", None):
+        return None
+    return hyperparameter_search(
+        args.search,
+        args.param or [],
+        max_trials=args.trials or 0,
+        parallelism=args.parallel or 0,
+        max_duration_seconds=int((args.max_minutes or 0) * 60),
+        objective_metric=args.objective or "",
+        pruning=args.prune,
+        warmup_epochs=args.prune_warmup or 0,
+    )
+
+
 def cmd_train_start(args) -> int:
     from trainyard.client import task_type_name
 
@@ -539,6 +557,7 @@ def cmd_train_start(args) -> int:
             preference=args.preference,
             description=args.description or "",
             hyperparameters=_hyperparameters(args) or None,
+            search=_search(args),
         )
         if args.output == "json" and not args.watch:
             _json(task)
@@ -581,11 +600,9 @@ def _watch(ty, task_id: str, output: str = "table") -> int:
                 bar.update(epochs, description=state_name(event.task.state))
             if event.HasField("progress") and event.progress.total_epochs:
                 p = event.progress
-                bar.update(
-                    epochs,
-                    total=p.total_epochs,
-                    completed=p.epoch - 1 + (p.step / p.total_steps if p.total_steps else 0),
-                )
+                # a search reports trials ended out of its trials (no steps)
+                done = p.epoch - 1 + p.step / p.total_steps if p.total_steps else p.epoch
+                bar.update(epochs, total=p.total_epochs, completed=done)
             if event.HasField("epoch_metrics"):
                 m = event.epoch_metrics
                 bar.update(epochs, completed=m.epoch, metrics=_metrics(m.values))
@@ -623,6 +640,59 @@ def cmd_train_show(args) -> int:
     for a in t.artifacts:
         console.print(f"  artifact {escape(a.name)}: s3://{a.object.bucket}/{a.object.key}")
     return 0
+
+
+TRIAL_COLUMNS = ["#", "state", "parameters", "objective", "epochs", "task", "note"]
+
+
+def _param_text(p) -> str:
+    return f"{p.name}={p.text}" if p.WhichOneof("value") == "text" else f"{p.name}={p.number:.4g}"
+
+
+def _trial_rows(items) -> list[list]:
+    from trainyard.client import trial_state_name
+
+    return [
+        [
+            f"{t.number}{' *' if t.best else ''}",
+            trial_state_name(t.state),
+            " ".join(_param_text(p) for p in t.parameters),
+            f"{t.objective_value:.4g}" if t.HasField("objective_value") else "-",
+            f"{len(t.epoch_metrics)}/{t.hyperparameters.epochs}",
+            t.task_id,
+            t.reason[:60],
+        ]
+        for t in items
+    ]
+
+
+def cmd_train_trials(args) -> int:
+    with _client(args) as ty:
+        task = ty.training.get(args.id)
+        items = ty.training.trials(args.id)
+    title = f"trials of {task.id}: {task.search.objective_metric} ({'higher' if task.search.direction != 2 else 'lower'} is better; * best)"
+    return _out(args, items, title, TRIAL_COLUMNS, _trial_rows(items))
+
+
+def cmd_train_schema(args) -> int:
+    from trainyard.training.v1 import training_pb2
+
+    with _client(args) as ty:
+        schema = ty.training.hyperparameter_schema(args.model or "", args.task_type)
+    kinds = {training_pb2.HYPERPARAMETER_KIND_INT: "int", training_pb2.HYPERPARAMETER_KIND_FLOAT: "float"}
+    rows = []
+    for p in schema.parameters:
+        valid = (
+            ", ".join(p.choices) if p.choices else f"{'(' if p.minimum_exclusive else '['}{p.minimum:g}, {p.maximum:g}]"
+        )
+        default = p.default_choice if p.choices else f"{p.default_number:g}"
+        d = p.default_search
+        search = (
+            (", ".join(d.choices) if d.choices else f"{d.low:g}..{d.high:g}{' log' if d.log else ''}") if d.name else ""
+        )
+        rows.append([p.name, kinds.get(p.kind, "choice"), valid, default, "yes" if p.searchable else "no", search])
+    title = f"hyperparameters{' of ' + args.model if args.model else ''} (objective default {schema.default_objective_metric})"
+    return _out(args, schema, title, ["name", "kind", "valid", "default", "searchable", "default search"], rows)
 
 
 def cmd_train_cancel(args) -> int:
@@ -830,7 +900,24 @@ def add_flow_commands(sub) -> None:
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--image-size", type=int)
     p.add_argument("--watch", action="store_true", help="follow the task to its end")
+    p.add_argument("--search", metavar="METHOD", help="search hyperparameters instead: random, tpe or grid")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="SPEC",
+        help="searched hyperparameter: NAME (default range), NAME=LOW:HIGH[:log|:step=S] or NAME=A,B,C; repeatable",
+    )
+    p.add_argument("--trials", type=int, help="search: trials in all (default 10)")
+    p.add_argument("--parallel", type=int, help="search: trials at the same time (default 1)")
+    p.add_argument("--max-minutes", type=float, help="search: time budget")
+    p.add_argument("--objective", help="search: metric to optimise (default the task type's primary metric)")
+    p.add_argument("--prune", help="search: none, median or asha")
+    p.add_argument("--prune-warmup", type=int, help="search: epochs before a trial may be pruned")
     leaf(tr, "watch", cmd_train_watch, "follow a task: epochs, live metrics, logs").add_argument("id")
+    leaf(tr, "trials", cmd_train_trials, "trials of a hyperparameter search").add_argument("id")
+    p = leaf(tr, "schema", cmd_train_schema, "hyperparameters: ranges, defaults, default search space")
+    p.add_argument("--model")
+    p.add_argument("--task-type")
     leaf(tr, "list", cmd_train_list, "training tasks").add_argument("--state")
     leaf(tr, "show", cmd_train_show, "one task").add_argument("id")
     leaf(tr, "cancel", cmd_train_cancel, "cancel a task").add_argument("id")

@@ -187,6 +187,79 @@ def state_name(value: int) -> str:
     return short_name(training_pb2.TaskState.Name(value), "TASK_STATE_")
 
 
+def trial_state_name(value: int) -> str:
+    return short_name(training_pb2.TrialState.Name(value), "TRIAL_STATE_")
+
+
+def search_parameter(text: str) -> training_pb2.SearchParameter:
+    """One searched hyperparameter from text: "learning_rate" (its default range),
+    "learning_rate=1e-4:1e-2:log", "batch_size=16:64:step=16" or "optimizer=sgd,adamw" (choices)."""
+    name, _, spec = text.partition("=")
+    param = training_pb2.SearchParameter(name=name.strip())
+    spec = spec.strip()
+    if not spec:
+        return param
+    if ":" not in spec:
+        param.choices.extend(c.strip() for c in spec.split(",") if c.strip())
+        return param
+    low, high, *flags = spec.split(":")
+    try:
+        param.low, param.high = float(low), float(high)
+        for flag in flags:
+            if flag == "log":
+                param.log = True
+            elif flag.startswith("step="):
+                param.step = float(flag.removeprefix("step="))
+            else:
+                raise ValueError(flag)
+    except ValueError:
+        raise InvalidArgumentError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"search parameter {text!r}: expected NAME, NAME=LOW:HIGH[:log|:step=S] or NAME=A,B,...",
+            violations={"search.parameters": f"cannot read {text!r}"},
+        ) from None
+    return param
+
+
+def hyperparameter_search(
+    method: Any = None,
+    parameters: list[str | training_pb2.SearchParameter] | None = None,
+    *,
+    max_trials: int = 0,
+    parallelism: int = 0,
+    max_duration_seconds: int = 0,
+    objective_metric: str = "",
+    direction: Any = None,
+    pruning: Any = None,
+    warmup_epochs: int = 0,
+    startup_trials: int = 0,
+    min_epochs: int = 0,
+    reduction_factor: int = 0,
+    seed: int = 0,
+) -> training_pb2.HyperparameterSearch:
+    """A search spec: method random | tpe | grid; parameters as search_parameter() text or messages
+    (none: the model's default space); pruning none | median | successive_halving (or "asha")."""
+    if isinstance(pruning, str) and pruning.strip().lower() == "asha":
+        pruning = "successive_halving"
+    return training_pb2.HyperparameterSearch(
+        method=_enum(training_pb2.SearchMethod, "SEARCH_METHOD_", method, "search.method"),
+        parameters=[search_parameter(p) if isinstance(p, str) else p for p in parameters or []],
+        max_trials=max_trials,
+        parallelism=parallelism,
+        max_duration_seconds=max_duration_seconds,
+        objective_metric=objective_metric,
+        direction=_enum(training_pb2.ObjectiveDirection, "OBJECTIVE_DIRECTION_", direction, "search.direction"),
+        pruning=training_pb2.Pruning(
+            method=_enum(training_pb2.PruningMethod, "PRUNING_METHOD_", pruning, "search.pruning.method"),
+            warmup_epochs=warmup_epochs,
+            startup_trials=startup_trials,
+            min_epochs=min_epochs,
+            reduction_factor=reduction_factor,
+        ),
+        seed=seed,
+    )
+
+
 # -- the client ---------------------------------------------------------------------------------
 class Client:
     """A connection to the gateway.
@@ -482,8 +555,11 @@ class Training:
         transfer_strategy: Any = None,
         hyperparameters: common_pb2.Hyperparameters | dict | None = None,
         request_id: str | None = None,
+        search: training_pb2.HyperparameterSearch | None = None,
     ) -> training_pb2.TrainingTask:
-        """Validate and queue a training task; model_id, or auto=True to let the platform choose."""
+        """Validate and queue a training task; model_id, or auto=True to let the platform choose.
+        With `search` (see hyperparameter_search()) it runs a hyperparameter search instead: its
+        trials are separate jobs and the best one's model is the task's result (trials(): ListTrials)."""
         if isinstance(hyperparameters, dict):
             hyperparameters = common_pb2.Hyperparameters(**hyperparameters)
         request = training_service_pb2.CreateTrainingTaskRequest(
@@ -499,6 +575,8 @@ class Training:
         )
         if hyperparameters is not None:
             request.hyperparameters.CopyFrom(hyperparameters)
+        if search is not None:
+            request.search.CopyFrom(search)
         if auto or not model_id:
             request.auto_select.CopyFrom(
                 training_pb2.AutoSelect(
@@ -524,6 +602,20 @@ class Training:
     def cancel(self, task_id: str) -> training_pb2.TrainingTask:
         request = training_service_pb2.CancelTrainingTaskRequest(task_id=task_id)
         return self._c.call(self._c._training.CancelTrainingTask, request).task
+
+    def trials(self, task_id: str, *, limit: int | None = None) -> list[training_pb2.Trial]:
+        """Every trial of a hyperparameter search task, by number (none for a task that is not one)."""
+        request = training_service_pb2.ListTrialsRequest(task_id=task_id, page_size=500)
+        return _pages(self._c, self._c._training.ListTrials, request, "trials", limit)
+
+    def hyperparameter_schema(
+        self, model_id: str = "", task_type: Any = None
+    ) -> training_service_pb2.GetHyperparameterSchemaResponse:
+        """Every hyperparameter's type, range, default (for the model) and default search range."""
+        request = training_service_pb2.GetHyperparameterSchemaRequest(
+            model_id=model_id, task_type=task_type_fn(task_type)
+        )
+        return self._c.call(self._c._training.GetHyperparameterSchema, request)
 
     def watch(self, task_id: str, *, from_start: bool = True) -> Iterator[training_pb2.TaskEvent]:
         """Events of a task until it ends (status, progress, epoch metrics, logs); reconnects on
