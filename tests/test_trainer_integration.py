@@ -152,7 +152,8 @@ async def run_worker_until(worker: Worker, task_ids: set[str], timeout: float = 
         await asyncio.wait_for(runner, 60)
 
 
-async def trainer_events(js, task_id: str) -> list[events_pb2.TrainerEvent]:
+async def trainer_events(js, task_id: str, heartbeats: bool = False) -> list[events_pb2.TrainerEvent]:
+    """The task's trainer events in order; heartbeats (timing-dependent) only when asked for."""
     sub = await js.pull_subscribe(messaging.events_subject(task_id), stream=messaging.EVENTS_STREAM)
     out = []
     try:
@@ -162,7 +163,9 @@ async def trainer_events(js, task_id: str) -> list[events_pb2.TrainerEvent]:
             except Exception:  # noqa: BLE001 - nats TimeoutError: no more
                 break
             for m in msgs:
-                out.append(events_pb2.TrainerEvent.FromString(m.data))
+                event = events_pb2.TrainerEvent.FromString(m.data)
+                if heartbeats or event.WhichOneof("event") != "heartbeat":
+                    out.append(event)
                 await m.ack()
     finally:
         await sub.unsubscribe()
@@ -206,6 +209,8 @@ async def test_trainer_runs_a_job_end_to_end(settings, tmp_path, jetstream, s3):
     assert kinds[0] == "started" and kinds[-1] == "succeeded", kinds
     assert "progress" in kinds and kinds.count("epoch_metrics") == 2
     assert all(e.attempt == 1 and e.trainer_node == "test-trainer" for e in events)
+    with_beats = await trainer_events(jetstream, task_id, heartbeats=True)  # the training service's lease
+    assert "heartbeat" in {e.WhichOneof("event") for e in with_beats} and with_beats[-1] == events[-1]
     done = events[-1].succeeded
     assert 0.0 <= done.metrics["val_top1"] <= 1.0 and "val_loss" in done.metrics and "train_loss" in done.metrics
     artifacts = {a.name: a.object for a in done.artifacts}

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def durable_name(task_type: str) -> str:
     """The shared pull consumer of a task type's jobs ("trainers" for classification)."""
-    return messaging.TRAINERS_DURABLE if task_type == "classification" else f"{messaging.TRAINERS_DURABLE}-{task_type}"
+    return messaging.trainers_durable(task_type)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -68,6 +68,7 @@ class EventSink:
         self.queue: asyncio.Queue[events_pb2.TrainerEvent | None] = asyncio.Queue()
         self.task = asyncio.create_task(self._pump())
         self.epoch = 0
+        self.closing = False  # the final event is queued: nothing (no heartbeat) may follow it
         self._loop_thread = threading.get_ident()
 
     def make(self, **kind: Any) -> events_pb2.TrainerEvent:
@@ -108,6 +109,7 @@ class EventSink:
 
     async def close(self) -> None:
         """Publish everything queued, then stop."""
+        self.closing = True
         await self.queue.put(None)
         with contextlib.suppress(Exception):
             await self.task
@@ -291,7 +293,7 @@ class Worker:
             control.cancelled.set()
 
         cancel_sub = await self.nc.subscribe(messaging.cancel_subject(job.task_id), cb=on_cancel)
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        heartbeat = asyncio.create_task(self._heartbeat(msg, sink))
         outcome = "failed"
         try:
             if await self._cancel_requested(job.task_id):
@@ -374,11 +376,14 @@ class Worker:
         log.info("job succeeded", extra={"task_id": job.task_id, "seconds": round(time.monotonic() - started_at, 1)})
         return "succeeded"
 
-    async def _heartbeat(self, msg) -> None:
+    async def _heartbeat(self, msg, sink: EventSink) -> None:
+        """Keep the job's message (JetStream ack wait) and the task's lease (training service) alive."""
         while True:
             await asyncio.sleep(self.settings.trainer_heartbeat_s)
             with contextlib.suppress(Exception):
                 await msg.in_progress()
+            if not sink.closing:
+                sink.emit(heartbeat=events_pb2.JobHeartbeat(epoch=sink.epoch))
 
 
 def main() -> None:

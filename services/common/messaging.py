@@ -28,6 +28,11 @@ def jobs_subject(task_type_name: str) -> str:
     return f"{JOBS_SUBJECT_PREFIX}.{task_type_name}"
 
 
+def trainers_durable(task_type_name: str) -> str:
+    """The trainers' shared pull consumer of a task type's jobs ("trainers" for classification)."""
+    return TRAINERS_DURABLE if task_type_name == "classification" else f"{TRAINERS_DURABLE}-{task_type_name}"
+
+
 def events_subject(task_id: str) -> str:
     return f"{EVENTS_SUBJECT_PREFIX}.{task_id}"
 

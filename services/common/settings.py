@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     # Copies of each JetStream stream (3 on a 3-node NATS cluster); see messaging.ensure_streams.
     nats_replicas: int = Field(default=1, ge=1, le=5)
+    # Training service reconcile (services/training/reconcile.py): a RUNNING task whose trainer sent no event
+    # (heartbeats included) for training_lease_s is requeued or failed; a PENDING task (stored, never queued)
+    # older than training_pending_grace_s is queued again. A sweep runs at start and every interval.
+    training_lease_s: float = Field(default=300.0, gt=0)
+    training_sweep_interval_s: float = Field(default=30.0, gt=0)
+    training_pending_grace_s: float = Field(default=30.0, ge=0)
     # Shared secret the gateway sends to internal services; empty disables the check (tests).
     internal_token: str = ""
     # Internal service addresses, host:port.

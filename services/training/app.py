@@ -10,6 +10,7 @@ from services.common.settings import Settings
 from services.training.clients import GrpcDatasetClient, GrpcModelZooClient, GrpcRecommender, LazyRemote
 from services.training.consumer import EventConsumer
 from services.training.domain import ArtifactStore, JetStreamPublisher, TrainingDomain
+from services.training.reconcile import Reconciler
 from services.training.servicer import TrainingServicer
 from services.training.tasks import TaskStore
 from trainyard.training.v1 import training_service_pb2_grpc
@@ -45,6 +46,15 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
     consumer = EventConsumer(js, domain)
     await consumer.start()
     await domain.tuner.start()
+    # No task waits forever on a trainer that vanished or a job that was never queued (reconcile.py).
+    reconciler = Reconciler(
+        js,
+        domain,
+        lease_s=settings.training_lease_s,
+        interval_s=settings.training_sweep_interval_s,
+        pending_grace_s=settings.training_pending_grace_s,
+    )
+    reconciler.start()
     server, port = await serve(
         settings,
         [
@@ -56,7 +66,17 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
         ],
     )
     running = RunningService(
-        server, port, closers=[engine.dispose, nc.close, *[r.close for r in remote], consumer.stop, domain.tuner.stop]
+        server,
+        port,
+        closers=[
+            engine.dispose,
+            nc.close,
+            *[r.close for r in remote],
+            consumer.stop,
+            domain.tuner.stop,
+            reconciler.stop,
+        ],
     )
     running.domain = domain  # type: ignore[attr-defined]
+    running.reconciler = reconciler  # type: ignore[attr-defined]
     return running

@@ -546,6 +546,8 @@ class TrainingDomain:
     # -- trainer events --------------------------------------------------------------------
 
     async def apply_trainer_event(self, event: events_pb2.TrainerEvent, source_seq: int | None) -> int:
+        if event.WhichOneof("event") == "heartbeat":  # read from the stream by the reconcile sweep, not stored
+            return 0
         added = await asyncio.to_thread(self.store.apply_trainer_event, event, source_seq)
         if added:
             await self.notifier.notify(event.task_id)

@@ -89,7 +89,7 @@ class NodeAssignment(_message.Message):
     def __init__(self, node_rank: _Optional[int] = ..., nodes: _Optional[int] = ..., master_addr: _Optional[str] = ..., master_port: _Optional[int] = ..., run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TrainerEvent(_message.Message):
-    __slots__ = ("task_id", "attempt", "trainer_node", "time", "started", "progress", "epoch_metrics", "log", "succeeded", "failed", "cancelled")
+    __slots__ = ("task_id", "attempt", "trainer_node", "time", "started", "progress", "epoch_metrics", "log", "succeeded", "failed", "cancelled", "heartbeat")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     TRAINER_NODE_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class TrainerEvent(_message.Message):
     SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     attempt: int
     trainer_node: str
@@ -112,7 +113,8 @@ class TrainerEvent(_message.Message):
     succeeded: JobSucceeded
     failed: JobFailed
     cancelled: JobCancelled
-    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., trainer_node: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started: _Optional[_Union[JobStarted, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., epoch_metrics: _Optional[_Union[JobEpochMetrics, _Mapping]] = ..., log: _Optional[str] = ..., succeeded: _Optional[_Union[JobSucceeded, _Mapping]] = ..., failed: _Optional[_Union[JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ...) -> None: ...
+    heartbeat: JobHeartbeat
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., trainer_node: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started: _Optional[_Union[JobStarted, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., epoch_metrics: _Optional[_Union[JobEpochMetrics, _Mapping]] = ..., log: _Optional[str] = ..., succeeded: _Optional[_Union[JobSucceeded, _Mapping]] = ..., failed: _Optional[_Union[JobFailed, _Mapping]] = ..., cancelled: _Optional[_Union[JobCancelled, _Mapping]] = ..., heartbeat: _Optional[_Union[JobHeartbeat, _Mapping]] = ...) -> None: ...
 
 class JobStarted(_message.Message):
     __slots__ = ("resumed_from_epoch", "device")
@@ -185,6 +187,12 @@ class JobFailed(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class JobCancelled(_message.Message):
+    __slots__ = ("epoch",)
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    def __init__(self, epoch: _Optional[int] = ...) -> None: ...
+
+class JobHeartbeat(_message.Message):
     __slots__ = ("epoch",)
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     epoch: int

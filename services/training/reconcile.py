@@ -1,0 +1,259 @@
+"""Reconcile task states with the queue, so no task waits forever on a trainer that is gone.
+
+The training service learns what a task does only from trainer events. A trainer that dies (SIGKILL,
+a lost host) sends nothing more, and a crash between storing a task and queueing its job leaves the
+task PENDING. A sweep runs at start and every `interval_s`:
+
+- PENDING for longer than `pending_grace_s`: its job is published again (same Nats-Msg-Id, so a job
+  that did reach the queue is not duplicated within the dedup window) and the task becomes QUEUED.
+- RUNNING with no trainer event for `lease_s` (trainers send a heartbeat every trainer_heartbeat_s),
+  judged by the last message on the task's events subject, so events not applied yet count too:
+  - the job is still in the queue with deliveries left: QUEUED again, with the reason; JetStream
+    redelivers it after the ack wait and the next trainer resumes from the last checkpoint;
+  - the job is in the queue but the vanished trainer had its last delivery (the consumer's
+    max_deliver): FAILED with the reason, and the job message is deleted;
+  - the job is no longer in the queue (acked or terminated, its final event never came): FAILED.
+  A task whose last trainer event is final is left alone: the event consumer is catching up.
+  A hyperparameter search task runs no job of its own (services/training/tuning.py follows its trials,
+  which are reconciled like any task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import nats.js.errors
+from sqlmodel import Session, select
+
+from services.common import messaging
+from services.training.domain import TrainingDomain, task_type_short
+from services.training.models import TrainingTaskRow
+from services.training.tasks import to_proto, utcnow
+from trainyard.events.v1 import events_pb2
+from trainyard.training.v1 import training_pb2
+
+log = logging.getLogger(__name__)
+
+S = training_pb2
+FINAL_KINDS = ("succeeded", "cancelled")
+
+
+@dataclass
+class SweepResult:
+    """Task ids each sweep acted on (for logs and tests)."""
+
+    republished: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QueuedJob:
+    seq: int
+    attempt_offset: int
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _is_final(event: events_pb2.TrainerEvent) -> bool:
+    kind = event.WhichOneof("event")
+    return kind in FINAL_KINDS or (kind == "failed" and not event.failed.retryable)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        js,
+        domain: TrainingDomain,
+        *,
+        lease_s: float = 300.0,
+        interval_s: float = 30.0,
+        pending_grace_s: float = 30.0,
+    ) -> None:
+        self.js = js
+        self.domain = domain
+        self.engine = domain.store.engine
+        self.lease_s = lease_s
+        self.interval_s = interval_s
+        self.pending_grace_s = pending_grace_s
+        self._task: asyncio.Task | None = None
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="training-reconcile")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                result = await self.sweep()
+                if result.republished or result.requeued or result.failed:
+                    log.info("reconciled tasks", extra=result.__dict__)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - NATS or the database away: the next sweep retries
+                log.warning("reconcile sweep failed", extra={"error": str(exc)})
+            await asyncio.sleep(self.interval_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    # -- one sweep ---------------------------------------------------------------------------
+
+    async def sweep(self) -> SweepResult:
+        result = SweepResult()
+        now = datetime.now(UTC)
+        pending, running = await asyncio.to_thread(self._candidates)
+        for task in pending:
+            if (now - _utc(task.create_time.ToDatetime())).total_seconds() < self.pending_grace_s:
+                continue
+            try:
+                await self.domain._enqueue_if_pending(task)
+                result.republished.append(task.id)
+            except Exception as exc:  # noqa: BLE001 - stays PENDING for the next sweep
+                log.warning("could not queue a pending task", extra={"task_id": task.id, "error": str(exc)})
+
+        stale = []
+        for task, job in running:
+            if task.HasField("search"):
+                continue  # a hyperparameter search runs no job itself: the tuner follows its trials
+            last = await self._last_event(task.id)
+            if last is not None and _is_final(last[1]):
+                continue  # the final event is in the stream; the consumer applies it
+            since = task.start_time if task.HasField("start_time") else task.create_time
+            seen = last[0] if last is not None else _utc(since.ToDatetime())
+            if (now - seen).total_seconds() >= self.lease_s:
+                stale.append((task, job, seen))
+        if not stale:
+            return result
+
+        queued = await self._queued_jobs({task_type_short(t.task_type) for t, _, _ in stale})
+        for task, job, seen in stale:
+            type_name = task_type_short(task.task_type)
+            silent = f"trainer {task.trainer_node or '(unknown)'} sent nothing for {(now - seen).total_seconds():.0f} s"
+            queued_job = queued.get(task.id)
+            if queued_job is not None and queued_job.attempt_offset < job.attempt_offset:
+                queued_job = None  # an older run's message; this run's job is gone
+            if queued_job is None:
+                reason = f"{silent} and its job is no longer queued (the final report was lost)"
+                if await self._move(task, S.TASK_STATE_FAILED, reason):
+                    result.failed.append(task.id)
+                continue
+            max_deliver = await self._max_deliver(type_name)
+            used = task.attempt - job.attempt_offset
+            if max_deliver > 0 and used >= max_deliver:
+                reason = f"{silent} on the last of {max_deliver} deliveries; the task is given up"
+                if await self._move(task, S.TASK_STATE_FAILED, reason):
+                    result.failed.append(task.id)
+                    with contextlib.suppress(Exception):
+                        await self.js.delete_msg(messaging.JOBS_STREAM, queued_job.seq)
+                continue
+            reason = (
+                f"{silent}; requeued: the job is redelivered to the next trainer "
+                "(which resumes from the last checkpoint)"
+            )
+            if await self._move(task, S.TASK_STATE_QUEUED, reason):
+                result.requeued.append(task.id)
+        return result
+
+    # -- JetStream ---------------------------------------------------------------------------
+
+    async def _last_event(self, task_id: str) -> tuple[datetime, events_pb2.TrainerEvent] | None:
+        try:
+            msg = await self.js.get_last_msg(messaging.EVENTS_STREAM, messaging.events_subject(task_id))
+        except nats.js.errors.NotFoundError:
+            return None
+        event = events_pb2.TrainerEvent.FromString(msg.data or b"")
+        when = msg.time or (event.time.ToDatetime() if event.HasField("time") else None)
+        return (_utc(when), event) if when is not None else None
+
+    async def _queued_jobs(self, type_names: set[str]) -> dict[str, QueuedJob]:
+        """The job messages still in the work queue, by task id (the newest run of each)."""
+        info = await self.js.stream_info(messaging.JOBS_STREAM)
+        out: dict[str, QueuedJob] = {}
+        if not info.state.messages:
+            return out
+        for name in type_names:
+            seq = info.state.first_seq
+            while True:
+                try:
+                    msg = await self.js.get_msg(
+                        messaging.JOBS_STREAM, seq=seq, subject=messaging.jobs_subject(name), next=True
+                    )
+                except nats.js.errors.NotFoundError:
+                    break
+                try:
+                    job = events_pb2.TrainingJob.FromString(msg.data or b"")
+                except Exception:  # noqa: BLE001 - a broken message is the trainers' problem
+                    job = None
+                if job is not None:
+                    prev = out.get(job.task_id)
+                    if prev is None or job.attempt_offset >= prev.attempt_offset:
+                        out[job.task_id] = QueuedJob(msg.seq, job.attempt_offset)
+                seq = msg.seq + 1
+        return out
+
+    async def _max_deliver(self, type_name: str) -> int:
+        """The trainers' consumer's max_deliver; -1 (unlimited) when no trainer made it yet."""
+        try:
+            info = await self.js.consumer_info(messaging.JOBS_STREAM, messaging.trainers_durable(type_name))
+        except nats.js.errors.NotFoundError:
+            return -1
+        return info.config.max_deliver or -1
+
+    # -- SQL ---------------------------------------------------------------------------------
+
+    def _candidates(
+        self,
+    ) -> tuple[list[training_pb2.TrainingTask], list[tuple[training_pb2.TrainingTask, events_pb2.TrainingJob]]]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(TrainingTaskRow).where(
+                    TrainingTaskRow.state.in_([S.TASK_STATE_PENDING, S.TASK_STATE_RUNNING])  # type: ignore[attr-defined]
+                )
+            ).all()
+            pending = [to_proto(r) for r in rows if r.state == S.TASK_STATE_PENDING]
+            running = [
+                (to_proto(r), events_pb2.TrainingJob.FromString(r.job or b""))
+                for r in rows
+                if r.state == S.TASK_STATE_RUNNING
+            ]
+            return pending, running
+
+    async def _move(self, task: training_pb2.TrainingTask, state: int, reason: str) -> bool:
+        moved = await asyncio.to_thread(self._move_row, task.id, task.attempt, state, reason)
+        if moved:
+            log.warning(
+                "task reconciled",
+                extra={"task_id": task.id, "state": training_pb2.TaskState.Name(state), "reason": reason},
+            )
+            await self.domain.notifier.notify(task.id)
+        return moved
+
+    def _move_row(self, task_id: str, attempt: int, state: int, reason: str) -> bool:
+        """RUNNING -> state, only if no trainer event moved the task on since the sweep looked."""
+        store = self.domain.store
+        with Session(self.engine) as session:
+            store._lock(session, task_id)
+            row = session.exec(select(TrainingTaskRow).where(TrainingTaskRow.id == task_id).with_for_update()).one()
+            if row.state != S.TASK_STATE_RUNNING or row.attempt != attempt:
+                return False
+            now = utcnow()
+            row.state = state
+            row.failure_reason = reason
+            if state == S.TASK_STATE_FAILED:
+                row.end_time = now
+            store._append(session, row, now, None, log=reason)
+            store._state_event(session, row, now)
+            session.add(row)
+            session.commit()
+            return True
