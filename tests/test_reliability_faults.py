@@ -184,7 +184,7 @@ async def test_poison_jobs_fail_with_the_reason_and_a_following_good_job_succeed
             sha256=digest,
             size_bytes=len(garbage),
         )
-        # 2. a manifest whose images do not exist: looks transient, so it is retried up to max deliveries
+        # 2. a manifest whose images do not exist (S3 NoSuchKey): permanent, failed on the first delivery
         manifest = objectstore.get_json(s3, good_dataset[2].bucket, good_dataset[2].key)
         for case in manifest["cases"]:
             case["image_key"] = "images/00/" + "0" * 64  # (the trainer's cache is keyed by sha256: change it too)
@@ -228,9 +228,9 @@ async def test_poison_jobs_fail_with_the_reason_and_a_following_good_job_succeed
         assert (ids["garbage"], "failed") in outcomes
         assert (ids["good"], "succeeded") in outcomes
         missing = [o for t, o in outcomes if t == ids["missing"]]
-        assert missing == ["retrying", "failed"], missing  # delivered max_deliver (2) times, then given up
+        assert missing == ["failed"], missing  # a missing object never appears by retrying: failed at once
 
-        for name, needle in (("garbage", "not valid JSON"), ("missing", "")):
+        for name, needle in (("garbage", "not valid JSON"), ("missing", "images/00/" + "0" * 64)):
             events = await trainer_events(js, ids[name])
             last = events[-1]
             assert last.WhichOneof("event") == "failed" and not last.failed.retryable

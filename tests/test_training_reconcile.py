@@ -80,11 +80,14 @@ async def test_one_sweep_requeues_fails_and_republishes_by_queue_state(tmp_path)
             store=store, datasets=None, zoo=None, recommender=None, publisher=JetStreamPublisher(js)
         )
         ids = {}
-        for name in ("pending", "alive", "requeue", "last", "gone", "final"):
-            ids[name] = store.insert_pending(new_task(name))[0].id
-        for name in ("alive", "requeue", "last", "gone", "final"):
+        for name in ("pending", "alive", "requeue", "last", "gone", "final", "search"):
+            new = new_task(name)
+            if name == "search":  # a hyperparameter search: RUNNING while its trials run, no job of its own
+                new.search = T.HyperparameterSearch(max_trials=2)
+            ids[name] = store.insert_pending(new)[0].id
+        for name in ("alive", "requeue", "last", "gone", "final", "search"):
             store.mark_queued(ids[name])
-        attempts = {"alive": 1, "requeue": 1, "last": 2, "gone": 1, "final": 1}
+        attempts = {"alive": 1, "requeue": 1, "last": 2, "gone": 1, "final": 1, "search": 1}
         for name, attempt in attempts.items():
             started = trainer_event(ids[name], attempt, started=events_pb2.JobStarted())
             store.apply_trainer_event(started)
@@ -113,6 +116,7 @@ async def test_one_sweep_requeues_fails_and_republishes_by_queue_state(tmp_path)
         assert ids["pending"] in await reconciler._queued_jobs({"classification"})
         assert state("alive").state == T.TASK_STATE_RUNNING  # its heartbeat is fresh
         assert state("final").state == T.TASK_STATE_RUNNING  # left to the event consumer
+        assert state("search").state == T.TASK_STATE_RUNNING  # the tuner's business
         requeued = state("requeue")
         assert requeued.state == T.TASK_STATE_QUEUED
         assert "node-" in requeued.failure_reason and "requeued" in requeued.failure_reason

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -16,8 +17,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from trainer.errors import PermanentJobError
-from trainer.storage import ObjectStore
+from trainer.errors import PermanentJobError, RetryableJobError
+from trainer.storage import ObjectMissing, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,19 @@ class LocalCache:
             os.utime(path)  # mark as recently used
             return path
         tmp = path.with_name(f"{sha256}.{threading.get_ident()}.download")
-        store.get_file(bucket, key, tmp)
+        try:
+            store.get_file(bucket, key, tmp)
+        except ObjectMissing as exc:  # permanent: the job fails at once, naming the object
+            raise PermanentJobError(f"{what} {bucket}/{key} does not exist in the object store") from exc
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            tmp.unlink(missing_ok=True)
+            # Retryable: another trainer (or this one, once space is freed) can run the job.
+            raise RetryableJobError(
+                f"the trainer's cache disk is full: no space left to store {what} under {self.root} "
+                f"({exc.strerror}); free space there or point TRAINYARD_TRAINER_CACHE_DIR at a larger disk"
+            ) from exc
         actual = sha256_file(tmp)
         if actual != sha256:
             tmp.unlink(missing_ok=True)
@@ -92,7 +105,7 @@ def load_manifest(store: ObjectStore, bucket: str, key: str, expected_sha256: st
     try:
         data = store.get_bytes(bucket, key)
     except Exception as exc:  # noqa: BLE001 - a missing manifest never appears by retrying
-        if "NoSuchKey" in str(exc) or isinstance(exc, KeyError):
+        if isinstance(exc, (ObjectMissing, KeyError)) or "NoSuchKey" in str(exc):
             raise PermanentJobError(f"dataset manifest {bucket}/{key} does not exist") from exc
         raise
     if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:

@@ -37,7 +37,9 @@ class TrainerSettings(Settings):
     trainer_ack_wait: float = Field(default=60.0, gt=1)
     # Deliveries of a job before it is given up.
     trainer_max_deliver: int = Field(default=3, ge=1)
-    # Seconds between in_progress() heartbeats.
+    # Seconds an unreachable object store is waited for (retries with backoff) before a transfer fails.
+    trainer_object_store_retry_s: float = Field(default=120.0, ge=0)
+    # Seconds between in_progress() heartbeats (and heartbeat events: the training service's lease).
     trainer_heartbeat_s: float = Field(default=10.0, gt=0)
     # Seconds between progress events.
     trainer_progress_interval_s: float = Field(default=1.0, ge=0)

@@ -1,15 +1,47 @@
-"""Object storage as the trainer sees it: S3 through minio, or a local folder twin for tests."""
+"""Object storage as the trainer sees it: S3 through minio, or a local folder twin for tests.
+
+A missing object is permanent (ObjectMissing: retrying never makes it appear). An object store that
+is away (restarting, unreachable, answering 5xx) is waited for: every S3 call is retried with
+exponential backoff for up to `retry_s` seconds, so a short outage during a checkpoint upload only
+pauses training.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+import urllib3.exceptions
 from minio import Minio
-from minio.error import S3Error
+from minio.error import S3Error, ServerError
+
+from trainer.errors import PermanentJobError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MISSING_CODES = ("NoSuchKey", "NoSuchObject", "NotFound", "NoSuchBucket")
+TRANSIENT_S3_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "OperationAborted")
+
+
+class ObjectMissing(PermanentJobError):
+    """The object does not exist in the store."""
+
+    def __init__(self, bucket: str, key: str) -> None:
+        super().__init__(f"{bucket}/{key} does not exist in the object store (NoSuchKey)")
+        self.bucket, self.key = bucket, key
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for an object store that is away or overloaded, not for a request it refused."""
+    if isinstance(exc, S3Error):
+        return exc.code in TRANSIENT_S3_CODES
+    return isinstance(exc, (ServerError, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
 class ObjectStore(Protocol):
@@ -23,38 +55,76 @@ class ObjectStore(Protocol):
 
 
 class S3Store:
-    def __init__(self, client: Minio) -> None:
+    def __init__(self, client: Minio, *, retry_s: float = 120.0, first_backoff_s: float = 0.5) -> None:
         self.client = client
+        self.retry_s = retry_s  # how long an unreachable store is waited for, per call
+        self.first_backoff_s = first_backoff_s
+        self.retries = 0  # calls repeated after a transient failure (for logs and tests)
+
+    def _call(self, what: str, bucket: str, key: str, fn: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.retry_s
+        delay = self.first_backoff_s
+        while True:
+            try:
+                return fn()
+            except S3Error as exc:
+                if exc.code in MISSING_CODES:
+                    raise ObjectMissing(bucket, key) from exc
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                error = exc
+            except Exception as exc:  # noqa: BLE001 - sorted by is_transient
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                error = exc
+            self.retries += 1
+            log.warning(
+                "object store unavailable; retrying",
+                extra={"op": what, "key": f"{bucket}/{key}", "retry_in_s": delay, "error": str(error)[:200]},
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
-        response = self.client.get_object(bucket, key)
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
+        def get() -> bytes:
+            response = self.client.get_object(bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call("get", bucket, key, get)
 
     def get_file(self, bucket: str, key: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        self.client.fget_object(bucket, key, str(tmp))
+        try:
+            self._call("get", bucket, key, lambda: self.client.fget_object(bucket, key, str(tmp)))
+        except BaseException:
+            for part in path.parent.glob(f"{tmp.name}*"):  # minio's own .part.minio too: a full disk stays usable
+                part.unlink(missing_ok=True)
+            raise
         os.replace(tmp, path)
 
     def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
         digest = hashlib.sha256(data).hexdigest()
-        self.client.put_object(
-            bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata={"sha256": digest}
+        self._call(
+            "put",
+            bucket,
+            key,
+            lambda: self.client.put_object(  # a fresh stream per try
+                bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata={"sha256": digest}
+            ),
         )
         return digest
 
     def exists(self, bucket: str, key: str) -> bool:
         try:
-            self.client.stat_object(bucket, key)
+            self._call("stat", bucket, key, lambda: self.client.stat_object(bucket, key))
             return True
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
-                return False
-            raise
+        except ObjectMissing:
+            return False
 
 
 class LocalStore:
@@ -70,7 +140,7 @@ class LocalStore:
         try:
             return self._path(bucket, key).read_bytes()
         except FileNotFoundError:
-            raise KeyError(f"{bucket}/{key}") from None
+            raise ObjectMissing(bucket, key) from None
 
     def get_file(self, bucket: str, key: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -171,7 +171,9 @@ class Worker:
             torch.set_num_threads(self.settings.cpu_threads())
         self.cache = data.LocalCache(self.settings.cache_dir(), self.settings.trainer_cache_max_bytes)
         if self.store is None:
-            self.store = S3Store(objectstore.make_client(self.settings))
+            self.store = S3Store(
+                objectstore.make_client(self.settings, retries=1), retry_s=self.settings.trainer_object_store_retry_s
+            )
         self.nc = await messaging.connect(self.settings.nats_url, f"trainer-{self.node}")
         self.js = self.nc.jetstream()
         await messaging.ensure_streams(self.js)

@@ -20,13 +20,24 @@ UPLOADS_BUCKET = "trainyard-uploads"
 ALL_BUCKETS = (DATASETS_BUCKET, WEIGHTS_BUCKET, ARTIFACTS_BUCKET, UPLOADS_BUCKET)
 
 
-def make_client(settings: Settings) -> Minio:
+def make_client(settings: Settings, *, retries: int | None = None) -> Minio:
+    """A client; `retries` replaces the SDK's own 5 HTTP retries (~6 s) for callers that back off themselves."""
+    http_client = None
+    if retries is not None:
+        import urllib3
+
+        http_client = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=10, read=300),
+            maxsize=16,
+            retries=urllib3.Retry(total=retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
     return Minio(
         settings.s3_endpoint,
         access_key=settings.s3_access_key or None,
         secret_key=settings.s3_secret_key or None,
         secure=settings.s3_secure,
         region=settings.s3_region,
+        http_client=http_client,
     )
 
 
