@@ -1,7 +1,8 @@
 """Automatic hyperparameter search with the real services, NATS, S3 and SQL and in-process trainers:
 a four-trial search on two trainers picks the best trial and its model joins the zoo; a median pruner
 stops a clearly bad trial early; bad specs get field violations; a cancelled search stops its trials;
-the study lives in SQL, so a restarted training service carries on without losing a trial."""
+a time budget ends a search; the study lives in SQL, so a restarted training service carries on
+without losing a trial; a trainer killed mid-trial loses nothing (the trial's job is redelivered)."""
 
 from __future__ import annotations
 
@@ -160,7 +161,7 @@ async def test_median_pruner_stops_a_diverging_trial_early(stack, settings, tmp_
     # grid in order: two sane learning rates complete first, then one that wrecks the pretrained network
     search = T.HyperparameterSearch(
         method=T.SEARCH_METHOD_GRID,
-        parameters=[T.SearchParameter(name="learning_rate", choices=["0.001", "0.002", "8"])],
+        parameters=[T.SearchParameter(name="learning_rate", choices=["0.001", "0.002", "2"])],
         objective_metric="val_loss",
         pruning=T.Pruning(method=T.PRUNING_METHOD_MEDIAN, warmup_epochs=1, startup_trials=2),
     )
@@ -340,3 +341,93 @@ async def test_search_survives_a_training_service_restart(services, settings, tm
     assert sorted(trainers.outcomes()) == sorted(t.task_id for t in trials)  # each trial trained once
     best = max(trials, key=lambda t: t.objective_value)
     assert best.best and dict(done.metrics) == pytest.approx(dict(best.metrics))
+
+
+async def test_time_budget_ends_the_search(stack, settings, tmp_path):  # noqa: F811
+    datasets, zoo, training = stack
+    dataset_id = await make_dataset(datasets, "tune-time")
+    await zoo.ImportWeights(mpb.ImportWeightsRequest(model_id=MOBILENET))
+    # no trainer runs: the budget runs out while trial 0 waits on the queue
+    search = T.HyperparameterSearch(max_trials=3, max_duration_seconds=1)
+    task = (await training.CreateTrainingTask(search_request(dataset_id, search, hyperparameters=TINY))).task
+    done = await until_ended(training, task.id, timeout=30)
+    assert done.state == T.TASK_STATE_FAILED and done.failure_reason.startswith("no trial completed"), done
+    trials = await trials_of(training, task.id)
+    assert [(t.state, t.reason) for t in trials] == [(T.TRIAL_STATE_CANCELLED, "the search's time budget was spent")]
+    assert (await get(training, trials[0].task_id)).state == T.TASK_STATE_CANCELLED
+    async with Trainers(settings, tmp_path) as trainers:  # the cancelled job leaves the queue unrun
+        async with asyncio.timeout(60):
+            while trials[0].task_id not in trainers.outcomes():
+                await asyncio.sleep(0.2)
+    assert trainers.outcomes()[trials[0].task_id] == "skipped-cancelled"
+
+
+@pytest.mark.slow
+async def test_search_survives_a_trainer_being_killed(stack, settings, tmp_path):  # noqa: F811
+    import collections
+    import signal
+    import subprocess
+    import sys
+
+    from test_trainer_kill import ACK_WAIT, REPO, drop_consumer, trainer_env
+
+    from services.common import objectstore
+
+    datasets, zoo, training = stack
+    dataset_id = await make_dataset(datasets, "tune-kill")
+    await zoo.ImportWeights(mpb.ImportWeightsRequest(model_id=MOBILENET))
+    await drop_consumer(settings)
+    search = T.HyperparameterSearch(
+        method=T.SEARCH_METHOD_GRID,
+        parameters=[T.SearchParameter(name="learning_rate", choices=["0.001", "0.003"])],
+    )
+    hp = C.Hyperparameters(epochs=3, batch_size=4, image_size=32)
+    proc = None
+    try:
+        task = (await training.CreateTrainingTask(search_request(dataset_id, search, hyperparameters=hp))).task
+        first = (await trials_of(training, task.id))[0]
+        s3 = objectstore.make_client(settings)
+        ckpt = f"tasks/{first.task_id}/checkpoints/last.pt"
+        log = (tmp_path / "doomed.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trainer"],
+            env=trainer_env(settings, tmp_path),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        async with asyncio.timeout(120):  # trial 0 has a checkpoint and its first epoch's metrics
+            while True:
+                assert proc.poll() is None, (tmp_path / "doomed.log").read_text()[-3000:]
+                got = await get(training, first.task_id)
+                if got.epoch_metrics and objectstore.exists(s3, objectstore.ARTIFACTS_BUCKET, ckpt):
+                    break
+                await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        log.close()
+        assert got.trainer_node == "doomed-trainer"
+        survivor = trainer_settings(settings, tmp_path).model_copy(
+            update={"trainer_name": "survivor", "trainer_ack_wait": ACK_WAIT, "trainer_task_types": ["classification"]}
+        )
+        async with Worker(settings=survivor) as worker:
+            runner = asyncio.create_task(worker.run())
+            try:
+                done = await until_ended(training, task.id, timeout=150)
+            finally:
+                await worker.shutdown()
+                await asyncio.wait_for(runner, 60)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        await drop_consumer(settings, purge=True)
+    assert done.state == T.TASK_STATE_SUCCEEDED, done.failure_reason
+    trials = await trials_of(training, task.id)
+    assert [(t.number, t.state) for t in trials] == [(0, T.TRIAL_STATE_COMPLETE), (1, T.TRIAL_STATE_COMPLETE)]
+    resumed = await get(training, trials[0].task_id)
+    assert resumed.trainer_node == "survivor" and resumed.attempt >= 2  # the same trial, redelivered
+    assert [m.epoch for m in resumed.epoch_metrics] == [1, 2, 3]
+    names = collections.Counter(a.name for a in resumed.artifacts)
+    assert max(names.values()) == 1
+    assert dict(collections.Counter(t for t, _ in worker.outcomes)) == {t.task_id: 1 for t in trials}
