@@ -310,7 +310,15 @@ def _read(path: Path) -> Any:
 
 
 # Imported once by the forkserver: torch, and what DDP imports lazily on first use (torch._dynamo, ~5 s).
-FORKSERVER_PRELOAD = ("torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo", "trainer.distributed")
+# trainer.job: what a job's ranks import to build their model and data (fit_data_parallel).
+FORKSERVER_PRELOAD = (
+    "torch",
+    "torch.distributed",
+    "torch.nn.parallel",
+    "torch._dynamo",
+    "trainer.distributed",
+    "trainer.job",
+)
 
 
 def _mp_context(start_method: str):
@@ -337,12 +345,16 @@ def launch(
     timeout_s: float = 600.0,
     poll_s: float = 0.2,
     start_method: str = "forkserver",
+    on_start: Callable[[list[int]], None] | None = None,
+    threads_per_rank: int | None = None,
 ) -> Any:
     """Run fn(ctx, *args) in nproc_per_node spawned ranks on this node; returns global rank 0's value.
 
     fn and args must pickle (fn: a module-level function). use_cuda defaults to "CUDA is available"
     and then needs nproc_per_node <= the visible GPUs. on_event(name, args) is called in this
-    process for every ctx.emit of rank 0 (in order); should_stop() is polled every poll_s.
+    process for every ctx.emit of rank 0 (in order); should_stop() is polled every poll_s;
+    on_start(pids) gets this node's rank processes once they run. threads_per_rank: torch threads of
+    each CPU rank (default: the cores split evenly over the ranks).
     Raises: the failing rank's exception (when it pickles) or RankFailed; StopRequested; DistributedError.
 
     start_method "forkserver" (default): ranks fork from one clean server process that has torch and
@@ -371,11 +383,14 @@ def launch(
             use_cuda=use_cuda,
             timeout_s=timeout_s,
             result_dir=result_dir,
-            threads_per_rank=max(1, (os.cpu_count() or 1) // nproc_per_node),
+            threads_per_rank=threads_per_rank or max(1, (os.cpu_count() or 1) // nproc_per_node),
         )
         context = mp.start_processes(
             _entry, args=(setup, fn, args, stop, events), nprocs=nproc_per_node, join=False, start_method=start_method
         )
+        if on_start is not None:
+            with contextlib.suppress(Exception):
+                on_start([proc.pid for proc in context.processes])
 
         def drain() -> None:
             while True:
@@ -441,9 +456,215 @@ def launch(
     return main[1] if main else None
 
 
+# ---------------------------------------------------------------- a trainer job as a data-parallel run
+
+
+def world_size_of(resources: Any) -> int:
+    """Processes of a job (trainyard.common.v1.ComputeResources; zero values mean one)."""
+    return max(1, resources.processes_per_node) * max(1, resources.nodes)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """This trainer's place in a multi-node run; every node passes the same master address and port."""
+
+    nodes: int
+    node_rank: int
+    master_addr: str
+    master_port: int
+
+
+@dataclass(frozen=True)
+class _FitSpec:
+    build: Callable[[Any], Any]  # module-level (pickled by name): prepared -> trainer.job.Training
+    prepared: Any
+    global_batch: int
+    seed: int
+    num_workers: int
+    progress_interval_s: float
+    run_dir: str
+    resume_path: str
+
+
+def _fit_rank(ctx: DistContext, spec: _FitSpec) -> dict | None:
+    """One rank of a job: the same network, adapter and epoch loop as one process (trainer.engine.fit),
+    on this rank's shard of every global batch, DDP-averaged gradients, rank-0 checkpoints."""
+    from trainer import engine
+
+    training = spec.build(spec.prepared)
+    train_ds, adapter = training.train_ds, training.adapter
+    batch = min(spec.global_batch, max(len(train_ds), ctx.world_size))
+    batch -= batch % ctx.world_size  # the service checks it divides; a small dataset may have cut it
+    sampler = ctx.sampler(train_ds, shuffle=True, seed=spec.seed)
+    per_rank = per_rank_batch(batch, ctx.world_size)
+    cuda = ctx.device.type == "cuda"
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=per_rank,
+        sampler=sampler,
+        drop_last=len(sampler) > per_rank,
+        num_workers=spec.num_workers,
+        pin_memory=cuda,
+        collate_fn=adapter.collate,
+    )
+    # every rank evaluates the whole val split (the same numbers everywhere, no gather needed)
+    val_loader = DataLoader(
+        training.val_ds,
+        batch_size=min(spec.global_batch, len(train_ds)),
+        shuffle=False,
+        num_workers=spec.num_workers,
+        pin_memory=cuda,
+        collate_fn=adapter.collate,
+    )
+    resume = ctx.resume(
+        lambda: torch.load(spec.resume_path, map_location="cpu", weights_only=True) if spec.resume_path else None
+    )
+    run_dir = Path(spec.run_dir)
+
+    def file_writer(kind: str, *extra: Any) -> Callable[[dict], None]:
+        def write(state: dict) -> None:  # the parent uploads it and deletes the file
+            path = run_dir / f"{kind}-{state['epoch']}.pt"
+            tmp = path.with_suffix(".tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+            ctx.emit(kind, str(path), *extra)
+
+        return write
+
+    hooks = engine.Hooks(
+        progress=lambda e, es, s, ss, ips, eta: ctx.emit("progress", e, es, s, ss, ips * ctx.world_size, eta),
+        epoch_end=lambda epoch, values: ctx.emit("epoch_metrics", epoch, values),
+        save_checkpoint=lambda state: ctx.save(state, file_writer("checkpoint")),
+        save_best=lambda state, metric, value: ctx.save(state, file_writer("best", metric, value)),
+        check_stop=ctx.check_stop,
+        log=lambda text: ctx.emit("log", text),
+        wrap=ctx.wrap,
+        reduce=ctx.all_reduce_mean,
+    )
+    ctx.emit(
+        "log",
+        f"data-parallel run: {ctx.world_size} processes ({ctx.backend}), {per_rank} of the global batch "
+        f"{batch} per process, learning rate as given",
+    )
+    final = engine.fit(
+        training.built,
+        train_loader,
+        val_loader,
+        training.cfg,
+        ctx.device,
+        hooks,
+        resume,
+        spec.progress_interval_s,
+        adapter,
+    )
+    if not ctx.is_main:
+        return None
+    return {"final": final, "model": {k: v.detach().cpu() for k, v in training.built.model.state_dict().items()}}
+
+
+def fit_data_parallel(
+    build: Callable[[Any], Any],
+    prepared: Any,
+    *,
+    hooks: Any,
+    resume: dict | None,
+    device: torch.device,
+    processes_per_node: int,
+    placement: Placement | None = None,
+    global_batch: int,
+    seed: int,
+    num_workers: int = 0,
+    progress_interval_s: float = 1.0,
+    on_ranks: Callable[[list[int]], None] | None = None,
+    timeout_s: float = 600.0,
+) -> dict | None:
+    """Train a prepared job on processes_per_node ranks here (and on the other nodes of `placement`).
+
+    hooks (trainer.engine.Hooks) run in this process, as for one process: progress, epoch metrics and
+    logs come from global rank 0, checkpoints are written by rank 0 only and saved through
+    hooks.save_checkpoint / save_best here; hooks.check_stop is polled and stops every rank at the
+    same step. `resume` (node 0) goes to rank 0, which hands it to every rank.
+    Returns {"final": the final evaluation, "model": the trained state dict} on node 0, None elsewhere.
+    Raises what trainer.distributed.launch raises; a stop requested here re-raises check_stop's exception.
+    """
+    placement = placement or Placement(1, 0, "127.0.0.1", 0)
+    with tempfile.TemporaryDirectory(prefix="trainyard-run-") as run_dir:
+        resume_path = ""
+        if resume is not None:
+            resume_path = os.path.join(run_dir, "resume.pt")
+            torch.save(resume, resume_path)
+        spec = _FitSpec(build, prepared, global_batch, seed, num_workers, progress_interval_s, run_dir, resume_path)
+
+        def on_event(name: str, args: tuple) -> None:
+            if name in ("checkpoint", "best"):
+                path = Path(args[0])
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                path.unlink(missing_ok=True)
+                hook = hooks.save_checkpoint if name == "checkpoint" else hooks.save_best
+                if hook is not None:
+                    hook(state, *args[1:])
+                return
+            hook = {"progress": hooks.progress, "epoch_metrics": hooks.epoch_end, "log": hooks.log}.get(name)
+            if hook is not None:
+                hook(*args)
+
+        asked: list[BaseException] = []
+
+        def should_stop() -> bool:
+            if hooks.check_stop is None:
+                return False
+            try:
+                hooks.check_stop()
+            except Exception as exc:  # noqa: BLE001 - re-raised once every rank has stopped
+                asked.append(exc)
+                return True
+            return False
+
+        threads = max(1, torch.get_num_threads() // processes_per_node)
+        try:
+            return launch(
+                _fit_rank,
+                spec,
+                nproc_per_node=processes_per_node,
+                nnodes=placement.nodes,
+                node_rank=placement.node_rank,
+                master_addr=placement.master_addr,
+                master_port=placement.master_port or None,
+                use_cuda=device.type == "cuda",
+                on_event=on_event,
+                should_stop=should_stop,
+                on_start=on_ranks,
+                timeout_s=timeout_s,
+                threads_per_rank=threads,
+            )
+        except StopRequested:
+            if asked:
+                raise asked[0] from None
+            if hooks.check_stop is not None:
+                hooks.check_stop()
+            raise DistributedError("another node of the run stopped (shut down or cancelled)") from None
+        except RuntimeError as exc:
+            if not _lost_peer(exc):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise DistributedError(
+                f"the data-parallel run lost a process (a member node or process died or was stopped): {first}"
+            ) from exc
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    """A collective that failed because another rank went away (gloo/NCCL/c10d store wording)."""
+    text = str(exc)
+    return isinstance(exc, dist.DistError) or any(
+        words in text
+        for words in ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator")
+    )
+
+
 # ---------------------------------------------------------------- multi-node rendezvous over NATS
 
 RENDEZVOUS_BUCKET = "TRAINYARD_RENDEZVOUS"
+RUN_OPEN, RUN_ENDED = b"open", b"ended"  # <run_id>.state: members of an ended run do not join
 
 
 class RendezvousTimeout(DistributedError):
@@ -481,6 +702,9 @@ async def rendezvous(
     await kv.put(f"{job_key}.node.{node_rank}", b"ready")
     deadline = time.monotonic() + timeout_s
     while True:
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+            if (await kv.get(f"{job_key}.state")).value == RUN_ENDED:
+                raise RendezvousTimeout(f"job {job_key}: the run was ended before every node arrived")
         try:
             addr, _, port = (await kv.get(f"{job_key}.master")).value.decode().rpartition(":")
             arrived = 0
@@ -497,3 +721,84 @@ async def rendezvous(
         if time.monotonic() > deadline:
             raise RendezvousTimeout(f"job {job_key}: {arrived} of {nnodes} nodes arrived within {timeout_s:.0f}s")
         await asyncio.sleep(poll_s)
+
+
+# ---------------------------------------------------------------- multi-node jobs through the queue
+#
+# The job message of a multi-node task is taken by one trainer, which becomes node 0: it opens a run
+# (run_id "<task_id>.<attempt>"), publishes one member message per other node (the job plus a
+# NodeAssignment) on the members subject, and waits in the rendezvous. Trainers take member messages
+# like jobs, join the rendezvous, and train as node_rank k. When the attempt ends (any outcome) node 0
+# ends the run, so a member message taken later (or redelivered) is dropped. A member that dies fails
+# the collective on every rank: node 0's attempt fails as retryable and the redelivered job opens a new
+# run that resumes from the last checkpoint.
+
+
+async def _board(js):
+    return await js.create_key_value(bucket=RENDEZVOUS_BUCKET, history=1, ttl=24 * 3600)
+
+
+async def run_state(js, run_id: str) -> bytes | None:
+    import nats.js.errors
+
+    try:
+        return (await (await _board(js)).get(f"{run_id}.state")).value
+    except nats.js.errors.KeyNotFoundError:
+        return None
+
+
+async def end_run(js, run_id: str) -> None:
+    """Mark the run over: members still waiting give up, member messages taken later are dropped."""
+    await (await _board(js)).put(f"{run_id}.state", RUN_ENDED)
+
+
+async def lead_run(
+    js, job: Any, *, attempt: int, subject: str, master_addr: str, timeout_s: float = 120.0
+) -> Placement:
+    """Node 0 of a multi-node job: publish the member messages, wait until all nodes joined.
+
+    Raises RendezvousTimeout (and ends the run) when they do not all arrive within timeout_s.
+    """
+    from trainyard.events.v1 import events_pb2
+
+    nodes = max(1, job.resources.nodes)
+    run_id = f"{job.task_id}.{attempt}"
+    port = free_port("")
+    await (await _board(js)).put(f"{run_id}.state", RUN_OPEN)
+    for rank in range(1, nodes):
+        member = events_pb2.TrainingJob()
+        member.CopyFrom(job)
+        member.assignment.CopyFrom(
+            events_pb2.NodeAssignment(
+                node_rank=rank, nodes=nodes, master_addr=master_addr, master_port=port, run_id=run_id, attempt=attempt
+            )
+        )
+        await js.publish(subject, member.SerializeToString(), headers={"Nats-Msg-Id": f"{run_id}.node{rank}"})
+    try:
+        await rendezvous(
+            js,
+            job_key=run_id,
+            nnodes=nodes,
+            node_rank=0,
+            master_addr=master_addr,
+            master_port=port,
+            timeout_s=timeout_s,
+        )
+    except RendezvousTimeout:
+        await end_run(js, run_id)
+        raise
+    return Placement(nodes, 0, master_addr, port)
+
+
+async def join_run(js, assignment: Any, *, timeout_s: float = 120.0) -> Placement | None:
+    """A member node: its Placement once every node arrived; None when the run is already over."""
+    if await run_state(js, assignment.run_id) != RUN_OPEN:
+        return None
+    addr, port = await rendezvous(
+        js,
+        job_key=assignment.run_id,
+        nnodes=assignment.nodes,
+        node_rank=assignment.node_rank,
+        timeout_s=timeout_s,
+    )
+    return Placement(assignment.nodes, assignment.node_rank, addr, port)

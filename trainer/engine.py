@@ -8,6 +8,7 @@ and on a trainer node.
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 import time
@@ -60,6 +61,11 @@ class Hooks:
     save_best: Callable[[dict, str, float], None] | None = None  # (model state + metadata, metric, value)
     check_stop: Callable[[], None] | None = None  # raises to stop at the next step
     log: Callable[[str], None] | None = None
+    # Data-parallel runs (trainer.distributed): wrap(model) -> the module that trains (DDP), called again
+    # when the trainable parameters change; reduce(values) -> the epoch's values averaged over the
+    # processes, so every process takes the same early-stopping and best-checkpoint decisions.
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+    reduce: Callable[[dict[str, float]], dict[str, float]] | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -194,9 +200,17 @@ def fit(
     started = time.monotonic()
     images_done = 0
     stopped_early = False
+    train_model, wrapped_for = model, None
     for epoch in range(start_epoch, cfg.epochs):
         seed_everything(cfg.seed + epoch)
+        if hasattr(train_loader.sampler, "set_epoch"):  # a new order per epoch, the same on every process
+            train_loader.sampler.set_epoch(epoch)
         backbone = set_trainable(built, cfg.strategy, epoch, cfg.epochs)
+        if hooks.wrap is not None and wrapped_for != backbone:
+            # DDP syncs the parameters that train when it is built: build it again when that set changes
+            train_model = model
+            gc.collect()  # the old wrapper's gradient hooks go with it
+            train_model, wrapped_for = hooks.wrap(model), backbone
         if hooks.log is not None and (epoch == start_epoch or backbone != _trains(cfg, epoch - 1)):
             hooks.log(
                 f"epoch {epoch + 1}/{cfg.epochs}: {'training all layers' if backbone else 'training the head only'}"
@@ -221,11 +235,13 @@ def fit(
 
         if hooks.check_stop is not None:
             hooks.check_stop()
-        train_loss = train_one_epoch(model, adapter, optimizer, scheduler, train_loader, device, scaler, on_step)
+        train_loss = train_one_epoch(train_model, adapter, optimizer, scheduler, train_loader, device, scaler, on_step)
         values = {"train_loss": train_loss, "lr": optimizer.param_groups[-1]["lr"]}
         values.update(
             {k: v for k, v in evaluate(model, adapter, val_loader, device).items() if isinstance(v, int | float)}
         )
+        if hooks.reduce is not None:
+            values = hooks.reduce(values)
         history.append({"epoch": epoch + 1, "values": values})
         value = values.get(watch)
         if value is not None and _better(value, best["value"], watch):

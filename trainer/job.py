@@ -11,16 +11,18 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import torch
 from google.protobuf.json_format import MessageToDict
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
 
 from trainer import artifacts as art
-from trainer import data, engine, tasks
+from trainer import data, distributed, engine, tasks
 from trainer.errors import PermanentJobError
-from trainer.models import FROM_SCRATCH, build_model
+from trainer.models import FROM_SCRATCH, BuiltModel, build_model
 from trainer.storage import ObjectStore
 from trainyard.events.v1 import events_pb2
 
@@ -132,6 +134,124 @@ def _is_cpu_oom(exc: BaseException) -> bool:
     )
 
 
+@dataclass
+class Prepared:
+    """Everything a training process needs, on local disk and picklable: a data-parallel rank builds
+    its model and datasets from it (trainer.distributed) exactly as the single process does."""
+
+    job: events_pb2.TrainingJob
+    task: str
+    classes: list[str]
+    augmentation: str
+    train_items: list
+    val_items: list
+    weights_path: Path | None
+    backbone_path: Path | None
+    weights_num_classes: int | None
+    class_weights: list[float] | None
+    ignore_index: int
+
+
+@dataclass
+class Training:
+    built: BuiltModel
+    train_ds: Dataset
+    val_ds: Dataset
+    adapter: tasks.Adapter
+    cfg: engine.FitConfig
+    mean: list[float]
+    std: list[float]
+
+
+def build_training(prep: Prepared) -> Training:
+    """The network (seeded first, so every process of a run builds the same one), datasets, adapter, config."""
+    job, task, classes = prep.job, prep.task, prep.classes
+    hp, spec = job.hyperparameters, job.model
+    engine.seed_everything(hp.seed)
+    built = build_model(
+        spec.library,
+        spec.architecture,
+        len(classes),
+        prep.weights_path,
+        spec.pretrained_num_classes,
+        task=task,
+        image_size=hp.image_size,
+        backbone_weights_path=prep.backbone_path,
+        weights_num_classes=prep.weights_num_classes,
+    )
+    mean, std = list(spec.mean) or [0.485, 0.456, 0.406], list(spec.std) or [0.229, 0.224, 0.225]
+    augmentation, train_items, val_items = prep.augmentation, prep.train_items, prep.val_items
+    if task == "classification":
+        train_ds = tasks.ClassificationDataset(
+            train_items, tasks.classification_transform(hp.image_size, mean, std, True, augmentation)
+        )
+        val_ds = tasks.ClassificationDataset(val_items, tasks.classification_transform(hp.image_size, mean, std, False))
+    elif task == "segmentation":
+        train_ds = tasks.SegmentationDataset(
+            train_items, tasks.dense_transform(hp.image_size, True, augmentation, (mean, std))
+        )
+        val_ds = tasks.SegmentationDataset(
+            val_items, tasks.dense_transform(hp.image_size, False, normalize=(mean, std))
+        )
+    else:  # detectors normalise inside (their GeneralizedRCNNTransform)
+        masks = task == "instance_segmentation"
+        train_ds = tasks.DetectionDataset(train_items, tasks.dense_transform(hp.image_size, True, augmentation), masks)
+        val_ds = tasks.DetectionDataset(val_items, tasks.dense_transform(hp.image_size, False), masks)
+    adapter = tasks.make_adapter(
+        task,
+        len(classes),
+        classes,
+        class_weights=prep.class_weights,
+        label_smoothing=hp.label_smoothing if task == "classification" else 0.0,
+        ignore_index=prep.ignore_index,
+    )
+    cfg = engine.FitConfig(
+        epochs=hp.epochs,
+        num_classes=len(classes),
+        learning_rate=hp.learning_rate,
+        backbone_lr_multiplier=hp.backbone_lr_multiplier,
+        weight_decay=hp.weight_decay,
+        optimizer=hp.optimizer,
+        warmup_epochs=hp.warmup_epochs,
+        label_smoothing=hp.label_smoothing,
+        strategy=job.transfer_strategy or 1,
+        seed=hp.seed,
+        class_names=classes,
+        schedule=hp.lr_schedule or engine.SCHEDULE_COSINE,
+        step_epochs=hp.lr_step_epochs,
+        step_gamma=hp.lr_step_gamma or 0.1,
+        early_stopping_patience=hp.early_stopping_patience,
+        early_stopping_metric=hp.early_stopping_metric,
+        task=task,
+    )
+    return Training(built, train_ds, val_ds, adapter, cfg, mean, std)
+
+
+def _loaders(training: Training, hp, device: torch.device, workers: int) -> tuple[DataLoader, DataLoader]:
+    """One process: the whole batch per step, in the per-epoch order (seed + epoch) that an N-process run
+    shards (a DistributedSampler of one replica), so both runs see the same batches."""
+    train_ds, adapter = training.train_ds, training.adapter
+    batch = min(hp.batch_size, len(train_ds))
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=batch,
+        sampler=DistributedSampler(train_ds, num_replicas=1, rank=0, shuffle=True, seed=hp.seed),
+        drop_last=len(train_ds) > batch,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        collate_fn=adapter.collate,
+    )
+    val_loader = DataLoader(
+        training.val_ds,
+        batch_size=batch,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        collate_fn=adapter.collate,
+    )
+    return train_loader, val_loader
+
+
 def run_job(
     job: events_pb2.TrainingJob,
     *,
@@ -144,7 +264,14 @@ def run_job(
     num_workers: int = -1,
     progress_interval_s: float = 1.0,
     export: bool = True,
+    placement: distributed.Placement | None = None,
+    on_ranks: Callable[[list[int]], None] | None = None,
+    distributed_timeout_s: float = 600.0,
 ) -> JobResult:
+    """Train the job; with job.resources asking for several processes, as a data-parallel run
+    (trainer.distributed) of which this trainer is node placement.node_rank (node 0 when None).
+    A member node (node_rank > 0) trains its share and returns an empty JobResult: node 0 reports,
+    writes the checkpoints and the artifacts. on_ranks(pids) gets the local rank processes' ids."""
     reporter = reporter or NullReporter()
     hp = job.hyperparameters
     task = tasks.TASK_NAMES.get(job.task_type)
@@ -161,7 +288,8 @@ def run_job(
         raise PermanentJobError(f"unknown augmentation preset {augmentation!r}")
     bucket, prefix = job.output_bucket, job.output_prefix
     ckpt_key = prefix + CHECKPOINT
-    resume = load_checkpoint(store, bucket, ckpt_key)
+    member = placement is not None and placement.node_rank > 0
+    resume = None if member else load_checkpoint(store, bucket, ckpt_key)  # node 0's rank 0 hands it out
     if resume is not None:
         saved = resume.get("config", {})
         if saved.get("num_classes") != len(classes) or saved.get("task", "classification") != task:
@@ -219,85 +347,22 @@ def run_job(
         weights_num_classes = len(old_classes)
         if len(classes) > len(old_classes):
             reporter.log(f"new classes {classes[len(old_classes) :]} get new head rows; the old classes keep theirs")
-    built = build_model(
-        spec.library,
-        spec.architecture,
-        len(classes),
-        weights_path,
-        spec.pretrained_num_classes,
+    prep = Prepared(
+        job=job,
         task=task,
-        image_size=hp.image_size,
-        backbone_weights_path=backbone_path,
+        classes=classes,
+        augmentation=augmentation,
+        train_items=train_items,
+        val_items=val_items,
+        weights_path=weights_path,
+        backbone_path=backbone_path,
         weights_num_classes=weights_num_classes,
-    )
-    mean, std = list(spec.mean) or [0.485, 0.456, 0.406], list(spec.std) or [0.229, 0.224, 0.225]
-    if task == "classification":
-        train_ds = tasks.ClassificationDataset(
-            train_items, tasks.classification_transform(hp.image_size, mean, std, True, augmentation)
-        )
-        val_ds = tasks.ClassificationDataset(val_items, tasks.classification_transform(hp.image_size, mean, std, False))
-    elif task == "segmentation":
-        train_ds = tasks.SegmentationDataset(
-            train_items, tasks.dense_transform(hp.image_size, True, augmentation, (mean, std))
-        )
-        val_ds = tasks.SegmentationDataset(
-            val_items, tasks.dense_transform(hp.image_size, False, normalize=(mean, std))
-        )
-    else:  # detectors normalise inside (their GeneralizedRCNNTransform)
-        masks = task == "instance_segmentation"
-        train_ds = tasks.DetectionDataset(train_items, tasks.dense_transform(hp.image_size, True, augmentation), masks)
-        val_ds = tasks.DetectionDataset(val_items, tasks.dense_transform(hp.image_size, False), masks)
-    adapter = tasks.make_adapter(
-        task,
-        len(classes),
-        classes,
         class_weights=class_weights(train_cases, task, len(classes), hp.class_weighting)
         if task in ("classification", "segmentation")
         else None,
-        label_smoothing=hp.label_smoothing if task == "classification" else 0.0,
         ignore_index=ignore_index,
     )
     workers = num_workers if num_workers >= 0 else (min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
-    batch = min(hp.batch_size, len(train_ds))
-    generator = torch.Generator().manual_seed(hp.seed)
-    train_loader = DataLoader(
-        train_ds,
-        batch_size=batch,
-        shuffle=True,
-        drop_last=len(train_ds) > batch,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        generator=generator,
-        collate_fn=adapter.collate,
-    )
-    val_loader = DataLoader(
-        val_ds,
-        batch_size=batch,
-        shuffle=False,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        collate_fn=adapter.collate,
-    )
-
-    cfg = engine.FitConfig(
-        epochs=hp.epochs,
-        num_classes=len(classes),
-        learning_rate=hp.learning_rate,
-        backbone_lr_multiplier=hp.backbone_lr_multiplier,
-        weight_decay=hp.weight_decay,
-        optimizer=hp.optimizer,
-        warmup_epochs=hp.warmup_epochs,
-        label_smoothing=hp.label_smoothing,
-        strategy=job.transfer_strategy or 1,
-        seed=hp.seed,
-        class_names=classes,
-        schedule=hp.lr_schedule or engine.SCHEDULE_COSINE,
-        step_epochs=hp.lr_step_epochs,
-        step_gamma=hp.lr_step_gamma or 0.1,
-        early_stopping_patience=hp.early_stopping_patience,
-        early_stopping_metric=hp.early_stopping_metric,
-        task=task,
-    )
     ckpt_artifact: list[Artifact] = []
     best_artifact: list[Artifact] = []
 
@@ -319,7 +384,6 @@ def run_job(
             )
         ]
 
-    engine.seed_everything(hp.seed)
     hooks = engine.Hooks(
         progress=reporter.progress,
         epoch_end=reporter.epoch_metrics,
@@ -328,8 +392,43 @@ def run_job(
         check_stop=check_stop,
         log=reporter.log,
     )
+    world = distributed.world_size_of(job.resources)
     try:
-        final = engine.fit(built, train_loader, val_loader, cfg, device, hooks, resume, progress_interval_s, adapter)
+        if world > 1:
+            state = distributed.fit_data_parallel(
+                build_training,
+                prep,
+                hooks=hooks,
+                resume=resume,
+                device=device,
+                processes_per_node=max(1, job.resources.processes_per_node),
+                placement=placement,
+                global_batch=hp.batch_size,
+                seed=hp.seed,
+                num_workers=workers,
+                progress_interval_s=progress_interval_s,
+                on_ranks=on_ranks,
+                timeout_s=distributed_timeout_s,
+            )
+            if state is None:  # a member node: node 0 reports and stores everything
+                return JobResult(metrics={})
+            training = build_training(prep)
+            training.built.model.load_state_dict(state["model"])
+            final = state["final"]
+        else:
+            training = build_training(prep)
+            train_loader, val_loader = _loaders(training, hp, device, workers)
+            final = engine.fit(
+                training.built,
+                train_loader,
+                val_loader,
+                training.cfg,
+                device,
+                hooks,
+                resume,
+                progress_interval_s,
+                training.adapter,
+            )
     except torch.cuda.OutOfMemoryError as exc:
         raise PermanentJobError(_oom_reason(spec, hp, device)) from exc
     except FloatingPointError as exc:
@@ -338,6 +437,7 @@ def run_job(
         if _is_cpu_oom(exc):
             raise PermanentJobError(_oom_reason(spec, hp, device)) from exc
         raise
+    built, adapter, cfg, mean, std = training.built, training.adapter, training.cfg, training.mean, training.std
     for key, target, name in (
         (ckpt_key, ckpt_artifact, "checkpoint"),
         (prefix + BEST_CHECKPOINT, best_artifact, "best_checkpoint"),

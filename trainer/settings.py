@@ -49,6 +49,14 @@ class TrainerSettings(Settings):
     # trainers on one host give each cores // trainers (oversubscribed threads slow training down ~60x).
     trainer_threads: int = Field(default=0, ge=0)
 
+    # Address other trainers reach this one at when it is node 0 of a multi-node job (its rank 0 listens
+    # there); empty: the address this host's name resolves to (set the pod IP on Kubernetes).
+    trainer_advertise_address: str = ""
+    # Seconds node 0 of a multi-node job waits for the other nodes to join (they start together or not at all).
+    trainer_rendezvous_timeout_s: float = Field(default=120.0, gt=0)
+    # Seconds a data-parallel run's processes wait for each other (joining the group, any collective).
+    trainer_distributed_timeout_s: float = Field(default=600.0, gt=0)
+
     @field_validator("trainer_task_types", mode="before")
     @classmethod
     def _split(cls, value):
@@ -72,6 +80,14 @@ class TrainerSettings(Settings):
         except AttributeError:  # not on Linux
             cores = os.cpu_count() or 1
         return max(1, cores)
+
+    def advertise_address(self) -> str:
+        if self.trainer_advertise_address:
+            return self.trainer_advertise_address
+        try:
+            return socket.gethostbyname(socket.gethostname())
+        except OSError:
+            return "127.0.0.1"
 
     def cache_dir(self) -> Path:
         return self.trainer_cache_dir if str(self.trainer_cache_dir) not in ("", ".") else self.home / "trainer-cache"

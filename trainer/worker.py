@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from services.common import messaging, objectstore
+from trainer import distributed
 from trainer.errors import JobCancelled, JobError, JobInterrupted, PermanentJobError
 from trainer.settings import TrainerSettings
 from trainer.storage import ObjectStore, S3Store
@@ -38,6 +39,16 @@ log = logging.getLogger(__name__)
 def durable_name(task_type: str) -> str:
     """The shared pull consumer of a task type's jobs ("trainers" for classification)."""
     return messaging.trainers_durable(task_type)
+
+
+def members_durable_name(task_type: str) -> str:
+    """The shared pull consumer of a task type's multi-node member messages."""
+    return f"{durable_name(task_type)}-members"
+
+
+# A busy trainer gives a member message back after this delay, so it goes to a free trainer instead of
+# bouncing between busy ones (member messages have no delivery limit: their run's state bounds them).
+MEMBER_REFUSE_DELAY_S = 0.5
 
 
 def describe_error(exc: BaseException) -> str:
@@ -151,6 +162,7 @@ class Worker:
         self.subs: list = []
         self.jobs_done = 0
         self.outcomes: list[tuple[str, str]] = []  # (task_id, outcome) for logs and tests
+        self.rank_pids: list[int] = []  # this node's processes of the running data-parallel job
 
     async def __aenter__(self) -> Worker:
         await self.connect()
@@ -190,6 +202,18 @@ class Worker:
                 ),
             )
             self.subs.append(sub)
+            members = await self.js.pull_subscribe(
+                messaging.members_subject(task_type),
+                durable=members_durable_name(task_type),
+                stream=messaging.JOBS_STREAM,
+                config=ConsumerConfig(
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=self.settings.trainer_ack_wait,
+                    max_deliver=-1,
+                    max_ack_pending=-1,
+                ),
+            )
+            self.subs.append(members)
         log.info(
             "trainer ready",
             extra={"node": self.node, "device": str(self.device), "task_types": self.settings.trainer_task_types},
@@ -265,7 +289,8 @@ class Worker:
             for poll in done - {job}:
                 polls.pop(poll)
                 for extra in poll.result():
-                    await extra.nak()
+                    member = extra.subject.startswith(messaging.members_subject(""))
+                    await extra.nak(delay=MEMBER_REFUSE_DELAY_S if member else None)
         await job
         self.jobs_done += 1
         if self.stop_after and self.jobs_done >= self.stop_after:
@@ -286,6 +311,8 @@ class Worker:
             log.error("undecodable job message; terminating it", extra={"subject": msg.subject})
             await msg.term()
             return "undecodable"
+        if job.HasField("assignment"):
+            return await self._handle_member(job, msg)
         delivered = msg.metadata.num_delivered if msg.metadata else 1
         attempt = job.attempt_offset + delivered
         sink = EventSink(self.js, asyncio.get_running_loop(), job.task_id, attempt, self.node)
@@ -322,7 +349,12 @@ class Worker:
             sink.emit(started=events_pb2.JobStarted(resumed_from_epoch=resumed_from, device=str(self.device)))
 
         started_at = time.monotonic()
+        run_id = ""
         try:
+            placement = None
+            if max(1, job.resources.nodes) > 1:
+                run_id = f"{job.task_id}.{attempt}"
+                placement = await self._lead_run(job, attempt, sink)
             result = await asyncio.to_thread(
                 run_job,
                 job,
@@ -334,6 +366,9 @@ class Worker:
                 on_resume=started,
                 num_workers=self.settings.trainer_num_workers,
                 progress_interval_s=self.settings.trainer_progress_interval_s,
+                placement=placement,
+                on_ranks=self._ranks_started,
+                distributed_timeout_s=self.settings.trainer_distributed_timeout_s,
             )
         except JobCancelled:
             sink.emit(cancelled=events_pb2.JobCancelled(epoch=sink.epoch))
@@ -359,6 +394,11 @@ class Worker:
             else:
                 await msg.term()
             return "retrying" if retryable else "failed"
+        finally:
+            self.rank_pids = []
+            if run_id:  # members still waiting give up; member messages taken later are dropped
+                with contextlib.suppress(Exception):
+                    await distributed.end_run(self.js, run_id)
         sink.emit(
             succeeded=events_pb2.JobSucceeded(
                 metrics=result.metrics,
@@ -378,13 +418,99 @@ class Worker:
         log.info("job succeeded", extra={"task_id": job.task_id, "seconds": round(time.monotonic() - started_at, 1)})
         return "succeeded"
 
-    async def _heartbeat(self, msg, sink: EventSink) -> None:
-        """Keep the job's message (JetStream ack wait) and the task's lease (training service) alive."""
+    def _ranks_started(self, pids: list[int]) -> None:
+        self.rank_pids = list(pids)
+
+    async def _lead_run(self, job: events_pb2.TrainingJob, attempt: int, sink: EventSink) -> distributed.Placement:
+        """Node 0 of a multi-node job: hand out the other nodes' places and wait until all joined."""
+        from trainer.tasks import TASK_NAMES
+
+        nodes, timeout = job.resources.nodes, self.settings.trainer_rendezvous_timeout_s
+        sink.log(f"node 0 of {nodes}: waiting up to {timeout:.0f}s for {nodes - 1} more trainer(s) to join")
+        placement = await distributed.lead_run(
+            self.js,
+            job,
+            attempt=attempt,
+            subject=messaging.members_subject(TASK_NAMES.get(job.task_type, "")),
+            master_addr=self.settings.advertise_address(),
+            timeout_s=timeout,
+        )
+        sink.log(f"all {nodes} nodes joined; rank 0 listens on {placement.master_addr}:{placement.master_port}")
+        return placement
+
+    async def _handle_member(self, job: events_pb2.TrainingJob, msg) -> str:
+        """Serve as one member node of a multi-node job. Node 0 reports for the task; a member only acks
+        (done, stopped, or its run already over) or terms (failed: node 0's attempt fails and is retried)."""
+        from trainer.job import run_job
+
+        place = job.assignment
+        where = {"task_id": job.task_id, "run_id": place.run_id, "node_rank": place.node_rank}
+        control = Control(self._shutdown)
+
+        async def on_cancel(_msg) -> None:
+            control.cancelled.set()
+
+        cancel_sub = await self.nc.subscribe(messaging.cancel_subject(job.task_id), cb=on_cancel)
+        heartbeat = asyncio.create_task(self._heartbeat(msg, None))
+        outcome = "member-failed"
+        try:
+            try:
+                placement = await distributed.join_run(
+                    self.js, place, timeout_s=self.settings.trainer_rendezvous_timeout_s
+                )
+            except distributed.RendezvousTimeout as exc:
+                log.warning("could not join a multi-node run", extra={**where, "error": str(exc)})
+                await msg.term()
+                outcome = "member-timeout"
+                return outcome
+            if placement is None:
+                await msg.ack()
+                outcome = "member-stale"
+                return outcome
+            log.info("joined a multi-node run", extra=where)
+            try:
+                await asyncio.to_thread(
+                    run_job,
+                    job,
+                    store=self.store,
+                    cache=self.cache,
+                    device=self.device,
+                    check_stop=control.check,
+                    num_workers=self.settings.trainer_num_workers,
+                    progress_interval_s=self.settings.trainer_progress_interval_s,
+                    export=False,
+                    placement=placement,
+                    on_ranks=self._ranks_started,
+                    distributed_timeout_s=self.settings.trainer_distributed_timeout_s,
+                )
+                outcome = "member-done"
+                await msg.ack()
+            except (JobCancelled, JobInterrupted, distributed.DistributedError) as exc:
+                outcome = "member-stopped" if not isinstance(exc, distributed.RankFailed) else "member-failed"
+                log.warning("the multi-node run ended early", extra={**where, "error": describe_error(exc)})
+                await msg.term()
+            except Exception as exc:  # noqa: BLE001 - node 0 reports the attempt's failure
+                log.exception("a member node failed", extra={**where, "error": describe_error(exc)})
+                await msg.term()
+            return outcome
+        finally:
+            self.rank_pids = []
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await heartbeat
+            with contextlib.suppress(Exception):
+                await cancel_sub.unsubscribe()
+            self.outcomes.append((job.task_id, outcome))
+            log.info("member ended", extra={**where, "outcome": outcome})
+
+    async def _heartbeat(self, msg, sink: EventSink | None) -> None:
+        """Keep the job's message (JetStream ack wait) and the task's lease (training service) alive.
+        A member node of a multi-node run (no sink) keeps only its member message alive."""
         while True:
             await asyncio.sleep(self.settings.trainer_heartbeat_s)
             with contextlib.suppress(Exception):
                 await msg.in_progress()
-            if not sink.closing:
+            if sink is not None and not sink.closing:
                 sink.emit(heartbeat=events_pb2.JobHeartbeat(epoch=sink.epoch))
 
 

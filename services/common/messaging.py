@@ -33,6 +33,11 @@ def trainers_durable(task_type_name: str) -> str:
     return TRAINERS_DURABLE if task_type_name == "classification" else f"{TRAINERS_DURABLE}-{task_type_name}"
 
 
+def members_subject(task_type_name: str) -> str:
+    """Member messages of multi-node jobs (trainer.distributed): trainyard.jobs.members.<task_type>."""
+    return f"{JOBS_SUBJECT_PREFIX}.members.{task_type_name}"
+
+
 def events_subject(task_id: str) -> str:
     return f"{EVENTS_SUBJECT_PREFIX}.{task_id}"
 
