@@ -447,7 +447,7 @@ class Tuner:
         )
 
     async def on_trainer_event(self, event: events_pb2.TrainerEvent) -> None:
-        if event.WhichOneof("event") in (None, "progress", "log"):
+        if event.WhichOneof("event") in (None, "progress", "log", "heartbeat"):
             return
         study = await asyncio.to_thread(self.store.study_of_trial, event.task_id)
         if study is not None:
