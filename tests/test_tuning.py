@@ -431,3 +431,91 @@ async def test_search_survives_a_trainer_being_killed(stack, settings, tmp_path)
     names = collections.Counter(a.name for a in resumed.artifacts)
     assert max(names.values()) == 1
     assert dict(collections.Counter(t for t, _ in worker.outcomes)) == {t.task_id: 1 for t in trials}
+
+
+# -- the decisions, without servers ------------------------------------------------------------------
+
+
+def _run_sequentially(search: T.HyperparameterSearch, curves: list[list[float]]) -> list:
+    """Trials one after another as the tuner drives them: report each epoch, ask the pruner, store its attrs."""
+    from services.training import tuning
+
+    trials: list[tuning.TrialRecord] = []
+    for number, curve in enumerate(curves):
+        trial = tuning.TrialRecord(number, f"t{number}", T.TRIAL_STATE_RUNNING, tuning.ask(search, trials, number), {})
+        trials.append(trial)
+        for epoch, value in enumerate(curve, start=1):
+            trial.intermediate[epoch] = value
+            prune, trial.system_attrs = tuning.should_prune(search, trials, number)
+            if prune:
+                trial.state, trial.pruned_epoch = T.TRIAL_STATE_PRUNED, epoch
+                break
+        else:
+            trial.state, trial.value = T.TRIAL_STATE_COMPLETE, curve[-1]
+    return trials
+
+
+def test_pruners_median_and_successive_halving():
+    good = [[0.5, 0.6, 0.7, 0.8], [0.55, 0.65, 0.75, 0.85], [0.6, 0.7, 0.8, 0.9]]
+    bad = [0.1, 0.1, 0.1, 0.1]
+    median = search_space.resolve(
+        T.HyperparameterSearch(
+            method=T.SEARCH_METHOD_RANDOM,
+            pruning=T.Pruning(method=T.PRUNING_METHOD_MEDIAN, warmup_epochs=1, startup_trials=2),
+        ),
+        C.TASK_TYPE_CLASSIFICATION,
+        None,
+    )
+    trials = _run_sequentially(median, [*good, bad])
+    assert [t.state for t in trials] == [T.TRIAL_STATE_COMPLETE] * 3 + [T.TRIAL_STATE_PRUNED]
+    assert trials[3].pruned_epoch == 2  # the first epoch after the warm-up
+    # no startup trials completed yet: nothing is pruned, however bad
+    assert _run_sequentially(median, [bad, *good])[0].state == T.TRIAL_STATE_COMPLETE
+
+    asha = search_space.resolve(
+        T.HyperparameterSearch(
+            method=T.SEARCH_METHOD_RANDOM,
+            pruning=T.Pruning(method=T.PRUNING_METHOD_SUCCESSIVE_HALVING, min_epochs=1, reduction_factor=2),
+        ),
+        C.TASK_TYPE_CLASSIFICATION,
+        None,
+    )
+    trials = _run_sequentially(asha, [*good, bad])
+    assert [t.state for t in trials[:3]] == [T.TRIAL_STATE_COMPLETE] * 3
+    assert trials[3].state == T.TRIAL_STATE_PRUNED and trials[3].pruned_epoch == 1
+    assert "completed_rung_0" in trials[0].system_attrs  # the rungs live in the stored trials
+
+
+def test_ask_is_reproducible_and_best_follows_the_direction():
+    from services.training import tuning
+
+    search = search_space.resolve(T.HyperparameterSearch(method=T.SEARCH_METHOD_TPE), C.TASK_TYPE_CLASSIFICATION, None)
+    first = [tuning.ask(search, [], n) for n in range(3)]
+    assert first == [tuning.ask(search, [], n) for n in range(3)]  # same seed and number: same values
+    assert len({p["learning_rate"] for p in first}) == 3
+    for p in first:
+        assert 1e-4 <= p["learning_rate"] <= 1e-2 and 0 <= p["label_smoothing"] <= 0.2
+    hp = search_space.apply(TINY, {"learning_rate": 0.01, "optimizer": "sgd", "augmentation": "strong"})
+    assert (hp.learning_rate, hp.optimizer, hp.augmentation, hp.epochs) == (0.01, C.OPTIMIZER_SGD, "strong", 2)
+    records = [
+        tuning.TrialRecord(0, "a", T.TRIAL_STATE_COMPLETE, {}, {}, value=0.3),
+        tuning.TrialRecord(1, "b", T.TRIAL_STATE_COMPLETE, {}, {}, value=0.9),
+        tuning.TrialRecord(2, "c", T.TRIAL_STATE_PRUNED, {}, {1: 5.0}, value=5.0),
+    ]
+    assert tuning.best_trial(records, maximize=True).number == 1
+    assert tuning.best_trial(records, maximize=False).number == 0
+    grid = search_space.resolve(
+        T.HyperparameterSearch(
+            method=T.SEARCH_METHOD_GRID,
+            parameters=[
+                T.SearchParameter(name="batch_size", low=8, high=24, step=8),
+                T.SearchParameter(name="optimizer", choices=["sgd", "adamw"]),
+            ],
+        ),
+        C.TASK_TYPE_CLASSIFICATION,
+        None,
+    )
+    assert grid.max_trials == 6
+    assert [tuning.ask(grid, [], n) for n in range(6)] == [
+        {"batch_size": b, "optimizer": o} for b in (8, 16, 24) for o in ("sgd", "adamw")
+    ]
