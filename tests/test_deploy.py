@@ -267,11 +267,22 @@ def test_k8s_trainer_asks_for_a_gpu_and_scales_on_jetstream_lag() -> None:
     scaled = by_kind("ScaledObject")["trainer"]
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     assert scaled["spec"]["scaleTargetRef"]["name"] == "trainer"
-    (trigger,) = scaled["spec"]["triggers"]
-    assert trigger["type"] == "nats-jetstream"
-    assert trigger["metadata"]["stream"] == messaging.JOBS_STREAM
-    assert trigger["metadata"]["consumer"] == messaging.TRAINERS_DURABLE
-    assert int(trigger["metadata"]["lagThreshold"]) >= 1
+    triggers = scaled["spec"]["triggers"]
+    for trigger in triggers:
+        assert trigger["type"] == "nats-jetstream"
+        assert trigger["metadata"]["stream"] == messaging.JOBS_STREAM
+        assert int(trigger["metadata"]["lagThreshold"]) >= 1
+    # jobs waiting, and member messages of multi-node jobs waiting for trainers to join
+    assert [t["metadata"]["consumer"] for t in triggers] == [
+        messaging.trainers_durable("classification"),
+        messaging.members_durable("classification"),
+    ]
+    # node 0 of a multi-node job advertises its pod IP; trainers reach each other (c10d store, gloo/NCCL)
+    env = {e["name"]: e for e in c["env"]}
+    assert env["TRAINYARD_TRAINER_ADVERTISE_ADDRESS"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    peers = by_kind("NetworkPolicy")["trainer-ingress"]["spec"]
+    assert peers["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "trainer"}
+    assert peers["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "trainer"}}}]}]
     assert scaled["spec"]["maxReplicaCount"] >= scaled["spec"]["minReplicaCount"]
     # KEDA must reach the NATS monitoring port through the network policies.
     nats_rules = by_kind("NetworkPolicy")["nats-ingress"]["spec"]["ingress"]

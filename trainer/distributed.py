@@ -40,6 +40,13 @@ Rules this module fixes:
   node with the same address (rank 0's node); global rank = node_rank * nproc_per_node + local_rank.
   The nodes agree on master_addr/port with `rendezvous(js, job_key=..., nnodes=K, node_rank=i, ...)`
   (a JetStream key-value bucket): all start together, or none does (RendezvousTimeout).
+
+Trainer jobs (trainyard.common.v1.ComputeResources on the TrainingJob): trainer.job.run_job calls
+`fit_data_parallel`, whose ranks (`_fit_rank`) build the job's network and data like one process and
+run trainer.engine.fit with DDP-wrapping, metric-averaging and rank-0 checkpoint hooks; the events,
+checkpoints and stop checks go through the trainer's own hooks in the parent. For a multi-node job
+the worker calls `lead_run` (node 0: publishes the member messages, waits for them) or `join_run`
+(a member), then passes the resulting `Placement` to run_job.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def durable_name(task_type: str) -> str:
 
 def members_durable_name(task_type: str) -> str:
     """The shared pull consumer of a task type's multi-node member messages."""
-    return f"{durable_name(task_type)}-members"
+    return messaging.members_durable(task_type)
 
 
 # A busy trainer gives a member message back after this delay, so it goes to a free trainer instead of

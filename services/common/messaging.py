@@ -33,6 +33,11 @@ def trainers_durable(task_type_name: str) -> str:
     return TRAINERS_DURABLE if task_type_name == "classification" else f"{TRAINERS_DURABLE}-{task_type_name}"
 
 
+def members_durable(task_type_name: str) -> str:
+    """The trainers' shared pull consumer of a task type's multi-node member messages."""
+    return f"{trainers_durable(task_type_name)}-members"
+
+
 def members_subject(task_type_name: str) -> str:
     """Member messages of multi-node jobs (trainer.distributed): trainyard.jobs.members.<task_type>."""
     return f"{JOBS_SUBJECT_PREFIX}.members.{task_type_name}"
