@@ -145,6 +145,9 @@ def test_clear_errors(env, capsys, monkeypatch, tmp_path):
         == 1
     )
     assert "hyperparameters.epochs" in capsys.readouterr().err
+    start = ["train", "start", "--task-type", "classification", "--dataset", "x", "--model", MOBILENET, "--name", "b"]
+    assert main([*start, "--processes-per-node", "2", "--nodes", "100"]) == 1
+    assert "resources.nodes" in capsys.readouterr().err
     assert main(["datasets", "import", str(tmp_path / "missing.zip"), "--name", "x"]) == 1
     assert "no such file" in capsys.readouterr().err
     monkeypatch.delenv("TRAINYARD_GATEWAY_ADDRESS")

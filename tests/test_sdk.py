@@ -88,6 +88,9 @@ def test_typed_errors_with_field_violations(platform):
         with pytest.raises(sdk.InvalidArgumentError) as err:
             ty.training.create("x", "classification", "whatever", MOBILENET, hyperparameters={"epochs": -1})
         assert "hyperparameters.epochs" in err.value.violations
+        with pytest.raises(sdk.InvalidArgumentError) as err:  # through the gateway to the training service
+            ty.training.create("x", "classification", "whatever", MOBILENET, resources={"processes_per_node": 65})
+        assert "1..64" in err.value.violations["resources.processes_per_node"]
         with pytest.raises(sdk.InvalidArgumentError) as err:
             ty.datasets.list("no-such-type")
         assert "task_type" in err.value.violations

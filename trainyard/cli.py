@@ -558,6 +558,9 @@ def cmd_train_start(args) -> int:
             description=args.description or "",
             hyperparameters=_hyperparameters(args) or None,
             search=_search(args),
+            resources={"processes_per_node": args.processes_per_node or 0, "nodes": args.nodes or 0}
+            if args.processes_per_node or args.nodes
+            else None,
         )
         if args.output == "json" and not args.watch:
             _json(task)
@@ -899,6 +902,10 @@ def add_flow_commands(sub) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--image-size", type=int)
+    p.add_argument(
+        "--processes-per-node", type=int, help="data-parallel processes on each trainer (one GPU each on CUDA)"
+    )
+    p.add_argument("--nodes", type=int, help="trainers that train the task together (multi-node)")
     p.add_argument("--watch", action="store_true", help="follow the task to its end")
     p.add_argument("--search", metavar="METHOD", help="search hyperparameters instead: random, tpe or grid")
     p.add_argument(

@@ -556,12 +556,17 @@ class Training:
         hyperparameters: common_pb2.Hyperparameters | dict | None = None,
         request_id: str | None = None,
         search: training_pb2.HyperparameterSearch | None = None,
+        resources: common_pb2.ComputeResources | dict | None = None,
     ) -> training_pb2.TrainingTask:
         """Validate and queue a training task; model_id, or auto=True to let the platform choose.
         With `search` (see hyperparameter_search()) it runs a hyperparameter search instead: its
-        trials are separate jobs and the best one's model is the task's result (trials(): ListTrials)."""
+        trials are separate jobs and the best one's model is the task's result (trials(): ListTrials).
+        resources, e.g. {"processes_per_node": 4, "nodes": 2}: data-parallel training over that many
+        processes; the hyperparameters' batch_size is then the global batch (deploy/README.md)."""
         if isinstance(hyperparameters, dict):
             hyperparameters = common_pb2.Hyperparameters(**hyperparameters)
+        if isinstance(resources, dict):
+            resources = common_pb2.ComputeResources(**resources)
         request = training_service_pb2.CreateTrainingTaskRequest(
             name=name,
             description=description,
@@ -577,6 +582,8 @@ class Training:
             request.hyperparameters.CopyFrom(hyperparameters)
         if search is not None:
             request.search.CopyFrom(search)
+        if resources is not None:
+            request.resources.CopyFrom(resources)
         if auto or not model_id:
             request.auto_select.CopyFrom(
                 training_pb2.AutoSelect(
