@@ -177,6 +177,7 @@ def test_train_search_and_trials_table(env, capsys, tmp_path):
     assert main(["train", "trials", task["id"]]) == 0
     table = capsys.readouterr().out
     assert "learning_rate" in table and "complete" in table and " *" in table
+    assert main(["train", "show", task["id"]]) == 0 and "search: grid, 2 trials" in capsys.readouterr().out
     assert main(["train", "schema", "--model", MOBILENET]) == 0
     schema = run_json(capsys, "train", "schema", "--model", MOBILENET)
     specs = {p["name"]: p for p in schema["parameters"]}

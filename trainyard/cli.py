@@ -640,6 +640,18 @@ def cmd_train_show(args) -> int:
     _table(f"task {t.id}", TASK_COLUMNS, _task_rows([t]))
     if t.failure_reason:
         console.print(f"[red]failure:[/] {escape(t.failure_reason)}")
+    if t.HasField("search"):
+        from trainyard.client import short_name
+        from trainyard.training.v1 import training_pb2
+
+        s = t.search
+        method = short_name(training_pb2.SearchMethod.Name(s.method), "SEARCH_METHOD_")
+        console.print(
+            f"search: {method}, {s.max_trials} trials ({s.parallelism} at a time), objective {s.objective_metric}; "
+            f"`trainyard train trials {t.id}` lists them"
+        )
+    if t.search_task_id:
+        console.print(f"trial {t.trial_number} of search {t.search_task_id}")
     for a in t.artifacts:
         console.print(f"  artifact {escape(a.name)}: s3://{a.object.bucket}/{a.object.key}")
     return 0
