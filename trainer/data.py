@@ -1,4 +1,9 @@
-"""Dataset adapter: a version manifest's cases as a torch Dataset, images cached by sha256."""
+"""Dataset adapter: a version manifest's cases as a torch Dataset, images cached by sha256.
+
+Images stream: a job's items are known up front but downloaded by a Prefetcher a bounded
+distance ahead of the order the DataLoader's sampler hands out, so the first batch starts at once
+instead of after the whole dataset is in the cache.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 from torchvision import transforms as T
 
 from trainer.errors import PermanentJobError, RetryableJobError
@@ -49,15 +55,28 @@ class LocalCache:
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
-    def fetch(self, store: ObjectStore, bucket: str, key: str, sha256: str, what: str) -> Path:
-        """The local path of an object with the given sha256, downloading and verifying it if needed."""
+    def fetch(self, store: ObjectStore, bucket: str, key: str, sha256: str, what: str, small: bool = False) -> Path:
+        """The local path of an object with the given sha256, downloading and verifying it if needed.
+
+        small: fetch into memory with one GET and hash it there (images); large files (weights)
+        stream to disk and are hashed from it.
+        """
         path = self.path(sha256)
         if path.exists():
             os.utime(path)  # mark as recently used
             return path
-        tmp = path.with_name(f"{sha256}.{threading.get_ident()}.download")
+        tmp = path.with_name(f"{sha256}.{os.getpid()}.{threading.get_ident()}.download")
         try:
-            store.get_file(bucket, key, tmp)
+            if small:
+                # One GET (fget_object would stat first) and no re-read: 2-3x the objects/s for small images.
+                content = store.get_bytes(bucket, key)
+                actual = hashlib.sha256(content).hexdigest()
+                if actual == sha256:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp.write_bytes(content)
+            else:
+                store.get_file(bucket, key, tmp)
+                actual = sha256_file(tmp)
         except ObjectMissing as exc:  # permanent: the job fails at once, naming the object
             raise PermanentJobError(f"{what} {bucket}/{key} does not exist in the object store") from exc
         except OSError as exc:
@@ -69,7 +88,6 @@ class LocalCache:
                 f"the trainer's cache disk is full: no space left to store {what} under {self.root} "
                 f"({exc.strerror}); free space there or point TRAINYARD_TRAINER_CACHE_DIR at a larger disk"
             ) from exc
-        actual = sha256_file(tmp)
         if actual != sha256:
             tmp.unlink(missing_ok=True)
             raise PermanentJobError(f"{what} {bucket}/{key} is corrupt: sha256 {actual} != expected {sha256}")
@@ -139,7 +157,9 @@ def fetch_images(
     cache: LocalCache, store: ObjectStore, bucket: str, cases: Sequence[dict], threads: int = 8
 ) -> list[Case]:
     def one(case: dict) -> Case:
-        path = cache.fetch(store, bucket, case["image_key"], case["sha256"], f"image of case {case.get('id')}")
+        path = cache.fetch(
+            store, bucket, case["image_key"], case["sha256"], f"image of case {case.get('id')}", small=True
+        )
         return Case(path, int(case["label"]))
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -213,11 +233,242 @@ def fetch_items(cache: LocalCache, store: ObjectStore, bucket: str, cases: Seque
     from trainer.tasks import Item
 
     def one(case: dict) -> Item:
-        path = cache.fetch(store, bucket, case["image_key"], case["sha256"], f"image of case {case.get('id')}")
+        path = cache.fetch(
+            store, bucket, case["image_key"], case["sha256"], f"image of case {case.get('id')}", small=True
+        )
         mask = None
         if case.get("mask_key"):
-            mask = cache.fetch(store, bucket, case["mask_key"], mask_sha256(case), f"mask of case {case.get('id')}")
+            mask = cache.fetch(
+                store, bucket, case["mask_key"], mask_sha256(case), f"mask of case {case.get('id')}", small=True
+            )
         return Item(path, case, mask)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return list(pool.map(one, cases))
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An object to have in the cache: where it is, its sha256 and what it is (for errors)."""
+
+    key: str
+    sha256: str
+    what: str
+
+
+class StreamedItem:
+    """tasks.Item's interface (path, case, mask_path, label); the files come from a Prefetcher
+    when first read, so the item list exists before any image is downloaded."""
+
+    __slots__ = ("case", "image", "mask", "_source")
+
+    def __init__(self, case: dict, image: Ref, mask: Ref | None, source: Prefetcher) -> None:
+        self.case, self.image, self.mask, self._source = case, image, mask, source
+
+    @property
+    def path(self) -> Path:
+        return self._source.get(self.image)
+
+    @property
+    def mask_path(self) -> Path | None:
+        return None if self.mask is None else self._source.get(self.mask)
+
+    @property
+    def label(self) -> int:
+        return int(self.case["label"])
+
+    def refs(self) -> tuple[Ref, ...]:
+        return (self.image,) if self.mask is None else (self.image, self.mask)
+
+
+class Prefetcher:
+    """Downloads a job's images into the cache on `threads` threads, in the order its samplers
+    hand out indices, then the rest of its items; never more than `ahead` downloads beyond the
+    cases the sampler has handed out (only files missing from the cache are counted).
+
+    A read of a file not there yet downloads it at once (or waits for the download under way).
+    In DataLoader worker processes (no threads of ours there) a read waits for the file the main
+    process is fetching. A failed background download is raised by the sampler in the main
+    process, so a corrupt image fails the job with its PermanentJobError as before.
+    """
+
+    def __init__(
+        self,
+        cache: LocalCache,
+        store: ObjectStore,
+        bucket: str,
+        threads: int = 8,
+        ahead: int = 512,
+        wait_s: float = 300.0,
+    ) -> None:
+        self.cache, self.store, self.bucket = cache, store, bucket
+        self.threads, self.ahead, self.wait_s = threads, ahead, wait_s
+        self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._items: list[StreamedItem] = []
+        self._order: list[Ref] = []  # what the running sampler will read, then every item's refs
+        self._next = 0  # the next position in _order for a download thread
+        self._read = 0  # the position the sampler has handed out
+        self._inflight: dict[str, threading.Event] = {}
+        self._failed: dict[str, BaseException] = {}
+        self._workers: list[threading.Thread] = []
+        self._closed = False
+
+    # -- the item list
+
+    def items(self, cases: Sequence[dict]) -> list[StreamedItem]:
+        out = []
+        for case in cases:
+            where = f"case {case.get('id')}"
+            image = Ref(case["image_key"], case["sha256"], f"image of {where}")
+            mask = Ref(case["mask_key"], mask_sha256(case), f"mask of {where}") if case.get("mask_key") else None
+            out.append(StreamedItem(case, image, mask, self))
+        with self._cond:
+            self._items.extend(out)
+        return out
+
+    def sampler(self, inner: Sampler | Sequence[int], items: Sequence[StreamedItem]) -> PrefetchSampler:
+        """Wrap the loader's sampler: each epoch's order is downloaded ahead of the reads."""
+        return PrefetchSampler(inner, items, self)
+
+    # -- reads
+
+    def get(self, ref: Ref) -> Path:
+        path = self.cache.path(ref.sha256)
+        if path.exists():
+            return path
+        if os.getpid() != self._pid:
+            return self._wait_for_file(ref, path)
+        with self._cond:
+            event = self._inflight.get(ref.sha256)
+            mine = event is None
+            if mine:
+                event = self._inflight[ref.sha256] = threading.Event()
+        if not mine:
+            event.wait()
+            if path.exists():
+                return path
+        try:  # ours, or the background download failed: try once more here and raise what it raises
+            return self.cache.fetch(self.store, self.bucket, ref.key, ref.sha256, ref.what, small=True)
+        finally:
+            if mine:
+                with self._cond:
+                    self._inflight.pop(ref.sha256, None)
+                event.set()
+
+    def _wait_for_file(self, ref: Ref, path: Path) -> Path:
+        deadline = time.monotonic() + self.wait_s
+        delay = 0.002
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{ref.what} ({ref.key}) did not reach the cache within {self.wait_s:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return path
+
+    # -- the download threads
+
+    def schedule(self, refs: Sequence[Ref]) -> None:
+        """Download these in this order from now on (a new epoch's order), then everything else."""
+        with self._cond:
+            everything = [r for item in self._items for r in item.refs()]
+        seen: set[str] = set()
+        order = []
+        for r in (*refs, *everything):
+            if r.sha256 not in seen:
+                seen.add(r.sha256)
+                if not self.cache.path(r.sha256).exists():
+                    order.append(r)
+        with self._cond:
+            self._order, self._next, self._read = order, 0, 0
+            self._cond.notify_all()
+            self._workers = [t for t in self._workers if t.is_alive()]
+            while self._order and len(self._workers) < self.threads:
+                t = threading.Thread(target=self._work, name=f"prefetch-{len(self._workers)}", daemon=True)
+                self._workers.append(t)
+                t.start()
+
+    def advance(self, position: int) -> None:
+        """The sampler has handed out `position` cases of the current order."""
+        with self._cond:
+            if position > self._read:
+                self._read = position
+                self._cond.notify_all()
+
+    def raise_failure(self) -> None:
+        with self._cond:
+            if not self._failed:
+                return
+            sha, exc = next(iter(self._failed.items()))
+        if self.cache.path(sha).exists():  # fetched since by a read
+            with self._cond:
+                self._failed.pop(sha, None)
+            return
+        raise exc
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._order = []
+            self._cond.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and self._next < len(self._order) and self._next >= self._read + self.ahead:
+                    self._cond.wait()
+                if self._closed or self._next >= len(self._order):
+                    return
+                ref = self._order[self._next]
+                self._next += 1
+                if ref.sha256 in self._inflight or self.cache.path(ref.sha256).exists():
+                    continue
+                event = self._inflight[ref.sha256] = threading.Event()
+            try:  # the store retries a store that is away; what escapes is the job's failure
+                self.cache.fetch(self.store, self.bucket, ref.key, ref.sha256, ref.what, small=True)
+            except BaseException as exc:  # noqa: BLE001 - raised by the sampler in the main process
+                log.warning("prefetch of %s failed: %s", ref.what, exc)
+                with self._cond:
+                    self._failed.setdefault(ref.sha256, exc)
+            finally:
+                with self._cond:
+                    self._inflight.pop(ref.sha256, None)
+                event.set()
+
+
+def cache_names(items) -> set[str]:
+    """The cache file names (sha256) a job's items use, to keep when pruning; downloads nothing."""
+    out: set[str] = set()
+    for item in items:
+        if isinstance(item, StreamedItem):
+            out.update(ref.sha256 for ref in item.refs())
+        else:
+            out.add(item.path.name)
+            if item.mask_path is not None:
+                out.add(item.mask_path.name)
+    return out
+
+
+class PrefetchSampler(Sampler[int]):
+    """The inner sampler's indices, unchanged; each epoch's order goes to the Prefetcher first."""
+
+    def __init__(self, inner: Sampler | Sequence[int], items: Sequence[StreamedItem], prefetcher: Prefetcher) -> None:
+        self.inner, self.items, self.prefetcher = inner, items, prefetcher
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def set_epoch(self, epoch: int) -> None:  # DistributedSampler's, passed on
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(iter(self.inner))
+        self.prefetcher.schedule([ref for i in order for ref in self.items[i].refs()])
+        for position, index in enumerate(order):
+            self.prefetcher.raise_failure()
+            self.prefetcher.advance(position)
+            yield index

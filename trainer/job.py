@@ -16,7 +16,7 @@ from typing import Protocol
 
 import torch
 from google.protobuf.json_format import MessageToDict
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
 from trainer import artifacts as art
@@ -227,24 +227,32 @@ def build_training(prep: Prepared) -> Training:
     return Training(built, train_ds, val_ds, adapter, cfg, mean, std)
 
 
-def _loaders(training: Training, hp, device: torch.device, workers: int) -> tuple[DataLoader, DataLoader]:
+def _loaders(
+    training: Training, hp, device: torch.device, workers: int, prefetch: data.Prefetcher | None = None
+) -> tuple[DataLoader, DataLoader]:
     """One process: the whole batch per step, in the per-epoch order (seed + epoch) that an N-process run
-    shards (a DistributedSampler of one replica), so both runs see the same batches."""
-    train_ds, adapter = training.train_ds, training.adapter
+    shards (a DistributedSampler of one replica), so both runs see the same batches. With a prefetcher,
+    each epoch's order is streamed into the cache ahead of the reads."""
+    train_ds, val_ds, adapter = training.train_ds, training.val_ds, training.adapter
     batch = min(hp.batch_size, len(train_ds))
+    train_sampler = DistributedSampler(train_ds, num_replicas=1, rank=0, shuffle=True, seed=hp.seed)
+    val_sampler = SequentialSampler(val_ds)
+    if prefetch is not None:
+        train_sampler = prefetch.sampler(train_sampler, train_ds.items)
+        val_sampler = prefetch.sampler(val_sampler, val_ds.items)
     train_loader = DataLoader(
         train_ds,
         batch_size=batch,
-        sampler=DistributedSampler(train_ds, num_replicas=1, rank=0, shuffle=True, seed=hp.seed),
+        sampler=train_sampler,
         drop_last=len(train_ds) > batch,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         collate_fn=adapter.collate,
     )
     val_loader = DataLoader(
-        training.val_ds,
+        val_ds,
         batch_size=batch,
-        shuffle=False,
+        sampler=val_sampler,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         collate_fn=adapter.collate,
@@ -313,9 +321,17 @@ def run_job(
         val_cases = train_cases
     images_bucket = manifest.get("images_bucket") or ref.bucket
     ignore_index = int(manifest.get("ignore_index", 255))
-    reporter.log(f"fetching {len(train_cases) + len(val_cases)} images")
-    train_items = data.fetch_items(cache, store, images_bucket, train_cases)
-    val_items = data.fetch_items(cache, store, images_bucket, val_cases)
+    world = distributed.world_size_of(job.resources)
+    prefetch = None
+    if world > 1:  # the data-parallel processes get plain files, fetched before they start
+        reporter.log(f"fetching {len(train_cases) + len(val_cases)} images")
+        train_items = data.fetch_items(cache, store, images_bucket, train_cases)
+        val_items = data.fetch_items(cache, store, images_bucket, val_cases)
+    else:  # images stream into the cache ahead of the loaders' samplers: training starts at once
+        prefetch = data.Prefetcher(cache, store, images_bucket)
+        train_items = prefetch.items(train_cases)
+        val_items = prefetch.items(val_cases)
+        reporter.log(f"streaming {len(train_cases) + len(val_cases)} images into the cache")
 
     spec = job.model
     weights_path = backbone_path = None
@@ -330,9 +346,7 @@ def run_job(
                 weights_path = path
             else:
                 backbone_path = path
-    keep = {i.path.name for i in (*train_items, *val_items)} | {
-        i.mask_path.name for i in (*train_items, *val_items) if i.mask_path
-    }
+    keep = data.cache_names([*train_items, *val_items])
     keep |= {p.name for p in (weights_path, backbone_path) if p}
     cache.prune(keep)
 
@@ -392,7 +406,6 @@ def run_job(
         check_stop=check_stop,
         log=reporter.log,
     )
-    world = distributed.world_size_of(job.resources)
     try:
         if world > 1:
             state = distributed.fit_data_parallel(
@@ -417,7 +430,7 @@ def run_job(
             final = state["final"]
         else:
             training = build_training(prep)
-            train_loader, val_loader = _loaders(training, hp, device, workers)
+            train_loader, val_loader = _loaders(training, hp, device, workers, prefetch)
             final = engine.fit(
                 training.built,
                 train_loader,
@@ -437,6 +450,9 @@ def run_job(
         if _is_cpu_oom(exc):
             raise PermanentJobError(_oom_reason(spec, hp, device)) from exc
         raise
+    finally:
+        if prefetch is not None:
+            prefetch.close()  # a stopped or failed job downloads no more
     built, adapter, cfg, mean, std = training.built, training.adapter, training.cfg, training.mean, training.std
     for key, target, name in (
         (ckpt_key, ckpt_artifact, "checkpoint"),
