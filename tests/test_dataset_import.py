@@ -102,7 +102,7 @@ def test_image_folder_without_splits(tmp_path, kind):
     case = next(c for c in result.cases if c.source_path == "dog/3.png")
     assert result.classes[case.label] == "dog" and (case.width, case.height) == (16, 12)
     for sha, image in result.images.items():  # stored bytes are content-addressed
-        assert hashlib.sha256(image.path.read_bytes()).hexdigest() == sha
+        assert hashlib.sha256(image.read_bytes()).hexdigest() == sha
         assert image.key == f"images/{sha[:2]}/{sha}"
     assert result.task_types == ["classification"]
 
@@ -276,7 +276,7 @@ def test_exif_orientation_is_applied(tmp_path):
     result = run(tmp_path, files)
     rotated = next(c for c in result.cases if c.source_path == "cat/rotated.jpg")
     assert (rotated.width, rotated.height) == (20, 40)
-    stored = result.images[rotated.sha256].path.read_bytes()
+    stored = result.images[rotated.sha256].read_bytes()
     assert stored != original
     im = Image.open(io.BytesIO(stored))
     assert im.size == (20, 40) and im.getexif().get(0x0112) in (None, 1)
@@ -301,7 +301,7 @@ def test_every_image_mode_imports_and_previews(tmp_path, mode):
     result = run(tmp_path, files)
     case = next(c for c in result.cases if "odd" in c.source_path)
     assert (case.width, case.height) == (24, 16)
-    thumb = Image.open(io.BytesIO(render_thumbnail(result.images[case.sha256].path.read_bytes(), "cat", 64)))
+    thumb = Image.open(io.BytesIO(render_thumbnail(result.images[case.sha256].read_bytes(), "cat", 64)))
     assert thumb.format == "JPEG" and max(thumb.size) == 64
     rgb = to_rgb(Image.open(io.BytesIO(data)))
     assert rgb.mode == "RGB"
