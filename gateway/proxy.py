@@ -12,6 +12,7 @@ backend call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 
@@ -94,6 +95,9 @@ class Gateway(grpc.GenericRpcHandler):
         md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         return await self.authenticator.authenticate(md)
 
+    def _audited(self, route: Route) -> bool:
+        return self.audit is not None and not route.read_only
+
     def _authorize(self, route: Route, caller: KeyInfo) -> None:
         self.rate_limiter.check(caller.id)
         if not role_at_least(caller.role, route.min_role):
@@ -104,8 +108,12 @@ class Gateway(grpc.GenericRpcHandler):
 
     def _outgoing_metadata(self, context: grpc.aio.ServicerContext, caller: KeyInfo) -> tuple[tuple[str, str], ...]:
         kept = tuple((k, v) for k, v in (context.invocation_metadata() or ()) if _forwardable(k))
-        who = identity.Identity(project=caller.project, principal=caller.principal, role=caller.role)
-        return kept + identity.outgoing_metadata(who, self.internal_token)
+        return kept + self._identity_metadata(caller.project, caller.principal, caller.role)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one gateway per process; a few callers, hot path
+    def _identity_metadata(self, project: str, principal: str, role: str) -> tuple[tuple[str, str], ...]:
+        who = identity.Identity(project=project, principal=principal, role=role)
+        return identity.outgoing_metadata(who, self.internal_token)
 
     def _timeout(self, route: Route, context: grpc.aio.ServicerContext) -> float | None:
         remaining = context.time_remaining()
@@ -151,7 +159,7 @@ class Gateway(grpc.GenericRpcHandler):
     # -- audit --------------------------------------------------------------------------------
     async def _record(self, route: Route, caller: KeyInfo | None, target: str, exc: BaseException | None) -> None:
         """Write the audit entry of a mutating call (who, what, when, result); never fails the call."""
-        if self.audit is None or caller is None or route.read_only:
+        if caller is None or not self._audited(route):
             return
         code, message = _result(exc)
         try:
@@ -179,15 +187,17 @@ class Gateway(grpc.GenericRpcHandler):
 
     def _limit_upload(self, route: Route, request, audit: dict) -> AsyncIterator[bytes] | bytes:
         """Count a client stream's bytes; past max_upload_bytes the call is cancelled (see _upload_failure)."""
+        audited = self._audited(route)  # reads are not audited: no need to decode their request
         if not route.client_streaming:
-            audit["target"] = _target(route, request)
+            if audited:
+                audit["target"] = _target(route, request)
             return request
         limit = self.max_upload_bytes
 
         async def counted():
             total = 0
             async for chunk in request:
-                if total == 0 and not audit.get("target"):
+                if audited and total == 0 and not audit.get("target"):
                     audit["target"] = _target(route, chunk)
                 total += len(chunk)
                 if limit and total > limit:
@@ -216,7 +226,6 @@ class Gateway(grpc.GenericRpcHandler):
                     entered = True
                 call = self._start_call(route, self._limit_upload(route, request, audit), context, caller)
                 audit["call"] = call
-                await self._relay_initial_metadata(call, context)
                 try:
                     response = await call
                 except (grpc.aio.AioRpcError, asyncio.CancelledError):
@@ -224,6 +233,8 @@ class Gateway(grpc.GenericRpcHandler):
                     if failure is not None:
                         raise failure from None
                     raise
+                # Relayed once the response is in: one wake-up per call instead of two.
+                await self._relay_initial_metadata(call, context)
                 trailing = await call.trailing_metadata()
                 if trailing:
                     context.set_trailing_metadata(tuple(trailing))
