@@ -18,10 +18,10 @@ from pathlib import Path
 ALL = ("throughput", "datapath", "import", "api", "dispatch", "events", "memory")
 
 MODES = {
-    # images to import, API seconds per measurement, dispatch tasks, progress events
-    "tiny": {"images": 40, "api_seconds": 0.3, "levels": (1, 4), "tasks": 5, "events": 5},
-    "quick": {"images": 1000, "api_seconds": 1.0, "levels": (1, 16, 64), "tasks": 30, "events": 30},
-    "full": {"images": 10_000, "api_seconds": 4.0, "levels": (1, 16, 64), "tasks": 100, "events": 100},
+    # photo-size images for the data path, images to import, API seconds per measurement, dispatch tasks, progress events
+    "tiny": {"photos": 16, "images": 40, "api_seconds": 0.3, "levels": (1, 4), "tasks": 5, "events": 5},
+    "quick": {"photos": 300, "images": 1000, "api_seconds": 1.0, "levels": (1, 16, 64), "tasks": 30, "events": 30},
+    "full": {"photos": 1000, "images": 10_000, "api_seconds": 4.0, "levels": (1, 16, 64), "tasks": 100, "events": 100},
 }
 
 
@@ -67,7 +67,10 @@ async def stack_benches(selected: set[str], mode: str, images: int, results: lis
             try:
                 results.extend(
                     await asyncio.to_thread(
-                        datapath.run, objectstore.make_client(s.settings()), dataset.latest_version.manifest
+                        datapath.run,
+                        objectstore.make_client(s.settings()),
+                        dataset.latest_version.manifest,
+                        cfg["photos"],
                     )
                 )
             except Exception as exc:  # noqa: BLE001
@@ -91,6 +94,15 @@ async def stack_benches(selected: set[str], mode: str, images: int, results: lis
                         note=f"VmHWM (peak since start, incl. import) {services.peak_rss_mib(pid):.0f} MiB",
                     )
                 )
+        if "memory" in selected:
+            from bench import trainer_rss
+
+            say(f"trainer peak RSS on the {images}-image dataset ...")
+            try:
+                results.extend(await asyncio.to_thread(trainer_rss.run, s.settings(), dataset.latest_version.manifest))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"memory (trainer): {type(exc).__name__}: {exc}")
+                traceback.print_exc()
         await step("dispatch", services.bench_dispatch(s, dataset.id, cfg["tasks"]))
         await step("events", services.bench_events(s, dataset.id, cfg["events"]))
     finally:
