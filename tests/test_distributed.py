@@ -206,5 +206,11 @@ async def test_nodes_rendezvous_over_nats_or_none_starts(nats_server) -> None:
             await rendezvous(
                 js, job_key=f"task-{os.getpid()}.2", nnodes=2, node_rank=0, master_addr="h", master_port=1, timeout_s=1
             )
+        # a node that stops waiting (cancel, shutdown) takes its place back: node 0 does not start without it
+        left = f"task-{os.getpid()}.3"
+        with pytest.raises(StopRequested):
+            await rendezvous(js, job_key=left, nnodes=2, node_rank=1, timeout_s=20, should_stop=lambda: True)
+        with pytest.raises(RendezvousTimeout, match="1 of 2 nodes"):
+            await rendezvous(js, job_key=left, nnodes=2, node_rank=0, master_addr="h", master_port=1, timeout_s=1)
     finally:
         await nc.close()

@@ -164,6 +164,8 @@ async def queue(nats_server, settings):
         for name in (durable_name("classification"), members_durable_name("classification")):
             with contextlib.suppress(Exception):
                 await js.delete_consumer(messaging.JOBS_STREAM, name)
+        with contextlib.suppress(Exception):  # member messages no trainer took (their runs are over)
+            await js.purge_stream(messaging.JOBS_STREAM, subject=messaging.members_subject("classification"))
 
     await drop()
     yield js
@@ -281,6 +283,46 @@ async def test_cancel_stops_every_process_of_a_running_job(settings, tmp_path, q
     for pid in pids:  # no rank is left behind
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.integration
+async def test_cancel_while_node_0_waits_for_the_other_nodes(settings, tmp_path, queue, s3):
+    from test_trainer_integration import publish_job
+
+    from services.common import messaging
+    from trainer.worker import Worker
+
+    task_id = f"dw{uuid.uuid4().hex[:10]}"
+    waiting = asyncio.Event()
+
+    async def on_event(msg) -> None:
+        if "more trainer(s) to join" in events_pb2.TrainerEvent.FromString(msg.data).log:
+            waiting.set()
+
+    sub = await queue._nc.subscribe(messaging.events_subject(task_id), cb=on_event)
+    await publish_job(queue, s3_job(s3, task_id, nodes=3))
+    async with Worker(settings=worker_settings(settings, tmp_path, "lonely")) as worker:  # no other trainer
+
+        async def cancel() -> None:
+            await asyncio.wait_for(waiting.wait(), 60)
+            await queue.publish(
+                messaging.cancel_subject(task_id), events_pb2.CancelJob(task_id=task_id).SerializeToString()
+            )
+
+        canceller = asyncio.create_task(cancel())
+        started = asyncio.get_running_loop().time()
+        # well before the 60 s rendezvous timeout
+        await run_workers_until([worker], lambda: task_id in {t for t, _ in worker.outcomes}, timeout=40)
+        await canceller
+    await sub.unsubscribe()
+    mine = [o for t, o in worker.outcomes if t == task_id]
+    assert mine[0] == "cancelled", worker.outcomes
+    assert asyncio.get_running_loop().time() - started < 40
+    # the run is over: its member messages are dropped by whoever takes them later (this trainer, once free)
+    assert set(mine[1:]) <= {"member-stale"}, worker.outcomes
+    from trainer import distributed
+
+    assert await distributed.run_state(queue, f"{task_id}.1") == distributed.RUN_ENDED
 
 
 @pytest.mark.integration

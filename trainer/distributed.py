@@ -688,6 +688,7 @@ async def rendezvous(
     master_port: int = 0,
     timeout_s: float = 120.0,
     poll_s: float = 0.2,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[str, int]:
     """The nodes of one multi-node job agree on rank 0's address through a JetStream key-value bucket.
 
@@ -695,12 +696,9 @@ async def rendezvous(
     registers itself and waits until all `nnodes` have, then gets (master_addr, master_port) for
     `launch(..., nnodes=nnodes, node_rank=node_rank, master_addr=..., master_port=...)`.
     job_key: unique per attempt, e.g. f"{task_id}.{attempt}" (letters, digits, "-", "_", ".").
-    Raises RendezvousTimeout when the group is not complete within timeout_s: start together or not at all.
+    Raises RendezvousTimeout when the group is not complete within timeout_s: start together or not at all;
+    StopRequested as soon as should_stop() is true (a cancel or shutdown while waiting).
     """
-    import asyncio
-
-    import nats.js.errors
-
     if node_rank == 0 and not (master_addr and master_port):
         raise ValueError("node 0 must publish the master address and port")
     kv = await js.create_key_value(bucket=RENDEZVOUS_BUCKET, history=1, ttl=24 * 3600)
@@ -708,8 +706,24 @@ async def rendezvous(
         await kv.put(f"{job_key}.master", f"{master_addr}:{master_port}".encode())
     await kv.put(f"{job_key}.node.{node_rank}", b"ready")
     deadline = time.monotonic() + timeout_s
+    try:
+        return await _await_nodes(kv, job_key, nnodes, deadline, timeout_s, poll_s, should_stop)
+    except (RendezvousTimeout, StopRequested):
+        with contextlib.suppress(Exception):  # leaving: the others must not count this node any more
+            await kv.delete(f"{job_key}.node.{node_rank}")
+        raise
+
+
+async def _await_nodes(kv, job_key, nnodes, deadline, timeout_s, poll_s, should_stop) -> tuple[str, int]:
+    import asyncio
+
+    import nats.js.errors
+
+    missing = (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError)  # never there, or left
     while True:
-        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+        if should_stop is not None and should_stop():
+            raise StopRequested()
+        with contextlib.suppress(*missing):
             if (await kv.get(f"{job_key}.state")).value == RUN_ENDED:
                 raise RendezvousTimeout(f"job {job_key}: the run was ended before every node arrived")
         try:
@@ -719,11 +733,11 @@ async def rendezvous(
                 try:
                     await kv.get(f"{job_key}.node.{rank}")
                     arrived += 1
-                except nats.js.errors.KeyNotFoundError:
+                except missing:
                     pass
             if arrived == nnodes:
                 return addr, int(port)
-        except nats.js.errors.KeyNotFoundError:
+        except missing:
             arrived = 0
         if time.monotonic() > deadline:
             raise RendezvousTimeout(f"job {job_key}: {arrived} of {nnodes} nodes arrived within {timeout_s:.0f}s")
@@ -760,11 +774,19 @@ async def end_run(js, run_id: str) -> None:
 
 
 async def lead_run(
-    js, job: Any, *, attempt: int, subject: str, master_addr: str, timeout_s: float = 120.0
+    js,
+    job: Any,
+    *,
+    attempt: int,
+    subject: str,
+    master_addr: str,
+    timeout_s: float = 120.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Placement:
     """Node 0 of a multi-node job: publish the member messages, wait until all nodes joined.
 
-    Raises RendezvousTimeout (and ends the run) when they do not all arrive within timeout_s.
+    Raises RendezvousTimeout when they do not all arrive within timeout_s, StopRequested when
+    should_stop() becomes true first; either way the run is ended (members waiting give up).
     """
     from trainyard.events.v1 import events_pb2
 
@@ -790,15 +812,19 @@ async def lead_run(
             master_addr=master_addr,
             master_port=port,
             timeout_s=timeout_s,
+            should_stop=should_stop,
         )
-    except RendezvousTimeout:
+    except (RendezvousTimeout, StopRequested):
         await end_run(js, run_id)
         raise
     return Placement(nodes, 0, master_addr, port)
 
 
-async def join_run(js, assignment: Any, *, timeout_s: float = 120.0) -> Placement | None:
-    """A member node: its Placement once every node arrived; None when the run is already over."""
+async def join_run(
+    js, assignment: Any, *, timeout_s: float = 120.0, should_stop: Callable[[], bool] | None = None
+) -> Placement | None:
+    """A member node: its Placement once every node arrived; None when the run is already over.
+    Raises RendezvousTimeout, or StopRequested when should_stop() becomes true while waiting."""
     if await run_state(js, assignment.run_id) != RUN_OPEN:
         return None
     addr, port = await rendezvous(
@@ -807,5 +833,6 @@ async def join_run(js, assignment: Any, *, timeout_s: float = 120.0) -> Placemen
         nnodes=assignment.nodes,
         node_rank=assignment.node_rank,
         timeout_s=timeout_s,
+        should_stop=should_stop,
     )
     return Placement(assignment.nodes, assignment.node_rank, addr, port)

@@ -69,6 +69,9 @@ class Control:
         if self.shutdown.is_set():
             raise JobInterrupted()
 
+    def requested(self) -> bool:
+        return self.cancelled.is_set() or self.shutdown.is_set()
+
 
 class EventSink:
     """Publishes one job's TrainerEvents in order; thread-safe entry points for the training thread."""
@@ -354,7 +357,7 @@ class Worker:
             placement = None
             if max(1, job.resources.nodes) > 1:
                 run_id = f"{job.task_id}.{attempt}"
-                placement = await self._lead_run(job, attempt, sink)
+                placement = await self._lead_run(job, attempt, sink, control)
             result = await asyncio.to_thread(
                 run_job,
                 job,
@@ -421,20 +424,28 @@ class Worker:
     def _ranks_started(self, pids: list[int]) -> None:
         self.rank_pids = list(pids)
 
-    async def _lead_run(self, job: events_pb2.TrainingJob, attempt: int, sink: EventSink) -> distributed.Placement:
-        """Node 0 of a multi-node job: hand out the other nodes' places and wait until all joined."""
+    async def _lead_run(
+        self, job: events_pb2.TrainingJob, attempt: int, sink: EventSink, control: Control
+    ) -> distributed.Placement:
+        """Node 0 of a multi-node job: hand out the other nodes' places and wait until all joined
+        (a cancel or shutdown meanwhile ends the wait: JobCancelled / JobInterrupted)."""
         from trainer.tasks import TASK_NAMES
 
         nodes, timeout = job.resources.nodes, self.settings.trainer_rendezvous_timeout_s
         sink.log(f"node 0 of {nodes}: waiting up to {timeout:.0f}s for {nodes - 1} more trainer(s) to join")
-        placement = await distributed.lead_run(
-            self.js,
-            job,
-            attempt=attempt,
-            subject=messaging.members_subject(TASK_NAMES.get(job.task_type, "")),
-            master_addr=self.settings.advertise_address(),
-            timeout_s=timeout,
-        )
+        try:
+            placement = await distributed.lead_run(
+                self.js,
+                job,
+                attempt=attempt,
+                subject=messaging.members_subject(TASK_NAMES.get(job.task_type, "")),
+                master_addr=self.settings.advertise_address(),
+                timeout_s=timeout,
+                should_stop=control.requested,
+            )
+        except distributed.StopRequested:
+            control.check()
+            raise
         sink.log(f"all {nodes} nodes joined; rank 0 listens on {placement.master_addr}:{placement.master_port}")
         return placement
 
@@ -456,12 +467,19 @@ class Worker:
         try:
             try:
                 placement = await distributed.join_run(
-                    self.js, place, timeout_s=self.settings.trainer_rendezvous_timeout_s
+                    self.js, place, timeout_s=self.settings.trainer_rendezvous_timeout_s, should_stop=control.requested
                 )
             except distributed.RendezvousTimeout as exc:
                 log.warning("could not join a multi-node run", extra={**where, "error": str(exc)})
                 await msg.term()
                 outcome = "member-timeout"
+                return outcome
+            except distributed.StopRequested:  # shutting down: another trainer can still join in our place
+                if control.cancelled.is_set():
+                    await msg.term()
+                else:
+                    await msg.nak()
+                outcome = "member-stopped"
                 return outcome
             if placement is None:
                 await msg.ack()
