@@ -349,7 +349,9 @@ async def test_a_two_node_job_runs_on_two_trainers(settings, tmp_path, queue, s3
 
 
 @pytest.mark.integration
-async def test_a_killed_member_fails_the_attempt_and_the_retry_resumes(settings, tmp_path, queue, s3):
+@pytest.mark.parametrize("victim", ["member node", "process"])
+async def test_a_killed_member_fails_the_attempt_and_the_retry_resumes(settings, tmp_path, queue, s3, victim):
+    """SIGKILL the rank of a member node (2 trainers x 1 process) or one process of a 2-process job."""
     from services.common import messaging
     from trainer.worker import Worker
 
@@ -366,24 +368,28 @@ async def test_a_killed_member_fails_the_attempt_and_the_retry_resumes(settings,
     sub = await queue._nc.subscribe(messaging.events_subject(task_id), cb=on_event)
     from test_trainer_integration import publish_job
 
-    await publish_job(queue, s3_job(s3, task_id, nodes=2, epochs=8))
-    async with (
-        Worker(settings=worker_settings(settings, tmp_path, "node-a")) as a,
-        Worker(settings=worker_settings(settings, tmp_path, "node-b")) as b,
-    ):
+    shape = {"nodes": 2} if victim == "member node" else {"processes": 2}
+    await publish_job(queue, s3_job(s3, task_id, epochs=8, **shape))
+    async with contextlib.AsyncExitStack() as stack:
+        names = ["node-a", "node-b"] if victim == "member node" else ["solo"]
+        workers = [
+            await stack.enter_async_context(Worker(settings=worker_settings(settings, tmp_path, n))) for n in names
+        ]
         killed: list[int] = []
 
-        async def kill_member() -> None:
+        async def kill() -> None:
             await asyncio.wait_for(first_epoch.wait(), 120)
-            lead = events[-1].trainer_node
-            member = b if lead == "node-a" else a
-            killed.extend(member.rank_pids)
-            for pid in member.rank_pids:
+            if victim == "member node":  # the trainer that is not node 0 (node 0 reports the events)
+                member = next(w for w in workers if w.node != events[-1].trainer_node)
+                killed.extend(member.rank_pids)
+            else:  # local rank 1 of the only trainer
+                killed.append(workers[0].rank_pids[1])
+            for pid in killed:
                 os.kill(pid, signal.SIGKILL)
 
-        killer = asyncio.create_task(kill_member())
-        done = lambda: any(o == "succeeded" for w in (a, b) for t, o in w.outcomes if t == task_id)  # noqa: E731
-        await run_workers_until([a, b], done, timeout=240)
+        killer = asyncio.create_task(kill())
+        done = lambda: any(o == "succeeded" for w in workers for t, o in w.outcomes if t == task_id)  # noqa: E731
+        await run_workers_until(workers, done, timeout=240)
         await killer
     await asyncio.sleep(0.5)
     await sub.unsubscribe()
@@ -391,6 +397,7 @@ async def test_a_killed_member_fails_the_attempt_and_the_retry_resumes(settings,
     kinds = [(e.attempt, e.WhichOneof("event")) for e in events]
     failed = [e.failed for e in events if e.WhichOneof("event") == "failed"]
     assert failed and failed[0].retryable, kinds
+    assert "lost a process" in failed[0].reason or "rank 1" in failed[0].reason, failed[0].reason
     started = [e for e in events if e.WhichOneof("event") == "started" and e.attempt == 2]
     assert started and started[0].started.resumed_from_epoch >= 1, kinds
     assert kinds[-1] == (2, "succeeded"), kinds
