@@ -547,6 +547,7 @@ def _fit_rank(ctx: DistContext, spec: _FitSpec) -> dict | None:
         log=lambda text: ctx.emit("log", text),
         wrap=ctx.wrap,
         reduce=ctx.all_reduce_mean,
+        seed_offset=ctx.rank,
     )
     ctx.emit(
         "log",

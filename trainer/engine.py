@@ -66,6 +66,8 @@ class Hooks:
     # processes, so every process takes the same early-stopping and best-checkpoint decisions.
     wrap: Callable[[nn.Module], nn.Module] | None = None
     reduce: Callable[[dict[str, float]], dict[str, float]] | None = None
+    # The process's rank: its random draws (augmentations, dropout) differ from the other processes'.
+    seed_offset: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -202,7 +204,7 @@ def fit(
     stopped_early = False
     train_model, wrapped_for = model, None
     for epoch in range(start_epoch, cfg.epochs):
-        seed_everything(cfg.seed + epoch)
+        seed_everything(cfg.seed + epoch + 1009 * hooks.seed_offset)  # epochs are at most 1000
         if hasattr(train_loader.sampler, "set_epoch"):  # a new order per epoch, the same on every process
             train_loader.sampler.set_epoch(epoch)
         backbone = set_trainable(built, cfg.strategy, epoch, cfg.epochs)
