@@ -83,6 +83,9 @@ class TrainingStudyRow(SQLModel, table=True):
     deadline: datetime | None = None  # the time budget's end
     ended: bool = Field(default=False, index=True)
     create_time: datetime
+    # Which training-service replica is moving the search on, until when (Tuner.advance).
+    lease_owner: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    lease_until: datetime | None = None
 
 
 class TrainingTrialRow(SQLModel, table=True):

@@ -21,6 +21,7 @@ import binascii
 import json
 import logging
 import math
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 T = training_pb2
 ACTIVE = (T.TRIAL_STATE_QUEUED, T.TRIAL_STATE_RUNNING)
 TICK_S = 5.0
+LEASE_S = 30.0  # longer than any step; a replica that dies mid-step holds the search this long
+LEASE_WAIT_S = 10.0
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 # A search with no complete trial gives up after this many failed ones (a broken dataset or model
@@ -283,6 +286,37 @@ class StudyStore:
             session.add(row)
             session.commit()
 
+    def acquire(self, task_id: str, owner: str, seconds: float) -> bool | None:
+        """Take (or renew) the study's lease unless another replica holds an unexpired one;
+        None when there is no such study."""
+        now = utcnow()
+        with Session(self.engine) as session:
+            result = session.execute(
+                sa.update(TrainingStudyRow)
+                .where(
+                    TrainingStudyRow.task_id == task_id,
+                    sa.or_(
+                        TrainingStudyRow.lease_until.is_(None),
+                        TrainingStudyRow.lease_until < now,
+                        TrainingStudyRow.lease_owner == owner,
+                    ),
+                )
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+            )
+            session.commit()
+            if result.rowcount == 1:
+                return True
+            return False if session.get(TrainingStudyRow, task_id) is not None else None
+
+    def release(self, task_id: str, owner: str) -> None:
+        with Session(self.engine) as session:
+            session.execute(
+                sa.update(TrainingStudyRow)
+                .where(TrainingStudyRow.task_id == task_id, TrainingStudyRow.lease_owner == owner)
+                .values(lease_until=None)
+            )
+            session.commit()
+
     def end_study(self, task_id: str) -> None:
         with Session(self.engine) as session:
             session.execute(sa.update(TrainingStudyRow).where(TrainingStudyRow.task_id == task_id).values(ended=True))
@@ -412,6 +446,7 @@ class Tuner:
         self.tick_s = tick_s
         self._locks: dict[str, asyncio.Lock] = {}
         self._ticker: asyncio.Task | None = None
+        self.owner = uuid.uuid4().hex  # this replica, for the study leases
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -463,9 +498,24 @@ class Tuner:
     # -- the step ----------------------------------------------------------------------------------
 
     async def advance(self, task_id: str) -> None:
+        """One step of the search, by one replica at a time: an asyncio lock within this process and
+        the study's lease in SQL across replicas (waited for; the tick retries a step that gave up)."""
         lock = self._locks.setdefault(task_id, asyncio.Lock())
         async with lock:
-            await self._advance(task_id)
+            for _ in range(int(LEASE_WAIT_S / 0.1)):
+                got = await asyncio.to_thread(self.store.acquire, task_id, self.owner, LEASE_S)
+                if got is None:
+                    return  # not a search
+                if got:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                log.info("another replica holds the search", extra={"task_id": task_id})
+                return
+            try:
+                await self._advance(task_id)
+            finally:
+                await asyncio.to_thread(self.store.release, task_id, self.owner)
 
     async def _advance(self, task_id: str) -> None:
         view = await asyncio.to_thread(self.store.load, task_id)
