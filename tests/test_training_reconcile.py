@@ -80,19 +80,23 @@ async def test_one_sweep_requeues_fails_and_republishes_by_queue_state(tmp_path)
             store=store, datasets=None, zoo=None, recommender=None, publisher=JetStreamPublisher(js)
         )
         ids = {}
-        for name in ("pending", "alive", "requeue", "last", "gone", "final", "search"):
+        for name in ("pending", "alive", "requeue", "last", "gone", "final", "search", "early", "waiting"):
             new = new_task(name)
             if name == "search":  # a hyperparameter search: RUNNING while its trials run, no job of its own
                 new.search = T.HyperparameterSearch(max_trials=2)
             ids[name] = store.insert_pending(new)[0].id
-        for name in ("alive", "requeue", "last", "gone", "final", "search"):
+        for name in ("alive", "requeue", "last", "gone", "final", "search", "early", "waiting"):
             store.mark_queued(ids[name])
         attempts = {"alive": 1, "requeue": 1, "last": 2, "gone": 1, "final": 1, "search": 1}
         for name, attempt in attempts.items():
             started = trainer_event(ids[name], attempt, started=events_pb2.JobStarted())
             store.apply_trainer_event(started)
             await js.publish(messaging.events_subject(ids[name]), started.SerializeToString())
-        for name in ("requeue", "last"):  # their jobs are still in the queue (delivered, never acked)
+        # QUEUED tasks whose delivery began (heartbeats) but never reported `started`: the last of 2, and the 1st
+        for name, attempt in (("early", 2), ("waiting", 1)):
+            beat = trainer_event(ids[name], attempt, heartbeat=events_pb2.JobHeartbeat())
+            await js.publish(messaging.events_subject(ids[name]), beat.SerializeToString())
+        for name in ("requeue", "last", "early", "waiting"):  # their jobs are still in the queue (never acked)
             job = events_pb2.TrainingJob.FromString(store.job(ids[name]))
             await js.publish(messaging.jobs_subject("classification"), job.SerializeToString())
         done = trainer_event(ids["final"], 1, succeeded=events_pb2.JobSucceeded())
@@ -107,7 +111,7 @@ async def test_one_sweep_requeues_fails_and_republishes_by_queue_state(tmp_path)
         result = await reconciler.sweep()
         assert result.republished == [ids["pending"]]
         assert result.requeued == [ids["requeue"]]
-        assert sorted(result.failed) == sorted([ids["last"], ids["gone"]])
+        assert sorted(result.failed) == sorted([ids["last"], ids["gone"], ids["early"]])
 
         def state(name: str) -> T.TrainingTask:
             return store.get("default", ids[name])
@@ -117,6 +121,10 @@ async def test_one_sweep_requeues_fails_and_republishes_by_queue_state(tmp_path)
         assert state("alive").state == T.TASK_STATE_RUNNING  # its heartbeat is fresh
         assert state("final").state == T.TASK_STATE_RUNNING  # left to the event consumer
         assert state("search").state == T.TASK_STATE_RUNNING  # the tuner's business
+        early = state("early")
+        assert early.state == T.TASK_STATE_FAILED and "node-" in early.failure_reason
+        assert "last of 2 deliveries" in early.failure_reason
+        assert state("waiting").state == T.TASK_STATE_QUEUED  # JetStream redelivers it
         requeued = state("requeue")
         assert requeued.state == T.TASK_STATE_QUEUED
         assert "node-" in requeued.failure_reason and "requeued" in requeued.failure_reason

@@ -13,6 +13,9 @@ task PENDING. A sweep runs at start and every `interval_s`:
   - the job is in the queue but the vanished trainer had its last delivery (the consumer's
     max_deliver): FAILED with the reason, and the job message is deleted;
   - the job is no longer in the queue (acked or terminated, its final event never came): FAILED.
+- QUEUED whose newer delivery sent heartbeats but never `started` and then went silent for `lease_s` (a
+  trainer that died early): FAILED as above when that was the last delivery or the job is gone; else left
+  QUEUED for the redelivery.
   A task whose last trainer event is final is left alone: the event consumer is catching up.
   A hyperparameter search task runs no job of its own (services/training/tuning.py follows its trials,
   which are reconciled like any task).
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 S = training_pb2
 FINAL_KINDS = ("succeeded", "cancelled")
+TaskAndJob = tuple[training_pb2.TrainingTask, events_pb2.TrainingJob]
 
 
 @dataclass
@@ -49,6 +53,17 @@ class SweepResult:
     republished: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Stale:
+    """A task whose trainer went silent: the attempt and node of the silent delivery."""
+
+    task: training_pb2.TrainingTask
+    job: events_pb2.TrainingJob
+    seen: datetime
+    attempt: int
+    node: str
 
 
 @dataclass
@@ -112,7 +127,7 @@ class Reconciler:
     async def sweep(self) -> SweepResult:
         result = SweepResult()
         now = datetime.now(UTC)
-        pending, running = await asyncio.to_thread(self._candidates)
+        pending, running, queued = await asyncio.to_thread(self._candidates)
         for task in pending:
             if (now - _utc(task.create_time.ToDatetime())).total_seconds() < self.pending_grace_s:
                 continue
@@ -122,25 +137,33 @@ class Reconciler:
             except Exception as exc:  # noqa: BLE001 - stays PENDING for the next sweep
                 log.warning("could not queue a pending task", extra={"task_id": task.id, "error": str(exc)})
 
-        stale = []
-        for task, job in running:
+        stale: list[Stale] = []
+        for task, job in running + queued:
             if task.HasField("search"):
                 continue  # a hyperparameter search runs no job itself: the tuner follows its trials
             last = await self._last_event(task.id)
             if last is not None and _is_final(last[1]):
                 continue  # the final event is in the stream; the consumer applies it
-            since = task.start_time if task.HasField("start_time") else task.create_time
-            seen = last[0] if last is not None else _utc(since.ToDatetime())
+            if task.state == S.TASK_STATE_QUEUED:
+                # Only a QUEUED task whose newer delivery began (heartbeats) but never reported `started`.
+                if last is None or last[1].attempt <= task.attempt:
+                    continue
+                seen, attempt, node = last[0], last[1].attempt, last[1].trainer_node
+            else:
+                since = task.start_time if task.HasField("start_time") else task.create_time
+                seen = last[0] if last is not None else _utc(since.ToDatetime())
+                attempt, node = task.attempt, task.trainer_node
             if (now - seen).total_seconds() >= self.lease_s:
-                stale.append((task, job, seen))
+                stale.append(Stale(task, job, seen, max(attempt, task.attempt), node))
         if not stale:
             return result
 
-        queued = await self._queued_jobs({task_type_short(t.task_type) for t, _, _ in stale})
-        for task, job, seen in stale:
+        queued_jobs = await self._queued_jobs({task_type_short(s.task.task_type) for s in stale})
+        for item in stale:
+            task, job = item.task, item.job
             type_name = task_type_short(task.task_type)
-            silent = f"trainer {task.trainer_node or '(unknown)'} sent nothing for {(now - seen).total_seconds():.0f} s"
-            queued_job = queued.get(task.id)
+            silent = f"trainer {item.node or '(unknown)'} sent nothing for {(now - item.seen).total_seconds():.0f} s"
+            queued_job = queued_jobs.get(task.id)
             if queued_job is not None and queued_job.attempt_offset < job.attempt_offset:
                 queued_job = None  # an older run's message; this run's job is gone
             if queued_job is None:
@@ -149,7 +172,7 @@ class Reconciler:
                     result.failed.append(task.id)
                 continue
             max_deliver = await self._max_deliver(type_name)
-            used = task.attempt - job.attempt_offset
+            used = item.attempt - job.attempt_offset
             if max_deliver > 0 and used >= max_deliver:
                 reason = f"{silent} on the last of {max_deliver} deliveries; the task is given up"
                 if await self._move(task, S.TASK_STATE_FAILED, reason):
@@ -157,6 +180,8 @@ class Reconciler:
                     with contextlib.suppress(Exception):
                         await self.js.delete_msg(messaging.JOBS_STREAM, queued_job.seq)
                 continue
+            if task.state == S.TASK_STATE_QUEUED:
+                continue  # already waiting for the redelivery
             reason = (
                 f"{silent}; requeued: the job is redelivered to the next trainer "
                 "(which resumes from the last checkpoint)"
@@ -212,25 +237,25 @@ class Reconciler:
 
     # -- SQL ---------------------------------------------------------------------------------
 
-    def _candidates(
-        self,
-    ) -> tuple[list[training_pb2.TrainingTask], list[tuple[training_pb2.TrainingTask, events_pb2.TrainingJob]]]:
+    def _candidates(self) -> tuple[list[training_pb2.TrainingTask], list[TaskAndJob], list[TaskAndJob]]:
+        """PENDING tasks, RUNNING (task, job) pairs and QUEUED ones."""
         with Session(self.engine) as session:
             rows = session.exec(
                 select(TrainingTaskRow).where(
-                    TrainingTaskRow.state.in_([S.TASK_STATE_PENDING, S.TASK_STATE_RUNNING])  # type: ignore[attr-defined]
+                    TrainingTaskRow.state.in_(  # type: ignore[attr-defined]
+                        [S.TASK_STATE_PENDING, S.TASK_STATE_RUNNING, S.TASK_STATE_QUEUED]
+                    )
                 )
             ).all()
             pending = [to_proto(r) for r in rows if r.state == S.TASK_STATE_PENDING]
-            running = [
-                (to_proto(r), events_pb2.TrainingJob.FromString(r.job or b""))
-                for r in rows
-                if r.state == S.TASK_STATE_RUNNING
-            ]
-            return pending, running
+            by_state: dict[int, list[TaskAndJob]] = {S.TASK_STATE_RUNNING: [], S.TASK_STATE_QUEUED: []}
+            for r in rows:
+                if r.state in by_state:
+                    by_state[r.state].append((to_proto(r), events_pb2.TrainingJob.FromString(r.job or b"")))
+            return pending, by_state[S.TASK_STATE_RUNNING], by_state[S.TASK_STATE_QUEUED]
 
     async def _move(self, task: training_pb2.TrainingTask, state: int, reason: str) -> bool:
-        moved = await asyncio.to_thread(self._move_row, task.id, task.attempt, state, reason)
+        moved = await asyncio.to_thread(self._move_row, task.id, task.state, task.attempt, state, reason)
         if moved:
             log.warning(
                 "task reconciled",
@@ -239,13 +264,13 @@ class Reconciler:
             await self.domain.notifier.notify(task.id)
         return moved
 
-    def _move_row(self, task_id: str, attempt: int, state: int, reason: str) -> bool:
-        """RUNNING -> state, only if no trainer event moved the task on since the sweep looked."""
+    def _move_row(self, task_id: str, from_state: int, attempt: int, state: int, reason: str) -> bool:
+        """from_state -> state, only if no trainer event moved the task on since the sweep looked."""
         store = self.domain.store
         with Session(self.engine) as session:
             store._lock(session, task_id)
             row = session.exec(select(TrainingTaskRow).where(TrainingTaskRow.id == task_id).with_for_update()).one()
-            if row.state != S.TASK_STATE_RUNNING or row.attempt != attempt:
+            if row.state != from_state or row.attempt != attempt:
                 return False
             now = utcnow()
             row.state = state
