@@ -553,3 +553,18 @@ def test_one_replica_at_a_time_holds_a_study(database_url):
         assert store.acquire("nope", "a", 60) is None
     finally:
         engine.dispose()
+
+
+def test_every_default_range_is_valid():
+    """A parameter named without a range takes its default one, valid even for one-epoch trials."""
+    from services.training import hyperparams
+
+    hp = hyperparams.resolve(C.Hyperparameters(epochs=1), 224)
+    for task_type in search_space.PRIMARY_METRIC:
+        names = [n for n, p in search_space.PARAMS.items() if p.searchable]
+        if task_type != C.TASK_TYPE_CLASSIFICATION:
+            names.remove("label_smoothing")
+        spec = T.HyperparameterSearch(parameters=[T.SearchParameter(name=n) for n in names])
+        resolved = search_space.resolve(spec, task_type, None)
+        assert not search_space.violations(resolved, task_type, hp), task_type
+        assert all(p.choices or p.high > p.low for p in resolved.parameters)

@@ -348,7 +348,8 @@ class TrainingDomain:
         search = None
         if req.HasField("search"):
             search = search_space.resolve(req.search, req.task_type, model)
-            bad = search_space.resolved_violations(search)
+            # again with the defaults filled in: the model's ranges and the resolved epochs
+            bad = search_space.resolved_violations(search) or search_space.violations(search, req.task_type, hp)
             if bad:
                 raise errors.InvalidArgument(bad)
         job = build_job(req.task_type, project, model, dataset, version, hp, strategy)

@@ -84,7 +84,7 @@ PARAMS: dict[str, Param] = {
         Param("image_size", INT, "Square input side in pixels.", 16, 2048, search_choices=("160", "224", "256")),
         _enum("optimizer", C.Optimizer, "OPTIMIZER_", "Optimisation algorithm.", ("sgd", "adamw")),
         Param("seed", INT, "Random seed.", 0, 2**62, searchable=False),
-        Param("warmup_epochs", INT, "Epochs of linear warm-up; at most epochs.", 0, 1000, search=(0, 3, False)),
+        Param("warmup_epochs", INT, "Epochs of linear warm-up; at most epochs.", 0, 1000, search=(0, 1, False)),
         Param("label_smoothing", FLOAT, "Label smoothing for classification; below 1.", 0, 1, search=(0.0, 0.2, False)),
         _enum("lr_schedule", C.LrSchedule, "LR_SCHEDULE_", "Learning-rate schedule after the warm-up.",
               ("cosine", "one_cycle", "constant")),
