@@ -702,7 +702,7 @@ async def rendezvous(
     """
     if node_rank == 0 and not (master_addr and master_port):
         raise ValueError("node 0 must publish the master address and port")
-    kv = await js.create_key_value(bucket=RENDEZVOUS_BUCKET, history=1, ttl=24 * 3600)
+    kv = await _board(js)
     if node_rank == 0:
         await kv.put(f"{job_key}.master", f"{master_addr}:{master_port}".encode())
     await kv.put(f"{job_key}.node.{node_rank}", b"ready")
@@ -757,7 +757,17 @@ async def _await_nodes(kv, job_key, nnodes, deadline, timeout_s, poll_s, should_
 
 
 async def _board(js):
-    return await js.create_key_value(bucket=RENDEZVOUS_BUCKET, history=1, ttl=24 * 3600)
+    """The rendezvous bucket, replicated like the platform's streams (TRAINYARD_NATS_REPLICAS)."""
+    import nats.js.errors
+
+    from services.common.messaging import replicas_from_env
+
+    try:
+        return await js.create_key_value(
+            bucket=RENDEZVOUS_BUCKET, history=1, ttl=24 * 3600, replicas=replicas_from_env()
+        )
+    except nats.js.errors.BadRequestError:  # made earlier with other replicas: use it as it is
+        return await js.key_value(RENDEZVOUS_BUCKET)
 
 
 async def run_state(js, run_id: str) -> bytes | None:
