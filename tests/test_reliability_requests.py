@@ -48,6 +48,23 @@ def hp(**kw) -> pb.CreateTrainingTaskRequest:
     return req
 
 
+def search(pruning: dict | None = None, **kw) -> pb.CreateTrainingTaskRequest:
+    req = base()
+    req.search.SetInParent()
+    for k, v in kw.items():
+        setattr(req.search, k, v)
+    for k, v in (pruning or {}).items():
+        setattr(req.search.pruning, k, v)
+    return req
+
+
+def resources(**kw) -> pb.CreateTrainingTaskRequest:
+    req = base()
+    for k, v in kw.items():
+        setattr(req.resources, k, v)
+    return req
+
+
 def auto(**kw) -> pb.CreateTrainingTaskRequest:
     req = base()
     for k, v in kw.items():
@@ -92,15 +109,32 @@ CASES = [
     ("hyperparameters.class_weighting", hp(class_weighting=55)),
     ("hyperparameters.early_stopping_patience", hp(early_stopping_patience=-1)),
     ("hyperparameters.early_stopping_metric", hp(early_stopping_metric="DROP TABLE; --")),
+    ("resources.processes_per_node", resources(processes_per_node=-1)),
+    ("resources.nodes", resources(nodes=65)),
+    ("search.method", search(method=99)),
+    ("search.parameters", search(method=3)),  # a grid with nothing to grid over
+    ("search.max_trials", search(max_trials=-1)),
+    ("search.max_trials", search(max_trials=1001)),
+    ("search.parallelism", search(parallelism=65)),
+    ("search.max_duration_seconds", search(max_duration_seconds=-5)),
+    ("search.objective_metric", search(objective_metric="val_map")),
+    ("search.direction", search(direction=9)),
+    ("search.pruning.method", search({"method": 9})),
+    ("search.pruning.warmup_epochs", search({"warmup_epochs": 2})),
+    ("search.pruning.startup_trials", search({"startup_trials": -1})),
+    ("search.pruning.min_epochs", search({"min_epochs": 3})),
+    ("search.pruning.reduction_factor", search({"reduction_factor": 1})),
 ]
-UNCHECKED = {"dataset_version_id", "hyperparameters.seed"}  # any value is in range (NotFound / any int64)
+# any value is in range (NotFound / any int64)
+UNCHECKED = {"dataset_version_id", "hyperparameters.seed", "search.seed"}
 
 
 def test_every_request_field_has_an_out_of_range_case():
     def names(desc, prefix=""):
         for f in desc.fields:
             full = prefix + f.name
-            if f.message_type is not None and f.message_type.name in ("Hyperparameters", "AutoSelect"):
+            nested = ("Hyperparameters", "AutoSelect", "ComputeResources", "HyperparameterSearch", "Pruning")
+            if f.message_type is not None and f.message_type.name in nested:
                 yield from names(f.message_type, full + ".")
             else:
                 yield full
