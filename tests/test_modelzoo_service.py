@@ -234,3 +234,25 @@ async def test_list_models_over_grpc_pages_and_converts(service):
     assert detection.models and all(common_pb2.TASK_TYPE_DETECTION in m.task_types for m in detection.models)
     families = await stub.ListModelFamilies(pb.ListModelFamiliesRequest(task_type=common_pb2.TASK_TYPE_SEGMENTATION))
     assert {f.name for f in families.families} == {"deeplabv3", "fcn", "lraspp", "unet", "semantic_fpn"}
+
+
+async def test_models_carry_training_defaults_by_family(service):
+    """Each entry's default hyperparameters follow its family's recipe: SGD for detectors and segmenters,
+    AdamW with a low rate and strong weight decay for vision transformers, AdamW 1e-3 for small CNNs."""
+    stub, _ = service
+
+    async def defaults(model_id: str) -> common_pb2.Hyperparameters:
+        return (await stub.GetModel(pb.GetModelRequest(model_id=model_id))).model.default_hyperparameters
+
+    resnet, vit = await defaults("tv/resnet50.imagenet1k_v2"), await defaults("tv/vit_b_16.imagenet1k_v1")
+    rcnn = await defaults("tv/fasterrcnn_mobilenet_v3_large_fpn.coco_v1")
+    seg = await defaults("tv/deeplabv3_resnet50.coco_with_voc_labels_v1")
+    assert (resnet.optimizer, resnet.learning_rate, resnet.batch_size) == (common_pb2.OPTIMIZER_ADAMW, 1e-3, 32)
+    assert (vit.optimizer, vit.learning_rate, vit.weight_decay) == (common_pb2.OPTIMIZER_ADAMW, 1e-4, 0.05)
+    assert (rcnn.optimizer, rcnn.batch_size) == (
+        common_pb2.OPTIMIZER_SGD,
+        4,
+    ) and rcnn.learning_rate > resnet.learning_rate
+    assert seg.optimizer == common_pb2.OPTIMIZER_SGD and seg.batch_size == 8
+    assert resnet.image_size == 224 and rcnn.image_size == 800  # the model's input size
+    assert all(d.epochs > 0 and d.warmup_epochs <= d.epochs for d in (resnet, vit, rcnn, seg))

@@ -228,6 +228,33 @@ def good_request(**kw) -> pb.CreateTrainingTaskRequest:
     return pb.CreateTrainingTaskRequest(**base)
 
 
+async def test_zero_hyperparameters_take_the_models_defaults(store):
+    """Two models with different zoo defaults resolve an empty request differently; set values win."""
+    from services.modelzoo.defaults import default_hyperparameters
+
+    cnn = make_model()
+    cnn.default_hyperparameters.CopyFrom(default_hyperparameters("mobilenet_v2", ["classification"], 3_500_000, 224))
+    vit = make_model("tv/vit_b_16.imagenet1k_v1")
+    vit.default_hyperparameters.CopyFrom(default_hyperparameters("vit", ["classification"], 86_000_000, 224))
+    domain = make_domain(store, zoo=FakeZoo(cnn, vit))
+    empty = C.Hyperparameters()
+    a = (await domain.create(good_request(hyperparameters=empty))).hyperparameters
+    b = (await domain.create(good_request(model_id=vit.id, hyperparameters=empty))).hyperparameters
+    assert (a.optimizer, a.learning_rate, a.weight_decay) == (
+        C.OPTIMIZER_ADAMW,
+        pytest.approx(1e-3),
+        pytest.approx(1e-4),
+    )
+    assert (b.learning_rate, b.weight_decay, b.label_smoothing) == (
+        pytest.approx(1e-4),
+        pytest.approx(0.05),
+        pytest.approx(0.1),
+    )
+    assert a.epochs == b.epochs == 10 and a.warmup_epochs == 1 and a.image_size == 224
+    mine = await domain.create(good_request(model_id=vit.id, hyperparameters=C.Hyperparameters(learning_rate=3e-4)))
+    assert mine.hyperparameters.learning_rate == pytest.approx(3e-4) and mine.hyperparameters.weight_decay == 0.05
+
+
 async def test_create_resolves_defaults_and_queues_a_self_contained_job(store):
     publisher = RecordingPublisher()
     domain = make_domain(store, publisher)

@@ -10,6 +10,7 @@ from pathlib import Path
 from services.common import identity
 from services.common.errors import InvalidArgument
 from services.modelzoo import zoo
+from services.modelzoo.defaults import default_hyperparameters
 from services.modelzoo.presets import Preset
 from services.modelzoo.zoo import FamilyView, ModelQuery, ModelView, ModelZoo, TrainedModelInput
 from trainyard.common.v1 import common_pb2
@@ -54,6 +55,9 @@ def model_to_proto(view: ModelView) -> modelzoo_pb2.Model:
         source_url=m.source_url,
     )
     out.resize_size = m.resize_size
+    out.default_hyperparameters.CopyFrom(
+        default_hyperparameters(m.family, m.task_types, m.num_params, m.default_input_size)
+    )
     out.library_version = m.library_version
     out.origin = view.origin
     if view.weights is not None:

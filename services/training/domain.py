@@ -341,7 +341,7 @@ class TrainingDomain:
         bad = hyperparams.violations(hp) | hyperparams.metric_violations(hp, req.task_type)
         if bad:
             raise errors.InvalidArgument(bad)
-        hp = hyperparams.resolve(hp, model.default_input_size)
+        hp = hyperparams.resolve(hyperparams.merge(hp, model.default_hyperparameters), model.default_input_size)
         bad = hyperparams.resources_violations(req.resources, hp.batch_size)
         if bad:
             raise errors.InvalidArgument(bad)
