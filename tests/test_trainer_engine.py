@@ -154,3 +154,45 @@ def test_class_weights_from_label_counts():
     w = class_weights(cases, "classification", 2, 2)
     assert w[1] == pytest.approx(3 * w[0]) and sum(w) / 2 == pytest.approx(1.0)
     assert class_weights(cases, "classification", 2, 0) is None
+
+
+def _chained() -> RuntimeError:
+    try:
+        raise MemoryError()
+    except MemoryError as inner:
+        try:
+            raise RuntimeError("the collate function failed") from inner
+        except RuntimeError as outer:
+            return outer
+
+
+@pytest.mark.parametrize(
+    ("exc", "oom"),
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+        (RuntimeError("CUDA error: out of memory"), True),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 bytes"), True),
+        (RuntimeError("MPS backend out of memory (MPS allocated: 9.00 GB)"), True),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True),
+        (RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. "), True),
+        (MemoryError(), True),
+        (_chained(), True),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x10 and 12x2)"), False),
+        (RuntimeError("DataLoader worker (pid 4242) exited unexpectedly"), False),
+        (ValueError("bad value"), False),
+    ],
+)
+def test_out_of_memory_is_recognised(exc, oom):
+    from trainer.errors import is_out_of_memory
+
+    assert is_out_of_memory(exc) is oom
+
+
+def test_out_of_memory_reason_says_so_and_suggests_a_smaller_batch():
+    from trainer.errors import out_of_memory_reason
+
+    gpu = out_of_memory_reason("fasterrcnn_resnet50_fpn", 16, 800, True)
+    assert gpu.startswith("out of memory") and "the GPU" in gpu and "batch_size 16" in gpu
+    assert "smaller batch_size (for example 8)" in gpu
+    assert "the trainer node" in out_of_memory_reason("resnet50", 1, 224, False)
+    assert "for example 1" in out_of_memory_reason("resnet50", 1, 224, False)

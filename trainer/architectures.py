@@ -401,14 +401,17 @@ class _SSDLiteFeatures(nn.Module):
             ]
         )
 
-    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.body(x)
         out = [feats["2"], feats["3"]]
         y = out[-1]
         for block in self.extra:
             y = block(y)
             out.append(y)
-        return OrderedDict((str(i), v) for i, v in enumerate(out))
+        named: dict[str, torch.Tensor] = {}  # insertion-ordered, and TorchScript can compile it
+        for i, v in enumerate(out):
+            named[str(i)] = v
+        return named
 
 
 def _extra_block(in_channels: int, out_channels: int, norm_layer) -> nn.Sequential:

@@ -92,6 +92,151 @@ def export_onnx(model: nn.Module, example: torch.Tensor) -> tuple[bytes, float]:
     return data, _check("ONNX", expected, torch.from_numpy(got))
 
 
+# -- detectors (torchvision detection models, boxes and instance masks) -----------------------------
+
+DETECTION_TASKS = ("detection", "instance_segmentation")
+# Why a detector family has no ONNX export (recorded in metrics.json's "exports" instead of the file).
+SSD_NO_ONNX = (
+    "SSD / SSDlite post-processing (per-class top-k and batched NMS over data-dependent sizes) does not "
+    "export to ONNX with this torch: the TorchScript exporter bakes in one image's candidate counts, and the "
+    "dynamo exporter cannot guard the data-dependent NMS; use model.torchscript.pt or model.pt"
+)
+
+
+def onnx_unsupported(model: nn.Module, task: str) -> str | None:
+    """The reason a model has no ONNX export, or None when it has one."""
+    from torchvision.models.detection.ssd import SSD
+
+    if task in DETECTION_TASKS and isinstance(model, SSD):
+        return SSD_NO_ONNX
+    return None
+
+
+# Detections that must find a twin (same label, box, score and mask within ATOL) in the export's output.
+# Not all: candidates whose scores or overlaps tie within float noise can come out of NMS either way.
+MIN_MATCHED = 0.95
+
+
+def check_detections(name: str, expected: dict, got: dict) -> float:
+    """One image's detections (boxes, labels, scores[, masks]) against PyTorch's: identical lists, or at
+    least MIN_MATCHED of the detections of each side paired one to one within ATOL; the max abs diff."""
+    got = {k: torch.as_tensor(got[k]) for k in expected if k in got}
+    if set(got) != set(expected):
+        raise ExportError(f"{name} outputs {sorted(got)}, PyTorch's {sorted(expected)}")
+    if all(got[k].shape == v.shape for k, v in expected.items()):
+        try:
+            return max((_check(f"{name} {k}", v.float(), got[k].float()) for k, v in expected.items()), default=0.0)
+        except ExportError:
+            pass  # same count, but a near-tie reordered them: pair them up below
+    want_boxes, got_boxes = expected["boxes"].float(), got["boxes"].float()
+    n, m = len(want_boxes), len(got_boxes)
+    close = (want_boxes[:, None, :] - got_boxes[None, :, :]).abs().amax(-1) <= ATOL + RTOL * want_boxes.abs().amax()
+    close &= expected["labels"][:, None] == got["labels"][None, :]
+    close &= (expected["scores"].float()[:, None] - got["scores"].float()[None, :]).abs() <= ATOL
+    used, pairs = set(), []
+    for i in range(n):
+        j = next((int(j) for j in torch.nonzero(close[i]).flatten() if int(j) not in used), None)
+        if j is not None:
+            used.add(j)
+            pairs.append((i, j))
+    if len(pairs) < MIN_MATCHED * max(n, m):
+        raise ExportError(
+            f"{name} matches {len(pairs)} of PyTorch's {n} detections ({m} in the export); "
+            f"at least {MIN_MATCHED:.0%} must agree within {ATOL}"
+        )
+    diff = 0.0
+    for key, want in expected.items():
+        for i, j in pairs:
+            d = float((want[i].float() - got[key][j].float()).abs().max()) if want[i].numel() else 0.0
+            if key == "masks" and d > ATOL:
+                raise ExportError(f"{name} mask of detection {i} differs from PyTorch's by {d:.2e}")
+            diff = max(diff, d)
+    return diff
+
+
+def export_detector_torchscript(model: nn.Module, image: torch.Tensor) -> tuple[bytes, float]:
+    """torch.jit.script of a torchvision detector (its post-processing has data-dependent shapes, so
+    tracing would freeze one image's detections); loaded back and run on `image` [3,H,W] against eager.
+    The scripted model takes a list of images and returns (losses, detections) as torchvision's does."""
+    model.eval()
+    with torch.no_grad():
+        expected = model([image])[0]
+        try:
+            scripted = torch.jit.script(model)
+        except Exception as exc:  # noqa: BLE001 - reported in words, training still succeeded
+            raise ExportError(f"TorchScript scripting failed: {type(exc).__name__}: {exc}") from exc
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf)
+        data = buf.getvalue()
+        loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
+        _, detections = loaded([image])
+    return data, check_detections("TorchScript", expected, detections[0])
+
+
+def export_detector_onnx(model: nn.Module, image: torch.Tensor) -> tuple[bytes, float]:
+    """ONNX of a torchvision detector: input "image" [3,H,W] (any H, W; one image per call), outputs named
+    as the model's (boxes, labels, scores[, masks]) with a dynamic detection count; run with
+    onnxruntime against eager PyTorch."""
+    import onnx
+    import onnxruntime as ort
+
+    model.eval()
+    with torch.no_grad():
+        expected = model([image])[0]
+    keys = list(expected)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        try:
+            torch.onnx.export(
+                model,
+                ([image],),
+                str(path),
+                input_names=["image"],
+                output_names=keys,
+                dynamic_axes={"image": {1: "height", 2: "width"}, **{k: {0: "detections"} for k in keys}},
+                opset_version=17,
+                dynamo=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - reported in words, training still succeeded
+            raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
+        data = path.read_bytes()
+    onnx.checker.check_model(onnx.load_from_string(data))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # its shape-inference notes on the dynamic detection count are noise
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": image.numpy()})
+    return data, check_detections("ONNX", expected, {k: torch.from_numpy(v) for k, v in zip(keys, got, strict=True)})
+
+
+def export_model(model: nn.Module, task: str, example: torch.Tensor, notes: dict) -> list[tuple[str, bytes, str]]:
+    """TorchScript and ONNX of a trained model, each checked against PyTorch: (name, bytes, content type)
+    of those produced. `example` is a batch [N,3,H,W] (one image [3,H,W] for detectors). `notes` gets,
+    per file, the max abs difference and tolerance, the error that stopped it, or why it cannot exist."""
+    if task in DETECTION_TASKS:
+        net = model.to("cpu").eval()
+        fns = (export_detector_torchscript, export_detector_onnx)
+    else:
+        net = exportable(model, task).to("cpu").eval()
+        fns = (export_torchscript, export_onnx)
+    out = []
+    for name, fn, ctype in zip(
+        ("model.torchscript.pt", "model.onnx"), fns, ("application/octet-stream", "application/onnx"), strict=True
+    ):
+        reason = onnx_unsupported(model, task) if name == "model.onnx" else None
+        if reason:
+            notes[name] = {"unsupported": reason}
+            continue
+        try:
+            payload, diff = fn(net, example)
+        except Exception as exc:  # noqa: BLE001 - an export problem does not fail the training
+            log.warning("export failed", extra={"file": name, "error": str(exc)})
+            notes[name] = {"error": str(exc)}
+            continue
+        notes[name] = {"max_abs_diff": diff, "tolerance": ATOL}
+        out.append((name, payload, ctype))
+    return out
+
+
 # -- pictures --------------------------------------------------------------------------------------
 
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]

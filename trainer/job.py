@@ -21,7 +21,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from trainer import artifacts as art
 from trainer import data, distributed, engine, tasks
-from trainer.errors import PermanentJobError
+from trainer.errors import PermanentJobError, is_out_of_memory, out_of_memory_reason
 from trainer.models import FROM_SCRATCH, BuiltModel, build_model
 from trainer.storage import ObjectStore
 from trainyard.events.v1 import events_pb2
@@ -117,23 +117,6 @@ def class_weights(cases: list[dict], task: str, num_classes: int, mode: int) -> 
     return [w / mean if w else 1.0 for w in raw]
 
 
-def _oom_reason(spec, hp, device) -> str:
-    where = "GPU" if device.type == "cuda" else "the trainer node"
-    return (
-        f"{where} ran out of memory training {spec.architecture} at batch_size {hp.batch_size} and image_size "
-        f"{hp.image_size}; use a smaller batch_size (for example {max(1, hp.batch_size // 2)}) or image_size"
-    )
-
-
-def _is_cpu_oom(exc: BaseException) -> bool:
-    text = str(exc)
-    return (
-        isinstance(exc, MemoryError)
-        or "DefaultCPUAllocator: can't allocate memory" in text
-        or ("not enough memory" in text)
-    )
-
-
 @dataclass
 class Prepared:
     """Everything a training process needs, on local disk and picklable: a data-parallel rank builds
@@ -183,9 +166,11 @@ def build_training(prep: Prepared) -> Training:
     augmentation, train_items, val_items = prep.augmentation, prep.train_items, prep.val_items
     if task == "classification":
         train_ds = tasks.ClassificationDataset(
-            train_items, tasks.classification_transform(hp.image_size, mean, std, True, augmentation)
+            train_items, tasks.classification_transform(hp.image_size, mean, std, True, augmentation), hp.image_size
         )
-        val_ds = tasks.ClassificationDataset(val_items, tasks.classification_transform(hp.image_size, mean, std, False))
+        val_ds = tasks.ClassificationDataset(
+            val_items, tasks.classification_transform(hp.image_size, mean, std, False), hp.image_size
+        )
     elif task == "segmentation":
         train_ds = tasks.SegmentationDataset(
             train_items, tasks.dense_transform(hp.image_size, True, augmentation, (mean, std))
@@ -442,13 +427,12 @@ def run_job(
                 progress_interval_s,
                 training.adapter,
             )
-    except torch.cuda.OutOfMemoryError as exc:
-        raise PermanentJobError(_oom_reason(spec, hp, device)) from exc
     except FloatingPointError as exc:
         raise PermanentJobError(str(exc)) from exc
-    except (RuntimeError, MemoryError) as exc:
-        if _is_cpu_oom(exc):
-            raise PermanentJobError(_oom_reason(spec, hp, device)) from exc
+    except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        if is_out_of_memory(exc):
+            reason = out_of_memory_reason(spec.architecture, hp.batch_size, hp.image_size, device.type == "cuda")
+            raise PermanentJobError(reason) from exc
         raise
     finally:
         if prefetch is not None:
@@ -539,7 +523,11 @@ def run_job(
         png = art.confusion_matrix_png(final["confusion_matrix"], classes)
         artifacts.append(_put(store, bucket, prefix + "confusion_matrix.png", png, "confusion_matrix.png", "image/png"))
     if export:
-        artifacts += _exports(built.model, task, hp.image_size, prefix, bucket, store, reporter, report["exports"])
+        # detectors are checked on a real val image (random noise gives them nothing to detect)
+        example = (
+            training.val_ds[0][0] if task in art.DETECTION_TASKS else torch.rand(2, 3, hp.image_size, hp.image_size)
+        )
+        artifacts += _exports(built.model, task, example, prefix, bucket, store, reporter, report["exports"])
     artifacts.append(
         _put(
             store,
@@ -563,25 +551,12 @@ def run_job(
     return JobResult(metrics=scalars, artifacts=artifacts, resumed_from_epoch=resumed_from)
 
 
-def _exports(model, task, image_size, prefix, bucket, store, reporter, notes: dict) -> list[Artifact]:
-    """TorchScript and ONNX of classifiers and semantic segmenters, each checked against PyTorch.
-    Detectors are not exported (their torchvision post-processing does not trace to a fixed graph)."""
-    if task not in ("classification", "segmentation"):
-        notes["skipped"] = f"{task} models are not exported to TorchScript/ONNX; use model.pt"
-        return []
-    net = art.exportable(model, task).to("cpu").eval()
-    example = torch.rand(2, 3, image_size, image_size)
+def _exports(model, task, example, prefix, bucket, store, reporter, notes: dict) -> list[Artifact]:
+    """TorchScript and ONNX exports (trainer.artifacts.export_model), stored next to the checkpoints."""
     out: list[Artifact] = []
-    for name, fn, ctype in (
-        ("model.torchscript.pt", art.export_torchscript, "application/octet-stream"),
-        ("model.onnx", art.export_onnx, "application/onnx"),
-    ):
-        try:
-            payload, diff = fn(net, example)
-        except Exception as exc:  # noqa: BLE001 - an export problem does not fail the training
-            reporter.log(f"{name} was not exported: {exc}")
-            notes[name] = {"error": str(exc)}
-            continue
-        notes[name] = {"max_abs_diff": diff, "tolerance": art.ATOL}
+    for name, payload, ctype in art.export_model(model, task, example, notes):
         out.append(_put(store, bucket, prefix + name, payload, name, ctype))
+    for name, note in notes.items():
+        if "error" in note or "unsupported" in note:
+            reporter.log(f"{name} was not exported: {note.get('error') or note.get('unsupported')}")
     return out

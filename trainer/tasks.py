@@ -56,10 +56,22 @@ class Item:
         return int(self.case["label"])
 
 
-def open_rgb(path: Path) -> Image.Image:
+def open_rgb(path: Path, min_side: int = 0) -> Image.Image:
+    """A stored image as 8-bit RGB the way the dataset service reads it: EXIF orientation applied,
+    16-bit and float images scaled (not clipped to white), transparency over white, CMYK and
+    palettes converted. With min_side (classification), a big JPEG is decoded at a power-of-two
+    reduction that keeps its short side at least twice min_side (room for random crops): a 6000x4000
+    photo then costs little per epoch."""
+    from PIL import ImageOps
+
+    from services.dataset.images import to_rgb
+
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            short = min(img.size)
+            if min_side and img.format == "JPEG" and short > 4 * min_side:
+                img.draft("RGB", (2 * min_side * img.width // short, 2 * min_side * img.height // short))
+            return to_rgb(ImageOps.exif_transpose(img))
     except Exception as exc:  # noqa: BLE001 - a broken image is a data error
         raise PermanentJobError(f"image {path.name} cannot be decoded: {exc}") from exc
 
@@ -101,15 +113,15 @@ def dense_transform(image_size: int, train: bool, preset: str = DEFAULT_AUGMENTA
 
 
 class ClassificationDataset(Dataset):
-    def __init__(self, items: Sequence[Item], transform) -> None:
-        self.items, self.transform = list(items), transform
+    def __init__(self, items: Sequence[Item], transform, min_side: int = 0) -> None:
+        self.items, self.transform, self.min_side = list(items), transform, min_side
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int):
         item = self.items[index]
-        return self.transform(open_rgb(item.path)), item.label
+        return self.transform(open_rgb(item.path, self.min_side)), item.label
 
 
 def instance_masks(case: dict, height: int, width: int) -> torch.Tensor:
@@ -389,9 +401,14 @@ class SegmentationAdapter(Adapter):
         out = model(images)
         return out["out"] if isinstance(out, dict) else out
 
+    def _labels(self, masks: torch.Tensor) -> torch.Tensor:
+        """Mask values that name no class (a void or unlisted label in a real dataset's masks) are
+        ignored like the ignore index, instead of failing the loss with an out-of-bounds target."""
+        return masks.masked_fill((masks >= self.num_classes) | (masks < 0), self.ignore_index)
+
     def loss(self, model, images, targets, device):
         images = _to_device(images, device, True)
-        targets = targets.to(device, non_blocking=True)
+        targets = self._labels(targets.to(device, non_blocking=True))
         weight = torch.tensor(self.class_weights, device=device) if self.class_weights else None
         criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=self.ignore_index)
         with _autocast(device):
@@ -417,7 +434,7 @@ class SegmentationAdapter(Adapter):
                 logits = self._logits(model, images).float()
             if logits.shape[-2:] != masks.shape[-2:]:
                 logits = nn.functional.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
-            logits, masks = logits.cpu(), masks.cpu()
+            logits, masks = logits.cpu(), self._labels(masks.cpu())
             if (masks != ignore).any():
                 total += criterion(logits, masks).item() * images.shape[0]
             seen += images.shape[0]
