@@ -13,6 +13,7 @@ import io
 import json
 import os
 import signal
+import types
 import uuid
 from pathlib import Path
 
@@ -168,7 +169,7 @@ async def queue(nats_server, settings):
             await js.purge_stream(messaging.JOBS_STREAM, subject=messaging.members_subject("classification"))
 
     await drop()
-    yield js
+    yield types.SimpleNamespace(nc=nc, js=js)
     await drop()
     await nc.close()
 
@@ -231,11 +232,11 @@ async def test_a_two_process_job_runs_through_the_queue(settings, tmp_path, queu
     from trainer.worker import Worker
 
     task_id = f"dp{uuid.uuid4().hex[:10]}"
-    await publish_job(queue, s3_job(s3, task_id, processes=2, epochs=3))
+    await publish_job(queue.js, s3_job(s3, task_id, processes=2, epochs=3))
     async with Worker(settings=worker_settings(settings, tmp_path, "dp-trainer")) as worker:
         await run_workers_until([worker], lambda: task_id in {t for t, _ in worker.outcomes})
     assert dict(worker.outcomes)[task_id] == "succeeded", worker.outcomes  # (a job an earlier test left may run too)
-    events = await trainer_events(queue, task_id)
+    events = await trainer_events(queue.js, task_id)
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[0] == "started" and kinds[-1] == "succeeded" and kinds.count("epoch_metrics") == 3, kinds
     assert any("2 processes (gloo)" in e.log for e in events)
@@ -260,17 +261,17 @@ async def test_cancel_stops_every_process_of_a_running_job(settings, tmp_path, q
         if events_pb2.TrainerEvent.FromString(msg.data).WhichOneof("event") == "epoch_metrics":
             first_epoch.set()
 
-    sub = await queue._nc.subscribe(messaging.events_subject(task_id), cb=on_event)
+    sub = await queue.nc.subscribe(messaging.events_subject(task_id), cb=on_event)
     from test_trainer_integration import publish_job
 
-    await publish_job(queue, s3_job(s3, task_id, processes=2, epochs=500))
+    await publish_job(queue.js, s3_job(s3, task_id, processes=2, epochs=500))
     async with Worker(settings=worker_settings(settings, tmp_path, "dp-trainer")) as worker:
         pids: list[int] = []
 
         async def cancel() -> None:
             await asyncio.wait_for(first_epoch.wait(), 120)
             pids.extend(worker.rank_pids)
-            await queue.publish(
+            await queue.js.publish(
                 messaging.cancel_subject(task_id), events_pb2.CancelJob(task_id=task_id).SerializeToString()
             )
 
@@ -299,13 +300,13 @@ async def test_cancel_while_node_0_waits_for_the_other_nodes(settings, tmp_path,
         if "more trainer(s) to join" in events_pb2.TrainerEvent.FromString(msg.data).log:
             waiting.set()
 
-    sub = await queue._nc.subscribe(messaging.events_subject(task_id), cb=on_event)
-    await publish_job(queue, s3_job(s3, task_id, nodes=3))
+    sub = await queue.nc.subscribe(messaging.events_subject(task_id), cb=on_event)
+    await publish_job(queue.js, s3_job(s3, task_id, nodes=3))
     async with Worker(settings=worker_settings(settings, tmp_path, "lonely")) as worker:  # no other trainer
 
         async def cancel() -> None:
             await asyncio.wait_for(waiting.wait(), 60)
-            await queue.publish(
+            await queue.js.publish(
                 messaging.cancel_subject(task_id), events_pb2.CancelJob(task_id=task_id).SerializeToString()
             )
 
@@ -322,7 +323,7 @@ async def test_cancel_while_node_0_waits_for_the_other_nodes(settings, tmp_path,
     assert set(mine[1:]) <= {"member-stale"}, worker.outcomes
     from trainer import distributed
 
-    assert await distributed.run_state(queue, f"{task_id}.1") == distributed.RUN_ENDED
+    assert await distributed.run_state(queue.js, f"{task_id}.1") == distributed.RUN_ENDED
 
 
 @pytest.mark.integration
@@ -332,14 +333,14 @@ async def test_a_two_node_job_runs_on_two_trainers(settings, tmp_path, queue, s3
     from trainer.worker import Worker
 
     task_id = f"mn{uuid.uuid4().hex[:10]}"
-    await publish_job(queue, s3_job(s3, task_id, nodes=2, epochs=2))
+    await publish_job(queue.js, s3_job(s3, task_id, nodes=2, epochs=2))
     async with (
         Worker(settings=worker_settings(settings, tmp_path, "node-a")) as a,
         Worker(settings=worker_settings(settings, tmp_path, "node-b")) as b,
     ):
         outcomes = lambda: {o for w in (a, b) for t, o in w.outcomes if t == task_id}  # noqa: E731
         await run_workers_until([a, b], lambda: {"succeeded", "member-done"} <= outcomes())
-    events = await trainer_events(queue, task_id)
+    events = await trainer_events(queue.js, task_id)
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[-1] == "succeeded" and kinds.count("epoch_metrics") == 2, kinds
     assert any("all 2 nodes joined" in e.log for e in events)
@@ -365,11 +366,11 @@ async def test_a_killed_member_fails_the_attempt_and_the_retry_resumes(settings,
         if ev.WhichOneof("event") == "epoch_metrics" and ev.attempt == 1:
             first_epoch.set()
 
-    sub = await queue._nc.subscribe(messaging.events_subject(task_id), cb=on_event)
+    sub = await queue.nc.subscribe(messaging.events_subject(task_id), cb=on_event)
     from test_trainer_integration import publish_job
 
     shape = {"nodes": 2} if victim == "member node" else {"processes": 2}
-    await publish_job(queue, s3_job(s3, task_id, epochs=8, **shape))
+    await publish_job(queue.js, s3_job(s3, task_id, epochs=8, **shape))
     async with contextlib.AsyncExitStack() as stack:
         names = ["node-a", "node-b"] if victim == "member node" else ["solo"]
         workers = [
