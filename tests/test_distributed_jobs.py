@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from test_trainer_integration import tiny_image
+from test_training_service import stack  # noqa: F401 - fixture
 
 from trainer import data
 from trainer.job import run_job
@@ -371,10 +372,10 @@ async def test_a_killed_member_fails_the_attempt_and_the_retry_resumes(settings,
 
     shape = {"nodes": 2} if victim == "member node" else {"processes": 2}
     await publish_job(queue.js, s3_job(s3, task_id, epochs=8, **shape))
-    async with contextlib.AsyncExitStack() as stack:
+    async with contextlib.AsyncExitStack() as exits:
         names = ["node-a", "node-b"] if victim == "member node" else ["solo"]
         workers = [
-            await stack.enter_async_context(Worker(settings=worker_settings(settings, tmp_path, n))) for n in names
+            await exits.enter_async_context(Worker(settings=worker_settings(settings, tmp_path, n))) for n in names
         ]
         killed: list[int] = []
 
@@ -402,3 +403,36 @@ async def test_a_killed_member_fails_the_attempt_and_the_retry_resumes(settings,
     started = [e for e in events if e.WhichOneof("event") == "started" and e.attempt == 2]
     assert started and started[0].started.resumed_from_epoch >= 1, kinds
     assert kinds[-1] == (2, "succeeded"), kinds
+
+
+@pytest.mark.integration
+async def test_a_task_created_with_resources_trains_on_two_processes(stack, settings, tmp_path, queue):  # noqa: F811
+    """Through the training service: resources are validated, stored on the task, carried by the job."""
+    from test_training_service import MOBILENET, make_dataset, request
+
+    from trainer.worker import Worker
+    from trainyard.training.v1 import training_pb2 as T
+    from trainyard.training.v1 import training_service_pb2 as pb
+
+    datasets, _zoo, training = stack
+    dataset_id = await make_dataset(datasets, "shapes")
+    task = (
+        await training.CreateTrainingTask(
+            request(
+                dataset_id,
+                model_id=MOBILENET,
+                transfer_strategy=C.TRANSFER_STRATEGY_FROM_SCRATCH,
+                resources=C.ComputeResources(processes_per_node=2),
+            )
+        )
+    ).task
+    assert task.resources.processes_per_node == 2
+    async with Worker(settings=worker_settings(settings, tmp_path, "dp-trainer")) as worker:
+        await run_workers_until([worker], lambda: task.id in {t for t, _ in worker.outcomes})
+    events = [
+        r.event async for r in training.WatchTrainingTask(pb.WatchTrainingTaskRequest(task_id=task.id, from_start=True))
+    ]
+    done = (await training.GetTrainingTask(pb.GetTrainingTaskRequest(task_id=task.id))).task
+    assert done.state == T.TASK_STATE_SUCCEEDED, done.failure_reason
+    assert done.resources.processes_per_node == 2 and len(done.epoch_metrics) == 2
+    assert any("2 processes (gloo), 4 of the global batch 8" in e.log for e in events)
