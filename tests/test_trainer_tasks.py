@@ -331,15 +331,20 @@ def test_open_rgb_reads_every_mode_exif_rotation_and_huge_jpegs(tmp_path):
 
 
 def test_detection_survives_real_world_mess(s3, tmp_path):
-    """Images in every storage mode, boxes past the border, outside the image or inverted, one-pixel
-    objects, a class seen once: the job trains and evaluates instead of failing on the first odd case."""
+    """Images in every storage mode, a big photo, boxes past the border, outside the image or inverted,
+    one-pixel objects, a class seen once: the job trains and evaluates instead of failing on the first odd case."""
     classes = ["square", "bar", "rare"]
     cases = []
     for i in range(8):
         img, objects = scene(i)
         payload = messy_variants(img)[i % 6]
-        key, digest = put(s3, "images", payload)
         boxes = [dict(o) for o in objects]
+        side = SIZE
+        if i == 1:  # a big photo among small ones: its boxes are in its own pixels
+            side = 1000
+            payload = encode(img.resize((side, side)), "JPEG", quality=80)
+            boxes = [{"class": o["class"], "bbox": [v * side / SIZE for v in o["bbox"]]} for o in objects]
+        key, digest = put(s3, "images", payload)
         if i % 2 == 0:
             boxes.append({"class": 0, "bbox": [50.0, 50.0, 90.0, 80.0]})  # past the right and bottom border
             boxes.append({"class": 1, "bbox": [70.0, 70.0, 99.0, 99.0]})  # wholly outside the image
@@ -354,8 +359,8 @@ def test_detection_survives_real_world_mess(s3, tmp_path):
                 "source_path": f"messy/{i}",
                 "image_key": key,
                 "sha256": digest,
-                "width": SIZE,
-                "height": SIZE,
+                "width": side,
+                "height": side,
                 "split": split,
                 "boxes": boxes,
             }
