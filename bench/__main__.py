@@ -1,6 +1,7 @@
 """python -m bench [--quick | --tiny] [--only a,b] [--images N] [--gpu] [--out DIR]
 
-Benchmarks: throughput (1), datapath (2), import (3), api (4), dispatch (5), events (6), memory (7).
+Benchmarks: throughput (1), datapath (2), import (3), api (4), dispatch (5), events (6), memory (7),
+recommend (8: recommendation quality, bench/recommend_quality.py in its quick mode).
 Every one runs its baseline in the same run; the report goes to bench/results/latest.{json,md}.
 """
 
@@ -15,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-ALL = ("throughput", "datapath", "import", "api", "dispatch", "events", "memory")
+ALL = ("throughput", "datapath", "import", "api", "dispatch", "events", "memory", "recommend")
 
 MODES = {
     # photo-size images for the data path, images to import, API seconds per measurement, dispatch tasks, progress events
@@ -149,7 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001
             errors.append(f"throughput: {type(exc).__name__}: {exc}")
             traceback.print_exc()
-    if selected - {"throughput"}:
+    if "recommend" in selected:
+        say("recommendation quality (candidates trained under one time budget) ...")
+        try:
+            from bench import recommend_quality as rq
+
+            size = {"budget": 1.0, "train": 16, "val": 8} if mode == "tiny" else rq.QUICK
+            report_ = rq.evaluate(size["budget"], 5.0, size["train"], size["val"], say=say)
+            results.extend(rq.results(report_))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"recommend: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+    if selected - {"throughput", "recommend"}:
         images = args.images or MODES[mode]["images"]
         asyncio.run(stack_benches(selected, mode, images, results, errors))
     meta.update(seconds=time.perf_counter() - t0, errors=errors, load_average_at_end=list(os.getloadavg()))
