@@ -67,6 +67,10 @@ def up(say=print) -> Stack:
 
     # The zoo catalog is built once and kept (building it takes minutes on 2 cores).
     os.environ.setdefault("TRAINYARD_MODELZOO_CATALOG", str(shared_catalog(CACHE)))
+    # 64 clients call faster than the default per-key limit (200/s): lift it so high that the
+    # token bucket still runs on every call (its cost is measured) but never refuses one.
+    os.environ.setdefault("TRAINYARD_RATE_LIMIT_PER_SECOND", "1000000")
+    os.environ.setdefault("TRAINYARD_RATE_LIMIT_BURST", "1000000")
     home = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
     state = stack.up(home, gateway_port=0, with_trainer=False, import_weights=True, say=lambda s: None)
     layout = stack.Layout(home)
