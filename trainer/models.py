@@ -25,16 +25,28 @@ def _set_module(root: nn.Module, dotted: str, module: nn.Module) -> None:
     setattr(parent, attr, module)
 
 
-def replace_last_linear(model: nn.Module, num_classes: int) -> nn.Module:
-    """Swap the model's last nn.Linear for a fresh one with num_classes outputs; returns the new layer."""
-    last = None
+def _classifier(model: nn.Module) -> tuple[str, nn.Module]:
+    """(name, layer) of the classification layer: the last nn.Linear, or for networks that classify with
+    a 1x1 convolution (SqueezeNet) the last such convolution."""
+    last = conv = None
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear):
             last = (name, module)
-    if last is None:
-        raise PermanentJobError(f"{type(model).__name__} has no nn.Linear classification layer to replace")
-    name, old = last
-    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+        elif isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1:
+            conv = (name, module)
+    found = last or conv
+    if found is None:
+        raise PermanentJobError(f"{type(model).__name__} has no nn.Linear or 1x1 convolution classification layer")
+    return found
+
+
+def replace_last_linear(model: nn.Module, num_classes: int) -> nn.Module:
+    """Swap the model's classification layer for a fresh one with num_classes outputs; returns the new layer."""
+    name, old = _classifier(model)
+    if isinstance(old, nn.Linear):
+        new: nn.Module = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    else:
+        new = nn.Conv2d(old.in_channels, num_classes, 1, bias=old.bias is not None)
     _set_module(model, name, new)
     return new
 
@@ -63,13 +75,7 @@ def build_torchvision(
 
 
 def _last_linear(model: nn.Module) -> nn.Module:
-    last = None
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            last = module
-    if last is None:
-        raise PermanentJobError(f"{type(model).__name__} has no nn.Linear classification layer")
-    return last
+    return _classifier(model)[1]
 
 
 def build_timm(architecture: str, num_classes: int, weights_path: Path | None) -> BuiltModel:
