@@ -245,6 +245,14 @@ def annotations_to_proto(case: dict, classes: list[str]) -> list[dataset_pb2.Ann
     return out
 
 
+async def _first_metadata(request_iterator):
+    """The metadata an upload stream must open with."""
+    first = await anext(aiter(request_iterator), None)
+    if first is None or first.WhichOneof("payload") != "metadata":
+        raise InvalidArgument({"metadata": "the first message of the stream must carry the metadata"})
+    return first.metadata
+
+
 def _import_response(status: dataset_pb2.ImportStatus) -> dataset_service_pb2.ImportDatasetResponse:
     response = dataset_service_pb2.ImportDatasetResponse()
     getattr(response, "import").CopyFrom(status)  # "import" is a Python keyword
@@ -257,31 +265,12 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
 
     async def CreateDataset(self, request_iterator, context):
         project = identity.current().project
-        first = await anext(aiter(request_iterator), None)
-        if first is None or first.WhichOneof("payload") != "metadata":
-            raise InvalidArgument({"metadata": "the first message of the stream must carry the metadata"})
-        spec = spec_from_proto(first.metadata)
+        spec = spec_from_proto(await _first_metadata(request_iterator))
         existing = await asyncio.to_thread(self.datasets.precheck, project, spec)
         if existing is not None:
             return dataset_service_pb2.CreateDatasetResponse(dataset=dataset_to_proto(existing))
-        limit = self.datasets.settings.dataset_max_upload_bytes
-        fd, name = tempfile.mkstemp(prefix="trainyard-upload-", suffix=".archive", dir=self.datasets.spool_dir())
-        path = Path(name)
+        path = await self._spool(request_iterator, "upload")
         try:
-            received = 0
-            with os.fdopen(fd, "wb") as spool:
-                async for message in request_iterator:
-                    if message.WhichOneof("payload") != "chunk":
-                        raise InvalidArgument({"metadata": "only the first message may carry metadata"})
-                    received += len(message.chunk)
-                    if received > limit:
-                        raise ResourceExhausted(
-                            f"the upload is over the limit of {limit} bytes",
-                            metadata={"limit_bytes": str(limit)},
-                        )
-                    spool.write(message.chunk)
-            if received == 0:
-                raise InvalidArgument({"chunk": "the upload has no archive bytes"})
             record = await asyncio.to_thread(self.datasets.create, project, spec, path)
         finally:
             path.unlink(missing_ok=True)
@@ -344,8 +333,9 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
             ],
         )
 
-    async def _spool(self, messages, kind: str) -> Path:
-        """Write the chunk messages of an upload stream to a spool file (bounded by the upload limit)."""
+    async def _spool(self, messages, what: str) -> Path:
+        """Write the chunk messages of an upload stream to a spool file (bounded by the upload limit);
+        `what` names the upload in the error for an empty one."""
         limit = self.datasets.settings.dataset_max_upload_bytes
         fd, name = tempfile.mkstemp(prefix="trainyard-upload-", suffix=".archive", dir=self.datasets.spool_dir())
         path = Path(name)
@@ -362,7 +352,7 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
                         )
                     spool.write(message.chunk)
             if received == 0:
-                raise InvalidArgument({"chunk": f"the {kind} upload has no archive bytes"})
+                raise InvalidArgument({"chunk": f"the {what} has no archive bytes"})
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -370,12 +360,9 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
 
     async def CreateDatasetVersion(self, request_iterator, context):
         project = identity.current().project
-        first = await anext(aiter(request_iterator), None)
-        if first is None or first.WhichOneof("payload") != "metadata":
-            raise InvalidArgument({"metadata": "the first message of the stream must carry the metadata"})
-        spec = version_spec_from_proto(first.metadata)
+        spec = version_spec_from_proto(await _first_metadata(request_iterator))
         await asyncio.to_thread(self.datasets.get, project, spec.dataset_id)  # NOT_FOUND before the upload
-        path = await self._spool(request_iterator, "version")
+        path = await self._spool(request_iterator, "version upload")
         try:
             version = await asyncio.to_thread(self.datasets.create_version, project, spec, path)
         finally:
