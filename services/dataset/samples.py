@@ -115,15 +115,7 @@ def make_classification_archive(
         files.append(("labels.csv", ("\n".join(rows) + "\n").encode()))
     if wrapper:
         files = [(f"{wrapper.strip('/')}/{name}", data) for name, data in files]
-    data = _pack(files, fmt)
-    if path_or_buffer is None:
-        return data
-    if isinstance(path_or_buffer, (str, Path)):
-        path = Path(path_or_buffer)
-        path.write_bytes(data)
-        return path
-    path_or_buffer.write(data)
-    return data
+    return _emit(path_or_buffer, _pack(files, fmt))
 
 
 def _split_for(i: int, n: int, splits: dict[str, float]) -> str:
