@@ -123,6 +123,23 @@ def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
     return task
 
 
+def _artifacts_json(artifacts) -> str:
+    """The artifacts column (to_proto reads it back) of training Artifact or trainer JobArtifact messages:
+    both are a name and an ObjectRef."""
+    return json.dumps(
+        [
+            {
+                "name": a.name,
+                "bucket": a.object.bucket,
+                "key": a.object.key,
+                "sha256": a.object.sha256,
+                "size_bytes": a.object.size_bytes,
+            }
+            for a in artifacts
+        ]
+    )
+
+
 def _encode_token(row: TrainingTaskRow) -> str:
     raw = json.dumps([row.create_time.isoformat(), row.id]).encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -402,18 +419,7 @@ class TaskStore:
                 row.epoch_metrics = json.dumps(
                     [{"epoch": e.epoch, "values": dict(e.values)} for e in result.epoch_metrics]
                 )
-                row.artifacts = json.dumps(
-                    [
-                        {
-                            "name": a.name,
-                            "bucket": a.object.bucket,
-                            "key": a.object.key,
-                            "sha256": a.object.sha256,
-                            "size_bytes": a.object.size_bytes,
-                        }
-                        for a in result.artifacts
-                    ]
-                )
+                row.artifacts = _artifacts_json(result.artifacts)
                 row.hyperparameters = result.hyperparameters.SerializeToString()
             if state and state != row.state:
                 row.state = state
@@ -537,18 +543,7 @@ class TaskStore:
         elif kind == "succeeded":
             row.state = S.TASK_STATE_SUCCEEDED
             row.metrics = json.dumps(dict(event.succeeded.metrics))
-            row.artifacts = json.dumps(
-                [
-                    {
-                        "name": a.name,
-                        "bucket": a.object.bucket,
-                        "key": a.object.key,
-                        "sha256": a.object.sha256,
-                        "size_bytes": a.object.size_bytes,
-                    }
-                    for a in event.succeeded.artifacts
-                ]
-            )
+            row.artifacts = _artifacts_json(event.succeeded.artifacts)
             if row.progress:
                 progress = training_pb2.Progress.FromString(row.progress)
                 progress.fraction = 1.0
