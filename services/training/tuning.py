@@ -551,11 +551,7 @@ class Tuner:
 
         # 2. a cancelled (or otherwise ended) search stops its trials
         if is_final(view.task.state):
-            for trial in [t for t in trials if t.state in ACTIVE]:
-                trial.state, trial.reason = T.TRIAL_STATE_CANCELLED, "the search was cancelled"
-                await asyncio.to_thread(self.store.save_trial, task_id, trial, True)
-                if (task := tasks.get(trial.task_id)) is not None and not is_final(task.state):
-                    await self._stop_trial(task, trial.reason)
+            await self._cancel_active(task_id, trials, tasks, "the search was cancelled")
             await asyncio.to_thread(self.store.end_study, task_id)
             await self.domain.notifier.notify(task_id)
             return
@@ -564,11 +560,7 @@ class Tuner:
         now = utcnow()
         out_of_time = study.deadline is not None and now >= _aware(study.deadline)
         if out_of_time:
-            for trial in [t for t in trials if t.state in ACTIVE]:
-                trial.state, trial.reason = T.TRIAL_STATE_CANCELLED, "the search's time budget was spent"
-                await asyncio.to_thread(self.store.save_trial, task_id, trial, True)
-                if (task := tasks.get(trial.task_id)) is not None and not is_final(task.state):
-                    await self._stop_trial(task, trial.reason)
+            for trial in await self._cancel_active(task_id, trials, tasks, "the search's time budget was spent"):
                 logs.append(f"trial {trial.number} stopped: the time budget was spent")
         failed = sum(t.state == T.TRIAL_STATE_FAILED for t in trials)
         complete = sum(t.state == T.TRIAL_STATE_COMPLETE for t in trials)
@@ -659,6 +651,22 @@ class Tuner:
             mark = " (best so far)" if best is not None and best.number == trial.number else ""
             return f"trial {trial.number} complete: {study.objective_metric} {trial.value:.4g}{mark}"
         return f"trial {trial.number} {name}: {trial.reason}"
+
+    async def _cancel_active(
+        self,
+        task_id: str,
+        trials: list[TrialRecord],
+        tasks: dict[str, training_pb2.TrainingTask],
+        reason: str,
+    ) -> list[TrialRecord]:
+        """Cancel the search's unfinished trials with the reason and stop their tasks; returns those trials."""
+        cancelled = [t for t in trials if t.state in ACTIVE]
+        for trial in cancelled:
+            trial.state, trial.reason = T.TRIAL_STATE_CANCELLED, reason
+            await asyncio.to_thread(self.store.save_trial, task_id, trial, True)
+            if (task := tasks.get(trial.task_id)) is not None and not is_final(task.state):
+                await self._stop_trial(task, trial.reason)
+        return cancelled
 
     async def _stop_trial(self, task: training_pb2.TrainingTask, reason: str) -> None:
         """The cancel path of any task: tell its trainer, then mark it CANCELLED."""
