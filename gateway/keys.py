@@ -7,8 +7,6 @@ key with a fresh secret: the first token was never seen by the caller, and a tok
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,14 +14,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from gateway import tokens
+from gateway import paging, tokens
 from gateway.models import GatewayApiKey
 from services.common.errors import InvalidArgument, NotFound, Unauthenticated
 
 ROLES = ("viewer", "editor", "admin")
 _RANK = {role: i for i, role in enumerate(ROLES)}
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 MAX_NAME = 128
 MAX_REQUEST_ID = 128
 
@@ -84,24 +80,6 @@ class KeyInfo:
         if self.token_expire_time is not None and self.token_expire_time <= now:
             return False
         return not self.revoked and (self.expire_time is None or self.expire_time > now)
-
-
-def _encode_page(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
-
-
-def _decode_page(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        offset = int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        offset = -1
-        kind = ""
-    if kind != "o" or offset < 0:
-        raise InvalidArgument({"page_token": "not a token from a previous ListApiKeys response"})
-    return offset
 
 
 class KeyStore:
@@ -248,10 +226,8 @@ class KeyStore:
             return KeyInfo.from_row(row)
 
     def list(self, project: str, page_size: int = 0, page_token: str = "") -> tuple[list[KeyInfo], str]:
-        if page_size < 0:
-            raise InvalidArgument({"page_size": "must not be negative"})
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        offset = _decode_page(page_token)
+        size = paging.page_size(page_size)
+        offset = paging.decode_page(page_token, "ListApiKeys")
         with Session(self.engine) as session:
             rows = session.exec(
                 select(GatewayApiKey)
@@ -261,7 +237,7 @@ class KeyStore:
                 .limit(size + 1)
             ).all()
             infos = [KeyInfo.from_row(r) for r in rows[:size]]
-        return infos, (_encode_page(offset + size) if len(rows) > size else "")
+        return infos, (paging.encode_page(offset + size) if len(rows) > size else "")
 
     def revoke(self, project: str, key_id: str, now: datetime | None = None) -> KeyInfo:
         """Revoke a key of the project (again is fine)."""

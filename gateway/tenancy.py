@@ -7,8 +7,6 @@ revoked when the member is removed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,35 +17,11 @@ from sqlmodel import Session, col, select
 
 from gateway.keys import ROLES, KeyInfo, KeyStore, _utc, utcnow
 from gateway.models import GatewayAuditEntry, GatewayProject, GatewayProjectMember
+from gateway.paging import decode_page, encode_page, page_size
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{1,62}")
 MAX_MEMBER = 128
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-
-
-def encode_page(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
-
-
-def decode_page(token: str, rpc: str) -> int:
-    if not token:
-        return 0
-    try:
-        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        offset = int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        kind, offset = "", -1
-    if kind != "o" or offset < 0:
-        raise InvalidArgument({"page_token": f"not a token from a previous {rpc} response"})
-    return offset
-
-
-def page_size(size: int) -> int:
-    if size < 0:
-        raise InvalidArgument({"page_size": "must not be negative"})
-    return min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
 @dataclass(frozen=True)
