@@ -5,6 +5,8 @@
 - database_url (function): a fresh empty database: a sqlite file under tmp_path, or a new PostgreSQL
   database (dropped afterwards) when TRAINYARD_TEST_POSTGRES_URL is set.
 - settings (function): services.common.settings.Settings wired to the three above.
+- catalog_path (session): the model zoo catalog of the session (services.modelzoo.catalog.shared_catalog).
+- zoo_settings (function): settings for a model zoo service: that catalog and an empty offline weights folder.
 
 The servers start only when a test asks for them, so unit-only runs stay fast.
 """
@@ -86,4 +88,21 @@ def settings(nats_server: NatsServer, s3_server: S3Server, database_url: str, tm
         training_address="",
         log_format="console",
         home=tmp_path,
+    )
+
+
+@pytest.fixture(scope="session")
+def catalog_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TRAINYARD_MODELZOO_CATALOG when set, else built once into the session temp (minutes on 2 cores)."""
+    from services.modelzoo.catalog import shared_catalog
+
+    return shared_catalog(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def zoo_settings(settings: Settings, catalog_path: Path, tmp_path: Path) -> Settings:
+    offline = tmp_path / "offline-weights"
+    offline.mkdir()
+    return settings.model_copy(
+        update={"modelzoo_catalog": str(catalog_path), "modelzoo_offline_weights_dir": str(offline)}
     )

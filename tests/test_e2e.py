@@ -25,7 +25,6 @@ from services.dataset.samples import (
     upload_chunks,
 )
 from services.modelzoo.app import start as start_modelzoo
-from services.modelzoo.catalog import shared_catalog
 from services.recommend.app import start as start_recommend
 from services.training.app import start as start_training
 from trainer.settings import TrainerSettings
@@ -44,11 +43,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 MOBILENET = "tv/mobilenet_v2.imagenet1k_v1"
 CLASSIFICATION = common_pb2.TASK_TYPE_CLASSIFICATION
-
-
-@pytest.fixture(scope="session")
-def catalog_path(tmp_path_factory):
-    return shared_catalog(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

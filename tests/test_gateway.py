@@ -691,19 +691,12 @@ async def test_rate_limit_per_key(database_url):
         await gateway.stop()
 
 
-@pytest.fixture(scope="session")
-def zoo_catalog(tmp_path_factory) -> Path:
-    from services.modelzoo.catalog import shared_catalog
-
-    return shared_catalog(tmp_path_factory.getbasetemp())  # the same file test_modelzoo_* use
-
-
-async def test_real_modelzoo_through_the_gateway(settings, zoo_catalog, tmp_path):
+async def test_real_modelzoo_through_the_gateway(settings, catalog_path, tmp_path):
     from services.modelzoo.app import start as start_modelzoo
 
     internal = settings.model_copy(update={"internal_token": INTERNAL_TOKEN})
     zoo = await start_modelzoo(
-        internal.model_copy(update={"modelzoo_catalog": str(zoo_catalog), "modelzoo_offline_weights_dir": ""})
+        internal.model_copy(update={"modelzoo_catalog": str(catalog_path), "modelzoo_offline_weights_dir": ""})
     )
     gateway = await start(internal.model_copy(update={"modelzoo_address": zoo.address, "bootstrap_token": ADMIN_TOKEN}))
     try:

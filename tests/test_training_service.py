@@ -13,7 +13,6 @@ from services.common.errors import field_violations
 from services.dataset.app import start as start_dataset
 from services.dataset.samples import make_classification_archive, upload_chunks
 from services.modelzoo.app import start as start_modelzoo
-from services.modelzoo.catalog import shared_catalog
 from services.training.app import start as start_training
 from trainer.worker import Worker
 from trainyard.common.v1 import common_pb2 as C
@@ -31,15 +30,7 @@ MOBILENET = "tv/mobilenet_v2.imagenet1k_v1"
 
 
 @pytest.fixture
-async def stack(settings, tmp_path, tmp_path_factory):
-    offline = tmp_path / "offline-weights"
-    offline.mkdir()
-    zoo_settings = settings.model_copy(
-        update={
-            "modelzoo_catalog": str(shared_catalog(tmp_path_factory.getbasetemp())),
-            "modelzoo_offline_weights_dir": str(offline),
-        }
-    )
+async def stack(settings, zoo_settings):
     dataset = await start_dataset(settings)
     zoo = await start_modelzoo(zoo_settings)
     training = await start_training(

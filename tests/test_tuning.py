@@ -16,7 +16,6 @@ from test_training_service import MOBILENET, make_dataset, request, stack  # noq
 from services.common.errors import field_violations
 from services.dataset.app import start as start_dataset
 from services.modelzoo.app import start as start_modelzoo
-from services.modelzoo.catalog import shared_catalog
 from services.training import search_space
 from services.training.app import start as start_training
 from trainer.worker import Worker
@@ -272,16 +271,8 @@ async def test_cancelling_a_search_cancels_its_trials(stack, settings, tmp_path)
 
 
 @pytest.fixture
-async def services(settings, tmp_path, tmp_path_factory):
+async def services(settings, zoo_settings):
     """Dataset and zoo services; the test starts and stops the training service itself."""
-    offline = tmp_path / "offline-weights"
-    offline.mkdir()
-    zoo_settings = settings.model_copy(
-        update={
-            "modelzoo_catalog": str(shared_catalog(tmp_path_factory.getbasetemp())),
-            "modelzoo_offline_weights_dir": str(offline),
-        }
-    )
     dataset = await start_dataset(settings)
     zoo = await start_modelzoo(zoo_settings)
     channels = [grpc.aio.insecure_channel(s.address) for s in (dataset, zoo)]
