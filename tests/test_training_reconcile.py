@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import grpc
+import nats.js.errors
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -145,6 +146,118 @@ async def test_one_sweep_requeues_fails_and_republishes_by_queue_state(tmp_path)
         await nc.close()
         nats.stop(grace=2)
         engine.dispose()
+
+
+# -- a trainer lost on the last delivery before it reported anything ------------------------------------
+
+
+def runnable_task(name: str) -> NewTask:
+    """A task whose job passes the trainer's checks, so the trainer gets as far as reading S3."""
+    new = new_task(name)
+    new.job.hyperparameters.CopyFrom(C.Hyperparameters(epochs=1, batch_size=2, image_size=32, learning_rate=0.01))
+    new.job.dataset.class_names.extend(["cat", "dog"])
+    new.job.output_bucket = "trainyard-artifacts"
+    return new
+
+
+@pytest.mark.slow
+async def test_a_trainer_lost_on_the_last_delivery_before_any_event_fails_the_task(settings, tmp_path):
+    """JetStream gives the job up (max_deliver 1) and nothing ever reached the events stream: only the
+    max-deliveries advisory tells. Two service replicas share it; replaying it changes nothing more."""
+    from test_trainer_kill import trainer_env
+
+    from deploy.local.embedded import free_ports
+    from services.training.app import start as start_training
+
+    server = start_nats(tmp_path / "nats")  # its own: the trainers' consumer here gives a job one delivery
+    service_settings = settings.model_copy(update={"nats_url": server.url})
+    replicas = [await start_training(service_settings), await start_training(service_settings)]
+    nc = await messaging.connect(server.url, "given-up-test")
+    proc = None
+    try:
+        js = nc.jetstream()
+        domain = replicas[0].domain
+        store = domain.store
+        task = await domain._enqueue_if_pending(store.insert_pending(runnable_task("lost"))[0])
+        assert task.state == T.TASK_STATE_QUEUED
+        seq = (await js.stream_info(messaging.JOBS_STREAM)).state.last_seq
+
+        # The trainer holds the job without a word: its object store is a closed port (retried for 10 min,
+        # so no `started`), its first heartbeat would come after 10 min. It is killed once it has the job.
+        env = trainer_env(settings, tmp_path) | {
+            "TRAINYARD_NATS_URL": server.url,
+            "TRAINYARD_S3_ENDPOINT": f"127.0.0.1:{free_ports(1)[0]}",
+            "TRAINYARD_TRAINER_NAME": "lost-trainer",
+            "TRAINYARD_TRAINER_MAX_DELIVER": "1",
+            "TRAINYARD_TRAINER_ACK_WAIT": "2",
+            "TRAINYARD_TRAINER_HEARTBEAT_S": "600",
+            "TRAINYARD_TRAINER_OBJECT_STORE_RETRY_S": "600",
+        }
+        out = (tmp_path / "lost-trainer.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "trainer"], env=env, cwd=REPO, stdout=out, stderr=out)
+        durable = messaging.trainers_durable("classification")
+        async with asyncio.timeout(120):
+            while True:
+                assert proc.poll() is None, (tmp_path / "lost-trainer.log").read_text()[-3000:]
+                try:
+                    if (await js.consumer_info(messaging.JOBS_STREAM, durable)).delivered.stream_seq >= seq:
+                        break
+                except nats.js.errors.NotFoundError:
+                    pass  # the trainer has not made its consumer yet
+                await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        proc.wait(30)
+
+        deadline = time.monotonic() + 30  # the ack wait (2 s), then the advisory; before the fix: QUEUED forever
+        while (got := store.get("default", task.id)).state == T.TASK_STATE_QUEUED:
+            assert time.monotonic() < deadline, f"still QUEUED 30 s after the trainer was killed: {got}"
+            await asyncio.sleep(0.1)
+        assert got.state == T.TASK_STATE_FAILED, got
+        print(f"FIGURE given up: FAILED {time.monotonic() - killed_at:.1f} s after the kill: {got.failure_reason}")
+        assert "delivered 1 time " in got.failure_reason and "no trainer finished it" in got.failure_reason
+        reconciler = replicas[1].reconciler
+        assert await reconciler._last_event(task.id) is None  # the trainer never reported: the sweep saw nothing
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await js.get_msg(messaging.JOBS_STREAM, seq=seq)  # the dead job message is gone from the queue
+        history = store.events_after("default", task.id)
+        for replica in replicas:  # the advisory again, on each replica: nothing more happens
+            assert await replica.reconciler.job_given_up(seq, durable, 1) == "gone"
+        assert store.get("default", task.id) == got and store.events_after("default", task.id) == history
+
+        # The same advisory handled by both replicas at once moves the task once. A delivery that did
+        # report is left to the lease sweep; an ended task only loses its dead job message.
+        tasks, seqs = {}, {}
+        for name in ("twice", "reported", "ended"):
+            tasks[name] = await domain._enqueue_if_pending(store.insert_pending(runnable_task(name))[0])
+            seqs[name] = (await js.stream_info(messaging.JOBS_STREAM)).state.last_seq
+        beat = trainer_event(tasks["reported"].id, 1, heartbeat=events_pb2.JobHeartbeat())
+        await js.publish(messaging.events_subject(tasks["reported"].id), beat.SerializeToString())
+        store.cancel("default", tasks["ended"].id)
+        outcomes = await asyncio.gather(
+            *(r.reconciler.job_given_up(seqs["twice"], durable, 1) for r in (*replicas, *replicas))
+        )
+        assert outcomes.count("failed") == 1 and set(outcomes) <= {"failed", "ended", "gone"}, outcomes
+        twice = store.get("default", tasks["twice"].id)
+        assert twice.state == T.TASK_STATE_FAILED
+        logs = [e.log for e in store.events_after("default", twice.id) if e.WhichOneof("event") == "log"]
+        assert logs == [twice.failure_reason]
+        assert await reconciler.job_given_up(seqs["reported"], durable, 1) == "left"
+        assert store.get("default", tasks["reported"].id).state == T.TASK_STATE_QUEUED
+        assert (await js.get_msg(messaging.JOBS_STREAM, seq=seqs["reported"])).seq == seqs["reported"]
+        assert await reconciler.job_given_up(seqs["ended"], durable, 1) == "ended"
+        assert store.get("default", tasks["ended"].id).state == T.TASK_STATE_CANCELLED
+        for name in ("twice", "ended"):
+            with pytest.raises(nats.js.errors.NotFoundError):
+                await js.get_msg(messaging.JOBS_STREAM, seq=seqs[name])
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        await nc.close()
+        for replica in replicas:
+            await replica.stop()
+        server.stop(grace=2)
 
 
 # -- a real trainer killed while the training service is down -----------------------------------------

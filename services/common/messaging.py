@@ -20,6 +20,11 @@ EVENTS_SUBJECT_PREFIX = "trainyard.events"  # trainyard.events.<task_id>
 CONTROL_STREAM = "TRAINYARD_CONTROL"
 CANCEL_SUBJECT_PREFIX = "trainyard.control.cancel"  # trainyard.control.cancel.<task_id>
 TRAINERS_DURABLE = "trainers"
+# JetStream's advisory when a consumer gives a message up: its last allowed delivery (max_deliver) ended
+# with no ack, nak or term, e.g. its trainer died before its first heartbeat. Kept in a stream so the
+# training service learns of it even when it was down at the time (services/training/reconcile.py).
+MAX_DELIVERIES_STREAM = "TRAINYARD_JOBS_GIVEN_UP"
+MAX_DELIVERIES_SUBJECT = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.*"  # .<consumer>
 
 DAY_SECONDS = 24 * 3600
 
@@ -73,6 +78,13 @@ STREAMS = (
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_age=DAY_SECONDS,
+    ),
+    StreamConfig(
+        name=MAX_DELIVERIES_STREAM,
+        subjects=[MAX_DELIVERIES_SUBJECT],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=7 * DAY_SECONDS,
     ),
 )
 

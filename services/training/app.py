@@ -8,7 +8,7 @@ from services.common import db, messaging, objectstore
 from services.common.server import RunningService, serve
 from services.common.settings import Settings
 from services.training.clients import GrpcDatasetClient, GrpcModelZooClient, GrpcRecommender, LazyRemote
-from services.training.consumer import EventConsumer
+from services.training.consumer import EventConsumer, MaxDeliveriesConsumer
 from services.training.domain import ArtifactStore, JetStreamPublisher, TrainingDomain
 from services.training.reconcile import Reconciler
 from services.training.servicer import TrainingServicer
@@ -55,6 +55,9 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
         pending_grace_s=settings.training_pending_grace_s,
     )
     reconciler.start()
+    # ... nor on a job JetStream gave up with no word from its last trainer (the sweep cannot see that).
+    given_up = MaxDeliveriesConsumer(js, reconciler)
+    await given_up.start()
     server, port = await serve(
         settings,
         [
@@ -75,6 +78,7 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
             consumer.stop,
             domain.tuner.stop,
             reconciler.stop,
+            given_up.stop,
         ],
     )
     running.domain = domain  # type: ignore[attr-defined]

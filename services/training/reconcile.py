@@ -19,6 +19,11 @@ task PENDING. A sweep runs at start and every `interval_s`:
   A task whose last trainer event is final is left alone: the event consumer is catching up.
   A hyperparameter search task runs no job of its own (services/training/tuning.py follows its trials,
   which are reconciled like any task).
+
+The sweep sees only deliveries that sent something. A trainer that dies before its first heartbeat on a
+job's last allowed delivery leaves no trace but JetStream's max-deliveries advisory (kept in a stream,
+handed over by consumer.MaxDeliveriesConsumer): `job_given_up` fails that task at once, unless it has
+ended, a newer run of it is queued, or that delivery did report (then the lease above judges it).
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ from datetime import UTC, datetime
 import nats.js.errors
 from sqlmodel import Session, select
 
-from services.common import messaging
+from services.common import errors, messaging
 from services.training.domain import TrainingDomain, task_type_short
 from services.training.models import TrainingTaskRow
-from services.training.tasks import to_proto, utcnow
+from services.training.tasks import is_final, to_proto, utcnow
 from trainyard.events.v1 import events_pb2
 from trainyard.training.v1 import training_pb2
 
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 
 S = training_pb2
 FINAL_KINDS = ("succeeded", "cancelled")
+NO_MESSAGE_FOUND = 10057  # JetStream's err_code for deleting a message that is not there
 TaskAndJob = tuple[training_pb2.TrainingTask, events_pb2.TrainingJob]
 
 
@@ -190,7 +196,76 @@ class Reconciler:
                 result.requeued.append(task.id)
         return result
 
+    # -- a job JetStream gave up --------------------------------------------------------------
+
+    async def job_given_up(self, stream_seq: int, consumer: str, deliveries: int) -> str:
+        """The trainers' `consumer` will not deliver the job at `stream_seq` again: its last delivery
+        ended with no ack, nak or term. Returns what was done (for logs and tests):
+
+        - "failed": no trainer reported on that delivery; the task is FAILED and the message deleted;
+        - "ended": the task has ended (or a final event waits in the stream, or a newer run of it is
+          queued); the dead message is deleted, the task left as it is;
+        - "left": that delivery sent events, so the lease sweep judges it (its reason names the trainer);
+        - "gone": the message was deleted already (another replica, a redelivered advisory);
+        - "ignored": not a trainers' job message of a task of this service.
+        Any replica may handle the same advisory, any number of times: the move is conditional.
+        """
+        try:
+            msg = await self.js.get_msg(messaging.JOBS_STREAM, seq=stream_seq)
+        except nats.js.errors.NotFoundError:
+            return "gone"
+        type_name = (msg.subject or "").rsplit(".", 1)[-1]
+        if msg.subject != messaging.jobs_subject(type_name) or consumer != messaging.trainers_durable(type_name):
+            return "ignored"  # a member message of a multi-node run, or some other consumer's business
+        try:
+            job = events_pb2.TrainingJob.FromString(msg.data or b"")
+        except Exception:  # noqa: BLE001 - a broken message: the trainers term it
+            return "ignored"
+        if not job.task_id:
+            return "ignored"
+        for _ in range(3):  # again when the task moved on meanwhile (an event applied, another replica)
+            outcome = await self._give_up(job, deliveries)
+            if outcome in ("failed", "ended"):  # no consumer delivers it again: only clutter in the queue
+                await self._delete_job(stream_seq)
+            if outcome != "raced":
+                log.info(
+                    "job given up by JetStream",
+                    extra={"task_id": job.task_id, "deliveries": deliveries, "outcome": outcome},
+                )
+                return outcome
+        return "left"  # still moving: the sweep has it
+
+    async def _give_up(self, job: events_pb2.TrainingJob, deliveries: int) -> str:
+        try:
+            task, current = await asyncio.to_thread(self.domain.store.task_and_job, job.task_id)
+        except errors.NotFound:
+            return "ignored"
+        last = await self._last_event(task.id)
+        if (
+            is_final(task.state)
+            or job.attempt_offset < current.attempt_offset
+            or (last is not None and _is_final(last[1]))
+        ):
+            return "ended"
+        attempt = job.attempt_offset + deliveries  # the attempt number of the given-up delivery
+        if task.attempt >= attempt or (last is not None and last[1].attempt >= attempt):
+            return "left"
+        times = f"{deliveries} time{'s' if deliveries != 1 else ''}"
+        reason = (
+            f"the job was delivered {times} (the trainers' max_deliver) and no trainer finished it: "
+            "the trainer of the last delivery was lost before it reported anything; the task is given up"
+        )
+        return "failed" if await self._move(task, S.TASK_STATE_FAILED, reason) else "raced"
+
     # -- JetStream ---------------------------------------------------------------------------
+
+    async def _delete_job(self, seq: int) -> None:
+        """Delete a job message; one already deleted (by another replica, say) is fine."""
+        try:
+            await self.js.delete_msg(messaging.JOBS_STREAM, seq)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != NO_MESSAGE_FOUND:
+                raise
 
     async def _last_event(self, task_id: str) -> tuple[datetime, events_pb2.TrainerEvent] | None:
         try:
