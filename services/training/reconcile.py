@@ -253,7 +253,8 @@ class Reconciler:
         times = f"{deliveries} time{'s' if deliveries != 1 else ''}"
         reason = (
             f"the job was delivered {times} (the trainers' max_deliver) and no trainer finished it: "
-            "the trainer of the last delivery was lost before it reported anything; the task is given up"
+            "nothing was heard of the last delivery (its trainer lost before its first heartbeat, or the "
+            "job handed back unstarted by a busy trainer); the task is given up"
         )
         return "failed" if await self._move(task, S.TASK_STATE_FAILED, reason) else "raced"
 
