@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# GPU variant of benchmarks 1 (trainer throughput) and 2 (data path) for a lent CUDA machine:
-# mixed precision on (the trainer's engine uses autocast fp16 + GradScaler on CUDA; the bare
-# loops do the same), channels_last, cudnn.benchmark, batch 64 (16 for the detector/segmenter),
-# 224 px. One short run; the report lands in bench/results/gpu/latest.{json,md}.
+# The GPU checks, for a lent CUDA machine, in one short run (~5 minutes on one recent GPU):
+#   1. the trainer's GPU tests (tests/test_trainer_gpu.py: CUDA, mixed precision, channels_last, NCCL,
+#      exports of a GPU-trained model);
+#   2. the recommendation service's GPU throughput table (copy it to services/recommend/throughput/gpu.json);
+#   3. benchmark 1, trainer throughput against a bare PyTorch loop, on CUDA at 224 px.
+# The data path benchmark needs the S3 stack and is not part of it. Everything lands in $OUT_DIR.
 #
-#   bash bench/gpu.sh            # ~2-4 minutes on one recent GPU
-set -euo pipefail
+#   bash bench/gpu.sh                               # with the project's .venv
+#   PY=python3 OUT_DIR=/tmp/gpu bash bench/gpu.sh   # with a machine's own PyTorch
+set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+OUT_DIR=${OUT_DIR:-bench/results/gpu}
+mkdir -p "$OUT_DIR"
+export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-exec timeout 540 "$PY" -m bench --gpu --only throughput,datapath --images "${BENCH_IMAGES:-2000}" --out bench/results/gpu "$@"
+"$PY" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "cuda", torch.version.cuda)'
+rc=0
+# --noconftest: these tests start no servers (the suite's conftest imports the service stack)
+timeout 300 "$PY" -m pytest -m gpu --noconftest -p no:cacheprovider -q -ra tests/test_trainer_gpu.py \
+  --junitxml "$OUT_DIR/gpu-tests.xml" || rc=1
+timeout 200 "$PY" -m services.recommend.measure --device cuda --clock wall --out "$OUT_DIR/gpu.json" || rc=1
+timeout 200 "$PY" -m bench --gpu --only throughput --out "$OUT_DIR" || rc=1
+exit $rc

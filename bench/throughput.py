@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from bench.report import Result
 from trainer import engine
 from trainer.models import BuiltModel, build_model
+from trainer.tasks import amp_dtype, grad_scaler
 
 TARGET = 0.95
 
@@ -33,14 +34,16 @@ def bare_classification_step_loop(model, loader, device, amp: bool) -> int:
     """What a user would write by hand: forward, loss, backward, step."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     criterion = nn.CrossEntropyLoss()
-    scaler = torch.amp.GradScaler("cuda") if amp else None
+    # the same precision as the engine (bfloat16, or float16 with loss scaling), so only the loops differ
+    scaler = grad_scaler(device) if amp else None
+    dtype = amp_dtype(device) or torch.float16
     model.train()
     n = 0
     for images, targets in loader:
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
             loss = criterion(model(images), targets)
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -63,7 +66,7 @@ def platform_loop(built, loader, device, task: str = "classification", num_class
     cfg = engine.FitConfig(epochs=1, num_classes=num_classes, learning_rate=1e-4)
     optimizer = engine.make_optimizer(built, cfg)
     scheduler = engine.make_scheduler(optimizer, len(loader), cfg)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    scaler = grad_scaler(device)
     adapter = make_adapter(task, num_classes, [str(i) for i in range(num_classes)])
     seen = [0]
     last = [time.monotonic()]
@@ -136,12 +139,13 @@ def _detection_data(count: int, size: int, num_classes: int):
 
 def bare_detection_loop(model, batches, device, amp: bool) -> int:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    dtype = amp_dtype(device) or torch.float16
     model.train()
     n = 0
     for images, targets in batches:
         images = [i.to(device) for i in images]
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
             loss = sum(model(images, targets).values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -154,11 +158,12 @@ def bare_detection_loop(model, batches, device, amp: bool) -> int:
 def bare_segmentation_loop(model, batches, device, amp: bool) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     criterion = nn.CrossEntropyLoss(ignore_index=255)
+    dtype = amp_dtype(device) or torch.float16
     model.train()
     n = 0
     for images, masks in batches:
         images, masks = images.to(device), masks.to(device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
             loss = criterion(model(images)["out"], masks)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -196,3 +196,32 @@ def test_out_of_memory_reason_says_so_and_suggests_a_smaller_batch():
     assert "smaller batch_size (for example 8)" in gpu
     assert "the trainer node" in out_of_memory_reason("resnet50", 1, 224, False)
     assert "for example 1" in out_of_memory_reason("resnet50", 1, 224, False)
+
+
+def test_a_non_finite_training_loss_stops_the_run_with_a_reason():
+    train, val = loaders()
+    images, labels = train.dataset.tensors
+    poisoned = images.clone()
+    poisoned[5] = float("nan")  # one bad sample makes its batch's loss NaN
+    bad = DataLoader(TensorDataset(poisoned, labels), batch_size=8)
+    cfg = engine.FitConfig(epochs=2, num_classes=2, learning_rate=0.05)
+    with pytest.raises(FloatingPointError, match="training loss became nan; lower the learning_rate"):
+        engine.fit(tiny_model(), bad, val, cfg, torch.device("cpu"))
+
+
+def test_a_checkpoint_from_a_gpu_node_resumes_on_a_cpu_node():
+    """A GPU node's AdamW runs fused; its checkpoint carries that flag, which a CPU optimizer must not take."""
+    cfg = engine.FitConfig(epochs=2, num_classes=2, learning_rate=0.05)
+    saved: list[dict] = []
+    train, val = loaders()
+    engine.fit(tiny_model(), train, val, cfg, torch.device("cpu"), engine.Hooks(save_checkpoint=saved.append))
+    checkpoint = saved[-1]
+    for group in checkpoint["optimizer"]["param_groups"]:
+        group.update(fused=True, foreach=None)  # as a CUDA node saves it
+    more = engine.FitConfig(epochs=3, num_classes=2, learning_rate=0.05)
+    again: list[dict] = []
+    hooks = engine.Hooks(save_checkpoint=again.append)
+    final = engine.fit(tiny_model(), train, val, more, torch.device("cpu"), hooks, resume=checkpoint)
+    assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
+    # the CPU node ran (and saved) its own implementation, with the GPU node's learned state
+    assert not any(group["fused"] for group in again[-1]["optimizer"]["param_groups"])

@@ -248,6 +248,14 @@ class Adapter:
     def primary_metric(self) -> str:
         return PRIMARY_METRIC[self.name]
 
+    @property
+    def channels_last(self) -> bool:
+        """Whether the GPU trains this task's networks in channels_last. Classifiers: yes, as is usual.
+        Segmenters: no; on an H200 (bf16, batch 16, 224 px) NCHW trained LR-ASPP and DeepLabV3 with
+        MobileNetV3 about 1.3x faster and FCN-ResNet50 1.14x, DeepLabV3-ResNet50 0.8x. Detectors: their
+        list-of-images inputs stay NCHW."""
+        return self.name == CLASSIFICATION
+
     def loss(self, model: nn.Module, images, targets, device: torch.device) -> tuple[torch.Tensor, int]:
         raise NotImplementedError
 
@@ -262,10 +270,24 @@ def _to_device(images, device, channels_last: bool = False):
     return images
 
 
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Mixed precision on CUDA: bfloat16 where the GPU has it (Ampere and later: fp32's range, so no
+    loss scaling), float16 with a GradScaler on older GPUs; full precision on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler | None:
+    """Loss scaling, needed only where float16 gradients could underflow."""
+    return torch.amp.GradScaler("cuda") if amp_dtype(device) == torch.float16 else None
+
+
 def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast("cpu", enabled=False)
+    dtype = amp_dtype(device)
+    if dtype is None:
+        return torch.autocast("cpu", enabled=False)
+    return torch.autocast("cuda", dtype=dtype)
 
 
 class ClassificationAdapter(Adapter):
@@ -407,7 +429,7 @@ class SegmentationAdapter(Adapter):
         return masks.masked_fill((masks >= self.num_classes) | (masks < 0), self.ignore_index)
 
     def loss(self, model, images, targets, device):
-        images = _to_device(images, device, True)
+        images = _to_device(images, device, self.channels_last)
         targets = self._labels(targets.to(device, non_blocking=True))
         weight = torch.tensor(self.class_weights, device=device) if self.class_weights else None
         criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=self.ignore_index)
@@ -429,7 +451,7 @@ class SegmentationAdapter(Adapter):
         criterion = nn.CrossEntropyLoss(ignore_index=ignore)
         total, seen = 0.0, 0
         for images, masks in loader:
-            images = _to_device(images, device, True)
+            images = _to_device(images, device, self.channels_last)
             with _autocast(device):
                 logits = self._logits(model, images).float()
             if logits.shape[-2:] != masks.shape[-2:]:

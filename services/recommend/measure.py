@@ -72,20 +72,26 @@ def time_config(
     from torch import nn
 
     torch.manual_seed(0)
+    from trainer.tasks import amp_dtype
+
     model = build(library, architecture).to(device)
     gmacs = forward_gmacs(model, resolution, device)
     images = torch.randn(batch, 3, resolution, resolution, device=device)
+    if device.type == "cuda":  # as the trainer runs: channels_last, its mixed precision
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     targets = torch.randint(0, 10, (batch,), device=device)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    use_amp = device.type == "cuda"
+    dtype = amp_dtype(device)
+    use_amp = dtype is not None
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
     def train_step() -> None:
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=use_amp):
             loss = criterion(model(images), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -97,7 +103,7 @@ def time_config(
     train_times = _timed(train_step, sync, min_runs=3, seconds=seconds, clock=clock)
 
     model.eval()
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=use_amp):
         model(images)
         sync()
         eval_times = _timed(lambda: model(images), sync, min_runs=3, seconds=seconds / 3, clock=clock)
@@ -203,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         "device_class": device_class,
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "measure_seconds": round(time.monotonic() - started, 1),
-        "method": "random input, cross-entropy, AdamW step; AMP float16 on CUDA; one warm-up step, then "
+        "method": "random input, cross-entropy, AdamW step; on CUDA the trainer's mixed precision (bfloat16 where supported) "
+        "and channels_last; one warm-up step, then "
         "images/s of the fastest timed step (and the mean over all timed steps)"
         + (
             f"; timed by process CPU time on one thread and multiplied by the {cores} cores a trainer uses "
