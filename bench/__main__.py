@@ -1,7 +1,7 @@
 """python -m bench [--quick | --tiny] [--only a,b] [--images N] [--gpu] [--out DIR]
 
 Benchmarks: throughput (1), datapath (2), import (3), api (4), dispatch (5), events (6), memory (7),
-recommend (8: recommendation quality, bench/recommend_quality.py in its quick mode).
+recommend (8: recommendation quality, bench/recommend_quality.py; its quick setting in quick mode).
 Every one runs its baseline in the same run; the report goes to bench/results/latest.{json,md}.
 """
 
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from bench import recommend_quality as rq
 
-            size = {"budget": 1.0, "train": 16, "val": 8} if mode == "tiny" else rq.QUICK
+            size = {"tiny": {"budget": 1.0, "train": 16, "val": 8}, "quick": rq.QUICK, "full": rq.FULL}[mode]
             report_ = rq.evaluate(size["budget"], 5.0, size["train"], size["val"], say=say)
             results.extend(rq.results(report_))
         except Exception as exc:  # noqa: BLE001

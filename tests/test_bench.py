@@ -76,3 +76,16 @@ def test_service_benchmarks_against_the_local_stack(tmp_path):
     assert by["3. import"]["extra"]["images"] >= 40 and by["3. import"]["ratio"] > 0
     dispatch = [r for r in report["results"] if r["bench"] == "5. dispatch"]  # one row per trainer kind
     assert max(r["extra"]["n"] for r in dispatch) >= 5 and by["6. events"]["extra"]["n"] >= 1
+
+
+@pytest.mark.slow
+def test_recommendation_quality_trains_the_candidates_in_both_weight_situations(tmp_path):
+    report = _run(tmp_path, "recommend", 600)
+    rows = [r for r in report["results"] if r["bench"] == "8. recommendation quality"]
+    balanced = [r["extra"] for r in rows if r["name"].startswith("balanced")]
+    assert [b["scenario"] for b in balanced] == ["as installed", "no weights"]
+    installed, fresh = balanced
+    # the offline MobileNetV2 weights make it the top pick, fine-tuned from them; without weights all train from scratch
+    assert installed["ranking"][0] == "tv/mobilenet_v2.imagenet1k_v1" and installed["top"]["pretrained"]
+    assert not any(c["pretrained"] for c in fresh["candidates"].values()) and len(fresh["candidates"]) == 6
+    assert any(r["name"].startswith("fastest") and r["value"] >= 1 for r in rows)

@@ -151,6 +151,23 @@ def test_missing_weights_are_penalised():
     assert any("from scratch" in f for f in ranked[1].factors)
 
 
+def test_without_weights_small_data_lets_speed_decide_and_large_data_the_published_quality():
+    # a: more accurate on ImageNet but 8x slower; b: faster. Neither has weights: both train from scratch.
+    zoo = [model("tv/a.x", 80.0, 4.0, 20e6, status=3), model("tv/b.x", 68.0, 0.5, 3e6, status=3)]
+
+    def balanced(cases: int) -> list:
+        stats = DatasetStats(train_cases=cases, val_cases=cases // 5, num_classes=4)
+        return rank(zoo, preference=PREF.TRAINING_PREFERENCE_BALANCED, data_type=0, stats=stats, table=TABLE)
+
+    small = balanced(160)
+    assert small[0].model_id == "tv/b.x"
+    assert small[0].expected_quality_high < 0.8  # no longer the transfer-learning band around 68-80%
+    assert any("from scratch on 160 training images" in f and "counts 0%" in f for f in small[1].factors)
+    large = balanced(200_000)
+    assert large[0].model_id == "tv/a.x"  # at ImageNet scale the published quality counts fully again
+    assert any("counts 100%" in f for f in large[0].factors)
+
+
 def test_constraints_filter_candidates():
     ids = top(PREF.TRAINING_PREFERENCE_MOST_ACCURATE, max_params=10_000_000)
     assert ids and all(i.startswith("tv/mobilenet") for i in ids)

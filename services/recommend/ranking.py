@@ -2,7 +2,8 @@
 
 A candidate's score mixes three normalised factors whose weights depend on the training preference:
 
-- quality: its expected quality on this dataset: the published reference quality, pulled towards
+- quality: its expected quality on this dataset: the published reference quality (for a network without
+  pre-trained weights, counted only in proportion to the dataset's size: _scratch_prior), pulled towards
   what the same network or family achieved on similar datasets of the project (outcomes.py);
 - time: expected training time (every epoch plus validation) from the measured throughput table of
   the device class (throughput.py), for the dataset's size at the suggested image size;
@@ -40,6 +41,10 @@ WEIGHTS = {
 }
 # Assumed dataset size when the request names none.
 DEFAULT_TRAIN_CASES = 1000
+# Networks without pre-trained weights (_scratch_prior): a neutral expected quality, and the dataset size
+# from which the published quality counts fully again.
+SCRATCH_QUALITY = 0.5
+SCRATCH_FULL_CASES = 100_000
 _TABLES: dict[str, ThroughputTable] | None = None
 
 
@@ -217,7 +222,12 @@ def rank(
             continue
 
         reference = _reference_quality(model)
+        status = model.weight_status
+        from_scratch = status not in (modelzoo_pb2.WEIGHT_STATUS_IN_STORE, modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE)
         prior = reference if reference is not None else 0.6
+        scratch_note = ""
+        if from_scratch:
+            prior, scratch_note = _scratch_prior(prior, stats)
         seen = evidence(list(outcomes), model.id, stats, task_type) if outcomes else None
         expected = seen.blend(prior) if seen else prior
         quality = min(1.0, max(0.0, (expected - 0.5) / 0.45))
@@ -229,6 +239,8 @@ def rank(
                     w_quality * quality,
                 )
             )
+        elif from_scratch:
+            factors.append(_Factor(scratch_note, w_quality * quality))
         elif reference is not None:
             factors.append(_Factor(f"published reference quality {reference:.3f}", w_quality * quality))
         else:
@@ -248,7 +260,6 @@ def rank(
         )
         score = w_quality * quality + w_time * time_score + w_size * size_score
 
-        status = model.weight_status
         if status == modelzoo_pb2.WEIGHT_STATUS_IN_STORE:
             factors.append(_Factor("pre-trained weights are in the store"))
         elif status == modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE:
@@ -314,6 +325,23 @@ def rank(
             + f". Time estimate {suggestion.throughput_source}. Constraints: {', '.join(constraints)}."
         )
     return best
+
+
+def _scratch_prior(reference: float, stats: DatasetStats) -> tuple[float, str]:
+    """Expected quality of a network trained from random initialisation on this dataset.
+
+    A published reference quality was reached with pre-training or hundreds of epochs on ImageNet-size
+    data; on a small dataset from scratch it says little about which network ends up better. It counts in
+    proportion to the dataset's size (fully from SCRATCH_FULL_CASES training images on) against a
+    neutral SCRATCH_QUALITY, so for small data the time and size factors decide.
+    """
+    cases = stats.train_cases or DEFAULT_TRAIN_CASES
+    share = min(1.0, cases / SCRATCH_FULL_CASES)
+    prior = share * reference + (1.0 - share) * SCRATCH_QUALITY
+    return prior, (
+        f"from scratch on {cases} training images: the published quality {reference:.3f} counts {share:.0%} "
+        f"(expected {prior:.3f})"
+    )
 
 
 def _quality_band(expected: float, stats: DatasetStats, data_type: int, evidence_weight: float) -> tuple[float, float]:
