@@ -46,6 +46,14 @@ def members_durable_name(task_type: str) -> str:
     return messaging.members_durable(task_type)
 
 
+# Seconds one long poll for a job waits on one subscription.
+POLL_TIMEOUT_S = 2.0
+# A busy trainer gives a job back after this delay. Every nak uses up one of the job's max_deliver
+# deliveries, and JetStream serves the oldest pull request first: given back at once, the job would go
+# to the next busy trainer's poll left over from before its job started, and be refused again until
+# JetStream gives it up. Busy trainers renew no polls, so once the longest poll has run out only the
+# polls of free trainers are left.
+JOB_REFUSE_DELAY_S = POLL_TIMEOUT_S + 1.0
 # A busy trainer gives a member message back after this delay, so it goes to a free trainer instead of
 # bouncing between busy ones (member messages have no delivery limit: their run's state bounds them).
 MEMBER_REFUSE_DELAY_S = 0.5
@@ -239,7 +247,7 @@ class Worker:
     async def _fetch_one(self, sub) -> list:
         """One long poll for a job on one subscription ([] when none came)."""
         try:
-            return await sub.fetch(1, timeout=2.0)
+            return await sub.fetch(1, timeout=POLL_TIMEOUT_S)
         except (TimeoutError, nats.errors.TimeoutError):
             return []
         except asyncio.CancelledError:
@@ -253,7 +261,7 @@ class Worker:
         """Long-poll every task type's queue at once, so a job is picked up as soon as it is published.
 
         A trainer runs one job at a time: a job that arrives on another queue while one runs is
-        nak()ed at once for another trainer (or for this one, later) instead of being held.
+        handed back (_refuse) for another trainer (or for this one, later) instead of being held.
         """
         if self.nc is None:
             await self.connect()
@@ -272,7 +280,7 @@ class Worker:
                     msgs.extend(poll.result())
                 for i, msg in enumerate(msgs):
                     if i > 0 or self._stop.is_set():
-                        await msg.nak()
+                        await self._refuse(msg)
                         continue
                     await self._handle_while_refusing(msg, polls)
         finally:
@@ -281,10 +289,16 @@ class Worker:
             for result in await asyncio.gather(*polls, return_exceptions=True):
                 for msg in result if isinstance(result, list) else []:
                     with contextlib.suppress(Exception):
-                        await msg.nak()
+                        await self._refuse(msg)
+
+    @staticmethod
+    async def _refuse(msg) -> None:
+        """Hand a message this trainer will not run back to the queue, delayed for a free trainer to take."""
+        member = msg.subject.startswith(messaging.members_subject(""))
+        await msg.nak(delay=MEMBER_REFUSE_DELAY_S if member else JOB_REFUSE_DELAY_S)
 
     async def _handle_while_refusing(self, msg, polls: dict[asyncio.Task, Any]) -> None:
-        """Run one job; jobs that other polls receive meanwhile go straight back to the queue."""
+        """Run one job; jobs that other polls receive meanwhile go back to the queue (_refuse)."""
         job = asyncio.create_task(self.handle(msg))
         while not job.done():
             waiting = [p for p in polls if not p.done()]
@@ -292,8 +306,7 @@ class Worker:
             for poll in done - {job}:
                 polls.pop(poll)
                 for extra in poll.result():
-                    member = extra.subject.startswith(messaging.members_subject(""))
-                    await extra.nak(delay=MEMBER_REFUSE_DELAY_S if member else None)
+                    await self._refuse(extra)
         await job
         self.jobs_done += 1
         if self.stop_after and self.jobs_done >= self.stop_after:
