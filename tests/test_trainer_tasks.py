@@ -327,7 +327,7 @@ def test_open_rgb_reads_every_mode_exif_rotation_and_huge_jpegs(tmp_path):
     (tmp_path / "big.jpg").write_bytes(encode(big, "JPEG", quality=70))
     small = open_rgb(tmp_path / "big.jpg", min_side=224)
     assert small.size == (750, 500)  # 1/4: the short side stays >= 2 x 224
-    assert open_rgb(tmp_path / "big.jpg").size == (3000, 2000)  # dense tasks keep full resolution
+    assert open_rgb(tmp_path / "big.jpg").size == (3000, 2000)  # without min_side: full resolution
 
 
 def test_detection_survives_real_world_mess(s3, tmp_path):

@@ -172,16 +172,19 @@ def build_training(prep: Prepared) -> Training:
             val_items, tasks.classification_transform(hp.image_size, mean, std, False), hp.image_size
         )
     elif task == "segmentation":
+        # dense datasets decode a big JPEG reduced to no less than the square the transform resizes to
         train_ds = tasks.SegmentationDataset(
-            train_items, tasks.dense_transform(hp.image_size, True, augmentation, (mean, std))
+            train_items, tasks.dense_transform(hp.image_size, True, augmentation, (mean, std)), hp.image_size
         )
         val_ds = tasks.SegmentationDataset(
-            val_items, tasks.dense_transform(hp.image_size, False, normalize=(mean, std))
+            val_items, tasks.dense_transform(hp.image_size, False, normalize=(mean, std)), hp.image_size
         )
     else:  # detectors normalise inside (their GeneralizedRCNNTransform)
         masks = task == "instance_segmentation"
-        train_ds = tasks.DetectionDataset(train_items, tasks.dense_transform(hp.image_size, True, augmentation), masks)
-        val_ds = tasks.DetectionDataset(val_items, tasks.dense_transform(hp.image_size, False), masks)
+        train_ds = tasks.DetectionDataset(
+            train_items, tasks.dense_transform(hp.image_size, True, augmentation), masks, hp.image_size
+        )
+        val_ds = tasks.DetectionDataset(val_items, tasks.dense_transform(hp.image_size, False), masks, hp.image_size)
     adapter = tasks.make_adapter(
         task,
         len(classes),

@@ -56,24 +56,42 @@ class Item:
         return int(self.case["label"])
 
 
-def open_rgb(path: Path, min_side: int = 0) -> Image.Image:
+# EXIF orientations that swap width and height (transpose, rotate 90/270, transverse)
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def decode_rgb(path: Path, min_short: int = 0) -> tuple[Image.Image, tuple[int, int]]:
     """A stored image as 8-bit RGB the way the dataset service reads it: EXIF orientation applied,
     16-bit and float images scaled (not clipped to white), transparency over white, CMYK and
-    palettes converted. With min_side (classification), a big JPEG is decoded at a power-of-two
-    reduction that keeps its short side at least twice min_side (room for random crops): a 6000x4000
-    photo then costs little per epoch."""
-    from PIL import ImageOps
+    palettes converted. With min_short, a JPEG is decoded at the largest power-of-two reduction
+    (libjpeg's DCT scaling: 1/2, 1/4 or 1/8) that keeps its short side >= min_short, so a 6000x4000
+    photo costs little per epoch; other formats cannot be drafted and decode in full.
+
+    Returns the image and its full-resolution (width, height) after EXIF orientation: the frame a
+    case's boxes, polygons and masks refer to (the dataset service stores images upright and
+    annotates them so), which a reduced image has to be scaled from."""
+    from PIL import ExifTags, ImageOps
 
     from services.dataset.images import to_rgb
 
     try:
         with Image.open(path) as img:
-            short = min(img.size)
-            if min_side and img.format == "JPEG" and short > 4 * min_side:
-                img.draft("RGB", (2 * min_side * img.width // short, 2 * min_side * img.height // short))
-            return to_rgb(ImageOps.exif_transpose(img))
+            w, h = img.size
+            # read the way exif_transpose reads it below, so the two agree on the frame
+            swapped = img.getexif().get(ExifTags.Base.Orientation, 1) in _SWAPPING_ORIENTATIONS
+            short = min(w, h)
+            if min_short and img.format == "JPEG" and short >= 2 * min_short:
+                # draft picks the largest reduction whose size is still >= the one asked for
+                img.draft("RGB", (min_short * w // short, min_short * h // short))
+            return to_rgb(ImageOps.exif_transpose(img)), ((h, w) if swapped else (w, h))
     except Exception as exc:  # noqa: BLE001 - a broken image is a data error
         raise PermanentJobError(f"image {path.name} cannot be decoded: {exc}") from exc
+
+
+def open_rgb(path: Path, min_side: int = 0) -> Image.Image:
+    """decode_rgb's image. With min_side (classification), the short side stays at least twice
+    min_side: room for random crops."""
+    return decode_rgb(path, 2 * min_side)[0]
 
 
 # -- transforms --------------------------------------------------------------------------------
@@ -124,30 +142,40 @@ class ClassificationDataset(Dataset):
         return self.transform(open_rgb(item.path, self.min_side)), item.label
 
 
-def instance_masks(case: dict, height: int, width: int) -> torch.Tensor:
-    """[N, H, W] uint8 masks of a case's instances from COCO polygons or compressed RLE."""
+def instance_masks(case: dict, height: int, width: int, frame: tuple[int, int] | None = None) -> torch.Tensor:
+    """[N, H, W] uint8 masks of a case's instances from COCO polygons or compressed RLE.
+
+    frame is the (height, width) the annotations refer to (the full-size image) when the image was
+    decoded smaller: polygons and boxes are scaled before rasterising, RLE masks are decoded at
+    their own size, checked against the frame, and resized nearest."""
+    import numpy as np
     from pycocotools import mask as mask_util
 
+    fh, fw = frame or (height, width)
+    sx, sy = width / fw, height / fh
     out = []
     for box in case.get("boxes", []):
+        bbox = [box["bbox"][0] * sx, box["bbox"][1] * sy, box["bbox"][2] * sx, box["bbox"][3] * sy]
         if box.get("rle"):
             rle = dict(box["rle"])
             if isinstance(rle.get("counts"), str):
                 rle["counts"] = rle["counts"].encode()
             m = mask_util.decode(rle)
+            if m.shape != (fh, fw):
+                raise PermanentJobError(
+                    f"case {case.get('id')} ({case.get('source_path')}) has a mask of size "
+                    f"{m.shape[1]}x{m.shape[0]}, but its image is {fw}x{fh}"
+                )
+            if (fh, fw) != (height, width):
+                m = np.asarray(Image.fromarray(np.ascontiguousarray(m)).resize((width, height), Image.NEAREST))
         elif box.get("polygons"):
-            polys = [p for p in box["polygons"] if len(p) >= 6]
+            polys = [[v * (sx if i % 2 == 0 else sy) for i, v in enumerate(p)] for p in box["polygons"] if len(p) >= 6]
             if not polys:
-                m = _box_mask(box["bbox"], height, width)
+                m = _box_mask(bbox, height, width)
             else:
                 m = mask_util.decode(mask_util.merge(mask_util.frPyObjects(polys, height, width)))
         else:
-            m = _box_mask(box["bbox"], height, width)
-        if m.shape != (height, width):
-            raise PermanentJobError(
-                f"case {case.get('id')} ({case.get('source_path')}) has a mask of size {m.shape[1]}x{m.shape[0]}, "
-                f"but its image is {width}x{height}"
-            )
+            m = _box_mask(bbox, height, width)
         out.append(torch.from_numpy(m.astype("uint8")))
     if not out:
         return torch.zeros((0, height, width), dtype=torch.uint8)
@@ -164,29 +192,36 @@ def _box_mask(bbox, height: int, width: int):
 
 
 class DetectionDataset(Dataset):
-    """(image [3,S,S] in [0,1], {"boxes", "labels" (1-based)[, "masks"]}) pairs."""
+    """(image [3,S,S] in [0,1], {"boxes", "labels" (1-based)[, "masks"]}) pairs.
 
-    def __init__(self, items: Sequence[Item], transform, with_masks: bool = False) -> None:
-        self.items, self.transform, self.with_masks = list(items), transform, with_masks
+    With min_side (the square size the transform resizes to), a big JPEG is decoded at a reduction
+    that keeps its short side >= min_side, and its boxes and masks are scaled to match: the
+    transform would have downscaled them anyway, and masks are built at the reduced size."""
+
+    def __init__(self, items: Sequence[Item], transform, with_masks: bool = False, min_side: int = 0) -> None:
+        self.items, self.transform, self.with_masks, self.min_side = list(items), transform, with_masks, min_side
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int):
         item = self.items[index]
-        image = open_rgb(item.path)
+        image, (fw, fh) = decode_rgb(item.path, self.min_side)
         w, h = image.size
         boxes = item.case.get("boxes", [])
+        coords = torch.tensor([b["bbox"] for b in boxes], dtype=torch.float32).reshape(-1, 4)
+        if (w, h) != (fw, fh):
+            coords = coords * torch.tensor([w / fw, h / fh, w / fw, h / fh])
         target = {
             "boxes": tv_tensors.BoundingBoxes(
-                torch.tensor([b["bbox"] for b in boxes], dtype=torch.float32).reshape(-1, 4),
+                coords,
                 format="XYXY",
                 canvas_size=(h, w),
             ),
             "labels": torch.tensor([int(b["class"]) + 1 for b in boxes], dtype=torch.int64),
         }
         if self.with_masks:
-            target["masks"] = tv_tensors.Mask(instance_masks(item.case, h, w))
+            target["masks"] = tv_tensors.Mask(instance_masks(item.case, h, w, frame=(fh, fw)))
         img, target = self.transform(tv_tensors.Image(v2.functional.pil_to_tensor(image)), target)
         keep = (target["boxes"][:, 2] > target["boxes"][:, 0] + 0.5) & (
             target["boxes"][:, 3] > target["boxes"][:, 1] + 0.5
@@ -198,26 +233,30 @@ class DetectionDataset(Dataset):
 
 
 class SegmentationDataset(Dataset):
-    """(normalised image [3,S,S], class mask [S,S] int64 with ignore_index) pairs."""
+    """(normalised image [3,S,S], class mask [S,S] int64 with ignore_index) pairs. With min_side, a
+    big JPEG decodes reduced (see DetectionDataset) and its mask is resized nearest to match, so
+    class and ignore values stay exact."""
 
-    def __init__(self, items: Sequence[Item], transform) -> None:
-        self.items, self.transform = list(items), transform
+    def __init__(self, items: Sequence[Item], transform, min_side: int = 0) -> None:
+        self.items, self.transform, self.min_side = list(items), transform, min_side
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int):
         item = self.items[index]
-        image = open_rgb(item.path)
+        image, full = decode_rgb(item.path, self.min_side)
         if item.mask_path is None:
             raise PermanentJobError(f"case {item.case.get('id')} has no mask")
         with Image.open(item.mask_path) as m:
             mask = m.convert("L") if m.mode not in ("L", "P", "I;16", "I") else m.copy()
-        if mask.size != image.size:
+        if mask.size != full:  # the full-size image: a reduced decode must not hide a mismatch
             raise PermanentJobError(
                 f"case {item.case.get('id')} ({item.case.get('source_path')}): mask is {mask.size[0]}x{mask.size[1]}, "
-                f"image is {image.size[0]}x{image.size[1]}"
+                f"image is {full[0]}x{full[1]}"
             )
+        if mask.size != image.size:
+            mask = mask.resize(image.size, Image.NEAREST)
         img, msk = self.transform(
             tv_tensors.Image(v2.functional.pil_to_tensor(image)),
             tv_tensors.Mask(torch.from_numpy(__import__("numpy").array(mask, dtype="int64"))),
