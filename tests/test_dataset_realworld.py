@@ -4,6 +4,8 @@ annotation formats, generated pixels), imported as a new user would: upload the 
 from __future__ import annotations
 
 import io
+import json
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -147,3 +149,313 @@ def test_train_and_test_folders_without_val(tmp_path):
     result = import_archive(write_zip(tmp_path / "x.zip", files), tmp_path / "w")
     assert result.split_counts() == {"train": 8, "val": 2, "test": 10}
     assert {result.classes[c.label] for c in result.cases if c.split == "val"} == {"a", "b"}  # stratified
+
+
+def write_tar_gz(path: Path, files: dict[str, bytes | str]) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in files.items():
+            raw = data.encode() if isinstance(data, str) else data
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            tf.addfile(info, io.BytesIO(raw))
+    return path
+
+
+def stored_mask(result, case) -> np.ndarray:
+    return np.asarray(Image.open(result.masks[case.mask_sha256].path))
+
+
+# ---------------------------------------------------------------- ADE20K SceneParsing
+
+# The head of ADEChallengeData2016/objectInfo150.txt as shipped: tab-separated, synonyms after commas,
+# a stray space after some indices and names; the other 140 rows are filled in below.
+ADE_TABLE_HEAD = (
+    "Idx\tRatio\tTrain\tVal\tName\n"
+    "1\t0.1576\t11664\t1172\twall\n"
+    "2\t0.1072\t6046\t612\tbuilding, edifice\n"
+    "3\t0.0878\t8265\t796\tsky\n"
+    "4\t0.0621\t9336\t917\tfloor, flooring\n"
+    "5\t0.0480\t6678\t641\ttree\n"
+    "6\t0.0450\t6604\t643\tceiling\n"
+    "7\t0.0398\t4023\t408\troad, route\n"
+    "8\t0.0231\t1906\t199\tbed \n"
+    "9\t0.0198\t4688\t460\twindowpane, window \n"
+    "10\t0.0183\t2423\t225\tgrass\n"
+)
+
+
+def ade_table(csv_form: bool = False) -> str:
+    rows = ADE_TABLE_HEAD.splitlines()[1:] + [f"{i} \t0.0002\t421\t56\tthing{i}, synonym" for i in range(11, 151)]
+    rows[-1] = "150\t0.0002\t421\t56\tflag"
+    if not csv_form:
+        return "\n".join(["Idx\tRatio\tTrain\tVal\tName", *rows]) + "\n"
+    # the CSV form (objectInfo150.csv, semantic-segmentation-pytorch): commas between columns, ';' between names
+    out = ["Idx,Ratio,Train,Val,Name"]
+    for row in rows:
+        idx, ratio, train, val, name = row.split("\t")
+        out.append(",".join([idx.strip(), ratio, train, val, ";".join(n.strip() for n in name.split(","))]))
+    return "\n".join(out) + "\n"
+
+
+def ade_files(table: str | None = "objectInfo150.txt") -> dict[str, bytes | str]:
+    """ADEChallengeData2016.zip: images/{training,validation}/ADE_{train,val}_NNNNNNNN.jpg with
+    annotations/{training,validation}/<same>.png, single-channel, 0 = other (not evaluated), 1..150."""
+    root = "ADEChallengeData2016"
+    files: dict[str, bytes | str] = {}
+    scenes = []
+    for folder, prefix, n in (("training", "ADE_train", 4), ("validation", "ADE_val", 2)):
+        for i in range(1, n + 1):
+            stem = f"{prefix}_{i:08d}"
+            mask = np.zeros((48, 64), np.uint8)  # 0: other
+            mask[:16] = 3  # sky
+            mask[16:32] = 1  # wall
+            mask[32:, : 8 * i] = 150  # flag, a different area per image
+            files[f"{root}/images/{folder}/{stem}.jpg"] = jpeg()
+            files[f"{root}/annotations/{folder}/{stem}.png"] = png(mask)
+            scenes.append(f"{stem} airport_terminal")
+    if table == "objectInfo150.txt":
+        files[f"{root}/objectInfo150.txt"] = ade_table()
+    elif table is not None:
+        files[f"{root}/{table}"] = ade_table(csv_form=True)
+    files[f"{root}/sceneCategories.txt"] = "\n".join(scenes) + "\n"
+    return files
+
+
+@pytest.mark.parametrize("table", ["objectInfo150.txt", "objectInfo150.csv"])
+def test_ade20k_sceneparsing_value_0_is_ignored_and_names_come_from_object_info(tmp_path, table):
+    result = import_archive(write_zip(tmp_path / "ADEChallengeData2016.zip", ade_files(table)), tmp_path / "w")
+    assert result.format == "mask_folder" and result.task_types == ["segmentation"]
+    assert len(result.classes) == 150 and result.ignore_index == 255
+    assert result.classes[:3] == ["wall", "building", "sky"] and result.classes[7:9] == ["bed", "windowpane"]
+    assert result.classes[-1] == "flag"
+    assert result.split_counts() == {"train": 4, "val": 2, "test": 0}  # training/ and validation/
+    for case in result.cases:
+        mask = stored_mask(result, case)
+        assert (mask[:16] == 2).all() and (mask[16:32] == 0).all()  # sky 3 -> 2, wall 1 -> 0
+        width = 8 * int(case.source_path[-5])
+        assert (mask[32:, :width] == 149).all() and (mask[32:, width:] == 255).all()  # flag, other -> ignore
+        assert result.mask_classes[case.mask_sha256] == [0, 2, 149]
+    assert not any("sceneCategories" in c.source_path for c in result.cases)
+
+
+def test_ade20k_without_the_table_keeps_the_convention_by_its_file_names(tmp_path):
+    result = import_archive(write_zip(tmp_path / "ade.zip", ade_files(table=None)), tmp_path / "w")
+    assert len(result.classes) == 150 and result.classes[0] == "class_1" and result.classes[-1] == "class_150"
+    assert all(result.mask_classes[c.mask_sha256] == [0, 2, 149] for c in result.cases)
+    assert any("no objectInfo150.txt" in w for w in result.warnings)
+
+
+def test_ade20k_value_outside_the_150_classes_is_a_per_file_error(tmp_path):
+    files = ade_files()
+    bad = np.full((48, 64), 1, np.uint8)
+    bad[5, 7] = 151
+    files["ADEChallengeData2016/annotations/training/ADE_train_00000002.png"] = png(bad)
+    with pytest.raises(InvalidArgument) as err:
+        import_archive(write_zip(tmp_path / "a.zip", files), tmp_path / "w")
+    image = "ADEChallengeData2016/images/training/ADE_train_00000002.jpg"
+    assert list(err.value.violations) == [image]
+    assert "mask value 151 at (7, 5) is not an ADE20K class value" in err.value.violations[image]
+    files["ADEChallengeData2016/objectInfo150.txt"] = ADE_TABLE_HEAD.replace("\n3\t", "\nthree\t")
+    with pytest.raises(InvalidArgument) as err:
+        import_archive(write_zip(tmp_path / "b.zip", files), tmp_path / "w2")
+    assert "objectInfo150.txt line 4: Idx 'three' is not a class number" in str(err.value)
+
+
+# ---------------------------------------------------------------- Cityscapes
+
+# labelId -> trainId in cityscapesscripts' labels.py, for the ids drawn below
+CS_DRAWN = {0: 255, 1: 255, 7: 0, 8: 1, 9: 255, 11: 2, 23: 10, 24: 11, 26: 13, 33: 18}
+
+
+def cityscapes_files() -> dict[str, bytes | str]:
+    """leftImg8bit_trainvaltest.zip + gtFine_trainvaltest.zip unpacked together:
+    leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png and gtFine/<split>/<city>/<same>_gtFine_
+    {color,instanceIds,labelIds}.png + _polygons.json. The test split's gtFine is withheld: its labelIds
+    mark only unlabeled 0, ego vehicle 1, rectification border 2 and out of roi 3."""
+    files: dict[str, bytes | str] = {"README": "The Cityscapes Dataset\n", "license.txt": "Cityscapes license\n"}
+    frames = [
+        ("train", "aachen", "aachen_000000_000019"),
+        ("train", "aachen", "aachen_000001_000019"),
+        ("train", "bochum", "bochum_000000_000313"),
+        ("val", "frankfurt", "frankfurt_000000_000294"),
+        ("test", "berlin", "berlin_000000_000019"),
+    ]
+    ids = list(CS_DRAWN)
+    for n, (split, city, stem) in enumerate(frames):
+        label = np.zeros((32, 64), np.uint8)
+        if split == "test":
+            label[28:] = 1
+            label[:, :2] = 2
+            label[:2] = 3
+        else:
+            for band in range(8):  # eight vertical bands of label ids, a different set per frame
+                label[:, band * 8 : band * 8 + 8] = ids[(band + n) % len(ids)]
+        instance = label.astype(np.uint16) * 1000  # car instances are 26000, 26001, ...
+        gt = f"gtFine/{split}/{city}/{stem}_gtFine"
+        files[f"leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png"] = png(
+            RNG.integers(0, 255, (32, 64, 3), dtype=np.uint8)
+        )
+        files[f"{gt}_labelIds.png"] = png(label)
+        files[f"{gt}_instanceIds.png"] = png(instance)
+        files[f"{gt}_color.png"] = png(np.stack([label * 7, label * 3, label], axis=-1))
+        files[f"{gt}_polygons.json"] = json.dumps(
+            {"imgHeight": 32, "imgWidth": 64, "objects": [{"label": "road", "polygon": [[0, 0], [8, 0], [8, 32]]}]}
+        )
+    return files
+
+
+def test_cityscapes_label_ids_become_the_19_train_classes(tmp_path):
+    files = cityscapes_files()
+    result = import_archive(write_zip(tmp_path / "cityscapes.zip", files), tmp_path / "w")
+    assert result.format == "mask_folder" and result.task_types == ["segmentation"]
+    assert len(result.classes) == 19 and result.ignore_index == 255
+    assert result.classes[:3] == ["road", "sidewalk", "building"] and result.classes[-1] == "bicycle"
+    assert result.classes[11:14] == ["person", "rider", "car"]
+    assert all(c.source_path.startswith("leftImg8bit/") for c in result.cases)  # never _color / _instanceIds
+    assert result.split_counts() == {"train": 3, "val": 1, "test": 0}
+    for case in result.cases:
+        gt = case.source_path.replace("leftImg8bit/", "gtFine/", 1).replace("_leftImg8bit", "_gtFine_labelIds")
+        label = np.asarray(Image.open(io.BytesIO(files[gt])))
+        want = np.vectorize(CS_DRAWN.get)(label)
+        assert (stored_mask(result, case) == want).all(), case.source_path
+    # the test split's withheld labels are all ignore: those cases are left out, and said so
+    assert any("left out 1 case(s) whose mask has no labelled pixel" in w and "test: 1" in w for w in result.warnings)
+
+
+def test_cityscapes_bad_label_id_and_missing_mask_are_named(tmp_path):
+    files = cityscapes_files()
+    bad = np.full((32, 64), 7, np.uint8)
+    bad[3, 4] = 40
+    files["gtFine/train/aachen/aachen_000001_000019_gtFine_labelIds.png"] = png(bad)
+    del files["gtFine/train/bochum/bochum_000000_000313_gtFine_labelIds.png"]
+    with pytest.raises(InvalidArgument) as err:
+        import_archive(write_zip(tmp_path / "c.zip", files), tmp_path / "w")
+    v = err.value.violations
+    assert (
+        "mask value 40 at (4, 3) is not a Cityscapes label id (0..33)"
+        in v["leftImg8bit/train/aachen/aachen_000001_000019_leftImg8bit.png"]
+    )
+    assert (
+        "image has no mask (expected gtFine/<split>/<city>/<name>_gtFine_labelIds.png)"
+        in v["leftImg8bit/train/bochum/bochum_000000_000313_leftImg8bit.png"]
+    )
+    assert len(v) == 2
+
+
+# ---------------------------------------------------------------- Oxford-IIIT Pet
+
+PET_BREEDS = (
+    ("Abyssinian", 1, 1, 1),
+    ("Bengal", 6, 1, 6),
+    ("american_bulldog", 2, 2, 1),
+)  # name, class, species, breed
+
+
+def pet_files(n: int = 4, with_annotations: bool = True) -> dict[str, bytes | str]:
+    """images.tar.gz + annotations.tar.gz unpacked together: images/<Breed>_<n>.jpg (cats capitalised) with
+    three stray .mat files; annotations/trimaps/<same>.png (1 pet, 2 background, 3 border) each with a
+    macOS ._ twin, annotations/xmls/<same>.xml head boxes for the trainval images only, list.txt,
+    trainval.txt, test.txt ("<image> <class id> <species> <breed id>")."""
+    files: dict[str, bytes | str] = {f"images/Abyssinian_{i}.mat": b"MATLAB 5.0 MAT-file" for i in (100, 101, 102)}
+    trainval, test = [], []
+    for name, cls, species, breed in PET_BREEDS:
+        for i in range(1, n + 1):
+            stem = f"{name}_{i}"
+            files[f"images/{stem}.jpg"] = jpeg()
+            if not with_annotations:
+                continue
+            trimap = np.full((48, 64), 2, np.uint8)
+            trimap[10:40, 10 : 10 + 10 * i] = 1
+            trimap[9, 10:40] = 3
+            files[f"annotations/trimaps/{stem}.png"] = png(trimap)
+            files[f"annotations/trimaps/._{stem}.png"] = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X"
+            line = f"{stem} {cls} {species} {breed}"
+            if i == n:  # like the 41 of the real set, listed nowhere
+                continue
+            if i % 2:
+                trainval.append(line)
+                files[f"annotations/xmls/{stem}.xml"] = (
+                    "<annotation><folder>OXIIIT</folder><filename>"
+                    f"{stem}.jpg</filename><source><database>OXFORD-IIIT Pet Dataset</database>"
+                    "<annotation>OXIIIT</annotation><image>flickr</image></source><size><width>64</width>"
+                    "<height>48</height><depth>3</depth></size><segmented>0</segmented><object><name>"
+                    f"{'cat' if species == 1 else 'dog'}</name><pose>Frontal</pose><truncated>0</truncated>"
+                    "<occluded>0</occluded><bndbox><xmin>12</xmin><ymin>11</ymin><xmax>30</xmax><ymax>25</ymax>"
+                    "</bndbox><difficult>0</difficult></object></annotation>"
+                )
+            else:
+                test.append(line)
+    if with_annotations:
+        files["annotations/README"] = "OXFORD-IIIT PET Dataset\n"
+        files["annotations/list.txt"] = "\n".join(
+            [
+                "#Image CLASS-ID SPECIES BREED ID",
+                "#ID: 1:37 Class ids",
+                "#SPECIES: 1:Cat 2:Dog",
+                "#BREED ID: 1-25:Cat 1:12:Dog",
+                "#All images with 1st letter as captial are cat images",
+                "#images with small first letter are dog images",
+                *sorted(trainval + test),
+            ]
+        )
+        files["annotations/trainval.txt"] = "\n".join(trainval) + "\n"
+        files["annotations/test.txt"] = "\n".join(test) + "\n"
+    return files
+
+
+def test_oxford_pet_trimaps_for_segmentation_with_splits_from_the_lists(tmp_path):
+    archive = write_tar_gz(tmp_path / "pets.tar.gz", pet_files())
+    result = import_archive(archive, tmp_path / "w", ImportOptions(task="segmentation"))
+    assert result.format == "mask_folder" and result.classes == ["background", "pet"] and result.ignore_index == 255
+    assert len(result.cases) == 12 and all(c.source_path.startswith("images/") for c in result.cases)
+    # trainval.txt -> train (val carved from it), test.txt -> test, the unlisted ones -> train
+    by_split = {s: sorted(c.source_path for c in result.cases if c.split == s) for s in ("train", "val", "test")}
+    assert by_split["test"] == [f"images/{b}_2.jpg" for b in ("Abyssinian", "Bengal", "american_bulldog")]
+    assert len(by_split["train"]) + len(by_split["val"]) == 9 and by_split["val"]
+    assert any("splits from annotations/trainval.txt, annotations/test.txt; 3 image(s)" in w for w in result.warnings)
+    for case in result.cases:
+        mask = stored_mask(result, case)
+        i = int(case.source_path.rsplit("_", 1)[1].split(".")[0])
+        assert (mask[10:40, 10 : 10 + 10 * i] == 1).all() and mask[0, 0] == 0 and (mask[9, 10:40] == 255).all()
+
+
+def test_oxford_pet_classification_detection_and_auto(tmp_path):
+    archive = write_tar_gz(tmp_path / "pets.tar.gz", pet_files())
+    cls = import_archive(archive, tmp_path / "c", ImportOptions(task="classification"))
+    assert cls.format == "image_folder" and cls.classes == ["Abyssinian", "Bengal", "american_bulldog"]
+    assert len(cls.cases) == 12 and all(c.source_path.endswith(".jpg") for c in cls.cases)  # trimaps are no cases
+    assert sorted(c.source_path for c in cls.cases if c.split == "test") == [
+        f"images/{b}_2.jpg" for b in ("Abyssinian", "Bengal", "american_bulldog")
+    ]
+    det = import_archive(archive, tmp_path / "d", ImportOptions(task="detection"))
+    assert det.format == "voc" and det.classes == ["cat", "dog"] and len(det.cases) == 6  # the xmls: trainval only
+    assert all(
+        c.boxes == [{"class": int(c.source_path[7].islower()), "bbox": [12.0, 11.0, 30.0, 25.0]}] for c in det.cases
+    )
+    assert not any("several kinds" in w for w in det.warnings)  # the task chose; no hint needed
+    auto = import_archive(archive, tmp_path / "a", ImportOptions())
+    # the trimaps annotate every image, the head boxes half: segmentation, and the choice is explained
+    assert auto.format == "mask_folder" and auto.classes == ["background", "pet"]
+    note = next(w for w in auto.warnings if "several kinds of annotations" in w)
+    assert "box annotations (voc) for 6 image(s): task_type detection imports those" in note
+    assert "task_type classification" in note
+
+
+def test_oxford_pet_images_alone_still_give_breeds_from_file_names(tmp_path):
+    archive = write_tar_gz(tmp_path / "images.tar.gz", pet_files(with_annotations=False))
+    result = import_archive(archive, tmp_path / "w")
+    assert result.format == "image_folder" and result.classes == ["Abyssinian", "Bengal", "american_bulldog"]
+    assert any("Abyssinian_100.mat" in w for w in result.warnings)
+
+
+def test_oxford_pet_trimap_with_a_foreign_value_is_named(tmp_path):
+    files = pet_files()
+    bad = np.full((48, 64), 2, np.uint8)
+    bad[1, 2] = 0
+    files["annotations/trimaps/Bengal_3.png"] = png(bad)
+    with pytest.raises(InvalidArgument) as err:
+        import_archive(write_tar_gz(tmp_path / "p.tar.gz", files), tmp_path / "w", ImportOptions(task="segmentation"))
+    assert list(err.value.violations) == ["images/Bengal_3.jpg"]
+    assert (
+        "mask value 0 at (2, 1) is not an Oxford-IIIT Pet trimap value" in err.value.violations["images/Bengal_3.jpg"]
+    )

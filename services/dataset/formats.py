@@ -1,5 +1,6 @@
 """Annotation layouts: detection (COCO, Pascal VOC, YOLO), instance segmentation (COCO polygons/RLE,
-YOLO polygons) and semantic segmentation (image + mask folders).
+YOLO polygons) and semantic segmentation (image + mask folders, with the mask value conventions of
+Cityscapes, ADE20K SceneParsing and Oxford-IIIT Pet).
 
 Each parser turns archive entries into `Item`s (an image entry plus raw annotations). Coordinates are
 finalised only after the image is decoded (`finalise_objects`), because YOLO coordinates are relative
@@ -21,7 +22,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",  # ADE20K's images/training/
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 MASK_DIRS = (
     "masks",
     "mask",
@@ -32,6 +41,7 @@ MASK_DIRS = (
     "segmentation",
     "gt",
     "ground_truth",
+    "trimaps",  # Oxford-IIIT Pet
 )
 IMAGE_DIRS = ("images", "image", "imgs", "img", "jpegimages", "rgb")
 # Folder names that end like a mask folder: CamVid's "train_labels", SegNet's "trainannot", PennFudan's "PedMasks".
@@ -42,6 +52,8 @@ CLASS_CSVS = ("classes.csv", "class_dict.csv", "labelmap.csv", "class_map.csv")
 DATA_YAMLS = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
 # A box may poke out of the image by this many pixels (annotation rounding) without a warning.
 CLIP_TOLERANCE = 1.0
+# Mask value for "not labelled" that the dataset conventions below (Cityscapes, ADE20K, Pet) map to.
+IGNORE = 255
 
 
 class CaseError(Exception):
@@ -84,6 +96,12 @@ class Layout:
     ignore_index: int | None = None
     colour_map: dict[tuple[int, int, int], int] | None = None
     classes_from_masks: bool = False  # no class list given: names come from the mask values
+    # Mask value -> class index (ignore_index for unlabelled, -1 for a value the convention does not have),
+    # for datasets whose raw values are not class indices (Cityscapes labelIds, ADE20K, Pet trimaps).
+    value_map: np.ndarray | None = None
+    value_desc: str = ""  # what a raw value must be, for the error on one that is not
+    # Image files that are annotations (masks, colour renderings), never cases of another layout.
+    annotation_images: set[str] = field(default_factory=set)
 
 
 Reader = Callable[[Any], bytes]
@@ -540,7 +558,9 @@ def parse_pascal_text(docs: list[tuple[Any, str]], images: list[Any], read: Read
             item.objects.append(obj)  # type: ignore[union-attr]
         items.append(item)
     warnings = [f"{len(mask_entries)} instance mask image(s) used as annotations"] if mask_entries else []
-    return Layout("voc", items, classes, ["box", "polygon"] if has_mask else ["box"], warnings, rejected)
+    layout = Layout("voc", items, classes, ["box", "polygon"] if has_mask else ["box"], warnings, rejected)
+    layout.annotation_images = set(mask_entries)
+    return layout
 
 
 # ---------------------------------------------------------------- YOLO
@@ -692,22 +712,278 @@ def _role_free(part: str) -> str:
 
 
 def parse_masks(images: list[Any], files: list[Any], read: Reader, ignore_index: int) -> Layout:
-    found = find_mask_pairs(images)
-    if found is None:
+    layout = mask_layout(images, files, read, ignore_index)
+    if layout is None:
         raise ValueError(
             "no image/mask folder pairs found; expected images/<name>.jpg with masks/<name>.png "
-            "(mask folders may be named masks, labels, annotations or SegmentationClass)"
+            "(mask folders may be named masks, labels, annotations or SegmentationClass), or Cityscapes' "
+            "leftImg8bit/ with gtFine/ *_gtFine_labelIds.png"
         )
-    pairs, unmatched = found
-    classes, colours, _, yaml_ignore = read_class_list(files, read)
-    if yaml_ignore is not None:
-        ignore_index = yaml_ignore
-    items = [Item(entry=im, split=split_from_path(im.name), mask=m, source=m.name) for im, m in pairs]
-    warnings = []
-    rejected = [(im.name, "image has no mask") for im in unmatched]
-    layout = Layout("mask_folder", items, classes or [], ["mask"], warnings, rejected, ignore_index, colours)
-    layout.classes_from_masks = classes is None
     return layout
+
+
+def mask_layout(images: list[Any], files: list[Any], read: Reader, ignore_index: int) -> Layout | None:
+    """The semantic segmentation layout of the archive, or None when it has no image/mask pairs.
+    Cityscapes (by its file names) first, then image + mask folders, whose values are read by the
+    ADE20K convention (objectInfo150 table or ADE_* file names), as Pet trimaps (a trimaps/ folder),
+    or as class indices / colours named by a class list."""
+    found = cityscapes_pairs(images)
+    if found is not None:
+        return _cityscapes_layout(*found)
+    generic = find_mask_pairs(images)
+    if generic is None:
+        return None
+    pairs, unmatched = generic
+    cases = {im.name for im, _ in pairs} | {im.name for im in unmatched}
+    items = [Item(entry=im, split=split_from_path(im.name), mask=m, source=m.name) for im, m in pairs]
+    rejected = [(im.name, "image has no mask") for im in unmatched]
+    warnings: list[str] = []
+    ade = ade_class_table(files, read)
+    ade_named = sum(1 for im, _ in pairs if _ADE_NAME.match(PurePosixPath(im.name).stem)) * 2 >= len(pairs)
+    if ade is not None or ade_named:
+        if ade is not None:
+            classes, table = ade
+            warnings.append(f"ADE20K layout: class names from {table}; mask value 0 (other) is ignored (255)")
+        else:
+            classes = [f"class_{v}" for v in range(1, ADE_CLASSES + 1)]
+            warnings.append(
+                f"ADE20K file names but no objectInfo150.txt: named the {ADE_CLASSES} classes class_1..class_"
+                f"{ADE_CLASSES} by their mask value; mask value 0 (other) is ignored (255)"
+            )
+        lut = np.full(256, -1, np.int64)
+        lut[0] = IGNORE
+        lut[1 : len(classes) + 1] = np.arange(len(classes))
+        layout = Layout("mask_folder", items, classes, ["mask"], warnings, rejected, IGNORE)
+        layout.value_map = lut
+        layout.value_desc = f"an ADE20K class value (0 other, 1..{len(classes)})"
+    elif all("trimaps" in (p.lower() for p in PurePosixPath(m.name).parts[:-1]) for _, m in pairs):
+        lut = np.full(256, -1, np.int64)
+        lut[1], lut[2], lut[3] = 1, 0, IGNORE
+        warnings.append("Oxford-IIIT Pet trimaps: 1 pet, 2 background, 3 border (ignored, 255)")
+        layout = Layout("mask_folder", items, ["background", "pet"], ["mask"], warnings, rejected, IGNORE)
+        layout.value_map = lut
+        layout.value_desc = "an Oxford-IIIT Pet trimap value (1 pet, 2 background, 3 border)"
+    else:
+        classes, colours, _, yaml_ignore = read_class_list(files, read)
+        if yaml_ignore is not None:
+            ignore_index = yaml_ignore
+        layout = Layout("mask_folder", items, classes or [], ["mask"], warnings, rejected, ignore_index, colours)
+        layout.classes_from_masks = classes is None
+    layout.annotation_images = {e.name for e in images} - cases
+    _apply_split_lists(layout, files, read)
+    return layout
+
+
+# ---------------------------------------------------------------- split lists
+
+
+SPLIT_LISTS = {
+    "trainval.txt": "train",  # read first: train.txt / val.txt beside it (VOC) are finer
+    "train.txt": "train",
+    "training.txt": "train",
+    "val.txt": "val",
+    "valid.txt": "val",
+    "validation.txt": "val",
+    "test.txt": "test",
+    "testing.txt": "test",
+}
+
+
+def split_lists(files: list[Any], read: Reader, entries: list[Any]) -> tuple[dict[str, str], list[str]]:
+    """({entry name: split}, list files used) from files like Oxford-IIIT Pet's trainval.txt / test.txt:
+    one image per line, its stem (or path) first. A list where fewer than half the lines name one of
+    `entries` is something else and is not used."""
+    by_stem: dict[str, list[Any]] = defaultdict(list)
+    for e in entries:
+        by_stem[PurePosixPath(e.name).stem.lower()].append(e)
+    lists = [e for e in files if PurePosixPath(e.name).name.lower() in SPLIT_LISTS]
+    lists.sort(key=lambda e: (list(SPLIT_LISTS).index(PurePosixPath(e.name).name.lower()), e.name))
+    out: dict[str, str] = {}
+    used: list[str] = []
+    for lst in lists:
+        split = SPLIT_LISTS[PurePosixPath(lst.name).name.lower()]
+        refs = [ln.split()[0] for ln in decode_text(read(lst)).splitlines() if ln.strip() and not ln.startswith("#")]
+        hits = [by_stem.get(PurePosixPath(r.replace("\\", "/")).stem.lower(), []) for r in refs]
+        if not refs or sum(1 for h in hits if len(h) == 1) * 2 < len(refs):
+            continue
+        used.append(lst.name)
+        for h in hits:
+            if len(h) == 1:
+                out[h[0].name] = split
+    return out, used
+
+
+def _apply_split_lists(layout: Layout, files: list[Any], read: Reader) -> None:
+    """Splits from list files for the items that no folder name gave a split."""
+    open_items = [it for it in layout.items if it.entry is not None and it.split is None]
+    if not open_items:
+        return
+    split_of, used = split_lists(files, read, [it.entry for it in open_items])
+    if not split_of:
+        return
+    unlisted = 0
+    for it in open_items:
+        it.split = split_of.get(it.entry.name)
+        unlisted += it.split is None
+    note = f"splits from {', '.join(used)}"
+    if unlisted:
+        note += f"; {unlisted} image(s) listed in none of them go to train"
+    layout.warnings.append(note)
+
+
+# ---------------------------------------------------------------- Cityscapes
+
+# The 19 classes Cityscapes evaluates, in trainId order, with their labelIds (cityscapesscripts'
+# helpers/labels.py); the other ids 0..33 (unlabeled, ego vehicle, ..., parking, guard rail, caravan,
+# trailer, ...) are ignored.
+CITYSCAPES_CLASSES = (
+    ("road", 7),
+    ("sidewalk", 8),
+    ("building", 11),
+    ("wall", 12),
+    ("fence", 13),
+    ("pole", 17),
+    ("traffic light", 19),
+    ("traffic sign", 20),
+    ("vegetation", 21),
+    ("terrain", 22),
+    ("sky", 23),
+    ("person", 24),
+    ("rider", 25),
+    ("car", 26),
+    ("truck", 27),
+    ("bus", 28),
+    ("train", 31),
+    ("motorcycle", 32),
+    ("bicycle", 33),
+)
+CITYSCAPES_MAX_ID = 33
+_CS_IMAGE = re.compile(r"^(.+)_leftimg8bit$")
+_CS_GT = re.compile(r"^(.+)_gtfine_(labelids|labeltrainids|color|instanceids|instancetrainids|polygons)$")
+_CS_POLYGONS = re.compile(r"_gt(fine|coarse)_polygons\.json$")
+
+
+def cityscapes_pairs(images: list[Any]) -> tuple[list[tuple[Any, Any]], list[Any], str, set[str]] | None:
+    """(pairs, images without a mask, mask kind, annotation image names) for Cityscapes' leftImg8bit/
+    <split>/<city>/<stem>_leftImg8bit.png with gtFine/<split>/<city>/<stem>_gtFine_labelIds.png; None
+    when the archive has no such pair. Pairs meet by split and stem; labelIds are preferred over
+    labelTrainIds (written by cityscapesscripts' createTrainIdLabelImgs); _color and _instanceIds are
+    annotations, never images."""
+    gts: dict[tuple[str | None, str], dict[str, Any]] = defaultdict(dict)
+    annotations: set[str] = set()
+    cases: list[tuple[tuple[str | None, str], Any]] = []
+    others: list[Any] = []
+    for e in images:
+        stem = PurePosixPath(e.name).stem.lower()
+        gt = _CS_GT.match(stem)
+        if gt is not None:
+            gts[(split_from_path(e.name), gt.group(1))][gt.group(2)] = e
+            annotations.add(e.name)
+            continue
+        img = _CS_IMAGE.match(stem)
+        if img is not None:
+            cases.append(((split_from_path(e.name), img.group(1)), e))
+        else:
+            others.append(e)
+    kinds = {k for found in gts.values() for k in found}
+    kind = "labelids" if "labelids" in kinds else "labeltrainids" if "labeltrainids" in kinds else None
+    if kind is None or not cases:
+        return None
+    pairs, unmatched = [], list(others)
+    for key, e in cases:
+        mask = gts.get(key, {}).get(kind)
+        (pairs.append((e, mask)) if mask is not None else unmatched.append(e))
+    if not pairs:
+        return None
+    return pairs, unmatched, kind, annotations
+
+
+def _cityscapes_layout(pairs: list[tuple[Any, Any]], unmatched: list[Any], kind: str, annotations: set[str]) -> Layout:
+    lut = np.full(256, -1, np.int64)
+    if kind == "labelids":
+        lut[: CITYSCAPES_MAX_ID + 1] = IGNORE
+        for train_id, (_, label_id) in enumerate(CITYSCAPES_CLASSES):
+            lut[label_id] = train_id
+        suffix, desc = "_gtFine_labelIds.png", f"a Cityscapes label id (0..{CITYSCAPES_MAX_ID})"
+    else:
+        lut[: len(CITYSCAPES_CLASSES)] = np.arange(len(CITYSCAPES_CLASSES))
+        suffix, desc = "_gtFine_labelTrainIds.png", f"a Cityscapes train id (0..{len(CITYSCAPES_CLASSES) - 1})"
+    lut[IGNORE] = IGNORE  # unlabelled as written by some tools
+    items = [Item(entry=im, split=split_from_path(im.name), mask=m, source=m.name) for im, m in pairs]
+    rejected = [
+        (
+            im.name,
+            f"image has no mask (expected gtFine/<split>/<city>/<name>{suffix})"
+            if _CS_IMAGE.match(PurePosixPath(im.name).stem.lower())
+            else "image has no mask (not a Cityscapes <name>_leftImg8bit image)",
+        )
+        for im in unmatched
+    ]
+    warnings = [
+        f"Cityscapes layout: {suffix[1:]} masks mapped to the {len(CITYSCAPES_CLASSES)} train classes "
+        f"(other labels ignored, {IGNORE})"
+    ]
+    layout = Layout("mask_folder", items, [n for n, _ in CITYSCAPES_CLASSES], ["mask"], warnings, rejected, IGNORE)
+    layout.value_map = lut
+    layout.value_desc = desc
+    layout.annotation_images = annotations
+    return layout
+
+
+# ---------------------------------------------------------------- ADE20K SceneParsing
+
+ADE_CLASSES = 150
+_ADE_NAME = re.compile(r"^ADE_(train|val|test)_\d+$", re.I)
+_ADE_TABLE = re.compile(r"^(objectinfo\d*|object\d*_info)\.(txt|csv)$")
+
+
+def ade_class_table(files: list[Any], read: Reader) -> tuple[list[str], str] | None:
+    """(class names, file) from ADE20K's objectInfo150.txt (tab-separated, "building, edifice") or its CSV
+    form objectInfo150.csv / object150_info.csv ("building;edifice"): columns Idx, ..., Name with Idx
+    1..N; a class is named by its first name. None when the archive has no such file."""
+    import csv
+
+    tables = [e for e in files if _ADE_TABLE.match(PurePosixPath(e.name).name.lower())]
+    if not tables:
+        return None
+    entry = min(tables, key=lambda e: (e.name.count("/"), e.name))
+    lines = [ln for ln in decode_text(read(entry)).splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError(f"{entry.name}: the class table is empty")
+    rows = list(csv.reader(lines, delimiter="\t" if "\t" in lines[0] else ","))
+    header = [c.strip().lower() for c in rows[0]]
+    if "idx" not in header or "name" not in header:
+        raise ValueError(f"{entry.name}: expected a header row with Idx and Name columns, got {lines[0][:80]!r}")
+    col_idx, col_name = header.index("idx"), header.index("name")
+    names: dict[int, str] = {}
+    for line_no, row in enumerate(rows[1:], start=2):
+        cell = row[col_idx].strip() if len(row) > col_idx else ""
+        if not cell.isdigit():
+            raise ValueError(f"{entry.name} line {line_no}: Idx {cell!r} is not a class number")
+        name = re.split(r"[;,]", row[col_name])[0].strip() if len(row) > col_name else ""
+        if not name:
+            raise ValueError(f"{entry.name} line {line_no}: class {cell} has no Name")
+        names[int(cell)] = name
+    if sorted(names) != list(range(1, len(names) + 1)):
+        raise ValueError(f"{entry.name}: Idx must number the classes 1..{len(names)} (mask value 0 is 'other')")
+    if len(names) >= IGNORE:
+        raise ValueError(f"{entry.name}: {len(names)} classes do not fit 8-bit masks (at most {IGNORE - 1})")
+    return [names[i] for i in range(1, len(names) + 1)], entry.name
+
+
+def apply_value_map(index: np.ndarray, layout: Layout) -> np.ndarray:
+    """Raw mask values -> class indices by the layout's convention. Raises CaseError naming a value
+    the convention does not have."""
+    lut = layout.value_map
+    if lut is None:
+        return index
+    outside = (index < 0) | (index >= len(lut))
+    out = lut[np.clip(index, 0, len(lut) - 1)]
+    bad = outside | (out < 0)
+    if bad.any():
+        ys, xs = np.nonzero(bad)
+        raise CaseError(f"mask value {int(index[ys[0], xs[0]])} at ({xs[0]}, {ys[0]}) is not {layout.value_desc}")
+    return out
 
 
 def mask_to_index(im, colours: dict | None, ignore_index: int) -> np.ndarray:
@@ -740,7 +1016,8 @@ def class_of_objects(items: list[Item]) -> Counter:
 
 
 def coco_json_candidates(files: list[Any]) -> list[Any]:
-    return [e for e in files if e.name.lower().endswith(".json")]
+    # Cityscapes' thousands of per-image *_gtFine_polygons.json are never COCO: not worth parsing
+    return [e for e in files if e.name.lower().endswith(".json") and not _CS_POLYGONS.search(e.name.lower())]
 
 
 def try_json(data: bytes) -> Any:

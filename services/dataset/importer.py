@@ -45,7 +45,7 @@ ARCHIVE_TAR = "tar"
 ARCHIVE_TAR_GZ = "tar.gz"
 
 SPLITS = ("train", "val", "test")
-SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+SPLIT_ALIASES = formats.SPLIT_ALIASES  # train / val|valid|validation / test, and ADE20K's training, ...
 JUNK_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "ehthumbs.db"}
 CSV_FILE_COLUMNS = ("file", "filename", "file_name", "path", "filepath", "file_path", "image", "image_path", "img")
 CSV_LABEL_COLUMNS = ("label", "class", "class_name", "category", "target", "labels")
@@ -643,52 +643,87 @@ def _detect_layout(
         data = cache.get(entry.name)
         return data if data is not None else _read_small(archive, entry)
 
-    auto = fmt == FORMAT_AUTO
-    try:
-        if fmt in (FORMAT_AUTO, FORMAT_COCO):
-            docs = []
-            for entry in formats.coco_json_candidates(files):
-                doc = formats.try_json(read(entry))
-                if formats.looks_like_coco(doc):
-                    docs.append((entry, doc))
-                elif fmt == FORMAT_COCO and doc is None and entry.size > 0:
-                    raise _bad(f"{entry.name}: not valid JSON")
-            if docs:
-                return formats.parse_coco(docs, images)
-            if fmt == FORMAT_COCO:
-                raise _bad("format is COCO but no JSON file has 'images' and 'annotations'", "metadata.format")
-        if fmt in (FORMAT_AUTO, FORMAT_VOC):
-            xmls = []
-            for entry in files:
-                if entry.name.lower().endswith(".xml"):
-                    root = formats.voc_root(read(entry))
-                    if root is not None:
-                        xmls.append((entry, root))
-            if xmls:
-                return formats.parse_voc(xmls, images, files, read)
-            if fmt == FORMAT_VOC and not any(
-                e.name.lower().endswith(".txt") and formats.is_pascal_text(read(e)) for e in files
-            ):
-                raise _bad(
-                    "format is Pascal VOC but no XML file has an <annotation> root and no .txt file is a "
-                    "PASCAL Annotation Version 1.00 file",
-                    "metadata.format",
-                )
-        if fmt in (FORMAT_AUTO, FORMAT_VOC):
-            texts = [
-                (entry, formats.decode_text(read(entry)))
-                for entry in files
-                if entry.name.lower().endswith(".txt") and formats.is_pascal_text(read(entry))
-            ]
-            if texts:
-                return formats.parse_pascal_text(texts, images, read)
-        if fmt in (FORMAT_AUTO, FORMAT_YOLO):
-            labels = formats.yolo_txts(files)
-            paired = sum(1 for im in images if formats.yolo_label_for(im.name, labels) is not None)
-            if fmt == FORMAT_YOLO or (paired and paired * 2 >= len(labels)):
-                return formats.parse_yolo(images, files, read)
-        if fmt == FORMAT_MASK_FOLDER or (auto and formats.find_mask_pairs(images) is not None):
+    def coco(forced: bool) -> formats.Layout | None:
+        docs = []
+        for entry in formats.coco_json_candidates(files):
+            doc = formats.try_json(read(entry))
+            if formats.looks_like_coco(doc):
+                docs.append((entry, doc))
+            elif forced and doc is None and entry.size > 0:
+                raise _bad(f"{entry.name}: not valid JSON")
+        if docs:
+            return formats.parse_coco(docs, images)
+        if forced:
+            raise _bad("format is COCO but no JSON file has 'images' and 'annotations'", "metadata.format")
+        return None
+
+    def voc_xml(forced: bool) -> formats.Layout | None:
+        xmls = []
+        for entry in files:
+            if entry.name.lower().endswith(".xml"):
+                root = formats.voc_root(read(entry))
+                if root is not None:
+                    xmls.append((entry, root))
+        if xmls:
+            return formats.parse_voc(xmls, images, files, read)
+        if forced and not any(e.name.lower().endswith(".txt") and formats.is_pascal_text(read(e)) for e in files):
+            raise _bad(
+                "format is Pascal VOC but no XML file has an <annotation> root and no .txt file is a "
+                "PASCAL Annotation Version 1.00 file",
+                "metadata.format",
+            )
+        return None
+
+    def pascal_text(forced: bool) -> formats.Layout | None:
+        texts = [
+            (entry, formats.decode_text(read(entry)))
+            for entry in files
+            if entry.name.lower().endswith(".txt") and formats.is_pascal_text(read(entry))
+        ]
+        return formats.parse_pascal_text(texts, images, read) if texts else None
+
+    def yolo(forced: bool) -> formats.Layout | None:
+        labels = formats.yolo_txts(files)
+        paired = sum(1 for im in images if formats.yolo_label_for(im.name, labels) is not None)
+        if forced or (paired and paired * 2 >= len(labels)):
+            return formats.parse_yolo(images, files, read)
+        return None
+
+    def masks(forced: bool) -> formats.Layout | None:
+        if forced:
             return formats.parse_masks(images, files, read, options.ignore_index)
+        return formats.mask_layout(images, files, read, options.ignore_index)
+
+    finders = {
+        FORMAT_COCO: (coco,),
+        FORMAT_VOC: (voc_xml, pascal_text),
+        FORMAT_YOLO: (yolo,),
+        FORMAT_MASK_FOLDER: (masks,),
+    }
+    if fmt in finders:
+        for finder in finders[fmt]:
+            layout = _guarded(finder, True)
+            if layout is not None:
+                return layout
+    if fmt != FORMAT_AUTO:
+        return _classification_layout(archive, images, options, warnings, read)
+    # Auto: every layout the archive holds is a candidate, then one is chosen (_choose_layout).
+    found: list[formats.Layout] = []
+    failed: list[InvalidArgument] = []
+    for finder in (coco, voc_xml, pascal_text, yolo, masks):
+        try:
+            layout = _guarded(finder, False)
+        except InvalidArgument as exc:
+            failed.append(exc)
+            continue
+        if layout is not None:
+            found.append(layout)
+    return _choose_layout(found, failed, archive, images, options, warnings, read)
+
+
+def _guarded(finder: Callable[[bool], formats.Layout | None], forced: bool) -> formats.Layout | None:
+    try:
+        return finder(forced)
     except formats.CaseError as exc:  # pragma: no cover - parsers raise CaseError only per item
         raise _bad(str(exc)) from None
     except ValueError as exc:
@@ -698,11 +733,113 @@ def _detect_layout(
         # found by tests/test_fuzz_importers.py; bad input is the caller's error, never a crash.
         log.info("malformed annotations", extra={"error": repr(exc)})
         raise _bad(f"malformed annotations ({type(exc).__name__}: {str(exc)[:200]})") from None
-    return _classification_layout(archive, images, options, warnings)
+
+
+# A later candidate layout wins over an earlier one (in the order COCO, VOC XML, PASCAL text, YOLO, mask
+# folders) only when it annotates this many times as many images: Oxford-IIIT Pet's trimaps (every
+# image) over its head-box XMLs (the trainval half), not a mask folder over a PennFudan with one
+# annotation file missing.
+COVERAGE_MARGIN = 1.5
+
+
+def _choose_layout(
+    found: list[formats.Layout],
+    failed: list[InvalidArgument],
+    archive: _Archive,
+    images: list[_Entry],
+    options: ImportOptions,
+    warnings: list[str],
+    read: Callable[[_Entry], bytes],
+) -> formats.Layout:
+    """One layout of those found. A requested task picks the first (by coverage) that can train it:
+    classification takes the labels from folder or file names, leaving the annotation images out;
+    detection takes boxes; segmentation takes masks or instances to rasterise. Without a task the
+    first found wins unless a later one covers COVERAGE_MARGIN times as many images. A layout whose
+    annotation images all belong to an earlier one (PennFudan's PedMasks, which its PASCAL files
+    name) is no candidate."""
+    seen: set[str] = set()
+    candidates = []
+    for layout in found:
+        if layout.annotation_images and layout.annotation_images <= seen:
+            continue
+        seen |= layout.annotation_images
+        candidates.append(layout)
+    task = options.task
+    if task == "classification":
+        cases = [e for e in images if e.name not in seen]
+        try:
+            chosen = _classification_layout(archive, cases, options, warnings, read)
+        except InvalidArgument:
+            if not candidates and failed:
+                raise failed[0] from None
+            if not candidates:
+                raise
+            return _best(candidates)  # fails in _build: it cannot train classification, and says what it can
+        if candidates:
+            warnings.append(
+                f"task classification: took the labels from folder or file names and left out the "
+                f"{', '.join(sorted({_kind(c) for c in candidates}))} annotations"
+            )
+        return chosen
+    if not candidates:
+        if failed:
+            raise failed[0]
+        return _classification_layout(archive, images, options, warnings, read)
+    serving = [c for c in candidates if task in _trainable(c)] if task else candidates
+    chosen = _best(serving or candidates)
+    for exc in failed:
+        warnings.append(f"ignored annotations that could not be read: {exc}")
+    others = [c for c in candidates if c is not chosen]
+    if others and not task:
+        have = _trainable(chosen)
+        hints = []
+        for other in others:
+            extra = [t for t in _trainable(other) if t not in have]
+            if extra:
+                how = f"task_type {extra[0]} imports those"
+            else:
+                how = f"format {other.format} imports those" if other.format != chosen.format else "not imported"
+            hints.append(f"{_kind(other)} annotations ({other.format}) for {_coverage(other)} image(s): {how}")
+        warnings.append(
+            f"the archive holds several kinds of annotations; imported the {_kind(chosen)} annotations "
+            f"({chosen.format}) of {_coverage(chosen)} image(s). Also found: {'; '.join(hints)}; "
+            "task_type classification takes the labels from folder or file names instead"
+        )
+    return chosen
+
+
+def _coverage(layout: formats.Layout) -> int:
+    """Images the layout annotates (YOLO's images without a label file are negatives, not counted)."""
+    return sum(1 for it in layout.items if it.entry is not None and (it.source or it.label is not None))
+
+
+def _best(layouts: list[formats.Layout]) -> formats.Layout:
+    best = layouts[0]
+    for layout in layouts[1:]:
+        if _coverage(layout) >= COVERAGE_MARGIN * _coverage(best):
+            best = layout
+    return best
+
+
+def _trainable(layout: formats.Layout) -> list[str]:
+    """Task types the layout can train, rasterising instances for segmentation included."""
+    tasks = task_types_for(layout.annotation_types)
+    if "polygon" in layout.annotation_types and "segmentation" not in tasks:
+        tasks.append("segmentation")
+    return tasks
+
+
+def _kind(layout: formats.Layout) -> str:
+    types = layout.annotation_types
+    return "mask" if "mask" in types else "instance" if "polygon" in types else "box" if "box" in types else "label"
 
 
 def _classification_layout(
-    archive: _Archive, images: list[_Entry], options: ImportOptions, warnings: list[str]
+    archive: _Archive,
+    images: list[_Entry],
+    options: ImportOptions,
+    warnings: list[str],
+    read: Callable[[_Entry], bytes],
 ) -> formats.Layout:
     csvs = [e for e in archive.files if e.name.lower().endswith(".csv")]
     fmt, items = None, None
@@ -722,7 +859,17 @@ def _classification_layout(
         items = _image_folder(images, warnings)
     assert items is not None
     used = {it.entry.name for it in items}
-    others = [e for e in archive.files if not is_image_name(e.name) and e.name not in used]
+    lists: list[str] = []
+    if items and all(it.split is None for it in items):  # e.g. Oxford-IIIT Pet's trainval.txt / test.txt
+        split_of, lists = formats.split_lists(archive.files, read, [it.entry for it in items])
+        if split_of:
+            items = [_Item(it.entry, it.label, split_of.get(it.entry.name)) for it in items]
+            unlisted = sum(1 for it in items if it.split is None)
+            warnings.append(
+                f"splits from {', '.join(lists)}"
+                + (f"; {unlisted} image(s) listed in none of them go to train" if unlisted else "")
+            )
+    others = [e for e in archive.files if not is_image_name(e.name) and e.name not in used and e.name not in lists]
     if fmt == FORMAT_CSV:
         others = [e for e in others if e is not chosen]
     if others:
@@ -812,6 +959,7 @@ def _build(
 
     good: list[tuple[formats.Item, dict]] = []  # item, annotation fields
     clipped_total = 0
+    unlabelled: list[tuple[str, str]] = []  # (case, split) whose mask is all ignore
     for it in sorted(items, key=lambda it: it.entry.name):
         name = it.entry.name
         try:
@@ -839,6 +987,9 @@ def _build(
                         f"mask {it.mask.name} has value(s) {bad[:5]} that are not class indices "
                         f"(0..{len(classes) - 1}) nor the ignore index {ignore}"
                     )
+                if mask_values[msha] and all(v == ignore for v in mask_values[msha]):
+                    unlabelled.append((name, it.split or "unsplit"))
+                    continue
                 fields["mask_sha256"] = msha
         except formats.CaseError as exc:
             reason = str(exc)
@@ -848,6 +999,15 @@ def _build(
         good.append((it, fields))
     if clipped_total:
         warnings.append(f"clipped {clipped_total} box(es) that reached outside their image to the image border")
+    if unlabelled:
+        # e.g. Cityscapes' gtFine/test: its labels are withheld, the masks mark only the ego vehicle and
+        # the image border, which are ignored; such a case teaches and measures nothing
+        by_split = Counter(split for _, split in unlabelled)
+        warnings.append(
+            f"left out {len(unlabelled)} case(s) whose mask has no labelled pixel (all ignore {ignore}; "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(by_split.items()))
+            + f"), e.g. {unlabelled[0][0]!r}"
+        )
     rasterised = options.task == "segmentation" and (
         layout.format in (FORMAT_COCO, FORMAT_YOLO)
         or (layout.format == FORMAT_VOC and "polygon" in layout.annotation_types)
@@ -999,7 +1159,7 @@ def _store_mask(
         raise ImageError("mask is not a recognised image format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot decode mask: {exc}") from None
-    index = formats.mask_to_index(im, layout.colour_map, ignore)
+    index = formats.apply_value_map(formats.mask_to_index(im, layout.colour_map, ignore), layout)
     values = sorted(int(v) for v in np.unique(index))
     if values and (values[0] < 0 or values[-1] > 255):
         raise formats.CaseError(f"mask values {values[0]}..{values[-1]} do not fit 0..255")
