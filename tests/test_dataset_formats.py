@@ -504,3 +504,40 @@ def test_coco_polygons_rasterised_for_semantic_segmentation(tmp_path):
     with pytest.raises(InvalidArgument) as exc:
         imp(tmp_path / "c", data, task="classification")
     assert "cannot train classification" in exc.value.violations["metadata.task_type"]
+
+
+def test_split_folders_with_a_year_are_splits_not_classes(tmp_path):
+    # COCO's own layout: train2017/ and val2017/ image folders beside annotations/instances_<split>2017.json
+    coco = {
+        "annotations/instances_train2017.json": coco_doc(
+            [{"id": 1, "file_name": "000000000009.jpg"}, {"id": 2, "file_name": "000000000025.jpg"}],
+            [
+                {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]},
+                {"id": 2, "image_id": 2, "category_id": 7, "bbox": [2, 2, 10, 10]},
+            ],
+        ),
+        "annotations/instances_val2017.json": coco_doc(
+            [{"id": 3, "file_name": "000000000139.jpg"}],
+            [{"id": 3, "image_id": 3, "category_id": 1, "bbox": [1, 1, 9, 9]}],
+        ),
+        "train2017/000000000009.jpg": jpg(),
+        "train2017/000000000025.jpg": jpg(colour=(0, 0, 200)),
+        "val2017/000000000139.jpg": jpg(colour=(0, 200, 0)),
+    }
+    result = imp(tmp_path / "coco", coco)
+    assert result.task_types[0] == "detection" and result.classes == ["cat", "dog"]
+    assert {c.split for c in result.cases} == {"train", "val"}
+    # asked for classification, it does not take train2017/ and val2017/ for two classes
+    with pytest.raises(InvalidArgument) as exc:
+        imp(tmp_path / "cls", coco, task="classification")
+    assert "cannot train classification" in exc.value.violations["metadata.task_type"]
+    # class folders under dated split folders
+    folders = {
+        f"{split}2017/{cls}/{i}.jpg": jpg(colour=colour)
+        for split in ("train", "val")
+        for i in range(3)
+        for cls, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200)))
+    }
+    result = imp(tmp_path / "folders", folders)
+    assert result.classes == ["cat", "dog"]
+    assert sorted({c.split for c in result.cases}) == ["train", "val"]

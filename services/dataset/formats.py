@@ -117,12 +117,25 @@ def decode_text(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+_DATED_SPLIT = re.compile(r"([a-z]+)(?:19|20)\d\d")  # COCO's train2017/, val2014/
+
+
+def split_name(name: str) -> str | None:
+    """The split a folder name or a value names (train, val, test and their aliases, also with a year as
+    COCO's train2017/ has), else None."""
+    name = name.lower()
+    if name in SPLIT_ALIASES:
+        return SPLIT_ALIASES[name]
+    dated = _DATED_SPLIT.fullmatch(name)
+    return SPLIT_ALIASES.get(dated.group(1)) if dated else None
+
+
 def split_from_path(path: str) -> str | None:
     """A split named by a folder (or a file name like instances_val2017.json) on the path."""
     parts = [p.lower() for p in PurePosixPath(path).parts]
     for part in reversed(parts[:-1]):
-        if part in SPLIT_ALIASES:
-            return SPLIT_ALIASES[part]
+        if split_name(part):
+            return split_name(part)
     stem = PurePosixPath(parts[-1]).stem if parts else ""
     for token in re.split(r"[^a-z]+", stem):
         if token in SPLIT_ALIASES:

@@ -368,7 +368,7 @@ def _strip_wrapper(paths: list[str]) -> int:
         tops = {parts[depth] for parts in split_parts}
         if len(tops) != 1 or min(len(parts) for parts in split_parts) - depth < 3:
             break
-        if next(iter(tops)).lower() in SPLIT_ALIASES:
+        if formats.split_name(next(iter(tops))):
             break
         depth += 1
     return depth
@@ -380,17 +380,17 @@ def _image_folder(images: list[_Entry], warnings: list[str]) -> list[_Item]:
     reads right), else the top folder. Falls back to labels in file names (cat.1.jpg, Abyssinian_12.jpg)."""
     depth = _strip_wrapper([e.name for e in images])
     rel = {e.name: e.name.split("/")[depth:] for e in images}
-    has_split = any(p.lower() in SPLIT_ALIASES for parts in rel.values() for p in parts[:-1])
+    has_split = any(formats.split_name(p) for parts in rel.values() for p in parts[:-1])
     items: list[_Item] = []
     loose: list[_Entry] = []
     for entry in images:
         parts = rel[entry.name]
         if has_split:
-            last = max((i for i, p in enumerate(parts[:-1]) if p.lower() in SPLIT_ALIASES), default=None)
+            last = max((i for i, p in enumerate(parts[:-1]) if formats.split_name(p)), default=None)
             if last is None or last + 2 > len(parts) - 1:
                 loose.append(entry)
                 continue
-            items.append(_Item(entry, parts[last + 1], SPLIT_ALIASES[parts[last].lower()]))
+            items.append(_Item(entry, parts[last + 1], formats.split_name(parts[last])))
         else:
             if len(parts) < 2:
                 loose.append(entry)
