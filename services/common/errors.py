@@ -59,6 +59,13 @@ class InvalidArgument(TrainyardError):
         return [packed, *super().details()]
 
 
+def require(**fields: str) -> None:
+    """INVALID_ARGUMENT naming each empty required id: an empty id is a bad request, not an unknown resource."""
+    missing = {name: "required" for name, value in fields.items() if not value}
+    if missing:
+        raise InvalidArgument(missing)
+
+
 class NotFound(TrainyardError):
     code = grpc.StatusCode.NOT_FOUND
     reason = "NOT_FOUND"

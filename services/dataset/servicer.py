@@ -12,7 +12,7 @@ from pathlib import Path
 from google.protobuf import timestamp_pb2
 
 from services.common import identity
-from services.common.errors import InvalidArgument, ResourceExhausted
+from services.common.errors import InvalidArgument, ResourceExhausted, require
 from services.dataset import export, importer, preview
 from services.dataset.service import MODE_ADD_OR_REPLACE, MODE_REPLACE_ALL, CreateSpec, Datasets, VersionSpec
 from services.dataset.store import DatasetRecord, utc
@@ -277,6 +277,7 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
         return dataset_service_pb2.CreateDatasetResponse(dataset=dataset_to_proto(record))
 
     async def GetDataset(self, request, context):
+        require(dataset_id=request.dataset_id)
         record = await asyncio.to_thread(self.datasets.get, identity.current().project, request.dataset_id)
         return dataset_service_pb2.GetDatasetResponse(dataset=dataset_to_proto(record))
 
@@ -294,10 +295,12 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
         )
 
     async def GetDatasetVersion(self, request, context):
+        require(version_id=request.version_id)
         version = await asyncio.to_thread(self.datasets.get_version, identity.current().project, request.version_id)
         return dataset_service_pb2.GetDatasetVersionResponse(version=version_to_proto(version))
 
     async def PreviewCases(self, request, context):
+        require(dataset_id=request.dataset_id)
         split = None
         if request.split != common_pb2.SPLIT_UNSPECIFIED:
             split = SPLIT_NAMES.get(request.split, f"<{request.split}>")
@@ -394,6 +397,7 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
         return _import_response(import_to_proto(row))
 
     async def WatchImport(self, request, context):
+        require(import_id=request.import_id)
         project = identity.current().project
         last = None
         while True:
@@ -407,6 +411,7 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
             await asyncio.sleep(0.2)
 
     async def ExportDatasetVersion(self, request, context):
+        require(version_id=request.version_id)
         project = identity.current().project
         await asyncio.to_thread(self.datasets.get_version, project, request.version_id)  # NOT_FOUND first
         fmt = EXPORTS.get(request.format)
@@ -416,5 +421,6 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
         return dataset_service_pb2.ExportDatasetVersionResponse(archive=common_pb2.ObjectRef(**ref), url=url)
 
     async def DeleteDataset(self, request, context):
+        require(dataset_id=request.dataset_id)
         await asyncio.to_thread(self.datasets.delete, identity.current().project, request.dataset_id)
         return dataset_service_pb2.DeleteDatasetResponse()

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from services.common import identity
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, require
 from services.modelzoo import zoo
 from services.modelzoo.defaults import default_hyperparameters
 from services.modelzoo.presets import Preset
@@ -151,10 +151,12 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
         )
 
     async def GetModel(self, request, context):
+        require(model_id=request.model_id)
         view = await asyncio.to_thread(self.zoo.get_model, request.model_id, _project())
         return modelzoo_service_pb2.GetModelResponse(model=model_to_proto(view))
 
     async def ImportWeights(self, request, context):
+        require(model_id=request.model_id)
         upload = request.upload if request.HasField("upload") else None
         view = await asyncio.to_thread(self.zoo.import_weights, request.model_id, upload)
         return modelzoo_service_pb2.ImportWeightsResponse(model=model_to_proto(view))
@@ -226,4 +228,5 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
         )
 
     async def GetPreset(self, request, context):
+        require(preset_id=request.preset_id)
         return modelzoo_service_pb2.GetPresetResponse(preset=preset_to_proto(self.zoo.get_preset(request.preset_id)))

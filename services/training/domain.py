@@ -443,8 +443,11 @@ class TrainingDomain:
 
     async def continue_task(self, task_id: str, additional_epochs: int) -> training_pb2.TrainingTask:
         project = identity.current().project
+        bad = {} if task_id else {"task_id": "required"}
         if not 1 <= additional_epochs <= 1000:
-            raise errors.InvalidArgument({"additional_epochs": f"must be in 1..1000, got {additional_epochs}"})
+            bad["additional_epochs"] = f"must be in 1..1000, got {additional_epochs}"
+        if bad:
+            raise errors.InvalidArgument(bad)
         task = await asyncio.to_thread(self.store.get, project, task_id)
         if task.HasField("search"):
             raise errors.FailedPrecondition(

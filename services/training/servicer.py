@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.common.errors import require
 from services.training.domain import TrainingDomain
 from trainyard.training.v1 import training_service_pb2 as pb
 from trainyard.training.v1 import training_service_pb2_grpc
@@ -15,6 +16,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         return pb.CreateTrainingTaskResponse(task=await self.domain.create(request))
 
     async def GetTrainingTask(self, request, context):
+        require(task_id=request.task_id)
         return pb.GetTrainingTaskResponse(task=await self.domain.get(request.task_id))
 
     async def ListTrainingTasks(self, request, context):
@@ -22,12 +24,14 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         return pb.ListTrainingTasksResponse(tasks=tasks, next_page_token=token)
 
     async def WatchTrainingTask(self, request, context):
+        require(task_id=request.task_id)
         async for event in self.domain.watch(request.task_id, request.from_start):
             if context.done():
                 return
             yield pb.WatchTrainingTaskResponse(event=event)
 
     async def CancelTrainingTask(self, request, context):
+        require(task_id=request.task_id)
         return pb.CancelTrainingTaskResponse(task=await self.domain.cancel(request.task_id))
 
     async def ContinueTrainingTask(self, request, context):
@@ -36,11 +40,13 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         )
 
     async def GetTaskArtifacts(self, request, context):
+        require(task_id=request.task_id)
         return pb.GetTaskArtifactsResponse(
             links=await self.domain.artifact_links(request.task_id, request.expires_in_seconds)
         )
 
     async def ListTrials(self, request, context):
+        require(task_id=request.task_id)
         return await self.domain.list_trials(request.task_id, request.page_size, request.page_token)
 
     async def GetHyperparameterSchema(self, request, context):
