@@ -2,8 +2,8 @@
 
 A missing object is permanent (ObjectMissing: retrying never makes it appear). An object store that
 is away (restarting, unreachable, answering 5xx) is waited for: every S3 call is retried with
-exponential backoff for up to `retry_s` seconds, so a short outage during a checkpoint upload only
-pauses training.
+exponential backoff for up to `retry_s` seconds (services.common.objectstore.call_with_retry, shared
+with dataset imports), so a short outage during a checkpoint upload only pauses training.
 """
 
 from __future__ import annotations
@@ -12,21 +12,19 @@ import hashlib
 import io
 import logging
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import urllib3.exceptions
 from minio import Minio
-from minio.error import S3Error, ServerError
+from minio.error import S3Error
 
+from services.common.objectstore import call_with_retry
 from trainer.errors import PermanentJobError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MISSING_CODES = ("NoSuchKey", "NoSuchObject", "NotFound", "NoSuchBucket")
-TRANSIENT_S3_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "OperationAborted")
 
 
 class ObjectMissing(PermanentJobError):
@@ -35,13 +33,6 @@ class ObjectMissing(PermanentJobError):
     def __init__(self, bucket: str, key: str) -> None:
         super().__init__(f"{bucket}/{key} does not exist in the object store (NoSuchKey)")
         self.bucket, self.key = bucket, key
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for an object store that is away or overloaded, not for a request it refused."""
-    if isinstance(exc, S3Error):
-        return exc.code in TRANSIENT_S3_CODES
-    return isinstance(exc, (ServerError, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
 class ObjectStore(Protocol):
@@ -62,28 +53,19 @@ class S3Store:
         self.retries = 0  # calls repeated after a transient failure (for logs and tests)
 
     def _call(self, what: str, bucket: str, key: str, fn: Callable[[], T]) -> T:
-        deadline = time.monotonic() + self.retry_s
-        delay = self.first_backoff_s
-        while True:
-            try:
-                return fn()
-            except S3Error as exc:
-                if exc.code in MISSING_CODES:
-                    raise ObjectMissing(bucket, key) from exc
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
-                    raise
-                error = exc
-            except Exception as exc:  # noqa: BLE001 - sorted by is_transient
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
-                    raise
-                error = exc
+        def on_retry(error: BaseException, wait_s: float, left_s: float) -> None:
             self.retries += 1
             log.warning(
                 "object store unavailable; retrying",
-                extra={"op": what, "key": f"{bucket}/{key}", "retry_in_s": delay, "error": str(error)[:200]},
+                extra={"op": what, "key": f"{bucket}/{key}", "retry_in_s": round(wait_s, 2), "error": str(error)[:200]},
             )
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+
+        try:
+            return call_with_retry(fn, retry_s=self.retry_s, first_backoff_s=self.first_backoff_s, on_retry=on_retry)
+        except S3Error as exc:
+            if exc.code in MISSING_CODES:
+                raise ObjectMissing(bucket, key) from exc
+            raise
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         def get() -> bytes:

@@ -1,16 +1,28 @@
-"""The object store, always through the minio SDK so any S3 server works."""
+"""The object store, always through the minio SDK so any S3 server works.
+
+An object store that is away (restarting, failing over, unreachable, answering 5xx or SlowDown) is
+waited for by the callers that must not lose work (the trainer, dataset imports): `call_with_retry`
+repeats a call with exponential backoff for up to a window of seconds. A request the store refused
+(NoSuchBucket, AccessDenied, a missing key, bad input) is never retried.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import urllib3.exceptions
 from minio import Minio
-from minio.error import S3Error
+from minio.error import InvalidResponseError, S3Error, ServerError
 
 from services.common.settings import Settings
+
+T = TypeVar("T")
 
 # Buckets, one per kind of object.
 DATASETS_BUCKET = "trainyard-datasets"
@@ -39,6 +51,72 @@ def make_client(settings: Settings, *, retries: int | None = None) -> Minio:
         region=settings.s3_region,
         http_client=http_client,
     )
+
+
+# S3 error codes and HTTP statuses that mean "away or overloaded, try again", not "refused".
+TRANSIENT_S3_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "OperationAborted")
+TRANSIENT_HTTP_STATUS = (429, 500, 502, 503, 504)
+# A bad endpoint or a TLS failure is configuration, not an outage: waiting never fixes it.
+_PERMANENT_URLLIB3 = (urllib3.exceptions.SSLError, urllib3.exceptions.LocationValueError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for an object store that is away or overloaded (connection refused/reset, timeout, 5xx,
+    SlowDown), False for a request it refused (NoSuchBucket, AccessDenied, NoSuchKey, ...)."""
+    if isinstance(exc, S3Error):
+        return exc.code in TRANSIENT_S3_CODES
+    if isinstance(exc, ServerError):  # a status without an S3 error body
+        return exc.status_code in TRANSIENT_HTTP_STATUS
+    if isinstance(exc, InvalidResponseError):  # e.g. a proxy's HTML 502/503 page during a failover
+        return getattr(exc, "_code", None) in TRANSIENT_HTTP_STATUS
+    if isinstance(exc, urllib3.exceptions.MaxRetryError):  # urllib3's own retries ran out: judge the cause
+        return exc.reason is None or is_transient(exc.reason)
+    if isinstance(exc, _PERMANENT_URLLIB3):
+        return False
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
+def describe(error: BaseException) -> str:
+    """One short line for an object-store error: urllib3's cause (e.g. "Failed to establish a new
+    connection: [Errno 111] Connection refused") rather than its long "Max retries exceeded with url"."""
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.split("): ", 1)[-1][:160]  # drops urllib3's "HTTPConnection(host=..., port=...)" prefix
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    retry_s: float,
+    first_backoff_s: float = 0.5,
+    max_backoff_s: float = 10.0,
+    on_retry: Callable[[BaseException, float, float], None] | None = None,
+    stop: threading.Event | None = None,
+) -> T:
+    """fn(), repeated after transient failures (is_transient) with exponential backoff until `retry_s`
+    seconds have passed; a permanent failure, or the transient one at the end of the window, is raised
+    as it is. `fn` must be repeatable (a PUT opens a fresh stream per try).
+
+    on_retry(error, wait_s, left_s) runs before each wait (logs, progress, counters). `stop` set by
+    another thread (a parallel upload gave up) ends the wait early, raising the last error."""
+    deadline = time.monotonic() + retry_s
+    delay = first_backoff_s
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            left = deadline - time.monotonic()
+            if left <= 0 or not is_transient(exc) or (stop is not None and stop.is_set()):
+                raise
+            wait = min(delay, left)
+            if on_retry is not None:
+                on_retry(exc, wait, left)
+            if stop is None:
+                time.sleep(wait)
+            elif stop.wait(wait):
+                raise
+        delay = min(delay * 2, max_backoff_s)
 
 
 def ensure_buckets(client: Minio, buckets: tuple[str, ...] = ALL_BUCKETS) -> None:

@@ -23,7 +23,8 @@ async def start(settings: Settings) -> RunningService:
     await asyncio.to_thread(migrate, engine, Path(__file__).parent / "migrations", "alembic_version_dataset")
     s3 = objectstore.make_client(cfg)
     await asyncio.to_thread(objectstore.ensure_buckets, s3, (objectstore.DATASETS_BUCKET,))
-    datasets = Datasets(engine, s3, cfg)
+    # imports write without the SDK's own retries: dataset_object_store_retry_s governs their waits
+    datasets = Datasets(engine, s3, cfg, import_s3=objectstore.make_client(cfg, retries=1))
     servicer = DatasetServicer(datasets)
     server, port = await serve(
         cfg, [(dataset_service_pb2_grpc.add_DatasetServiceServicer_to_server, servicer, SERVICE_NAME)]

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,9 +21,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from threading import Lock
-from typing import Any
+from typing import Any, TypeVar
 
-import urllib3
 from minio import Minio
 from sqlalchemy.engine import Engine
 
@@ -132,6 +132,8 @@ MODE_ADD_OR_REPLACE = "add_or_replace"
 MODE_REPLACE_ALL = "replace_all"
 ANNOTATION_ORDER = ["label", "box", "mask", "polygon"]
 Progress = Callable[[int, int], None]
+Notice = Callable[[str], None]  # a status line for the import (e.g. waiting for the object store)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -229,23 +231,94 @@ def merge_cases(
     return classes, out
 
 
-# The object store cannot be reached (minio's urllib3 gave up retrying): the import fails as UNAVAILABLE
-# (retry later with the same request_id) and, since rows are written only after every object, leaves
-# no dataset or version behind (orphaned content-addressed images are harmless and reused).
-OBJECT_STORE_DOWN = (urllib3.exceptions.HTTPError, ConnectionError)
+class ImportObjectStore:
+    """The object-store calls of one import. Each waits out an outage (connection refused/reset, timeouts,
+    5xx) of up to `retry_s` with backoff (objectstore.call_with_retry); a refusal fails at once. The first
+    call to fail for good ends the others' waits (parallel uploads), so a 10,000-image import does not wait
+    the window once per image. An outage that outlasts the window is UNAVAILABLE naming the store and what
+    was being written; since rows are written only after every object, nothing is left behind but
+    content-addressed images (harmless, reused by the retry)."""
 
+    def __init__(self, endpoint: str, retry_s: float, notice: Notice | None = None) -> None:
+        self.endpoint = endpoint
+        self.retry_s = retry_s
+        self.notice = notice
+        self.stop = threading.Event()
+        self.retries = 0  # calls repeated after a transient failure (logs, tests)
+        self.failure: BaseException | None = None  # the first call that failed for good
+        self._lock = Lock()
 
-def _store_down(exc: Exception) -> Unavailable:
-    log.warning("object store unavailable during an import", extra={"error": repr(exc)[:300]})
-    return Unavailable("the object store is unavailable; retry the import later", reason="OBJECT_STORE_UNAVAILABLE")
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """fn() for `what` ("storing image images/..."), waited out through an outage."""
+        waited = False
+
+        def on_retry(error: BaseException, wait_s: float, left_s: float) -> None:
+            nonlocal waited
+            waited = True
+            with self._lock:
+                self.retries += 1
+            log.warning(
+                "object store unavailable during an import; waiting for it",
+                extra={
+                    "endpoint": self.endpoint,
+                    "writing": what,
+                    "left_s": round(left_s, 1),
+                    "error": objectstore.describe(error),
+                },
+            )
+            self.say(
+                f"waiting for the object store at {self.endpoint} ({what} failed: {objectstore.describe(error)}); "
+                f"retrying for up to {left_s:.0f} s more"
+            )
+
+        try:
+            result = objectstore.call_with_retry(fn, retry_s=self.retry_s, on_retry=on_retry, stop=self.stop)
+        except Exception as exc:
+            error = self.fail(what, exc)
+            if error is exc:
+                raise
+            raise error from None
+        if waited:
+            self.say(f"the object store at {self.endpoint} is back; going on")
+        return result
+
+    def fail(self, what: str, exc: Exception) -> BaseException:
+        """Records the import's first failure (an outage turned UNAVAILABLE) and stops the other calls."""
+        with self._lock:
+            if self.failure is None:
+                self.failure = exc
+                if objectstore.is_transient(exc):
+                    log.warning(
+                        "object store unavailable during an import; giving up",
+                        extra={"endpoint": self.endpoint, "writing": what, "error": repr(exc)[:300]},
+                    )
+                    self.failure = Unavailable(
+                        f"the object store at {self.endpoint} was unavailable for more than {self.retry_s:g} s "
+                        f"while {what} ({objectstore.describe(exc)}); nothing was created: retry the import later "
+                        "(the same request_id is safe)",
+                        reason="OBJECT_STORE_UNAVAILABLE",
+                        metadata={"endpoint": self.endpoint, "writing": what},
+                    )
+            self.stop.set()
+            return self.failure
+
+    def say(self, message: str) -> None:
+        if self.notice is not None:
+            try:
+                self.notice(message)
+            except Exception:  # noqa: BLE001 - a status line must not fail the import
+                log.warning("could not report import status", exc_info=True)
 
 
 class Datasets:
     """Dataset operations for one caller's project at a time."""
 
-    def __init__(self, engine: Engine, s3: Minio, settings: DatasetSettings) -> None:
+    def __init__(self, engine: Engine, s3: Minio, settings: DatasetSettings, *, import_s3: Minio | None = None) -> None:
         self.store = DatasetStore(engine)
         self.s3 = s3
+        # Imports write through a client without the SDK's own retries (make_client(retries=1)), so that
+        # dataset_object_store_retry_s governs how long an outage is waited for.
+        self.import_s3 = import_s3 if import_s3 is not None else s3
         self.settings = settings
         self._manifests: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = Lock()
@@ -282,8 +355,17 @@ class Datasets:
                 f"a dataset named {name!r} already exists in project {project!r}", metadata={"name": name}
             )
 
+    def object_store(self, notice: Notice | None = None) -> ImportObjectStore:
+        """The object-store calls of one import (waits out an outage of dataset_object_store_retry_s)."""
+        return ImportObjectStore(self.settings.s3_endpoint, self.settings.dataset_object_store_retry_s, notice)
+
     def create(
-        self, project: str, spec: CreateSpec, archive_path: Path, progress: Progress | None = None
+        self,
+        project: str,
+        spec: CreateSpec,
+        archive_path: Path,
+        progress: Progress | None = None,
+        notice: Notice | None = None,
     ) -> DatasetRecord:
         """Import the archive and create the dataset with its first version, all or nothing."""
         options = validate_spec(spec)
@@ -291,16 +373,17 @@ class Datasets:
         if existing is not None:
             return existing
         self._check_name(project, spec.name)
+        calls = self.object_store(notice)
         workdir = Path(tempfile.mkdtemp(prefix="trainyard-import-", dir=self.spool_dir()))
         try:
             result = importer.import_archive(archive_path, workdir, options, self.limits, progress)
             if progress is not None:
                 progress(-1, 0)  # uploading
-            self._upload_images(result)
+            self._upload_images(result, calls)
             dataset_id, version_id = new_id("ds"), new_id("dsv")
             manifest = build_manifest(project, dataset_id, version_id, 1, result)
             key = manifest_key(dataset_id, version_id)
-            sha, size = self._put_manifest(key, manifest)
+            sha, size = self._put_manifest(key, manifest, calls)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         created = now()
@@ -337,7 +420,12 @@ class Datasets:
         return record
 
     def create_version(
-        self, project: str, spec: VersionSpec, archive_path: Path, progress: Progress | None = None
+        self,
+        project: str,
+        spec: VersionSpec,
+        archive_path: Path,
+        progress: Progress | None = None,
+        notice: Notice | None = None,
     ) -> DatasetVersionRow:
         """Import the archive and add it to the latest version as the next version, all or nothing."""
         options = validate_spec(
@@ -360,7 +448,8 @@ class Datasets:
         parent = record.version
         if parent is None:
             raise FailedPrecondition(f"dataset {spec.dataset_id!r} has no version to build on")
-        old = self.manifest(parent)
+        calls = self.object_store(notice)
+        old = calls.call(f"reading the manifest of version {parent.number}", lambda: self.manifest(parent))
         old_stats = json.loads(parent.stats_json or "{}")
         workdir = Path(tempfile.mkdtemp(prefix="trainyard-import-", dir=self.spool_dir()))
         try:
@@ -368,7 +457,7 @@ class Datasets:
             merged_classes, new_cases = merge_cases(old, result, spec.mode)
             if progress is not None:
                 progress(-1, 0)
-            self._upload_images(result)
+            self._upload_images(result, calls)
             version_id = new_id("dsv")
             number = parent.number + 1
             annotation_types = sorted(
@@ -389,7 +478,7 @@ class Datasets:
             if result.ignore_index is not None:
                 manifest["ignore_index"] = result.ignore_index
             key = manifest_key(spec.dataset_id, version_id)
-            sha, size = self._put_manifest(key, manifest)
+            sha, size = self._put_manifest(key, manifest, calls)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         grayscale = set(old_stats.get("_grayscale", [])) | result.grayscale
@@ -410,44 +499,68 @@ class Datasets:
         log.info("dataset version created", extra={"dataset_id": spec.dataset_id, "version": number})
         return version
 
-    def _upload_images(self, result: importer.ImportResult) -> None:
+    def _upload_images(self, result: importer.ImportResult, calls: ImportObjectStore) -> None:
+        s3 = self.import_s3
+        images = [*result.images.values(), *result.masks.values()]
+        stored = 0
+        count_lock = Lock()
+
         def put(image: importer.StoredImage) -> None:
+            nonlocal stored
+            if calls.stop.is_set():  # an upload failed for good: store nothing more
+                return
             # Content-addressed: bytes already there need no upload. For a small image the check
             # costs as much as the PUT it might save (it halved import throughput), so just PUT.
-            if image.size > importer.SMALL_IMAGE_BYTES and objectstore.exists(
-                self.s3, objectstore.DATASETS_BUCKET, image.key
+            if image.size > importer.SMALL_IMAGE_BYTES and calls.call(
+                f"checking image {image.key}", lambda: objectstore.exists(s3, objectstore.DATASETS_BUCKET, image.key)
             ):
                 return
             meta = {"sha256": image.sha256}
             if image.data is not None:
-                self.s3.put_object(
-                    objectstore.DATASETS_BUCKET,
-                    image.key,
-                    io.BytesIO(image.data),
-                    image.size,
-                    content_type=image.content_type,
-                    metadata=meta,
+                calls.call(
+                    f"storing image {image.key}",
+                    lambda: s3.put_object(  # a fresh stream per try
+                        objectstore.DATASETS_BUCKET,
+                        image.key,
+                        io.BytesIO(image.data),
+                        image.size,
+                        content_type=image.content_type,
+                        metadata=meta,
+                    ),
                 )
             else:
-                self.s3.fput_object(
-                    objectstore.DATASETS_BUCKET,
-                    image.key,
-                    str(image.path),
-                    content_type=image.content_type,
-                    metadata=meta,
+                calls.call(
+                    f"storing image {image.key}",
+                    lambda: s3.fput_object(
+                        objectstore.DATASETS_BUCKET,
+                        image.key,
+                        str(image.path),
+                        content_type=image.content_type,
+                        metadata=meta,
+                    ),
                 )
+            with count_lock:
+                stored += 1
+                done = stored
+            if done % 250 == 0:
+                calls.say(f"storing images: {done} of {len(images)}")
 
-        try:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(put, [*result.images.values(), *result.masks.values()]))
-        except OBJECT_STORE_DOWN as exc:
-            raise _store_down(exc) from None
+        def guarded(image: importer.StoredImage) -> None:
+            try:
+                put(image)
+            except Exception as exc:  # noqa: BLE001 - the first failure is raised below, once
+                calls.fail(f"storing image {image.key}", exc)
 
-    def _put_manifest(self, key: str, manifest: dict[str, Any]) -> tuple[str, int]:
-        try:
-            return objectstore.put_json(self.s3, objectstore.DATASETS_BUCKET, key, manifest)
-        except OBJECT_STORE_DOWN as exc:
-            raise _store_down(exc) from None
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(guarded, images))
+        if calls.failure is not None:
+            raise calls.failure
+
+    def _put_manifest(self, key: str, manifest: dict[str, Any], calls: ImportObjectStore) -> tuple[str, int]:
+        return calls.call(
+            f"storing the manifest {objectstore.DATASETS_BUCKET}/{key}",
+            lambda: objectstore.put_json(self.import_s3, objectstore.DATASETS_BUCKET, key, manifest),
+        )
 
     def _remove_manifest(self, key: str) -> None:
         try:
@@ -577,7 +690,14 @@ class Datasets:
             self.store.get(project, spec.dataset_id)
         try:
             info = self.s3.stat_object(bucket, key)
-        except Exception:  # noqa: BLE001 - minio raises S3Error for a missing object
+        except Exception as exc:  # noqa: BLE001 - minio raises S3Error for a missing object
+            if objectstore.is_transient(exc):  # nothing started yet: the client retries the call
+                raise Unavailable(
+                    f"the object store at {self.settings.s3_endpoint} is unavailable ({objectstore.describe(exc)}); "
+                    "retry the import later",
+                    reason="OBJECT_STORE_UNAVAILABLE",
+                    metadata={"endpoint": self.settings.s3_endpoint},
+                ) from None
             raise NotFound(f"object {bucket}/{key} not found", metadata={"key": key}) from None
         limit = self.settings.dataset_max_upload_bytes
         if (info.size or 0) > limit:
@@ -594,7 +714,13 @@ class Datasets:
         path = Path(name)
         try:
             self.imports.update(import_id, state="running", message=f"downloading {key}")
-            self.s3.fget_object(bucket, key, str(path))
+
+            def notice(message: str) -> None:  # e.g. waiting for the object store: WatchImport streams it
+                self.imports.update(import_id, message=message)
+
+            self.object_store(notice).call(
+                f"downloading the archive {bucket}/{key}", lambda: self.import_s3.fget_object(bucket, key, str(path))
+            )
 
             def progress(done: int, total: int) -> None:
                 if done < 0:
@@ -603,10 +729,10 @@ class Datasets:
                     self.imports.update(import_id, done=done, total=total, message="reading and checking images")
 
             if isinstance(spec, CreateSpec):
-                record = self.create(project, spec, path, progress)
+                record = self.create(project, spec, path, progress, notice)
                 dataset_id, version_id = record.dataset.id, record.version.id if record.version else None
             else:
-                version = self.create_version(project, spec, path, progress)
+                version = self.create_version(project, spec, path, progress, notice)
                 dataset_id, version_id = version.dataset_id, version.id
             self.imports.finish(import_id, dataset_id, version_id)
         except TrainyardError as exc:

@@ -20,6 +20,10 @@ class DatasetSettings(Settings):
     dataset_max_image_pixels: int = Field(default=100_000_000, ge=1)
     # Folder for spooled uploads; the system temp folder when empty.
     dataset_spool_dir: str = ""
+    # Seconds an import waits for an object store that is away (a restart, a failover: connection refused
+    # or reset, timeouts, 5xx, SlowDown) before it fails UNAVAILABLE with nothing created; each call is
+    # retried with backoff (0.5 s doubling to 10 s). Refusals (NoSuchBucket, AccessDenied) fail at once.
+    dataset_object_store_retry_s: float = Field(default=60.0, ge=0)
 
 
 def dataset_settings(settings: Settings) -> DatasetSettings:
