@@ -125,3 +125,51 @@ def test_concurrent_migrations_on_postgresql_take_turns(database_url):
     finally:
         for e in engines:
             e.dispose()
+
+
+async def test_calls_made_for_a_caller_get_no_more_time_than_it_has_left():
+    """The services' interceptor records the caller's deadline; calls on its behalf use what is left."""
+    from services.common.channels import call_timeout
+    from services.common.server import ServiceInterceptor
+
+    async def time_left(request: bytes, context) -> bytes:
+        return str(call_timeout(30.0)).encode()
+
+    server = grpc.aio.server(interceptors=[ServiceInterceptor("")])
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "test.Deadline", {"Left": grpc.unary_unary_rpc_method_handler(time_left)}
+            )
+        ]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/test.Deadline/Left")
+            with_deadline = float(await call(b"", timeout=2.0))
+            without = float(await call(b""))
+    finally:
+        await server.stop(None)
+    assert 0.5 < with_deadline < 2.5 and without == 30.0  # the grpc-timeout header rounds up a little
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.NOT_FOUND),
+        (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.PERMISSION_DENIED),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.DEADLINE_EXCEEDED),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.INVALID_ARGUMENT),
+        (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE),
+        (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE),  # the other service's bug is our outage
+    ],
+)
+def test_a_failed_call_to_another_service_keeps_the_code_the_caller_can_act_on(code, expected):
+    from services.common.errors import from_rpc_error
+
+    exc = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="it said no")
+    mapped = from_rpc_error(exc, "model zoo")
+    assert mapped.code == expected and "it said no" in str(mapped.message)

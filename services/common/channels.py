@@ -1,11 +1,32 @@
-"""Client channels from one service to another, carrying the caller's identity."""
+"""Client channels from one service to another, carrying the caller's identity and deadline."""
 
 from __future__ import annotations
+
+import contextvars
+import time
 
 import grpc
 
 from services.common import identity
 from services.common.settings import Settings
+
+# When the RPC being served must end (time.monotonic()), if its caller set a deadline: calls made on its
+# behalf get no more time than is left, so a caller that gave up does not keep work running downstream.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("trainyard_deadline", default=None)
+
+
+def set_deadline(time_remaining: float | None) -> None:
+    """Called as an RPC starts with its context.time_remaining() (None: the caller set no deadline)."""
+    _deadline.set(None if time_remaining is None else time.monotonic() + time_remaining)
+
+
+def call_timeout(default: float) -> float:
+    """The timeout for a call made on behalf of the current caller: default, or less when the caller's
+    deadline comes sooner (a small positive floor, so the call fails as DEADLINE_EXCEEDED)."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return default
+    return max(0.001, min(default, deadline - time.monotonic()))
 
 
 def internal_channel(address: str, settings: Settings) -> grpc.aio.Channel:

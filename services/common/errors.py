@@ -106,6 +106,31 @@ class Aborted(TrainyardError):
     reason = "ABORTED"
 
 
+class DeadlineExceeded(TrainyardError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
+
+
+def from_rpc_error(exc: grpc.RpcError, what: str) -> TrainyardError:
+    """The domain error for a failed call to another service (`what` names it): its own code where the
+    caller can act on it, UNAVAILABLE for the rest (the other service's outage is ours)."""
+    code = exc.code() if hasattr(exc, "code") else None
+    detail = exc.details() if hasattr(exc, "details") else str(exc)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument({what: detail or "rejected"})
+    passed_on = {
+        grpc.StatusCode.NOT_FOUND: NotFound,
+        grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+        grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+        grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    }
+    cls = passed_on.get(code)
+    if cls is None:
+        return Unavailable(f"{what}: {detail}")
+    return cls(f"{what}: {detail}" if cls is DeadlineExceeded else (detail or what))
+
+
 def translate(exc: BaseException) -> TrainyardError | None:
     """The domain error an infrastructure exception stands for (None: a bug, INTERNAL).
 

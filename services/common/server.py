@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import identity
+from services.common import channels, identity
 from services.common.errors import TrainyardError, Unauthenticated, translate
 from services.common.settings import Settings
 
@@ -38,6 +38,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, internal_token: str) -> g
         who = identity.from_metadata(md, internal_token)
         if who is None:
             raise Unauthenticated("missing or wrong internal credential: call through the gateway")
+        channels.set_deadline(context.time_remaining())
         return identity.set_current(who)
 
     async def fail(context: grpc.aio.ServicerContext, exc: BaseException) -> None:

@@ -10,8 +10,8 @@ import time
 import grpc
 
 from services.common import identity
-from services.common.channels import call_metadata, internal_channel
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from services.common.channels import call_metadata, call_timeout, internal_channel
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
 from services.common.settings import Settings
 from services.recommend import stats as dataset_stats
 from services.recommend.outcomes import MAX_OUTCOMES, Outcome, family_of, quality_metric
@@ -79,12 +79,12 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
             response = await self.datasets.GetDataset(
                 dataset_service_pb2.GetDatasetRequest(dataset_id=dataset_id),
                 metadata=call_metadata(self.settings),
-                timeout=10,
+                timeout=call_timeout(10),
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"dataset {dataset_id!r} not found") from None
-            raise Unavailable(f"dataset service: {exc.details()}") from None
+            raise from_rpc_error(exc, "dataset service") from None
         dataset = response.dataset
         if task_type not in dataset.task_types:
             kinds = ", ".join(common_pb2.TaskType.Name(t) for t in dataset.task_types) or "none"
@@ -102,14 +102,14 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
                 page = await self.zoo.ListModels(
                     modelzoo_service_pb2.ListModelsRequest(task_type=task_type, page_size=1000, page_token=token),
                     metadata=call_metadata(self.settings),
-                    timeout=10,
+                    timeout=call_timeout(10),
                 )
                 models.extend(page.models)
                 token = page.next_page_token
                 if not token:
                     return models
         except grpc.aio.AioRpcError as exc:
-            raise Unavailable(f"model zoo: {exc.details()}") from None
+            raise from_rpc_error(exc, "model zoo") from None
 
     def use_training(self, address: str) -> None:
         """Learn from the training service at address (for in-process stacks that start it after this one)."""
@@ -124,7 +124,7 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
                 response = await self.datasets.GetDataset(
                     dataset_service_pb2.GetDatasetRequest(dataset_id=dataset_id),
                     metadata=call_metadata(self.settings),
-                    timeout=10,
+                    timeout=call_timeout(10),
                 )
             except grpc.aio.AioRpcError:
                 return None
@@ -141,7 +141,7 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
                     state=training_pb2.TASK_STATE_SUCCEEDED, page_size=200, page_token=token
                 ),
                 metadata=call_metadata(self.settings),
-                timeout=10,
+                timeout=call_timeout(10),
             )
             tasks.extend(page.tasks)
             token = page.next_page_token

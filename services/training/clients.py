@@ -11,7 +11,7 @@ from typing import Protocol
 import grpc
 
 from services.common import errors
-from services.common.channels import call_metadata, internal_channel
+from services.common.channels import call_metadata, call_timeout, internal_channel
 from services.common.settings import Settings
 from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc
@@ -36,20 +36,6 @@ class Recommender(Protocol):
     ) -> recommend_service_pb2.RecommendResponse: ...
 
 
-def _translate(exc: grpc.RpcError, what: str) -> errors.TrainyardError:
-    code = exc.code() if hasattr(exc, "code") else None
-    detail = exc.details() if hasattr(exc, "details") else str(exc)
-    mapping = {
-        grpc.StatusCode.NOT_FOUND: errors.NotFound,
-        grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
-        grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
-    }
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return errors.InvalidArgument({what: detail or "rejected"})
-    cls = mapping.get(code, errors.Unavailable)
-    return cls(f"{what}: {detail}" if cls is errors.Unavailable else (detail or what))
-
-
 class _Remote:
     def __init__(self, address: str, settings: Settings, name: str) -> None:
         if not address:
@@ -63,11 +49,11 @@ class _Remote:
     async def _call(self, rpc, request, what: str, not_found: str | None = None):
         """One call as the current caller; NOT_FOUND names the id, other failures are translated."""
         try:
-            return await rpc(request, metadata=call_metadata(self.settings), timeout=CALL_TIMEOUT_S)
+            return await rpc(request, metadata=call_metadata(self.settings), timeout=call_timeout(CALL_TIMEOUT_S))
         except grpc.RpcError as exc:
             if not_found and exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise errors.NotFound(not_found) from None
-            raise _translate(exc, what) from None
+            raise errors.from_rpc_error(exc, what) from None
 
 
 class GrpcDatasetClient(_Remote):
