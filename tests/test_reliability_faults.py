@@ -262,6 +262,13 @@ async def test_object_store_down_longer_than_the_window_fails_cleanly_then_a_ret
                 )
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
 
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # reads too: an outage, not an internal error
+                await stub.PreviewCases(
+                    dataset_service_pb2.PreviewCasesRequest(dataset_id=base.id, count=2), timeout=60
+                )
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
+            assert errors.error_reason(err.value) == "OBJECT_STORE_UNAVAILABLE"
+
             # nothing half written: no new dataset, version or manifest; the request id is free
             assert _count(engine, "dataset_datasets") == 1
             assert _count(engine, "dataset_versions") == 1

@@ -136,7 +136,8 @@ def translate(exc: BaseException) -> TrainyardError | None:
 
     A database that cannot be reached, restarts, or drops a connection mid-query is a transient
     outage: UNAVAILABLE (reason DATABASE_UNAVAILABLE), so clients retry; the pool (pool_pre_ping)
-    replaces dead connections on the next call.
+    replaces dead connections on the next call. So is an unreachable object store
+    (OBJECT_STORE_UNAVAILABLE).
     """
     if isinstance(exc, TrainyardError):
         return exc
@@ -147,6 +148,19 @@ def translate(exc: BaseException) -> TrainyardError | None:
     ):
         cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
         return Unavailable(f"the database is unavailable ({cause}); retry shortly", reason="DATABASE_UNAVAILABLE")
+    import urllib3.exceptions
+    from minio.error import InvalidResponseError, S3Error, ServerError
+
+    from services.common import objectstore
+
+    # An object store that is away or overloaded mid-request (a preview, an export): the same, not INTERNAL.
+    if isinstance(exc, (S3Error, ServerError, InvalidResponseError, urllib3.exceptions.HTTPError)) and (
+        objectstore.is_transient(exc)
+    ):
+        return Unavailable(
+            f"the object store is unavailable ({objectstore.describe(exc)}); retry shortly",
+            reason="OBJECT_STORE_UNAVAILABLE",
+        )
     return None
 
 
