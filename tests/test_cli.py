@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 
 import pytest
 from inprocess import InProcessPlatform
@@ -186,3 +187,41 @@ def test_train_search_and_trials_table(env, capsys, tmp_path):
     bad = [a if a != "learning_rate=0.001,0.003" else "learning_rate=0.01:0.001" for a in argv[:-1]]
     assert main(bad) != 0
     assert "search.parameters[0].high" in capsys.readouterr().err
+
+
+def test_walkthrough_rough_edges(env, capsys, monkeypatch, tmp_path):
+    """What a new user tripped over: prompts on a closed stdin, cut ids, import options missing from the CLI."""
+    # the interactive mode on a stdin with no answers fails naming the flag, not with an EOFError traceback
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    capsys.readouterr()
+    assert main(["train", "start"]) == 2
+    err = capsys.readouterr().err
+    assert "no answer for 'task type'" in err and "--task-type" in err
+    # ids stay whole in an 80-column table (they are what the next command needs)
+    listing = ["models", "list", "--task-type", "classification", "--limit", "5"]
+    ids = [m["id"] for m in run_json(capsys, *listing)]
+    assert main(listing) == 0
+    table = capsys.readouterr().out
+    assert ids and all(i in table for i in ids), table
+    # a bad case rejects the archive unless --accept-partial
+    archive = tmp_path / "partial.zip"
+    good = io.BytesIO(make_classification_archive(classes=("circle", "square"), per_class=6, size=32, seed=9))
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(archive, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+        dst.writestr("circle/broken.png", b"not a png")
+    assert main(["datasets", "import", str(archive), "--name", "cli-partial"]) == 1
+    assert "broken.png" in capsys.readouterr().err
+    imported = run_json(capsys, "datasets", "import", str(archive), "--name", "cli-partial", "--accept-partial")
+    assert imported["latest_version"]["case_count"] == 12
+    # --task-type reaches the service: a classification archive has no boxes for detection
+    assert main(["datasets", "import", str(archive), "--name", "cli-det", "--task-type", "detection"]) == 1
+    assert "INVALID_ARGUMENT" in capsys.readouterr().err
+    # started without --watch: says how to follow it
+    assert main(["models", "import", MOBILENET]) == 0
+    start = ["train", "start", "--task-type", "classification", "--dataset", imported["id"], "--model", MOBILENET]
+    assert main([*start, "--name", "cli-follow", "--epochs", "1", "--image-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "trainyard train watch tt" in out
+    task = next(t for t in run_json(capsys, "train", "list") if t["name"] == "cli-follow")
+    assert main(["train", "cancel", task["id"]]) in (0, 1)

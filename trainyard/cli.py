@@ -178,8 +178,15 @@ def _json(value) -> None:
 
 def _table(title: str, columns: list[str], rows: list[list]) -> None:
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
+    # the first column is the id (or name) a user copies into the next command: never cut it,
+    # let the other columns wrap instead (an 80-column pipe cut every model id to "timm/convne…")
+    key = 1 if columns[:1] == ["#"] else 0
+    for i, column in enumerate(columns):
+        if i == key:
+            width = max([len(column), *(len(str(row[i])) for row in rows)])
+            table.add_column(column, no_wrap=True, min_width=width)
+        else:
+            table.add_column(column)
     for row in rows:
         table.add_row(*[escape(str(c)) for c in row])
     console.print(table)
@@ -220,15 +227,23 @@ def _dataset_rows(items) -> list[list]:
 DATASET_COLUMNS = ["id", "name", "task types", "cases", "classes", "created"]
 
 
-def _ask(prompt: str, *, choices: list[str] | None = None, default: str | None = None) -> str:
+def _ask(prompt: str, *, flag: str, choices: list[str] | None = None, default: str | None = None) -> str:
+    """One answer from stdin; `flag` is what gives it without asking, named when stdin has no answer."""
     from rich.prompt import Prompt
+    from rich.text import Text
 
     kwargs = {"console": console}
     if choices:
         kwargs["choices"] = choices
     if default is not None:
         kwargs["default"] = default
-    return Prompt.ask(prompt, **kwargs)
+    try:
+        return Prompt.ask(prompt, **kwargs)
+    except EOFError:
+        console.print()
+        raise ValueError(
+            f"no answer for '{Text.from_markup(prompt).plain}': stdin ended (not a terminal?); pass {flag}, or run in a terminal to be asked"
+        ) from None
 
 
 def cmd_datasets_import(args) -> int:
@@ -244,6 +259,12 @@ def cmd_datasets_import(args) -> int:
             transient=True,
         ) as bar:
             job = bar.add_task(f"uploading {Path(args.path).name}", total=None)
+
+            def progress(sent: int, total: int) -> None:
+                bar.update(job, completed=sent, total=total)
+                if sent == total:  # the service now decodes, hashes and stores every image: say so
+                    bar.update(job, description="importing on the server (decode, check, store)")
+
             ds = ty.datasets.upload(
                 args.path,
                 args.name,
@@ -251,7 +272,9 @@ def cmd_datasets_import(args) -> int:
                 format=args.format,
                 val_fraction=args.val_fraction,
                 test_fraction=args.test_fraction,
-                progress=lambda sent, total: bar.update(job, completed=sent, total=total),
+                task_type=args.task_type,
+                accept_partial=args.accept_partial,
+                progress=progress,
             )
         if args.output == "json":
             _json(ds)
@@ -491,6 +514,7 @@ def cmd_train_start(args) -> int:
         if not task_type:
             task_type = _ask(
                 "task type",
+                flag="--task-type",
                 choices=["classification", "detection", "segmentation", "instance_segmentation"],
                 default="classification",
             )
@@ -506,7 +530,7 @@ def cmd_train_start(args) -> int:
                 ["#", *DATASET_COLUMNS],
                 [[i + 1, *row] for i, row in enumerate(_dataset_rows(fitting))],
             )
-            pick = _ask("dataset (# or id)", default="1")
+            pick = _ask("dataset (# or id)", flag="--dataset", default="1")
             dataset_id = fitting[int(pick) - 1].id if pick.isdigit() and 0 < int(pick) <= len(fitting) else pick
             cases = ty.datasets.preview(dataset_id, count=4)
             console.print(
@@ -517,7 +541,7 @@ def cmd_train_start(args) -> int:
             )
         model_id, auto = args.model, args.auto
         if not model_id and not auto:
-            how = _ask("model selection", choices=["auto", "manual"], default="auto")
+            how = _ask("model selection", flag="--model or --auto", choices=["auto", "manual"], default="auto")
             if how == "auto":
                 suggestions = ty.recommend(
                     task_type,
@@ -528,7 +552,7 @@ def cmd_train_start(args) -> int:
                 )
                 if suggestions:
                     _table("suggestions", SUGGESTION_COLUMNS, _suggestion_rows(suggestions))
-                    pick = _ask("suggestion (#)", default="1")
+                    pick = _ask("suggestion (#)", flag="--model", default="1")
                     model_id = (
                         suggestions[int(pick) - 1].model_id
                         if pick.isdigit() and 0 < int(pick) <= len(suggestions)
@@ -541,10 +565,21 @@ def cmd_train_start(args) -> int:
                     task_type, limit=20
                 )
                 _table("models", ["#", *MODEL_COLUMNS], [[i + 1, *row] for i, row in enumerate(_model_rows(models))])
-                pick = _ask("model (# or id)", default="1")
+                pick = _ask("model (# or id)", flag="--model", default="1")
                 model_id = models[int(pick) - 1].id if pick.isdigit() and 0 < int(pick) <= len(models) else pick
-        name = args.name or _ask("task name", default=f"{task_type_name(ty_task_type(task_type))}-{dataset_id[:8]}")
-        if interactive and _ask(f"start [bold]{escape(name)}[/]?", choices=["y", "n"], default="y") != "y":
+        name = args.name or _ask(
+            "task name", flag="--name", default=f"{task_type_name(ty_task_type(task_type))}-{dataset_id[:8]}"
+        )
+        if (
+            interactive
+            and _ask(
+                f"start [bold]{escape(name)}[/]?",
+                flag="all of --task-type, --dataset, --model and --name",
+                choices=["y", "n"],
+                default="y",
+            )
+            != "y"
+        ):
             console.print("not started")
             return 1
         task = ty.training.create(
@@ -570,6 +605,7 @@ def cmd_train_start(args) -> int:
         )
         if args.watch:
             return _watch(ty, task.id, args.output)
+        console.print(f"  follow it: [bold]trainyard train watch {task.id}[/]")
     return 0
 
 
@@ -870,6 +906,10 @@ def add_flow_commands(sub) -> None:
     p.add_argument("--description")
     p.add_argument("--val-fraction", type=float, default=0.0)
     p.add_argument("--test-fraction", type=float, default=0.0)
+    p.add_argument(
+        "--task-type", help="which annotations to import when the archive holds several kinds (default: detected)"
+    )
+    p.add_argument("--accept-partial", action="store_true", help="import the good cases when some are bad")
     p = leaf(ds, "list", cmd_datasets_list, "datasets of the project")
     p.add_argument("--task-type", help="only datasets that can train this task type")
     leaf(ds, "show", cmd_datasets_show, "one dataset").add_argument("id")

@@ -422,12 +422,18 @@ class Datasets:
         val_fraction: float = 0.0,
         test_fraction: float = 0.0,
         split_seed: int = 0,
+        task_type: Any = None,
+        accept_partial: bool = False,
         request_id: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         chunk_size: int = CHUNK_SIZE,
         timeout: float | None = None,
     ) -> dataset_pb2.Dataset:
-        """Import an archive (zip, tar, tar.gz) as a new dataset; progress(sent_bytes, total_bytes)."""
+        """Import an archive (zip, tar, tar.gz) as a new dataset; progress(sent_bytes, total_bytes).
+
+        task_type picks the annotations when the archive holds several kinds (Oxford-IIIT Pet);
+        accept_partial imports the good cases when some are bad instead of rejecting the archive.
+        """
         path = Path(path)
         if not path.is_file():
             raise InvalidArgumentError(
@@ -441,6 +447,8 @@ class Datasets:
             val_fraction=val_fraction,
             test_fraction=test_fraction,
             split_seed=split_seed,
+            task_type=_enum(common_pb2.TaskType, "TASK_TYPE_", task_type, "task_type"),
+            accept_partial=accept_partial,
             request_id=request_id or str(uuid.uuid4()),
         )
 
