@@ -559,3 +559,14 @@ def test_every_default_range_is_valid():
         resolved = search_space.resolve(spec, task_type, None)
         assert not search_space.violations(resolved, task_type, hp), task_type
         assert all(p.choices or p.high > p.low for p in resolved.parameters)
+
+
+def test_a_word_given_as_a_numeric_choice_says_what_the_parameter_takes():
+    # `trainyard train start --search ... --param learning_rate=abc` sends "abc" as a choice
+    spec = T.HyperparameterSearch(
+        parameters=[T.SearchParameter(name="learning_rate", choices=["abc"]), T.SearchParameter(name="epochs")]
+    )
+    bad = search_space.violations(spec, C.TASK_TYPE_CLASSIFICATION, C.Hyperparameters(epochs=3))
+    assert bad["search.parameters[0].choices[0]"] == (
+        "'abc' is not a number: learning_rate takes numbers as choices, or a range low:high"
+    )

@@ -192,7 +192,8 @@ def check_model(model: modelzoo_pb2.Model, task_type: int, strategy: int) -> Non
         raise errors.FailedPrecondition(f"model {model.id!r} comes from {model.library!r}, which no trainer builds")
     if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH and model.weight_status != modelzoo_pb2.WEIGHT_STATUS_IN_STORE:
         hint = (
-            f"import them first with ModelZooService.ImportWeights(model_id={model.id!r})"
+            f"import them first with ModelZooService.ImportWeights(model_id={model.id!r}) "
+            f"(CLI: trainyard models import {model.id})"
             if model.weight_status == modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE
             else "no offline source is installed, so import them with ImportWeights once one is, or train from scratch"
         )

@@ -180,13 +180,19 @@ def schema(task_type: int, model: modelzoo_pb2.Model | None) -> list[T.Hyperpara
 
 def parse_choice(param: Param, text: str) -> int | float | str:
     """A choice as its typed value; ValueError with the reason when it is not one."""
+    if param.kind in (INT, FLOAT):
+        try:
+            value = float(text)
+        except ValueError:
+            kind = "an integer" if param.kind == INT else "a number"
+            raise ValueError(
+                f"{text!r} is not {kind}: {param.name} takes numbers as choices, or a range low:high"
+            ) from None
     if param.kind == INT:
-        value = float(text)
         if not value.is_integer():
             raise ValueError(f"{text!r} is not an integer")
         return int(value)
     if param.kind == FLOAT:
-        value = float(text)
         if not math.isfinite(value):
             raise ValueError(f"{text!r} is not a finite number")
         return value
