@@ -58,6 +58,7 @@ def test_a_classifier_learns_on_the_gpu_and_its_checkpoint_resumes_on_the_gpu_an
 
     assert next(built.model.parameters()).device.type == "cuda"
     assert built.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.backends.cudnn.benchmark  # one input shape: cuDNN keeps its fastest kernels
     losses = [h["values"]["train_loss"] for h in final["history"]]
     assert losses[-1] < losses[0], losses
     assert final["val_top1"] >= 0.9, final["history"]
@@ -145,6 +146,7 @@ def test_detection_and_segmentation_train_on_the_gpu(precision, task, architectu
     cfg = engine.FitConfig(epochs=2, num_classes=classes, learning_rate=1e-3, task=task)
     final = engine.fit(built, train, val, cfg, cuda, adapter=adapter)
     assert next(built.model.parameters()).device.type == "cuda"
+    assert torch.backends.cudnn.benchmark == (task == "segmentation")  # detectors' region counts vary
     assert all(torch.isfinite(torch.tensor(h["values"]["train_loss"])) for h in final["history"])
     assert metric in final and 0.0 <= final[metric] <= 1.0, final
 

@@ -193,8 +193,10 @@ def fit(
         num_classes=cfg.num_classes, class_names=cfg.class_names, label_smoothing=cfg.label_smoothing
     )
     model = built.model.to(device)
-    if device.type == "cuda" and adapter.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = adapter.fixed_input_size
+        if adapter.channels_last:
+            model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(built, cfg)
     steps = max(1, len(train_loader))
     scheduler = make_scheduler(optimizer, steps, cfg)

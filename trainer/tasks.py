@@ -295,6 +295,13 @@ class Adapter:
         list-of-images inputs stay NCHW."""
         return self.name == CLASSIFICATION
 
+    @property
+    def fixed_input_size(self) -> bool:
+        """Every batch has one shape (classification and semantic segmentation resize to a square
+        image_size), so cuDNN may time its kernels once and keep the fastest; a detector's heads see a
+        different number of regions each step, for which that search would run again and again."""
+        return self.name in (CLASSIFICATION, SEGMENTATION)
+
     def loss(self, model: nn.Module, images, targets, device: torch.device) -> tuple[torch.Tensor, int]:
         raise NotImplementedError
 
