@@ -56,7 +56,11 @@ def test_whole_flow_with_flags(env, capsys, tmp_path):
     assert len(models) == 5
     assert run_json(capsys, "models", "show", MOBILENET)["id"] == MOBILENET
     assert main(["models", "import", MOBILENET]) == 0
-    assert run_json(capsys, "recommend", "--task-type", "classification", "--dataset", ds_id)
+    suggestions = run_json(capsys, "recommend", "--task-type", "classification", "--dataset", ds_id)
+    assert main(["recommend", "--task-type", "classification", "--dataset", ds_id]) == 0
+    table = " ".join(capsys.readouterr().out.split())  # the table wraps long cells
+    deciding = suggestions[0]["factors"][0]
+    assert " ".join(deciding.split()[:3]) in table  # the top deciding factor, not the rationale's preamble
     capsys.readouterr()
     code = main(
         [

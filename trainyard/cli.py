@@ -422,7 +422,7 @@ def cmd_models_import(args) -> int:
     return 0
 
 
-SUGGESTION_COLUMNS = ["#", "model", "score", "strategy", "s/epoch", "why"]
+SUGGESTION_COLUMNS = ["#", "model", "score", "strategy", "s/epoch"]
 
 
 def _suggestion_rows(items) -> list[list]:
@@ -435,7 +435,6 @@ def _suggestion_rows(items) -> list[list]:
             f"{s.score:.2f}",
             common_pb2.TransferStrategy.Name(s.transfer_strategy).removeprefix("TRANSFER_STRATEGY_").lower(),
             f"{s.expected_seconds_per_epoch:.1f}",
-            s.rationale[:80],
         ]
         for i, s in enumerate(items)
     ]
@@ -450,7 +449,12 @@ def cmd_recommend(args) -> int:
             preference=args.preference,
             max_suggestions=args.limit,
         )
-    return _out(args, items, "suggestions", SUGGESTION_COLUMNS, _suggestion_rows(items))
+    _out(args, items, "suggestions", SUGGESTION_COLUMNS, _suggestion_rows(items))
+    if getattr(args, "output", "table") != "json":
+        # why, under the table: a column of it is unreadable at 80 columns (the whole rationale: --output json)
+        for i, s in enumerate(items, start=1):
+            console.print(f"{i}. {'; '.join(s.factors[:3])}", markup=False)
+    return 0
 
 
 TASK_COLUMNS = ["id", "name", "type", "state", "model", "dataset", "metrics", "created"]
