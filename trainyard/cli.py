@@ -255,8 +255,9 @@ def cmd_datasets_import(args) -> int:
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
-            console=console,
+            console=err,  # stdout stays the result (--output json pipes cleanly)
             transient=True,
+            disable=not err.is_terminal,
         ) as bar:
             job = bar.add_task(f"uploading {Path(args.path).name}", total=None)
 
@@ -1089,7 +1090,8 @@ _HINTS = {
 def _print_error(exc) -> None:
     err.print(f"[red]error:[/] {escape(exc.code.name)}: {escape(exc.message)}")
     for field, why in exc.violations.items():
-        err.print(f"  [bold]{escape(field)}[/]: {escape(why)}")
+        if why not in exc.message:  # the message often says it already
+            err.print(f"  [bold]{escape(field)}[/]: {escape(why)}")
     if exc.retry_after:
         err.print(f"  retry in {exc.retry_after:.1f} s")
     hint = _HINTS.get(exc.code.name)
