@@ -13,6 +13,7 @@ it is conditional on the task's row, so a redelivery (or a second replica) chang
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -38,7 +39,7 @@ DURABLE = "training-service"
 MAX_DELIVERIES_DURABLE = "training-service-max-deliveries"
 
 
-class _PullLoop:
+class _PullLoop(abc.ABC):
     """Fetch batches from a durable pull consumer and hand each message to _handle until stopped."""
 
     subject = stream = durable = what = ""
@@ -78,8 +79,9 @@ class _PullLoop:
             for msg in msgs:
                 await self._handle(msg)
 
+    @abc.abstractmethod
     async def _handle(self, msg) -> None:
-        raise NotImplementedError
+        """Ack, nak or term one message (each consumer decides what a failure means for its messages)."""
 
     async def stop(self) -> None:
         self._stopping.set()
