@@ -6,6 +6,7 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -32,8 +33,9 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True)
 class DecodedImage:
-    data: bytes  # the bytes to store
-    sha256: str  # of data
+    data: bytes | None  # the bytes to store; None: the file decoded from, unchanged
+    sha256: str  # of the bytes to store
+    size: int  # of the bytes to store
     width: int  # after EXIF orientation
     height: int
     format: str  # Pillow format name of data
@@ -47,17 +49,18 @@ def is_image_name(name: str) -> bool:
     return dot >= 0 and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
-def decode_image(data: bytes, *, max_pixels: int = 100_000_000) -> DecodedImage:
-    """Fully decode an image, apply its EXIF orientation and pick the bytes to store.
+def decode_image(source: bytes | Path, *, max_pixels: int = 100_000_000) -> DecodedImage:
+    """Fully decode an image (bytes, or a file for a large one), apply its EXIF orientation and pick the
+    bytes to store.
 
-    The original bytes are kept when no rotation is needed; otherwise the rotated image is
-    re-encoded in its own format when possible, else as PNG. Raises ImageError.
+    The original bytes are kept when no rotation is needed (data is None for a file: the file is kept);
+    otherwise the rotated image is re-encoded in its own format when possible, else as PNG. Raises ImageError.
     """
     try:
         with warnings.catch_warnings():
             # our own max_pixels is the limit; Pillow still refuses > 2x its MAX_IMAGE_PIXELS
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(source if isinstance(source, Path) else io.BytesIO(source))
             fmt = im.format or "PNG"
             if im.width <= 0 or im.height <= 0:
                 raise ImageError("image has no pixels")
@@ -74,9 +77,15 @@ def decode_image(data: bytes, *, max_pixels: int = 100_000_000) -> DecodedImage:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or malformed data
         raise ImageError(f"cannot decode image: {exc}") from None
     if orientation in (1, None) or orientation not in range(2, 9):
+        if isinstance(source, Path):
+            digest, size = _file_sha256(source)
+            data = None
+        else:
+            digest, size, data = hashlib.sha256(source).hexdigest(), len(source), source
         return DecodedImage(
             data=data,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=digest,
+            size=size,
             width=im.width,
             height=im.height,
             format=fmt,
@@ -89,6 +98,7 @@ def decode_image(data: bytes, *, max_pixels: int = 100_000_000) -> DecodedImage:
     return DecodedImage(
         data=out,
         sha256=hashlib.sha256(out).hexdigest(),
+        size=len(out),
         width=rotated.width,
         height=rotated.height,
         format=out_fmt,
@@ -96,6 +106,15 @@ def decode_image(data: bytes, *, max_pixels: int = 100_000_000) -> DecodedImage:
         content_type=_CONTENT_TYPES.get(out_fmt, "image/png"),
         reencoded=True,
     )
+
+
+def _file_sha256(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _orientation(im: Image.Image) -> int | None:
@@ -158,10 +177,10 @@ def to_rgb(im: Image.Image) -> Image.Image:
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
-def is_grayscale(data: bytes, tolerance: int = 8) -> bool:
+def is_grayscale(data: bytes | Path, tolerance: int = 8) -> bool:
     """True for single-channel images and colour images whose pixels are all grey (R = G = B)."""
     try:
-        im = Image.open(io.BytesIO(data))
+        im = Image.open(data if isinstance(data, Path) else io.BytesIO(data))
         if im.mode in GREY_MODES:
             return True
         im.draft("RGB", (64, 64))

@@ -89,9 +89,22 @@ class ImportOptions:
 
 @dataclass(frozen=True)
 class ImportLimits:
+    """Bounds on what an archive may expand to (zip bombs); the service takes them from DatasetSettings."""
+
     max_uncompressed_bytes: int = 16 * 1024**3
     max_entries: int = 500_000
     max_image_pixels: int = 100_000_000
+    max_entry_bytes: int = 1024**3
+    # Uncompressed : compressed, for an entry and for the archive as a whole, once over RATIO_APPLIES_FROM.
+    max_compression_ratio: float = 100.0
+
+
+# The compression ratio is only judged for sizes from here up: a small all-black mask may deflate 1000:1
+# and harms nothing; a bomb must expand far beyond this to hurt.
+RATIO_APPLIES_FROM = 64 * 1024**2
+# Entries from this size up are streamed to a file in the work folder instead of read into memory.
+SPOOL_ENTRY_BYTES = 8 * 1024**2
+_CHUNK = 1024**2
 
 
 @dataclass
@@ -210,7 +223,11 @@ class _Entry:
 
 
 class _Archive:
-    """Read-only view of a zip or tar archive with names checked and sizes bounded."""
+    """Read-only view of a zip or tar archive with names checked and sizes bounded.
+
+    Every bound is checked against the sizes the archive declares before anything is expanded (an
+    entry over max_entry_bytes, a total over max_uncompressed_bytes, or a compression ratio over
+    max_compression_ratio is refused at once, naming the entry), and again while reading, in chunks."""
 
     def __init__(self, path: Path, kind: str, limits: ImportLimits) -> None:
         self.kind = kind
@@ -218,6 +235,7 @@ class _Archive:
         self.files: list[_Entry] = []
         self.skipped_junk = 0
         self.skipped_links: list[str] = []
+        self.archive_bytes = path.stat().st_size
         self._read_total = 0
         self._zip: zipfile.ZipFile | None = None
         self._tar: tarfile.TarFile | None = None
@@ -253,14 +271,16 @@ class _Archive:
             if (info.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink
                 self.skipped_links.append(name)
                 continue
+            self._check_entry(name, info.file_size, info.compress_size)
             total += info.file_size
-            self._check_total(total)
+            self._check_total(total, name)
             self._add(_Entry(name, info.file_size, index, info))
 
     def _open_tar(self, path: Path, mode: str) -> None:
         self._tar = tarfile.open(path, mode)  # noqa: SIM115 - closed in close()
         total = 0
         count = 0
+        # Each member is judged on its header, before tarfile reads past its data.
         for member in self._tar:
             count += 1
             self._check_count(count)
@@ -270,8 +290,9 @@ class _Archive:
             if not member.isfile():  # links, devices, fifos are never followed
                 self.skipped_links.append(name)
                 continue
+            self._check_entry(name, member.size, None)
             total += member.size
-            self._check_total(total)
+            self._check_total(total, name)
             self._add(_Entry(name, member.size, count, member))
 
     def _add(self, entry: _Entry) -> None:
@@ -282,23 +303,55 @@ class _Archive:
 
     def _check_count(self, count: int) -> None:
         if count > self.limits.max_entries:
-            raise _bad(f"archive has more than {self.limits.max_entries} entries")
+            raise _bad(f"archive has more than {self.limits.max_entries} entries (dataset_max_entries)")
 
-    def _check_total(self, total: int) -> None:
+    def _check_entry(self, name: str, size: int, compressed: int | None) -> None:
+        limits = self.limits
+        if size > limits.max_entry_bytes:
+            raise _bad(
+                f"entry {name!r} expands to {size} bytes, over the limit of {limits.max_entry_bytes} bytes per "
+                "entry (dataset_max_entry_bytes); nothing was imported"
+            )
+        if compressed is not None:
+            self._check_ratio(f"entry {name!r}", size, compressed)
+
+    def _check_ratio(self, what: str, size: int, compressed: int) -> None:
+        ratio = self.limits.max_compression_ratio
+        if size >= RATIO_APPLIES_FROM and size > ratio * max(compressed, 1):
+            raise _bad(
+                f"{what} expands {size / max(compressed, 1):.0f}:1 ({compressed} bytes to {size}), over the "
+                f"limit of {ratio:g}:1 (dataset_max_compression_ratio); nothing was imported"
+            )
+
+    def _check_total(self, total: int, name: str = "") -> None:
         if total > self.limits.max_uncompressed_bytes:
-            raise _bad(f"archive expands to more than {self.limits.max_uncompressed_bytes} bytes")
+            at = f" (at entry {name!r})" if name else ""
+            raise _bad(
+                f"archive expands to more than {self.limits.max_uncompressed_bytes} bytes{at} "
+                "(dataset_max_uncompressed_bytes); nothing was imported"
+            )
+        # the archive as a whole: a tar.gz does not say how well each member compressed
+        self._check_ratio(f"the archive (up to entry {name!r})" if name else "the archive", total, self.archive_bytes)
 
-    def read(self, entry: _Entry) -> bytes:
+    def _stream(self, entry: _Entry):
+        """The entry's bytes in chunks, never more than its declared size (checked as it goes)."""
         try:
             if self._zip is not None:
-                with self._zip.open(entry.ref) as fh:  # type: ignore[arg-type]
-                    data = fh.read(entry.size + 1)
+                fh = self._zip.open(entry.ref)  # type: ignore[arg-type]
             else:
                 assert self._tar is not None
                 fh = self._tar.extractfile(entry.ref)  # type: ignore[arg-type]
                 if fh is None:
                     raise _bad(f"{entry.name}: cannot read the entry")
-                data = fh.read(entry.size + 1)
+            with fh:
+                read = 0
+                while chunk := fh.read(min(_CHUNK, entry.size + 1 - read)):
+                    read += len(chunk)
+                    if read > entry.size:
+                        raise _bad(f"{entry.name}: entry is larger than its declared size")
+                    self._read_total += len(chunk)
+                    self._check_total(self._read_total, entry.name)
+                    yield chunk
         except InvalidArgument:
             raise
         except (
@@ -311,11 +364,16 @@ class _Archive:
             zlib.error,
         ) as exc:  # NotImplementedError (an unsupported zip method) is a RuntimeError
             raise _bad(f"{entry.name}: cannot read the entry from the archive: {exc}") from None
-        if len(data) > entry.size:
-            raise _bad(f"{entry.name}: entry is larger than its declared size")
-        self._read_total += len(data)
-        self._check_total(self._read_total)
-        return data
+
+    def read(self, entry: _Entry) -> bytes:
+        return b"".join(self._stream(entry))
+
+    def extract(self, entry: _Entry, target: Path) -> Path:
+        """Write the entry to `target` in chunks (large entries never sit in memory whole)."""
+        with open(target, "wb") as out:
+            for chunk in self._stream(entry):
+                out.write(chunk)
+        return target
 
     def close(self) -> None:
         for handle in (self._zip, self._tar):
@@ -921,22 +979,26 @@ def _build(
     for done, (entry, kind) in enumerate(sorted(needed.values(), key=lambda pair: pair[0].index)):
         if progress is not None and (done % 25 == 0 or done == total - 1):
             progress(done, total)
-        data = archive.read(entry)
+        # a large entry goes to a file in chunks and is decoded from there, never held whole in memory
+        spooled = archive.extract(entry, workdir / ".entry") if entry.size >= SPOOL_ENTRY_BYTES else None
+        data = spooled if spooled is not None else archive.read(entry)
         try:
             if kind == "image":
                 image = decode_image(data, max_pixels=limits.max_image_pixels)
                 if image.sha256 not in stored:
                     target = workdir / image.sha256
-                    size = len(image.data)
-                    keep = size <= SMALL_IMAGE_BYTES and in_memory + size <= IN_MEMORY_BUDGET
+                    size = image.size
+                    keep = spooled is None and size <= SMALL_IMAGE_BYTES and in_memory + size <= IN_MEMORY_BUDGET
                     if keep:
                         in_memory += size
+                    elif image.data is None and spooled is not None:
+                        spooled.replace(target)  # the original bytes, kept
                     else:
                         target.write_bytes(image.data)
                     stored[image.sha256] = StoredImage(
                         image.sha256, target, size, image.content_type, data=image.data if keep else None
                     )
-                    if is_grayscale(image.data):
+                    if is_grayscale(target if image.data is None else image.data):
                         grey.add(image.sha256)
                 decoded[entry.name] = (image.sha256, image.width, image.height)
             else:
@@ -948,6 +1010,9 @@ def _build(
                 decoded[entry.name] = (sha, w, h)
         except (ImageError, formats.CaseError) as exc:
             failed[entry.name] = str(exc)
+        finally:
+            if spooled is not None:
+                spooled.unlink(missing_ok=True)
         del data
 
     classes = list(layout.classes)
@@ -1144,14 +1209,15 @@ def _stratum(fields: dict, mask_values: dict[str, list[int]]) -> int:
 
 
 def _store_mask(
-    data: bytes, workdir: Path, layout: formats.Layout, ignore: int, limits: ImportLimits
+    data: bytes | Path, workdir: Path, layout: formats.Layout, ignore: int, limits: ImportLimits
 ) -> tuple[str, int, int, list[int]]:
-    """Decode a mask to class indices, write it as a single-channel PNG; (sha, w, h, values present)."""
+    """Decode a mask (bytes, or a file for a large one) to class indices, write it as a single-channel PNG;
+    (sha, w, h, values present)."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
-        im = Image.open(io.BytesIO(data))
+        im = Image.open(data if isinstance(data, Path) else io.BytesIO(data))
         if im.width * im.height > limits.max_image_pixels:
             raise ImageError(f"mask is {im.width}x{im.height}, over the limit of {limits.max_image_pixels} pixels")
         im.load()

@@ -332,6 +332,8 @@ class Datasets:
             max_uncompressed_bytes=self.settings.dataset_max_uncompressed_bytes,
             max_entries=self.settings.dataset_max_entries,
             max_image_pixels=self.settings.dataset_max_image_pixels,
+            max_entry_bytes=self.settings.dataset_max_entry_bytes,
+            max_compression_ratio=self.settings.dataset_max_compression_ratio,
         )
 
     def spool_dir(self) -> str | None:

@@ -12,8 +12,16 @@ GIB = 1024**3
 class DatasetSettings(Settings):
     # Largest archive a client may upload, bytes (RESOURCE_EXHAUSTED above it).
     dataset_max_upload_bytes: int = Field(default=4 * GIB, ge=1)
-    # Largest total uncompressed size of an archive's entries, bytes (zip bombs).
+    # Zip bombs: every bound below is checked on the sizes an archive declares, before anything is expanded
+    # (refused at once, naming the entry), and again while entries are read (in chunks; large ones go to disk).
+    # Largest total uncompressed size of an archive's entries, bytes.
     dataset_max_uncompressed_bytes: int = Field(default=16 * GIB, ge=1)
+    # Largest uncompressed size of one entry, bytes (COCO's largest annotation file is 0.45 GiB).
+    dataset_max_entry_bytes: int = Field(default=GIB, ge=1)
+    # Largest compression ratio (uncompressed : compressed) of an entry, and of the archive as a whole, judged
+    # from 64 MiB of uncompressed data up (importer.RATIO_APPLIES_FROM). Images and annotations compress far
+    # less than 100:1; a 2 MiB zip of one 2 GiB entry is 1000:1.
+    dataset_max_compression_ratio: float = Field(default=100.0, ge=1)
     # Most entries an archive may hold.
     dataset_max_entries: int = Field(default=500_000, ge=1)
     # Largest image, in pixels (decompression bombs).
