@@ -57,6 +57,7 @@ class KeyInfo:
     member: str | None = None
     # Set when the caller authenticated with a short-lived token derived from this key.
     token_expire_time: datetime | None = None
+    platform_operator: bool = False
 
     @property
     def principal(self) -> str:
@@ -74,6 +75,7 @@ class KeyInfo:
             revoked=row.revoked,
             created_by=row.created_by,
             member=row.member,
+            platform_operator=bool(row.platform_operator),
         )
 
     def usable(self, now: datetime) -> bool:
@@ -117,6 +119,7 @@ class KeyStore:
         request_id: str = "",
         created_by: str = "",
         member: str = "",
+        platform_operator: bool = False,
         now: datetime | None = None,
     ) -> tuple[KeyInfo, str]:
         """A new key of the project and its token (shown only here)."""
@@ -141,7 +144,7 @@ class KeyStore:
             raise InvalidArgument(violations)
         secret = tokens.new_secret()
         if request_id:
-            retried = self._retry(project, request_id, name, role, expire_time, secret)
+            retried = self._retry(project, request_id, name, role, expire_time, secret, platform_operator)
             if retried is not None:
                 return retried, tokens.format_token(retried.id, secret)
         row = GatewayApiKey(
@@ -155,6 +158,7 @@ class KeyStore:
             created_by=created_by,
             request_id=request_id or None,
             member=member or None,
+            platform_operator=platform_operator,
         )
         try:
             with Session(self.engine) as session:
@@ -164,14 +168,25 @@ class KeyStore:
                 info = KeyInfo.from_row(row)
         except IntegrityError:
             # A concurrent create with the same request_id won; answer as its retry.
-            retried = self._retry(project, request_id, name, role, expire_time, secret) if request_id else None
+            retried = (
+                self._retry(project, request_id, name, role, expire_time, secret, platform_operator)
+                if request_id
+                else None
+            )
             if retried is None:
                 raise
             return retried, tokens.format_token(retried.id, secret)
         return info, tokens.format_token(info.id, secret)
 
     def _retry(
-        self, project: str, request_id: str, name: str, role: str, expire_time: datetime | None, secret: str
+        self,
+        project: str,
+        request_id: str,
+        name: str,
+        role: str,
+        expire_time: datetime | None,
+        secret: str,
+        platform_operator: bool,
     ) -> KeyInfo | None:
         with Session(self.engine) as session:
             row = session.exec(
@@ -179,7 +194,12 @@ class KeyStore:
             ).first()
             if row is None:
                 return None
-            if (row.name, row.role, row.expire_time) != (name, role, _utc(expire_time)):
+            if (row.name, row.role, _utc(row.expire_time), bool(row.platform_operator)) != (
+                name,
+                role,
+                _utc(expire_time),
+                platform_operator,
+            ):
                 raise InvalidArgument({"request_id": "already used for a key with a different name, role or expiry"})
             if row.revoked:
                 raise InvalidArgument({"request_id": f"already used for key {row.id}, which is revoked"})
@@ -256,7 +276,8 @@ class KeyStore:
             return KeyInfo.from_row(row)
 
     def upsert_bootstrap(self, token: str, project: str, now: datetime | None = None) -> KeyInfo:
-        """Make `token` an admin key of `project` (the local stack's first key), whatever it was before."""
+        """Make `token` an admin key of `project` and a platform operator's (the local stack's first key),
+        whatever it was before."""
         parsed = tokens.parse_token(token)
         if parsed is None:
             raise InvalidArgument({"bootstrap_token": "expected ty_<key_id>_<secret>"})
@@ -275,6 +296,7 @@ class KeyStore:
                 )
             row.project = project
             row.role = "admin"
+            row.platform_operator = True
             row.secret_sha256 = tokens.hash_secret(secret)
             row.revoked = False
             row.revoke_time = None

@@ -26,6 +26,8 @@ class GatewayApiKey(SQLModel, table=True):
     request_id: str | None = Field(default=None, max_length=128)
     # Member the key was issued to (removing the member revokes the key); None for plain keys.
     member: str | None = Field(default=None, max_length=128)
+    # Also acts for the platform's operators (public weights); only an operator's key may grant it.
+    platform_operator: bool = False
 
 
 class GatewayProject(SQLModel, table=True):

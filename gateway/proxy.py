@@ -100,6 +100,11 @@ class Gateway(grpc.GenericRpcHandler):
 
     def _authorize(self, route: Route, caller: KeyInfo) -> None:
         self.rate_limiter.check(caller.id)
+        if route.internal:
+            raise PermissionDenied(
+                f"{route.service}/{route.name} is internal: only the platform's own services call it",
+                metadata={"method": route.path},
+            )
         if not role_at_least(caller.role, route.min_role):
             raise PermissionDenied(
                 f"role {caller.role} may not call {route.service}/{route.name}; it needs {route.min_role}",
@@ -108,11 +113,13 @@ class Gateway(grpc.GenericRpcHandler):
 
     def _outgoing_metadata(self, context: grpc.aio.ServicerContext, caller: KeyInfo) -> tuple[tuple[str, str], ...]:
         kept = tuple((k, v) for k, v in (context.invocation_metadata() or ()) if _forwardable(k))
-        return kept + self._identity_metadata(caller.project, caller.principal, caller.role)
+        return kept + self._identity_metadata(caller.project, caller.principal, caller.role, caller.platform_operator)
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one gateway per process; a few callers, hot path
-    def _identity_metadata(self, project: str, principal: str, role: str) -> tuple[tuple[str, str], ...]:
-        who = identity.Identity(project=project, principal=principal, role=role)
+    def _identity_metadata(
+        self, project: str, principal: str, role: str, operator: bool
+    ) -> tuple[tuple[str, str], ...]:
+        who = identity.Identity(project=project, principal=principal, role=role, operator=operator)
         return identity.outgoing_metadata(who, self.internal_token)
 
     def _timeout(self, route: Route, context: grpc.aio.ServicerContext) -> float | None:

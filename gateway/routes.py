@@ -1,7 +1,8 @@
 """What the gateway fronts, read from the generated descriptors: service -> backend, call shape, role.
 
-A method's shape (client/server streaming) and whether it only reads (idempotency_level =
-NO_SIDE_EFFECTS) come from the proto, so a new RPC needs no table edit here.
+A method's shape (client/server streaming), whether it only reads (idempotency_level =
+NO_SIDE_EFFECTS) and whether it is internal to the services ((trainyard.common.v1.access)) come
+from the proto, so a new RPC needs no table edit here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from trainyard.auth.v1 import auth_service_pb2
+from trainyard.common.v1 import options_pb2
 from trainyard.dataset.v1 import dataset_service_pb2
 from trainyard.modelzoo.v1 import modelzoo_service_pb2
 from trainyard.recommend.v1 import recommend_service_pb2
@@ -42,10 +44,15 @@ class Route:
     read_only: bool
     min_role: str  # viewer | editor | admin
     descriptor: MethodDescriptor
+    internal: bool = False  # (trainyard.common.v1.access) = METHOD_ACCESS_INTERNAL: refused to every key
 
 
 def _read_only(method: MethodDescriptor) -> bool:
     return method.GetOptions().idempotency_level == descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
+
+
+def _internal(method: MethodDescriptor) -> bool:
+    return method.GetOptions().Extensions[options_pb2.access] == options_pb2.METHOD_ACCESS_INTERNAL
 
 
 def _route(service: ServiceDescriptor, method: MethodDescriptor, backend: str | None) -> Route:
@@ -64,6 +71,7 @@ def _route(service: ServiceDescriptor, method: MethodDescriptor, backend: str | 
         read_only=read_only,
         min_role=min_role,
         descriptor=method,
+        internal=_internal(method),
     )
 
 

@@ -30,6 +30,7 @@ def key_to_proto(info: KeyInfo) -> auth_pb2.ApiKey:
         role=_ROLE_TO_PROTO.get(info.role, auth_pb2.ROLE_UNSPECIFIED),
         name=info.name,
         revoked=info.revoked,
+        platform_operator=info.platform_operator,
     )
     key.create_time.FromDatetime(info.create_time)
     if info.expire_time is not None:
@@ -94,6 +95,11 @@ class AuthServicer:
         return auth_service_pb2.WhoAmIResponse(key=key_to_proto(caller))
 
     async def CreateApiKey(self, request: auth_service_pb2.CreateApiKeyRequest, caller: KeyInfo):
+        if request.platform_operator and not caller.platform_operator:
+            raise PermissionDenied(
+                "only a platform operator may create a platform operator's key",
+                metadata={"field": "platform_operator"},
+            )
         info, token = await asyncio.to_thread(
             self.store.create,
             project=caller.project,
@@ -103,6 +109,7 @@ class AuthServicer:
             request_id=request.request_id,
             created_by=caller.principal,
             member=request.member,
+            platform_operator=request.platform_operator,
         )
         return auth_service_pb2.CreateApiKeyResponse(key=key_to_proto(info), token=token)
 

@@ -231,7 +231,15 @@ async def test_unary_routed_with_verified_identity_and_forged_headers_replaced(s
     assert md["x-trainyard-internal-token"] == INTERNAL_TOKEN
     assert md["x-request-id"] == "r-1"  # ordinary client metadata still travels
     assert "authorization" not in md
-    assert stack.seen.identities[-1] == identity.Identity("default", "apikey:bootstrap1", "admin")
+    # the bootstrap key is the platform operator's; an ordinary key's forged operator header is dropped
+    assert stack.seen.identities[-1] == identity.Identity("default", "apikey:bootstrap1", "admin", operator=True)
+    editor = await _new_key(stack, auth_pb2.ROLE_EDITOR, name="forger")
+    await stack.zoo.ListModels(
+        modelzoo_service_pb2.ListModelsRequest(query="resnet18"),
+        metadata=bearer(editor) + (("x-trainyard-platform-operator", "1"),),
+    )
+    assert stack.seen.identities[-1].operator is False
+    assert "x-trainyard-platform-operator" not in stack.seen.metadata[-1]
     # No client deadline: the gateway's default bounds the backend call.
     assert 0 < stack.seen.time_remaining[-1] <= 20.5  # the deadline is re-derived on each hop: allow clock slack
 

@@ -783,7 +783,11 @@ def _key_rows(items) -> list[list]:
 def cmd_keys_create(args) -> int:
     with _client(args) as ty:
         made = ty.keys.create(
-            args.name, args.role, member=args.member or "", expire_seconds=int((args.expires_days or 0) * 86400)
+            args.name,
+            args.role,
+            member=args.member or "",
+            expire_seconds=int((args.expires_days or 0) * 86400),
+            platform_operator=args.platform_operator,
         )
     if args.output == "json":
         _json(made)
@@ -994,6 +998,7 @@ def add_flow_commands(sub) -> None:
     p.add_argument("--role", default="viewer", choices=["viewer", "editor", "admin"])
     p.add_argument("--member")
     p.add_argument("--expires-days", type=float)
+    p.add_argument("--platform-operator", action="store_true", help="may change the public weights (operators only)")
     leaf(ks, "list", cmd_keys_list, "keys of the project")
     leaf(ks, "revoke", cmd_keys_revoke, "revoke a key").add_argument("id")
 

@@ -684,12 +684,15 @@ class Keys:
         member: str = "",
         expire_seconds: int = 0,
         request_id: str | None = None,
+        platform_operator: bool = False,
     ) -> auth_service_pb2.CreateApiKeyResponse:
-        """A new key of this project; the response's `.token` is shown only once."""
+        """A new key of this project; the response's `.token` is shown only once. `platform_operator`
+        (only an operator may ask) lets the key change the public weights every project shares."""
         request = auth_service_pb2.CreateApiKeyRequest(
             name=name,
             role=_enum(auth_pb2.Role, "ROLE_", role, "role"),
             member=member,
+            platform_operator=platform_operator,
             request_id=request_id or str(uuid.uuid4()),
         )
         if expire_seconds:

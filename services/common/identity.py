@@ -13,8 +13,9 @@ from dataclasses import dataclass
 PROJECT_KEY = "x-trainyard-project"
 PRINCIPAL_KEY = "x-trainyard-principal"
 ROLE_KEY = "x-trainyard-role"
+OPERATOR_KEY = "x-trainyard-platform-operator"
 INTERNAL_TOKEN_KEY = "x-trainyard-internal-token"
-IDENTITY_KEYS = (PROJECT_KEY, PRINCIPAL_KEY, ROLE_KEY, INTERNAL_TOKEN_KEY)
+IDENTITY_KEYS = (PROJECT_KEY, PRINCIPAL_KEY, ROLE_KEY, OPERATOR_KEY, INTERNAL_TOKEN_KEY)
 
 DEFAULT_PROJECT = "default"
 
@@ -24,6 +25,8 @@ class Identity:
     project: str = DEFAULT_PROJECT
     principal: str = "anonymous"
     role: str = "admin"
+    # A platform operator may change what every project shares (the public pre-trained weights).
+    operator: bool = False
 
 
 _current: contextvars.ContextVar[Identity] = contextvars.ContextVar("trainyard_identity", default=Identity())  # noqa: B039 - frozen
@@ -45,12 +48,15 @@ def from_metadata(metadata: dict[str, str], internal_token: str) -> Identity | N
         project=metadata.get(PROJECT_KEY) or DEFAULT_PROJECT,
         principal=metadata.get(PRINCIPAL_KEY) or "anonymous",
         role=metadata.get(ROLE_KEY) or "admin",
+        operator=metadata.get(OPERATOR_KEY) == "1",
     )
 
 
 def outgoing_metadata(identity: Identity, internal_token: str) -> tuple[tuple[str, str], ...]:
     """Metadata that carries an identity on a call to another internal service."""
     md = [(PROJECT_KEY, identity.project), (PRINCIPAL_KEY, identity.principal), (ROLE_KEY, identity.role)]
+    if identity.operator:
+        md.append((OPERATOR_KEY, "1"))
     if internal_token:
         md.append((INTERNAL_TOKEN_KEY, internal_token))
     return tuple(md)

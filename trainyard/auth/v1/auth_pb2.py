@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctrainyard/auth/v1/auth.proto\x12\x11trainyard.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12%\n\x04role\x18\x03 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\x12\x0c\n\x04name\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x07 \x01(\x08\"p\n\x07Project\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x04 \x01(\t\"\x88\x01\n\rProjectMember\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12%\n\x04role\x18\x03 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdc\x01\n\nAuditEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x11\n\tprincipal\x18\x04 \x01(\t\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12%\n\x04role\x18\x06 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\x12\x0e\n\x06method\x18\x07 \x01(\t\x12\x0e\n\x06target\x18\x08 \x01(\t\x12\x0c\n\x04\x63ode\x18\t \x01(\t\x12\x0f\n\x07message\x18\n \x01(\t*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x0f\n\x0bROLE_EDITOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctrainyard/auth/v1/auth.proto\x12\x11trainyard.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12%\n\x04role\x18\x03 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\x12\x0c\n\x04name\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07revoked\x18\x07 \x01(\x08\x12\x19\n\x11platform_operator\x18\x08 \x01(\x08\"p\n\x07Project\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x04 \x01(\t\"\x88\x01\n\rProjectMember\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12%\n\x04role\x18\x03 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdc\x01\n\nAuditEntry\x12\n\n\x02id\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x11\n\tprincipal\x18\x04 \x01(\t\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12%\n\x04role\x18\x06 \x01(\x0e\x32\x17.trainyard.auth.v1.Role\x12\x0e\n\x06method\x18\x07 \x01(\t\x12\x0e\n\x06target\x18\x08 \x01(\t\x12\x0c\n\x04\x63ode\x18\t \x01(\t\x12\x0f\n\x07message\x18\n \x01(\t*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x0f\n\x0bROLE_EDITOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trainyard.auth.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=768
-  _globals['_ROLE']._serialized_end=846
+  _globals['_ROLE']._serialized_start=795
+  _globals['_ROLE']._serialized_end=873
   _globals['_APIKEY']._serialized_start=85
-  _globals['_APIKEY']._serialized_end=290
-  _globals['_PROJECT']._serialized_start=292
-  _globals['_PROJECT']._serialized_end=404
-  _globals['_PROJECTMEMBER']._serialized_start=407
-  _globals['_PROJECTMEMBER']._serialized_end=543
-  _globals['_AUDITENTRY']._serialized_start=546
-  _globals['_AUDITENTRY']._serialized_end=766
+  _globals['_APIKEY']._serialized_end=317
+  _globals['_PROJECT']._serialized_start=319
+  _globals['_PROJECT']._serialized_end=431
+  _globals['_PROJECTMEMBER']._serialized_start=434
+  _globals['_PROJECTMEMBER']._serialized_end=570
+  _globals['_AUDITENTRY']._serialized_start=573
+  _globals['_AUDITENTRY']._serialized_end=793
 # @@protoc_insertion_point(module_scope)

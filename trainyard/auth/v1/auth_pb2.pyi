@@ -21,7 +21,7 @@ ROLE_EDITOR: Role
 ROLE_ADMIN: Role
 
 class ApiKey(_message.Message):
-    __slots__ = ("id", "project", "role", "name", "create_time", "expire_time", "revoked")
+    __slots__ = ("id", "project", "role", "name", "create_time", "expire_time", "revoked", "platform_operator")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class ApiKey(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVOKED_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_OPERATOR_FIELD_NUMBER: _ClassVar[int]
     id: str
     project: str
     role: Role
@@ -36,7 +37,8 @@ class ApiKey(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     expire_time: _timestamp_pb2.Timestamp
     revoked: bool
-    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., name: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked: _Optional[bool] = ...) -> None: ...
+    platform_operator: bool
+    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., name: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked: _Optional[bool] = ..., platform_operator: _Optional[bool] = ...) -> None: ...
 
 class Project(_message.Message):
     __slots__ = ("id", "display_name", "create_time", "created_by")

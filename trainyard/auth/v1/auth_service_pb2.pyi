@@ -21,18 +21,20 @@ class WhoAmIResponse(_message.Message):
     def __init__(self, key: _Optional[_Union[_auth_pb2.ApiKey, _Mapping]] = ...) -> None: ...
 
 class CreateApiKeyRequest(_message.Message):
-    __slots__ = ("name", "role", "expire_time", "request_id", "member")
+    __slots__ = ("name", "role", "expire_time", "request_id", "member", "platform_operator")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_OPERATOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     role: _auth_pb2.Role
     expire_time: _timestamp_pb2.Timestamp
     request_id: str
     member: str
-    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[_auth_pb2.Role, str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., member: _Optional[str] = ...) -> None: ...
+    platform_operator: bool
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[_auth_pb2.Role, str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., member: _Optional[str] = ..., platform_operator: _Optional[bool] = ...) -> None: ...
 
 class CreateApiKeyResponse(_message.Message):
     __slots__ = ("key", "token")

@@ -105,8 +105,8 @@ class AuthServiceServicer:
 
     def CreateApiKey(self, request, context):
         """CreateApiKey creates a key in the caller's project and returns its token once.
-        Fails with PERMISSION_DENIED unless the caller is an admin, INVALID_ARGUMENT for a
-        bad name, role or expiry.
+        Fails with PERMISSION_DENIED unless the caller is an admin (and, for a platform operator's
+        key, a platform operator), INVALID_ARGUMENT for a bad name, role or expiry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,8 +37,8 @@ class AuthServiceStub:
     """WhoAmI returns the caller's key. Fails with UNAUTHENTICATED."""
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CreateApiKeyRequest, _auth_service_pb2.CreateApiKeyResponse]
     """CreateApiKey creates a key in the caller's project and returns its token once.
-    Fails with PERMISSION_DENIED unless the caller is an admin, INVALID_ARGUMENT for a
-    bad name, role or expiry.
+    Fails with PERMISSION_DENIED unless the caller is an admin (and, for a platform operator's
+    key, a platform operator), INVALID_ARGUMENT for a bad name, role or expiry.
     """
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListApiKeysRequest, _auth_service_pb2.ListApiKeysResponse]
     """ListApiKeys lists the keys of the caller's project. Fails with PERMISSION_DENIED
@@ -88,8 +88,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """WhoAmI returns the caller's key. Fails with UNAUTHENTICATED."""
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CreateApiKeyRequest, _auth_service_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
     """CreateApiKey creates a key in the caller's project and returns its token once.
-    Fails with PERMISSION_DENIED unless the caller is an admin, INVALID_ARGUMENT for a
-    bad name, role or expiry.
+    Fails with PERMISSION_DENIED unless the caller is an admin (and, for a platform operator's
+    key, a platform operator), INVALID_ARGUMENT for a bad name, role or expiry.
     """
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListApiKeysRequest, _auth_service_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     """ListApiKeys lists the keys of the caller's project. Fails with PERMISSION_DENIED
@@ -148,8 +148,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.CreateApiKeyResponse, _abc.Awaitable[_auth_service_pb2.CreateApiKeyResponse]]:
         """CreateApiKey creates a key in the caller's project and returns its token once.
-        Fails with PERMISSION_DENIED unless the caller is an admin, INVALID_ARGUMENT for a
-        bad name, role or expiry.
+        Fails with PERMISSION_DENIED unless the caller is an admin (and, for a platform operator's
+        key, a platform operator), INVALID_ARGUMENT for a bad name, role or expiry.
         """
 
     @_abc_1.abstractmethod

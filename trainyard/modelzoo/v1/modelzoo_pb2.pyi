@@ -18,6 +18,12 @@ class WeightStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WEIGHT_STATUS_IMPORTABLE: _ClassVar[WeightStatus]
     WEIGHT_STATUS_UNAVAILABLE: _ClassVar[WeightStatus]
 
+class WeightsScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEIGHTS_SCOPE_UNSPECIFIED: _ClassVar[WeightsScope]
+    WEIGHTS_SCOPE_PROJECT: _ClassVar[WeightsScope]
+    WEIGHTS_SCOPE_PUBLIC: _ClassVar[WeightsScope]
+
 class TrainingMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TRAINING_MODE_UNSPECIFIED: _ClassVar[TrainingMode]
@@ -28,6 +34,9 @@ WEIGHT_STATUS_UNSPECIFIED: WeightStatus
 WEIGHT_STATUS_IN_STORE: WeightStatus
 WEIGHT_STATUS_IMPORTABLE: WeightStatus
 WEIGHT_STATUS_UNAVAILABLE: WeightStatus
+WEIGHTS_SCOPE_UNSPECIFIED: WeightsScope
+WEIGHTS_SCOPE_PROJECT: WeightsScope
+WEIGHTS_SCOPE_PUBLIC: WeightsScope
 TRAINING_MODE_UNSPECIFIED: TrainingMode
 TRAINING_MODE_GENERAL: TrainingMode
 TRAINING_MODE_SPECIALIZED: TrainingMode
@@ -48,7 +57,7 @@ class ModelFamily(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[_common_pb2.TaskType, str]]] = ..., variant_count: _Optional[int] = ..., weights_in_store_count: _Optional[int] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "family", "variant", "task_types", "architecture", "library", "pretrain_dataset", "pretrain_tag", "license", "num_params", "gflops", "default_input_size", "mean", "std", "reference_metrics", "weight_status", "weights", "training_modes", "pretrained_num_classes", "source_url", "backbone", "backbone_model_id", "backbone_weight_status", "backbone_weights", "name", "base_model_id", "dataset_id", "dataset_version_id", "task_id", "class_names", "metrics", "create_time", "resize_size", "origin", "library_version", "default_hyperparameters")
+    __slots__ = ("id", "family", "variant", "task_types", "architecture", "library", "pretrain_dataset", "pretrain_tag", "license", "num_params", "gflops", "default_input_size", "mean", "std", "reference_metrics", "weight_status", "weights", "training_modes", "pretrained_num_classes", "source_url", "backbone", "backbone_model_id", "backbone_weight_status", "backbone_weights", "name", "base_model_id", "dataset_id", "dataset_version_id", "task_id", "class_names", "metrics", "create_time", "resize_size", "origin", "library_version", "default_hyperparameters", "weights_scope")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +101,7 @@ class Model(_message.Message):
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     LIBRARY_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_SCOPE_FIELD_NUMBER: _ClassVar[int]
     id: str
     family: str
     variant: str
@@ -128,7 +138,8 @@ class Model(_message.Message):
     origin: str
     library_version: str
     default_hyperparameters: _common_pb2.Hyperparameters
-    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., variant: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[_common_pb2.TaskType, str]]] = ..., architecture: _Optional[str] = ..., library: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., pretrain_tag: _Optional[str] = ..., license: _Optional[str] = ..., num_params: _Optional[int] = ..., gflops: _Optional[float] = ..., default_input_size: _Optional[int] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., reference_metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., weight_status: _Optional[_Union[WeightStatus, str]] = ..., weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., training_modes: _Optional[_Iterable[_Union[TrainingMode, str]]] = ..., pretrained_num_classes: _Optional[int] = ..., source_url: _Optional[str] = ..., backbone: _Optional[str] = ..., backbone_model_id: _Optional[str] = ..., backbone_weight_status: _Optional[_Union[WeightStatus, str]] = ..., backbone_weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., name: _Optional[str] = ..., base_model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., task_id: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resize_size: _Optional[int] = ..., origin: _Optional[str] = ..., library_version: _Optional[str] = ..., default_hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ...) -> None: ...
+    weights_scope: WeightsScope
+    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., variant: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[_common_pb2.TaskType, str]]] = ..., architecture: _Optional[str] = ..., library: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., pretrain_tag: _Optional[str] = ..., license: _Optional[str] = ..., num_params: _Optional[int] = ..., gflops: _Optional[float] = ..., default_input_size: _Optional[int] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., reference_metrics: _Optional[_Iterable[_Union[_common_pb2.Metric, _Mapping]]] = ..., weight_status: _Optional[_Union[WeightStatus, str]] = ..., weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., training_modes: _Optional[_Iterable[_Union[TrainingMode, str]]] = ..., pretrained_num_classes: _Optional[int] = ..., source_url: _Optional[str] = ..., backbone: _Optional[str] = ..., backbone_model_id: _Optional[str] = ..., backbone_weight_status: _Optional[_Union[WeightStatus, str]] = ..., backbone_weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., name: _Optional[str] = ..., base_model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., task_id: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resize_size: _Optional[int] = ..., origin: _Optional[str] = ..., library_version: _Optional[str] = ..., default_hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., weights_scope: _Optional[_Union[WeightsScope, str]] = ...) -> None: ...
 
 class Preset(_message.Message):
     __slots__ = ("id", "name", "description", "task_type", "model_id", "hyperparameters", "transfer_strategy", "augmentation", "data_type", "input_size", "example_classes")

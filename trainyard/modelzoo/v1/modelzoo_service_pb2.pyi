@@ -1,4 +1,5 @@
 from trainyard.common.v1 import common_pb2 as _common_pb2
+from trainyard.common.v1 import options_pb2 as _options_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2 as _modelzoo_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -73,12 +74,14 @@ class GetModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[_modelzoo_pb2.Model, _Mapping]] = ...) -> None: ...
 
 class ImportWeightsRequest(_message.Message):
-    __slots__ = ("model_id", "upload")
+    __slots__ = ("model_id", "upload", "scope")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     upload: _common_pb2.ObjectRef
-    def __init__(self, model_id: _Optional[str] = ..., upload: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
+    scope: _modelzoo_pb2.WeightsScope
+    def __init__(self, model_id: _Optional[str] = ..., upload: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., scope: _Optional[_Union[_modelzoo_pb2.WeightsScope, str]] = ...) -> None: ...
 
 class ImportWeightsResponse(_message.Message):
     __slots__ = ("model",)
@@ -87,14 +90,16 @@ class ImportWeightsResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[_modelzoo_pb2.Model, _Mapping]] = ...) -> None: ...
 
 class UploadWeightsHeader(_message.Message):
-    __slots__ = ("model_id", "size_bytes", "sha256")
+    __slots__ = ("model_id", "size_bytes", "sha256", "scope")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     size_bytes: int
     sha256: str
-    def __init__(self, model_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    scope: _modelzoo_pb2.WeightsScope
+    def __init__(self, model_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., scope: _Optional[_Union[_modelzoo_pb2.WeightsScope, str]] = ...) -> None: ...
 
 class UploadWeightsRequest(_message.Message):
     __slots__ = ("header", "chunk")

@@ -107,11 +107,14 @@ class ModelZooServiceServicer:
     def ImportWeights(self, request, context):
         """ImportWeights copies a model's weights into the store and records their sha256: from an
         object in the uploads bucket when `upload` is set, else from an installed offline source (or,
-        when the zoo runs in mirror mode, from the public hub once). Uploaded weights must load into the
+        when the zoo runs in mirror mode, from the public hub once). Weights from a configured source
+        are public (every project uses them); an upload is the caller's project's own unless `scope` is
+        PUBLIC, which only a platform operator may ask for. Uploaded weights must load into the
         architecture with a strict key and shape match. A combo model imports its backbone's weights.
         Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
         naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
-        no source is available.
+        no source is available, PERMISSION_DENIED for a PUBLIC upload by a caller who is not a
+        platform operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,8 +132,9 @@ class ModelZooServiceServicer:
     def RegisterTrainedModel(self, request, context):
         """RegisterTrainedModel adds a model trained on this platform to the caller's project's zoo, with
         id "trained/<task_id>" (idempotent: registering the same task again returns the same model).
-        Fails with INVALID_ARGUMENT for missing or bad fields, ALREADY_EXISTS when the task was
-        registered with other weights.
+        Internal: only the training service calls it, for its own tasks; the gateway refuses it with
+        PERMISSION_DENIED. Fails with INVALID_ARGUMENT for missing or bad fields (weights outside the
+        task's own artifacts included), ALREADY_EXISTS when the task was registered with other weights.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -46,11 +46,14 @@ class ModelZooServiceStub:
     ImportWeights: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ImportWeightsRequest, _modelzoo_service_pb2.ImportWeightsResponse]
     """ImportWeights copies a model's weights into the store and records their sha256: from an
     object in the uploads bucket when `upload` is set, else from an installed offline source (or,
-    when the zoo runs in mirror mode, from the public hub once). Uploaded weights must load into the
+    when the zoo runs in mirror mode, from the public hub once). Weights from a configured source
+    are public (every project uses them); an upload is the caller's project's own unless `scope` is
+    PUBLIC, which only a platform operator may ask for. Uploaded weights must load into the
     architecture with a strict key and shape match. A combo model imports its backbone's weights.
     Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
     naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
-    no source is available.
+    no source is available, PERMISSION_DENIED for a PUBLIC upload by a caller who is not a
+    platform operator.
     """
     UploadWeights: _grpc.StreamUnaryMultiCallable[_modelzoo_service_pb2.UploadWeightsRequest, _modelzoo_service_pb2.UploadWeightsResponse]
     """UploadWeights streams a weight file (a header, then chunks) and imports it as ImportWeights
@@ -60,8 +63,9 @@ class ModelZooServiceStub:
     RegisterTrainedModel: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.RegisterTrainedModelRequest, _modelzoo_service_pb2.RegisterTrainedModelResponse]
     """RegisterTrainedModel adds a model trained on this platform to the caller's project's zoo, with
     id "trained/<task_id>" (idempotent: registering the same task again returns the same model).
-    Fails with INVALID_ARGUMENT for missing or bad fields, ALREADY_EXISTS when the task was
-    registered with other weights.
+    Internal: only the training service calls it, for its own tasks; the gateway refuses it with
+    PERMISSION_DENIED. Fails with INVALID_ARGUMENT for missing or bad fields (weights outside the
+    task's own artifacts included), ALREADY_EXISTS when the task was registered with other weights.
     """
     ListPresets: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ListPresetsRequest, _modelzoo_service_pb2.ListPresetsResponse]
     """ListPresets lists the specialized training presets. Fails with INVALID_ARGUMENT for a bad
@@ -88,11 +92,14 @@ class ModelZooServiceAsyncStub(ModelZooServiceStub):
     ImportWeights: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ImportWeightsRequest, _modelzoo_service_pb2.ImportWeightsResponse]  # type: ignore[assignment]
     """ImportWeights copies a model's weights into the store and records their sha256: from an
     object in the uploads bucket when `upload` is set, else from an installed offline source (or,
-    when the zoo runs in mirror mode, from the public hub once). Uploaded weights must load into the
+    when the zoo runs in mirror mode, from the public hub once). Weights from a configured source
+    are public (every project uses them); an upload is the caller's project's own unless `scope` is
+    PUBLIC, which only a platform operator may ask for. Uploaded weights must load into the
     architecture with a strict key and shape match. A combo model imports its backbone's weights.
     Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
     naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
-    no source is available.
+    no source is available, PERMISSION_DENIED for a PUBLIC upload by a caller who is not a
+    platform operator.
     """
     UploadWeights: _aio.StreamUnaryMultiCallable[_modelzoo_service_pb2.UploadWeightsRequest, _modelzoo_service_pb2.UploadWeightsResponse]  # type: ignore[assignment]
     """UploadWeights streams a weight file (a header, then chunks) and imports it as ImportWeights
@@ -102,8 +109,9 @@ class ModelZooServiceAsyncStub(ModelZooServiceStub):
     RegisterTrainedModel: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.RegisterTrainedModelRequest, _modelzoo_service_pb2.RegisterTrainedModelResponse]  # type: ignore[assignment]
     """RegisterTrainedModel adds a model trained on this platform to the caller's project's zoo, with
     id "trained/<task_id>" (idempotent: registering the same task again returns the same model).
-    Fails with INVALID_ARGUMENT for missing or bad fields, ALREADY_EXISTS when the task was
-    registered with other weights.
+    Internal: only the training service calls it, for its own tasks; the gateway refuses it with
+    PERMISSION_DENIED. Fails with INVALID_ARGUMENT for missing or bad fields (weights outside the
+    task's own artifacts included), ALREADY_EXISTS when the task was registered with other weights.
     """
     ListPresets: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ListPresetsRequest, _modelzoo_service_pb2.ListPresetsResponse]  # type: ignore[assignment]
     """ListPresets lists the specialized training presets. Fails with INVALID_ARGUMENT for a bad
@@ -151,11 +159,14 @@ class ModelZooServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_modelzoo_service_pb2.ImportWeightsResponse, _abc.Awaitable[_modelzoo_service_pb2.ImportWeightsResponse]]:
         """ImportWeights copies a model's weights into the store and records their sha256: from an
         object in the uploads bucket when `upload` is set, else from an installed offline source (or,
-        when the zoo runs in mirror mode, from the public hub once). Uploaded weights must load into the
+        when the zoo runs in mirror mode, from the public hub once). Weights from a configured source
+        are public (every project uses them); an upload is the caller's project's own unless `scope` is
+        PUBLIC, which only a platform operator may ask for. Uploaded weights must load into the
         architecture with a strict key and shape match. A combo model imports its backbone's weights.
         Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
         naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
-        no source is available.
+        no source is available, PERMISSION_DENIED for a PUBLIC upload by a caller who is not a
+        platform operator.
         """
 
     @_abc_1.abstractmethod
@@ -177,8 +188,9 @@ class ModelZooServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_modelzoo_service_pb2.RegisterTrainedModelResponse, _abc.Awaitable[_modelzoo_service_pb2.RegisterTrainedModelResponse]]:
         """RegisterTrainedModel adds a model trained on this platform to the caller's project's zoo, with
         id "trained/<task_id>" (idempotent: registering the same task again returns the same model).
-        Fails with INVALID_ARGUMENT for missing or bad fields, ALREADY_EXISTS when the task was
-        registered with other weights.
+        Internal: only the training service calls it, for its own tasks; the gateway refuses it with
+        PERMISSION_DENIED. Fails with INVALID_ARGUMENT for missing or bad fields (weights outside the
+        task's own artifacts included), ALREADY_EXISTS when the task was registered with other weights.
         """
 
     @_abc_1.abstractmethod

@@ -148,7 +148,7 @@ class Artifact(_message.Message):
     def __init__(self, name: _Optional[str] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
 
 class TrainingTask(_message.Message):
-    __slots__ = ("id", "project", "name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "mode", "auto_select", "transfer_strategy", "hyperparameters", "state", "failure_reason", "trainer_node", "attempt", "progress", "metrics", "epoch_metrics", "artifacts", "create_time", "start_time", "end_time", "selection_rationale", "preset_id", "resources", "search", "search_task_id", "trial_number")
+    __slots__ = ("id", "project", "name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "mode", "auto_select", "transfer_strategy", "hyperparameters", "state", "failure_reason", "trainer_node", "attempt", "progress", "metrics", "epoch_metrics", "artifacts", "create_time", "start_time", "end_time", "selection_rationale", "preset_id", "resources", "search", "search_task_id", "trial_number", "pretrained_weights")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +185,7 @@ class TrainingTask(_message.Message):
     SEARCH_FIELD_NUMBER: _ClassVar[int]
     SEARCH_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TRIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PRETRAINED_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     project: str
     name: str
@@ -214,7 +215,8 @@ class TrainingTask(_message.Message):
     search: HyperparameterSearch
     search_task_id: str
     trial_number: int
-    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mode: _Optional[_Union[TrainingModeSelection, str]] = ..., auto_select: _Optional[_Union[AutoSelect, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., failure_reason: _Optional[str] = ..., trainer_node: _Optional[str] = ..., attempt: _Optional[int] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., epoch_metrics: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_rationale: _Optional[str] = ..., preset_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., search: _Optional[_Union[HyperparameterSearch, _Mapping]] = ..., search_task_id: _Optional[str] = ..., trial_number: _Optional[int] = ...) -> None: ...
+    pretrained_weights: _common_pb2.ObjectRef
+    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mode: _Optional[_Union[TrainingModeSelection, str]] = ..., auto_select: _Optional[_Union[AutoSelect, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., failure_reason: _Optional[str] = ..., trainer_node: _Optional[str] = ..., attempt: _Optional[int] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., epoch_metrics: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_rationale: _Optional[str] = ..., preset_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., search: _Optional[_Union[HyperparameterSearch, _Mapping]] = ..., search_task_id: _Optional[str] = ..., trial_number: _Optional[int] = ..., pretrained_weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
 
 class SearchParameter(_message.Message):
     __slots__ = ("name", "low", "high", "log", "step", "choices")
