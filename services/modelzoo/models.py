@@ -9,18 +9,23 @@ from sqlmodel import Field, SQLModel
 
 
 class WeightsRow(SQLModel, table=True):
-    """Weights of one catalog model, imported into the store. The catalog is shared by every project,
-    and so are these rows (they hold public pre-trained weights, no project data)."""
+    """Weights of one catalog model in the store, for one scope: project "" holds the public weights
+    every project fine-tunes from (changed only from a configured source or by a platform operator);
+    any other value is that project's own upload, used by its tasks instead of the public ones."""
 
     __tablename__ = "modelzoo_weights"
+    __table_args__ = (sa.PrimaryKeyConstraint("project", "model_id", name="pk_modelzoo_weights_scoped"),)
 
-    model_id: str = Field(primary_key=True, max_length=256)
+    project: str = Field(max_length=128)
+    model_id: str = Field(max_length=256)
     bucket: str = Field(max_length=128)
     key: str = Field(max_length=512)
     sha256: str = Field(max_length=64, index=True)
     size_bytes: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     # Where the file came from: "package:<distribution>:<file name>" or "dir:<path>".
     source: str = Field(max_length=1024)
+    # Who put them there: "" for imports from a configured source, else the gateway's principal.
+    imported_by: str = Field(default="", max_length=200)
     imported_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 

@@ -21,6 +21,12 @@ WEIGHT_STATUS = {
     zoo.IMPORTABLE: modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE,
     zoo.UNAVAILABLE: modelzoo_pb2.WEIGHT_STATUS_UNAVAILABLE,
 }
+# The domain's scope names; an unset scope on an upload means the caller's project.
+SCOPES = {
+    modelzoo_pb2.WEIGHTS_SCOPE_UNSPECIFIED: zoo.SCOPE_PROJECT,
+    modelzoo_pb2.WEIGHTS_SCOPE_PROJECT: zoo.SCOPE_PROJECT,
+    modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC: zoo.SCOPE_PUBLIC,
+}
 TRAINING_MODES = {
     "general": modelzoo_pb2.TRAINING_MODE_GENERAL,
     "specialized": modelzoo_pb2.TRAINING_MODE_SPECIALIZED,
@@ -62,6 +68,11 @@ def model_to_proto(view: ModelView) -> modelzoo_pb2.Model:
     out.origin = view.origin
     if view.weights is not None:
         out.weights.CopyFrom(_ref(view.weights))
+    in_store = view.weights or view.backbone_weights
+    if in_store is not None and view.lineage is None:
+        out.weights_scope = (
+            modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC if in_store.project == zoo.PUBLIC else modelzoo_pb2.WEIGHTS_SCOPE_PROJECT
+        )
     if m.backbone:
         out.backbone = m.backbone
     if m.backbone_model_id:
@@ -119,6 +130,12 @@ def _project() -> str:
     return identity.current().project
 
 
+def _scope(value: int, field: str) -> str:
+    if value not in SCOPES:
+        raise InvalidArgument({field: f"unknown weights scope value {value}"})
+    return SCOPES[value]
+
+
 class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
     def __init__(self, zoo_: ModelZoo, max_upload_bytes: int = 4 * 1024**3) -> None:
         self.zoo = zoo_
@@ -126,7 +143,7 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
 
     async def ListModelFamilies(self, request, context):
         families, token = await asyncio.to_thread(
-            self.zoo.list_families, request.task_type, request.page_size, request.page_token
+            self.zoo.list_families, request.task_type, request.page_size, request.page_token, _project()
         )
         return modelzoo_service_pb2.ListModelFamiliesResponse(
             families=[family_to_proto(f) for f in families], next_page_token=token
@@ -158,7 +175,8 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
     async def ImportWeights(self, request, context):
         require(model_id=request.model_id)
         upload = request.upload if request.HasField("upload") else None
-        view = await asyncio.to_thread(self.zoo.import_weights, request.model_id, upload)
+        scope = _scope(request.scope, "scope")
+        view = await asyncio.to_thread(self.zoo.import_weights, request.model_id, upload, identity.current(), scope)
         return modelzoo_service_pb2.ImportWeightsResponse(model=model_to_proto(view))
 
     async def UploadWeights(self, request_iterator, context):
@@ -178,6 +196,9 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
                         header = part.header
                         if not header.model_id:
                             raise InvalidArgument({"header.model_id": "must name a model"})
+                        scope = _scope(header.scope, "header.scope")
+                        # refuse a wrong model or scope before the file is sent
+                        await asyncio.to_thread(self.zoo.check_upload, header.model_id, identity.current(), scope)
                         continue
                     if kind == "header":
                         raise InvalidArgument({"header": "only the first message may be a header"})
@@ -188,7 +209,13 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
             if header is None:
                 raise InvalidArgument({"header": "the stream was empty"})
             view = await asyncio.to_thread(
-                self.zoo.import_uploaded_file, header.model_id, path, header.sha256, header.size_bytes
+                self.zoo.import_uploaded_file,
+                header.model_id,
+                path,
+                header.sha256,
+                header.size_bytes,
+                identity.current(),
+                scope,
             )
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)

@@ -11,6 +11,11 @@ A combo model ("combo/<head>+<backbone>.<tag>") has no pre-trained weights of it
 weight_status is that of its backbone's ImageNet weights (the catalog model `backbone_model_id`),
 which a training job carries as ModelSpec.backbone_weights; importing a combo imports its backbone.
 
+Weights have a scope. The public ones (WeightsRow.project == "") are what every project fine-tunes
+from: they come from a configured source (offline files, the mirror), or from an upload by a
+platform operator. Anyone else's upload is their project's own: that project sees and trains from
+it instead of the public file, and no other project is affected.
+
 Weights are checked before they are stored: the file must load into the architecture with a strict
 key (and shape) match, checked in a subprocess (services.modelzoo.weights_check; this process never
 imports torch). Mismatches are INVALID_ARGUMENT with field violations weights.missing_keys,
@@ -43,7 +48,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from services.common import objectstore
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common.identity import Identity
 from services.modelzoo import presets as presets_mod
 from services.modelzoo.catalog import Catalog, CatalogFamily, CatalogModel, Metric
 from services.modelzoo.models import TrainedModelRow, WeightsRow
@@ -72,6 +78,10 @@ _HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.(?:pth|pt)$")
 _CHUNK = 1024 * 1024
 STATE_TTL_S = 2.0
 TRAINED_PREFIX = "trained/"
+PUBLIC = ""  # WeightsRow.project of the weights every project shares
+SCOPE_PROJECT = "project"
+SCOPE_PUBLIC = "public"
+TASK_ARTIFACTS_PREFIX = "tasks/"  # trained weights are a task's model.pt in the artifacts bucket
 LIBRARIES = ("torchvision", "timm", "combo")
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -89,6 +99,7 @@ class StoredWeights:
     size_bytes: int
     source: str
     imported_at: datetime
+    project: str = PUBLIC  # the project whose own upload these are; PUBLIC for the shared ones
 
 
 @dataclass(frozen=True)
@@ -333,7 +344,8 @@ class ModelZoo:
 
     # -- state of weights (cached)
 
-    def _stored(self, fresh: bool = False) -> dict[str, StoredWeights]:
+    def _stored(self, fresh: bool = False) -> dict[tuple[str, str], StoredWeights]:
+        """Every stored weight file by (scope project, model id)."""
         now = time.monotonic()
         with self._lock:
             cached = self._stored_cache
@@ -341,7 +353,7 @@ class ModelZoo:
             return cached[1]
         with Session(self.engine) as session:
             rows = session.exec(select(WeightsRow)).all()
-        stored = {r.model_id: _stored(r) for r in rows}
+        stored = {(r.project, r.model_id): _stored(r) for r in rows}
         with self._lock:
             self._stored_cache = (now, stored)
         return stored
@@ -362,23 +374,27 @@ class ModelZoo:
             self._stored_cache = None
             self._offline_cache = None
 
-    def _status(self, model: CatalogModel, stored: dict, available: dict) -> tuple[str, StoredWeights | None]:
-        if model.id in stored:
-            return IN_STORE, stored[model.id]
+    def _status(
+        self, model: CatalogModel, stored: dict, available: dict, project: str
+    ) -> tuple[str, StoredWeights | None]:
+        """The project's own upload wins over the public weights; other projects' uploads never show."""
+        for scope in (project, PUBLIC):
+            if (scope, model.id) in stored:
+                return IN_STORE, stored[(scope, model.id)]
         if self.offline.find(model.offline_file_names, available) is not None:
             return IMPORTABLE, None
         if self.mirror.enabled and self.mirror.url_for(model):
             return IMPORTABLE, None
         return UNAVAILABLE, None
 
-    def _view(self, model: CatalogModel, stored: dict[str, StoredWeights], available: dict) -> ModelView:
+    def _view(self, model: CatalogModel, stored: dict, available: dict, project: str) -> ModelView:
         if model.backbone_model_id:
             backbone = self.catalog.get(model.backbone_model_id)
             if backbone is None:  # a catalog built without its backbone entry
                 return ModelView(model, UNAVAILABLE, backbone_status=UNAVAILABLE)
-            status, weights = self._status(backbone, stored, available)
+            status, weights = self._status(backbone, stored, available, project)
             return ModelView(model, status, None, backbone_status=status, backbone_weights=weights)
-        status, weights = self._status(model, stored, available)
+        status, weights = self._status(model, stored, available, project)
         return ModelView(model, status, weights)
 
     # -- reads
@@ -394,7 +410,7 @@ class ModelZoo:
         if model is None:
             raise NotFound(f"model {model_id!r} is not in the zoo catalog", metadata={"model_id": model_id})
         # one model: read the state fresh (lists use the cache)
-        return self._view(model, self._stored(fresh=True), self._available(fresh=True))
+        return self._view(model, self._stored(fresh=True), self._available(fresh=True), project)
 
     def list_models(
         self, query: ModelQuery, page_size: int = 0, page_token: str = "", project: str = "default"
@@ -433,7 +449,7 @@ class ModelZoo:
             for model in self._by_task[task]:  # sorted by id: a stable order for paging
                 if not keep(model):
                     continue
-                view = self._view(model, stored, available)
+                view = self._view(model, stored, available, project)
                 if query.weights_in_store and view.weight_status != IN_STORE:
                     continue
                 matches.append(view)
@@ -446,7 +462,7 @@ class ModelZoo:
         return page, next_token, len(matches)
 
     def list_families(
-        self, task_type: int = 0, page_size: int = 0, page_token: str = ""
+        self, task_type: int = 0, page_size: int = 0, page_token: str = "", project: str = "default"
     ) -> tuple[list[FamilyView], str]:
         violations: dict[str, str] = {}
         task = _task_type(task_type, violations)
@@ -463,7 +479,7 @@ class ModelZoo:
         for model in self._by_task[task]:
             c = counts.setdefault(model.family, [0, 0])
             c[0] += 1
-            c[1] += self._view(model, stored, available).weight_status == IN_STORE
+            c[1] += self._view(model, stored, available, project).weight_status == IN_STORE
             seen = tasks.setdefault(model.family, [])
             seen += [t for t in model.task_types if t not in seen]
         families = [
@@ -481,22 +497,30 @@ class ModelZoo:
 
     # -- weights
 
-    def import_weights(self, model_id: str, upload: common_pb2.ObjectRef | None = None) -> ModelView:
+    def import_weights(
+        self,
+        model_id: str,
+        upload: common_pb2.ObjectRef | None = None,
+        who: Identity | None = None,
+        scope: str = SCOPE_PROJECT,
+    ) -> ModelView:
         """Store the model's weights (idempotent without an upload): from an object in the uploads
-        bucket, an offline source, or (mirror mode) the published URL. A combo imports its backbone."""
+        bucket (the caller's project's own, or public when an operator asks), an offline source or
+        (mirror mode) the published URL (public). A combo imports its backbone."""
+        who = who or Identity()
         model, target = self._import_target(model_id)
         if upload is not None and upload.key:
-            return self._import_upload(model, target, upload)
+            return self._import_upload(model, target, upload, who, scope)
         with Session(self.engine) as session:
-            row = session.get(WeightsRow, target.id)
+            row = session.get(WeightsRow, (PUBLIC, target.id))
             existing = _stored(row) if row is not None else None
         if existing is not None and self._object_ok(existing):
-            return self.get_model(model.id)
+            return self.get_model(model.id, who.project)
 
         source = self.offline.find(target.offline_file_names)
         if source is None:
             if self.mirror.enabled and self.mirror.url_for(target):
-                return self._import_mirror(model, target)
+                return self._import_mirror(model, target, who)
             raise FailedPrecondition(
                 f"no offline weights for {target.id!r}: looked for files named "
                 f"{', '.join(target.offline_file_names)} in {self.offline.describe()} "
@@ -507,7 +531,7 @@ class ModelZoo:
         path = source.path
         check_name = path.name in target.weight_files
         self.import_file(target, path, f"{source.origin}:{path.name}", check_name_hash=check_name)
-        return self.get_model(model.id)
+        return self.get_model(model.id, who.project)
 
     def _import_target(self, model_id: str) -> tuple[CatalogModel, CatalogModel]:
         if model_id.startswith(TRAINED_PREFIX):
@@ -529,7 +553,22 @@ class ModelZoo:
                 )
         return model, target
 
-    def _import_upload(self, model: CatalogModel, target: CatalogModel, upload: common_pb2.ObjectRef) -> ModelView:
+    def _upload_scope(self, who: Identity, scope: str, field: str) -> str:
+        """The WeightsRow.project an upload lands in: the caller's project, or PUBLIC for an operator."""
+        if scope == SCOPE_PUBLIC:
+            if not who.operator:
+                raise PermissionDenied(
+                    "only a platform operator may replace the public weights every project trains from; "
+                    f"leave {field} unset to upload weights for this project only",
+                    metadata={"field": field, "project": who.project},
+                )
+            return PUBLIC
+        return who.project
+
+    def _import_upload(
+        self, model: CatalogModel, target: CatalogModel, upload: common_pb2.ObjectRef, who: Identity, scope: str
+    ) -> ModelView:
+        owner = self._upload_scope(who, scope, "scope")
         bucket = upload.bucket or objectstore.UPLOADS_BUCKET
         if bucket != objectstore.UPLOADS_BUCKET:
             raise InvalidArgument(
@@ -552,20 +591,42 @@ class ModelZoo:
                 expected_sha256=upload.sha256,
                 expected_size=upload.size_bytes,
                 field_prefix="upload",
+                project=owner,
+                imported_by=who.principal,
             )
-        return self.get_model(model.id)
+        return self.get_model(model.id, who.project)
+
+    def check_upload(self, model_id: str, who: Identity, scope: str) -> None:
+        """What UploadWeights can refuse before the file is sent: the model and the scope."""
+        self._import_target(model_id)
+        self._upload_scope(who, scope, "header.scope")
 
     def import_uploaded_file(
-        self, model_id: str, path: Path, expected_sha256: str = "", expected_size: int = 0
+        self,
+        model_id: str,
+        path: Path,
+        expected_sha256: str = "",
+        expected_size: int = 0,
+        who: Identity | None = None,
+        scope: str = SCOPE_PROJECT,
     ) -> ModelView:
         """UploadWeights: a file the client streamed (already on local disk)."""
+        who = who or Identity()
+        owner = self._upload_scope(who, scope, "header.scope")
         model, target = self._import_target(model_id)
         self.import_file(
-            target, path, "stream", expected_sha256=expected_sha256, expected_size=expected_size, field_prefix="header"
+            target,
+            path,
+            "stream",
+            expected_sha256=expected_sha256,
+            expected_size=expected_size,
+            field_prefix="header",
+            project=owner,
+            imported_by=who.principal,
         )
-        return self.get_model(model.id)
+        return self.get_model(model.id, who.project)
 
-    def _import_mirror(self, model: CatalogModel, target: CatalogModel) -> ModelView:
+    def _import_mirror(self, model: CatalogModel, target: CatalogModel, who: Identity) -> ModelView:
         url = self.mirror.url_for(target)
         name = target.weights_url.rsplit("/", 1)[-1]
         with self._scratch() as folder:
@@ -581,7 +642,7 @@ class ModelZoo:
                     metadata={"model_id": target.id, "url": url},
                 ) from None
             self.import_file(target, path, f"mirror:{url}", check_name_hash=True)
-        return self.get_model(model.id)
+        return self.get_model(model.id, who.project)
 
     def _scratch(self):
         if self.work_dir is not None:
@@ -598,8 +659,11 @@ class ModelZoo:
         expected_sha256: str = "",
         expected_size: int = 0,
         field_prefix: str = "",
+        project: str = PUBLIC,
+        imported_by: str = "",
     ) -> StoredWeights:
-        """Check a weight file (format, checksums, strict load into the architecture), store it, record it."""
+        """Check a weight file (format, checksums, strict load into the architecture), store it, record
+        it for `project` (PUBLIC: every project's)."""
         model_id = target.id
         pre = f"{field_prefix}." if field_prefix else ""
         if not _looks_like_torch_file(path):
@@ -641,24 +705,36 @@ class ModelZoo:
             size_bytes=size,
             source=source[:1024],
             imported_at=datetime.now(UTC),
+            project=project,
         )
         with Session(self.engine) as session:
-            row = session.get(WeightsRow, model_id)
+            row = session.get(WeightsRow, (project, model_id))
+            replaced = row.sha256 if row is not None else ""
             if row is None:
-                row = WeightsRow(model_id=model_id)
+                row = WeightsRow(project=project, model_id=model_id)
             for name in ("bucket", "key", "sha256", "size_bytes", "source", "imported_at"):
                 setattr(row, name, getattr(stored, name))
+            row.imported_by = imported_by[:200]
             session.add(row)
             try:
                 session.commit()
             except IntegrityError:  # a concurrent import of the same model won; same content address
                 session.rollback()
-                row = session.get(WeightsRow, model_id)
+                row = session.get(WeightsRow, (project, model_id))
                 stored = _stored(row)
         self._invalidate()
         log.info(
             "imported weights",
-            extra={"model_id": model_id, "sha256": sha256, "size_bytes": size, "source": stored.source, "key": key},
+            extra={
+                "model_id": model_id,
+                "scope": project or "public",
+                "imported_by": imported_by,
+                "sha256": sha256,
+                "replaced_sha256": replaced,
+                "size_bytes": size,
+                "source": stored.source,
+                "key": key,
+            },
         )
         return stored
 
@@ -784,8 +860,10 @@ class ModelZoo:
             violations["dataset_version_id"] = "must name the dataset version the model was trained on"
         if not req.weights_key:
             violations["weights.key"] = "must name the trained weights object (model.pt)"
-        if not req.weights_bucket:
-            violations["weights.bucket"] = "must name the bucket of the trained weights"
+        if req.weights_bucket != objectstore.ARTIFACTS_BUCKET:
+            violations["weights.bucket"] = f"must be the training artifacts bucket {objectstore.ARTIFACTS_BUCKET!r}"
+        if req.weights_key and not req.weights_key.startswith(TASK_ARTIFACTS_PREFIX):
+            violations["weights.key"] = f"must be a training task's artifact ({TASK_ARTIFACTS_PREFIX}<task id>/...)"
         if req.weights_sha256 and not _SHA256.fullmatch(req.weights_sha256):
             violations["weights.sha256"] = "must be 64 lower-case hex digits or empty"
         if req.weights_size_bytes < 0:
@@ -936,4 +1014,4 @@ def _stored(row: WeightsRow) -> StoredWeights:
     imported = row.imported_at
     if imported.tzinfo is None:  # SQLite drops the zone; we store UTC
         imported = imported.replace(tzinfo=UTC)
-    return StoredWeights(row.bucket, row.key, row.sha256, row.size_bytes, row.source, imported)
+    return StoredWeights(row.bucket, row.key, row.sha256, row.size_bytes, row.source, imported, row.project)

@@ -115,6 +115,11 @@ def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
                 bucket=art["bucket"], key=art["key"], sha256=art.get("sha256", ""), size_bytes=art.get("size_bytes", 0)
             ),
         )
+    if row.job:
+        model = events_pb2.TrainingJob.FromString(row.job).model
+        started_from = model.weights if model.weights.key else model.backbone_weights
+        if started_from.key:
+            task.pretrained_weights.CopyFrom(started_from)
     task.create_time.FromDatetime(row.create_time)
     if row.start_time:
         task.start_time.FromDatetime(row.start_time)
