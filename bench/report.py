@@ -19,6 +19,7 @@ class Result:
 
     kind "ratio": passed when ratio >= target (ratio = value / baseline, both "higher is better").
     kind "max": passed when value <= target (value alone, e.g. a latency in ms).
+    kind "min": passed when value >= target (value alone, e.g. points gained over the baseline).
     kind "delta": passed when value - baseline <= target (e.g. gateway overhead in ms).
     kind "info": no target.
     """
@@ -48,6 +49,8 @@ class Result:
             return self.ratio is not None and self.ratio >= self.target
         if self.kind == "max":
             return self.value <= self.target
+        if self.kind == "min":
+            return self.value >= self.target
         if self.kind == "delta":
             return self.baseline is not None and self.value - self.baseline <= self.target
         return None

@@ -93,10 +93,20 @@ def settings(nats_server: NatsServer, s3_server: S3Server, database_url: str, tm
 
 @pytest.fixture(scope="session")
 def catalog_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """TRAINYARD_MODELZOO_CATALOG when set, else built once into the session temp (minutes on 2 cores)."""
+    """TRAINYARD_MODELZOO_CATALOG when set, else one kept under ~/.cache/trainyard/test-catalog and rebuilt
+    only when the libraries or the builder change (a build takes minutes on 2 cores); a lock lets several
+    test sessions on one machine share it."""
+    import fcntl
+
     from services.modelzoo.catalog import shared_catalog
 
-    return shared_catalog(tmp_path_factory.getbasetemp())
+    if os.environ.get("TRAINYARD_MODELZOO_CATALOG"):
+        return shared_catalog(tmp_path_factory.getbasetemp())
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trainyard" / "test-catalog"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return shared_catalog(folder)
 
 
 @pytest.fixture

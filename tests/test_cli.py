@@ -12,7 +12,6 @@ from PIL import Image
 from test_sdk import platform_settings
 
 from services.dataset.samples import make_classification_archive
-from services.modelzoo.catalog import shared_catalog
 from trainyard.cli import main
 
 pytestmark = [pytest.mark.integration]
@@ -21,9 +20,9 @@ MOBILENET = "tv/mobilenet_v2.imagenet1k_v1"
 
 
 @pytest.fixture(scope="module")
-def platform(nats_server, s3_server, tmp_path_factory):
+def platform(nats_server, s3_server, tmp_path_factory, catalog_path):
     home = tmp_path_factory.mktemp("cli")
-    catalog = shared_catalog(tmp_path_factory.getbasetemp())
+    catalog = catalog_path
     with InProcessPlatform(platform_settings(nats_server, s3_server, home), catalog) as p:
         yield p
 

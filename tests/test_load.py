@@ -17,7 +17,6 @@ from test_sdk import platform_settings
 from test_trainer_kill import drop_consumer
 
 from bench.load import api_load, drain, make_keys
-from services.modelzoo.catalog import shared_catalog
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,8 +26,8 @@ def size(name: str, default: int) -> int:
 
 
 @pytest.fixture
-def platform(nats_server, s3_server, tmp_path, tmp_path_factory):
-    catalog = shared_catalog(tmp_path_factory.getbasetemp())
+def platform(nats_server, s3_server, tmp_path, tmp_path_factory, catalog_path):
+    catalog = catalog_path
     with InProcessPlatform(platform_settings(nats_server, s3_server, tmp_path), catalog, trainer=False) as p:
         yield p
 

@@ -9,7 +9,6 @@ from inprocess import InProcessPlatform
 from test_sdk import platform_settings
 
 from services.common.errors import field_violations
-from services.modelzoo.catalog import shared_catalog
 from trainyard.dataset.v1 import dataset_pb2
 from trainyard.dataset.v1 import dataset_service_pb2 as ds
 from trainyard.dataset.v1 import dataset_service_pb2_grpc as ds_grpc
@@ -47,9 +46,9 @@ CALLS = [
 
 
 @pytest.fixture(scope="module")
-def platform(nats_server, s3_server, tmp_path_factory):
+def platform(nats_server, s3_server, tmp_path_factory, catalog_path):
     home = tmp_path_factory.mktemp("required-ids")
-    catalog = shared_catalog(tmp_path_factory.getbasetemp())
+    catalog = catalog_path
     with InProcessPlatform(platform_settings(nats_server, s3_server, home), catalog, trainer=False) as p:
         yield p
 

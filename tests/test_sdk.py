@@ -7,7 +7,6 @@ from inprocess import InProcessPlatform
 
 from services.common.settings import Settings
 from services.dataset.samples import make_classification_archive
-from services.modelzoo.catalog import shared_catalog
 from trainyard import client as sdk
 from trainyard.client import Client
 from trainyard.training.v1 import training_pb2
@@ -31,9 +30,9 @@ def platform_settings(nats_server, s3_server, home) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def platform(nats_server, s3_server, tmp_path_factory):
+def platform(nats_server, s3_server, tmp_path_factory, catalog_path):
     home = tmp_path_factory.mktemp("sdk")
-    catalog = shared_catalog(tmp_path_factory.getbasetemp())
+    catalog = catalog_path
     overrides = {"max_streams_per_key": 2}
     with InProcessPlatform(platform_settings(nats_server, s3_server, home), catalog, gateway=overrides) as p:
         yield p

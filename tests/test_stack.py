@@ -28,10 +28,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def catalog_file(tmp_path_factory) -> Path:
-    from services.modelzoo.catalog import shared_catalog
-
-    return shared_catalog(tmp_path_factory.getbasetemp())
+def catalog_file(catalog_path) -> Path:
+    return catalog_path
 
 
 def cli(home: Path, *args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:

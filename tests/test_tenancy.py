@@ -20,7 +20,6 @@ from inprocess import InProcessPlatform
 from gateway.routes import ROUTES, Route
 from services.common.settings import Settings
 from services.dataset.samples import make_classification_archive, upload_chunks
-from services.modelzoo.catalog import shared_catalog
 from trainyard.auth.v1 import auth_pb2
 from trainyard.auth.v1 import auth_service_pb2 as au
 from trainyard.common.v1 import common_pb2
@@ -80,7 +79,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(nats_server, s3_server, tmp_path_factory):
+def world(nats_server, s3_server, tmp_path_factory, catalog_path):
     home = tmp_path_factory.mktemp("tenancy")
     settings = Settings(
         listen="127.0.0.1:0",
@@ -92,7 +91,7 @@ def world(nats_server, s3_server, tmp_path_factory):
         log_format="console",
         home=home,
     )
-    catalog = shared_catalog(tmp_path_factory.getbasetemp())
+    catalog = catalog_path
     with InProcessPlatform(settings, catalog, trainer=True) as platform:
         channel = grpc.insecure_channel(platform.gateway_address)
         admin_a = platform.admin_token

@@ -265,14 +265,13 @@ async def test_a_trainer_lost_on_the_last_delivery_before_any_event_fails_the_ta
 
 @pytest.mark.slow
 async def test_service_restart_requeues_then_fails_a_task_whose_trainers_were_killed(
-    settings, tmp_path, tmp_path_factory
+    settings, tmp_path, catalog_path
 ):
     from test_trainer_kill import drop_consumer, trainer_env
     from test_training_service import MOBILENET, make_dataset, request
 
     from services.dataset.app import start as start_dataset
     from services.modelzoo.app import start as start_modelzoo
-    from services.modelzoo.catalog import shared_catalog
     from services.training.app import start as start_training
     from trainyard.dataset.v1 import dataset_service_pb2_grpc
     from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mpb
@@ -286,7 +285,7 @@ async def test_service_restart_requeues_then_fails_a_task_whose_trainers_were_ki
     zoo = await start_modelzoo(
         settings.model_copy(
             update={
-                "modelzoo_catalog": str(shared_catalog(tmp_path_factory.getbasetemp())),
+                "modelzoo_catalog": str(catalog_path),
                 "modelzoo_offline_weights_dir": str(offline),
             }
         )
