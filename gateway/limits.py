@@ -21,14 +21,14 @@ class LimitExceeded(ResourceExhausted):
         super().__init__(message, reason=reason, metadata=metadata)
         self.retry_after = max(retry_after, 0.0)
 
-    def details(self) -> list[any_pb2.Any]:
+    def details(self, shown: int = 20) -> list[any_pb2.Any]:
         seconds = math.floor(self.retry_after)
         retry = error_details_pb2.RetryInfo(
             retry_delay=duration_pb2.Duration(seconds=seconds, nanos=int((self.retry_after - seconds) * 1e9))
         )
         packed = any_pb2.Any()
         packed.Pack(retry)
-        return [packed, *super().details()]
+        return [packed, *super().details(shown)]
 
 
 class RateLimiter:

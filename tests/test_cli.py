@@ -228,3 +228,20 @@ def test_walkthrough_rough_edges(env, capsys, monkeypatch, tmp_path):
     assert "trainyard train watch tt" in out
     task = next(t for t in run_json(capsys, "train", "list") if t["name"] == "cli-follow")
     assert main(["train", "cancel", task["id"]]) in (0, 1)
+
+
+def test_an_import_refused_over_many_files_names_its_report_and_the_report_lists_them_all(env, capsys, tmp_path):
+    from test_error_limits import _bad_masks_archive
+
+    archive = tmp_path / "camvid.zip"
+    archive.write_bytes(_bad_masks_archive(120))
+    assert main(["datasets", "import", str(archive), "--name", "cli-camvid"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "INVALID_ARGUMENT" in err and "120 bad case(s)" in err and "and 95 more" in err
+    import_id = err.split("every file and reason: trainyard datasets report ")[1].split()[0]
+    report = run_json(capsys, "datasets", "report", import_id)
+    assert report["import"]["state"] == "IMPORT_STATE_FAILED" and report["import"]["rejected_count"] == 120
+    assert len(report["rejected_files"]) == 120
+    assert all("has value(s) [11]" in r["reason"] for r in report["rejected_files"])
+    assert main(["datasets", "report", import_id]) == 0
+    assert "rejected files (120)" in capsys.readouterr().out

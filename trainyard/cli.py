@@ -171,6 +171,8 @@ def _json(value) -> None:
             return MessageToDict(v, preserving_proto_field_name=True)
         if isinstance(v, (list, tuple)):
             return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
         return v
 
     print(json.dumps(conv(value), indent=2, default=str))
@@ -283,8 +285,13 @@ def cmd_datasets_import(args) -> int:
             console.print(
                 f"[green]imported[/] dataset [bold]{escape(ds.name)}[/] ({ds.id}): {ds.latest_version.case_count} cases, task types {_types(ds.task_types)}"
             )
-            for warning in ds.latest_version.import_warnings[:10]:
+            version = ds.latest_version
+            for warning in version.import_warnings[:10]:
                 console.print(f"  [yellow]warning:[/] {escape(warning)}")
+            if len(version.import_warnings) > 10 and version.import_id:
+                console.print(
+                    f"  {len(version.import_warnings) - 10} more: [bold]trainyard datasets report {version.import_id}[/]"
+                )
     return 0
 
 
@@ -345,6 +352,30 @@ def cmd_datasets_preview(args) -> int:
     ]
     if args.output == "json" or not args.out:
         return _out(args, cases, "preview", ["case", "file", "size", "annotations"], rows)
+    return 0
+
+
+def cmd_datasets_report(args) -> int:
+    from trainyard.dataset.v1 import dataset_pb2
+
+    with _client(args) as ty:
+        report = ty.datasets.report(args.import_id)
+    status = report.status
+    if args.output == "json":
+        _json({"import": status, "warnings": report.warnings, "rejected_files": report.rejected_files})
+        return 0
+    state = dataset_pb2.ImportState.Name(status.state).removeprefix("IMPORT_STATE_").lower()
+    made = f" -> dataset {status.dataset_id} version {status.version_id}" if status.version_id else ""
+    console.print(f"import [bold]{escape(status.id)}[/]: {state}{made}")
+    console.print(f"  {escape(status.message)}")
+    for warning in report.warnings:
+        console.print(f"  [yellow]warning:[/] {escape(warning)}")
+    if report.rejected_files:
+        _table(
+            f"rejected files ({len(report.rejected_files)})",
+            ["file", "reason"],
+            [[r.path, r.reason] for r in report.rejected_files],
+        )
     return 0
 
 
@@ -927,6 +958,9 @@ def add_flow_commands(sub) -> None:
     p.add_argument("--count", type=int, default=8)
     p.add_argument("--out", help="write a contact sheet PNG here")
     leaf(ds, "delete", cmd_datasets_delete, "delete a dataset").add_argument("id")
+    leaf(ds, "report", cmd_datasets_report, "an import's full report: every warning and rejected file").add_argument(
+        "import_id", help="the import id (a version's import_id, or the one an import's error names)"
+    )
 
     mz = sub.add_parser("models", help="browse the model zoo").add_subparsers(
         dest="models_command", metavar="ACTION", required=True
@@ -1099,6 +1133,8 @@ def _print_error(exc) -> None:
             err.print(f"  [bold]{escape(field)}[/]: {escape(why)}")
     if exc.retry_after:
         err.print(f"  retry in {exc.retry_after:.1f} s")
+    if exc.metadata.get("import_id"):
+        err.print(f"  every file and reason: [bold]trainyard datasets report {escape(exc.metadata['import_id'])}[/]")
     hint = _HINTS.get(exc.code.name)
     if hint:
         err.print(f"  [dim]{escape(hint)}[/]")

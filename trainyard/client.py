@@ -26,6 +26,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -408,6 +409,15 @@ def _pages(client: Client, method, request, field: str, limit: int | None) -> li
         request.page_token = response.next_page_token
 
 
+@dataclass
+class ImportReport:
+    """An import's full report: its status, every warning, every rejected file (path, reason)."""
+
+    status: dataset_pb2.ImportStatus
+    warnings: list[str]
+    rejected_files: list[dataset_pb2.RejectedFile]
+
+
 class Datasets:
     def __init__(self, client: Client) -> None:
         self._c = client
@@ -500,6 +510,19 @@ class Datasets:
 
     def delete(self, dataset_id: str) -> None:
         self._c.call(self._c._datasets.DeleteDataset, dataset_service_pb2.DeleteDatasetRequest(dataset_id=dataset_id))
+
+    def report(self, import_id: str) -> ImportReport:
+        """The full report of an import (every page): a version's `import_id`, or the `import_id` in the
+        metadata of an import's error (`exc.metadata["import_id"]`)."""
+        request = dataset_service_pb2.GetImportReportRequest(import_id=import_id, page_size=5000)
+        first = self._c.call(self._c._datasets.GetImportReport, request)
+        rejected = list(first.rejected_files)
+        response = first
+        while response.next_page_token:
+            request.page_token = response.next_page_token
+            response = self._c.call(self._c._datasets.GetImportReport, request)
+            rejected.extend(response.rejected_files)
+        return ImportReport(getattr(first, "import"), list(first.warnings), rejected)
 
 
 class Models:

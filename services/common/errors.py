@@ -15,6 +15,46 @@ from grpc_status import rpc_status
 
 DOMAIN = "trainyard.dev"
 
+# A status travels in HTTP/2 trailers: grpc-message (percent-encoded) and grpc-status-details-bin (the
+# google.rpc.Status, base64). gRPC refuses trailers past 8 KiB (soft) / 16 KiB (hard), and a refused one
+# reaches the client as RESOURCE_EXHAUSTED "received metadata size exceeds ..." instead of the cause.
+# So every status is cut to fit well under: the message, the number and length of field violations, the
+# ErrorInfo metadata. Whatever is cut says so ("... and N more"); full lists live elsewhere (import reports).
+MAX_MESSAGE_BYTES = 1024  # grpc-message, percent-encoded
+MAX_STATUS_BYTES = 3072  # the serialized google.rpc.Status (4 KiB once base64-encoded)
+MAX_VIOLATIONS = 20
+MAX_FIELD_CHARS = 200
+MAX_DESCRIPTION_CHARS = 400
+MAX_METADATA_ENTRIES = 8
+MAX_METADATA_CHARS = 200
+
+
+def _encoded_size(text: str) -> int:
+    """Bytes of `text` as grpc-message: printable ASCII but '%' as is, every other byte as %XX."""
+    return sum(1 if 0x20 <= b <= 0x7E and b != 0x25 else 3 for b in text.encode())
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` up to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    suffix = f" ... ({len(text) - limit} more characters)"
+    return text[: max(limit - len(suffix), 0)] + suffix
+
+
+def fit_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """The message cut to fit `limit` percent-encoded bytes (whole characters, saying how much was cut)."""
+    if _encoded_size(message) <= limit:
+        return message
+    lo, hi = 0, len(message)
+    while lo < hi:  # the longest prefix that fits with its suffix
+        mid = (lo + hi + 1) // 2
+        if _encoded_size(message[:mid] + f" ... ({len(message) - mid} more characters)") <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return message[:lo] + f" ... ({len(message) - lo} more characters)"
+
 
 class TrainyardError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
@@ -27,13 +67,23 @@ class TrainyardError(Exception):
             self.reason = reason
         self.metadata = dict(metadata or {})
 
-    def details(self) -> list[any_pb2.Any]:
+    def details(self, shown: int = MAX_VIOLATIONS) -> list[any_pb2.Any]:
+        """google.rpc details; `shown` bounds the number of list entries (field violations) carried."""
+        items = list(self.metadata.items())
+        metadata = {cut(k, 64): cut(str(v), MAX_METADATA_CHARS) for k, v in items[:MAX_METADATA_ENTRIES]}
+        if len(items) > MAX_METADATA_ENTRIES:
+            metadata["more"] = f"and {len(items) - MAX_METADATA_ENTRIES} more"
         info = any_pb2.Any()
-        info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata))
+        info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=metadata))
         return [info]
 
     def to_status(self) -> grpc.Status:
-        status = status_pb2.Status(code=self.code.value[0], message=self.message, details=self.details())
+        """The status, cut to fit gRPC's trailers (see MAX_STATUS_BYTES)."""
+        message = fit_message(self.message)
+        for shown in (MAX_VIOLATIONS, 5, 1, 0):
+            status = status_pb2.Status(code=self.code.value[0], message=message, details=self.details(shown))
+            if status.ByteSize() <= MAX_STATUS_BYTES:
+                break
         return rpc_status.to_status(status)
 
 
@@ -48,15 +98,21 @@ class InvalidArgument(TrainyardError):
         summary = "; ".join(f"{f}: {d}" for f, d in self.violations.items())
         super().__init__(message or f"invalid request: {summary}", **kw)
 
-    def details(self) -> list[any_pb2.Any]:
+    def details(self, shown: int = MAX_VIOLATIONS) -> list[any_pb2.Any]:
+        items = list(self.violations.items())
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in self.violations.items()
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=cut(f, MAX_FIELD_CHARS), description=cut(d, MAX_DESCRIPTION_CHARS)
+                )
+                for f, d in items[:shown]
             ]
         )
+        if len(items) > shown:
+            bad.field_violations.add(field="...", description=f"and {len(items) - shown} more")
         packed = any_pb2.Any()
         packed.Pack(bad)
-        return [packed, *super().details()]
+        return [packed, *super().details(shown)]
 
 
 def require(**fields: str) -> None:

@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import channels, identity
+from services.common import channels, fields, identity
 from services.common.errors import TrainyardError, Unauthenticated, translate
 from services.common.settings import Settings
 
@@ -50,11 +50,25 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, internal_token: str) -> g
         log.exception("unhandled error in %s", method)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the service log")
 
-    def unary_response(behavior):
+    def checked(request, streaming: bool):
+        """Every request message's text fields within their limits (fields.check_lengths) before the handler
+        sees it: an error never echoes an oversized value."""
+        if not streaming:
+            fields.check_lengths(request)
+            return request
+
+        async def messages():
+            async for message in request:
+                fields.check_lengths(message)
+                yield message
+
+        return messages()
+
+    def unary_response(behavior, streaming: bool):
         async def call(request, context):
             try:
                 enter(context)
-                return await behavior(request, context)
+                return await behavior(checked(request, streaming), context)
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status
@@ -62,11 +76,11 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, internal_token: str) -> g
 
         return call
 
-    def stream_response(behavior):
+    def stream_response(behavior, streaming: bool):
         async def call(request, context):
             try:
                 enter(context)
-                async for item in behavior(request, context):
+                async for item in behavior(checked(request, streaming), context):
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
@@ -77,12 +91,12 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, internal_token: str) -> g
 
     kw = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary), **kw)
+        return grpc.unary_unary_rpc_method_handler(unary_response(handler.unary_unary, False), **kw)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary), **kw)
+        return grpc.stream_unary_rpc_method_handler(unary_response(handler.stream_unary, True), **kw)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream), **kw)
-    return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream), **kw)
+        return grpc.unary_stream_rpc_method_handler(stream_response(handler.unary_stream, False), **kw)
+    return grpc.stream_stream_rpc_method_handler(stream_response(handler.stream_stream, True), **kw)
 
 
 contextvars_token = Any

@@ -1094,7 +1094,7 @@ def _build(
         layout.annotation_types = ["mask"]
 
     if rejected and not options.accept_partial:
-        raise rejection_error(rejected)
+        raise rejection_error(rejected, warnings)
     if rejected:
         warnings.append(
             f"skipped {len(rejected)} bad case(s) (accept_partial): "
@@ -1169,7 +1169,7 @@ def _build(
         classes,
         cases,
         {k: v for k, v in stored.items() if k in used_images},
-        _cap(warnings),
+        warnings,
         annotation_types,
         masks={k: v for k, v in masks.items() if k in used_masks},
         ignore_index=ignore if layout.format == FORMAT_MASK_FOLDER or rasterised else None,
@@ -1179,22 +1179,41 @@ def _build(
     )
 
 
-def rejection_error(rejected: list[tuple[str, str]]) -> InvalidArgument:
+class ImportRejected(InvalidArgument):
+    """An import refused over bad cases; carries every one (`rejected`) and the warnings so far, for the
+    import's report. The error itself shows a few: it must fit gRPC's trailers (errors.MAX_STATUS_BYTES)."""
+
+    def __init__(self, rejected: list[tuple[str, str]], warnings: list[str], import_id: str = "") -> None:
+        self.rejected = list(rejected)
+        self.warnings = list(warnings)
+        self.import_id = import_id
+        violations: dict[str, str] = {}
+        for file, reason in rejected:
+            if len(violations) >= 100:
+                break
+            violations[file] = f"{violations[file]}; {reason}" if file in violations else f"{file}: {reason}"
+        shown = "; ".join(list(violations.values())[:3])
+        more = f"; and {len(rejected) - 3} more" if len(rejected) > 3 else ""
+        report = (
+            f"; every file and reason: `trainyard datasets report {import_id}` (GetImportReport)" if import_id else ""
+        )
+        super().__init__(
+            violations,
+            message=(
+                f"{len(rejected)} bad case(s), nothing imported (set accept_partial to import the good cases "
+                f"and skip these){report}: {shown}{more}"
+            ),
+            metadata={"import_id": import_id, "rejected_count": str(len(rejected))} if import_id else None,
+        )
+
+    def with_report(self, import_id: str) -> ImportRejected:
+        """The same refusal, naming the import whose report lists every file."""
+        return ImportRejected(self.rejected, self.warnings, import_id)
+
+
+def rejection_error(rejected: list[tuple[str, str]], warnings: list[str] | None = None) -> ImportRejected:
     """All bad cases in one error: a field violation per file (the first 100) and the full count."""
-    violations: dict[str, str] = {}
-    for file, reason in rejected:
-        if len(violations) >= 100:
-            break
-        violations[file] = f"{violations[file]}; {reason}" if file in violations else f"{file}: {reason}"
-    shown = "; ".join(list(violations.values())[:20])
-    more = f"; ... {len(rejected) - 20} more" if len(rejected) > 20 else ""
-    return InvalidArgument(
-        violations,
-        message=(
-            f"{len(rejected)} bad case(s), nothing imported (set accept_partial to import the good cases "
-            f"and skip these): {shown}{more}"
-        ),
-    )
+    return ImportRejected(rejected, warnings or [])
 
 
 def _stratum(fields: dict, mask_values: dict[str, list[int]]) -> int:
@@ -1310,7 +1329,8 @@ def _leak_warnings(cases: list[ImportedCase]) -> list[str]:
     ]
 
 
-def _cap(warnings: list[str]) -> list[str]:
+def cap_warnings(warnings: list[str]) -> list[str]:
+    """The warnings a version shows (the import report keeps them all)."""
     if len(warnings) <= MAX_LISTED_WARNINGS:
         return warnings
     return [*warnings[:MAX_LISTED_WARNINGS], f"... and {len(warnings) - MAX_LISTED_WARNINGS} more warning(s)"]

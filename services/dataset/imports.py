@@ -1,4 +1,5 @@
-"""SQL rows of imports from the upload bucket: pending -> running -> succeeded | failed."""
+"""SQL rows of imports (upload streams, and imports from the upload bucket): pending -> running -> succeeded |
+failed, each with its full report (every rejected file and warning; GetImportReport pages through it)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ import uuid
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services.common.errors import NotFound
+from services.common.errors import InvalidArgument, NotFound
 from services.dataset.models import ImportRow
 from services.dataset.store import now
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
 FINAL = (SUCCEEDED, FAILED)
+DEFAULT_REPORT_PAGE = 1000
+MAX_REPORT_PAGE = 10_000
+
+
+def rejected_dicts(rejected) -> list[dict]:
+    return [{"path": f, "reason": r} for f, r in rejected]
 
 
 class ImportStore:
@@ -53,11 +60,52 @@ class ImportStore:
             row.update_time = now()
             s.add(row)
 
-    def finish(self, import_id: str, dataset_id: str, version_id: str | None) -> None:
-        self.update(import_id, state=SUCCEEDED, dataset_id=dataset_id, version_id=version_id, message="imported")
+    def finish(
+        self,
+        import_id: str,
+        dataset_id: str,
+        version_id: str | None,
+        warnings: list[str] = (),
+        rejected: list[tuple[str, str]] = (),
+    ) -> None:
+        self.update(
+            import_id,
+            state=SUCCEEDED,
+            dataset_id=dataset_id,
+            version_id=version_id,
+            message="imported",
+            warnings_json=json.dumps(list(warnings)),
+            rejected_json=json.dumps(rejected_dicts(rejected)),
+        )
 
-    def fail(self, import_id: str, message: str, rejected: list[dict]) -> None:
-        self.update(import_id, state=FAILED, message=message, rejected_json=json.dumps(rejected[:1000]))
+    def fail(
+        self, import_id: str, message: str, rejected: list[tuple[str, str]] = (), warnings: list[str] = ()
+    ) -> None:
+        self.update(
+            import_id,
+            state=FAILED,
+            message=message,
+            rejected_json=json.dumps(rejected_dicts(rejected)),
+            warnings_json=json.dumps(list(warnings)),
+        )
+
+    def report(
+        self, project: str, import_id: str, page_size: int, page_token: str
+    ) -> tuple[ImportRow, list[str], list[dict], str]:
+        """(row, warnings (first page only), a page of rejected files, next page token)."""
+        size = page_size or DEFAULT_REPORT_PAGE
+        if not 1 <= size <= MAX_REPORT_PAGE:
+            raise InvalidArgument({"page_size": f"must be 1..{MAX_REPORT_PAGE}, got {page_size}"})
+        start = 0
+        if page_token:
+            if not page_token.isdigit():
+                raise InvalidArgument({"page_token": "not a token from a previous response"})
+            start = int(page_token)
+        row = self.get(project, import_id)
+        rejected = json.loads(row.rejected_json or "[]")
+        warnings = json.loads(row.warnings_json or "[]") if start == 0 else []
+        end = start + size
+        return row, warnings, rejected[start:end], str(end) if end < len(rejected) else ""
 
     def fail_interrupted(self) -> None:
         """At start: imports that were running when the service stopped failed; nothing was created."""

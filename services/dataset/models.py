@@ -65,10 +65,12 @@ class DatasetVersionRow(SQLModel, table=True):
     parent_version_id: str | None = Field(default=None, max_length=64)
     ignore_index: int | None = None
     request_id: str | None = Field(default=None, max_length=128)
+    import_id: str | None = Field(default=None, max_length=64)  # its import's report (dataset_imports)
 
 
 class ImportRow(SQLModel, table=True):
-    """An import from the upload bucket, run in the background; WatchImport polls it."""
+    """One import (an upload stream, or from the upload bucket in the background; WatchImport polls it),
+    with its full report: every rejected file and every warning (GetImportReport)."""
 
     __tablename__ = "dataset_imports"
 
@@ -81,6 +83,7 @@ class ImportRow(SQLModel, table=True):
     dataset_id: str | None = Field(default=None, max_length=64)
     version_id: str | None = Field(default=None, max_length=64)
     rejected_json: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, server_default="[]"))
+    warnings_json: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, server_default="[]"))
     create_time: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     update_time: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 

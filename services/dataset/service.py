@@ -17,7 +17,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from threading import Lock
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from minio import Minio
 from sqlalchemy.engine import Engine
 
-from services.common import objectstore
+from services.common import fields, objectstore
 from services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -37,7 +37,7 @@ from services.common.errors import (
     Unavailable,
 )
 from services.dataset import export, importer, preview, stats
-from services.dataset.imports import ImportStore
+from services.dataset.imports import RUNNING, ImportStore
 from services.dataset.models import DatasetRow, DatasetVersionRow, ImportRow
 from services.dataset.settings import DatasetSettings
 from services.dataset.store import DatasetRecord, DatasetStore, now
@@ -45,9 +45,6 @@ from services.dataset.store import DatasetRecord, DatasetStore, now
 log = logging.getLogger(__name__)
 
 MANIFEST_SCHEMA = "trainyard.dataset.manifest/v1"
-MAX_NAME = 128
-MAX_DESCRIPTION = 4096
-MAX_REQUEST_ID = 128
 
 
 @dataclass(frozen=True)
@@ -68,15 +65,12 @@ class CreateSpec:
 
 
 def validate_spec(spec: CreateSpec) -> importer.ImportOptions:
-    violations: dict[str, str] = {}
-    if not spec.name or len(spec.name) > MAX_NAME:
-        violations["metadata.name"] = f"must be 1..{MAX_NAME} characters"
-    elif spec.name != spec.name.strip() or any(ord(c) < 32 or c == "\x7f" for c in spec.name):
-        violations["metadata.name"] = "must not start or end with spaces or contain control characters"
-    if len(spec.description) > MAX_DESCRIPTION:
-        violations["metadata.description"] = f"must be at most {MAX_DESCRIPTION} characters"
-    if len(spec.request_id) > MAX_REQUEST_ID:
-        violations["metadata.request_id"] = f"must be at most {MAX_REQUEST_ID} characters"
+    violations = fields.text_violations(
+        {"metadata.name": ("name", spec.name), "metadata.description": ("description", spec.description)},
+        required={"metadata.name"},
+    )
+    if len(spec.request_id) > fields.MAX_REQUEST_ID:
+        violations["metadata.request_id"] = f"must be at most {fields.MAX_REQUEST_ID} characters"
     for name, value in (("val_fraction", spec.val_fraction), ("test_fraction", spec.test_fraction)):
         if not 0.0 <= value <= 0.9:
             violations[f"metadata.{name}"] = f"must be in [0, 0.9], got {value}"
@@ -136,6 +130,19 @@ Notice = Callable[[str], None]  # a status line for the import (e.g. waiting for
 T = TypeVar("T")
 
 
+@dataclass
+class ImportReport:
+    """What one import reports beyond its outcome: every warning and rejected (skipped) file."""
+
+    import_id: str
+    warnings: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def collect(self, result: importer.ImportResult) -> None:
+        self.warnings = list(result.warnings)
+        self.rejected = list(result.rejected)
+
+
 @dataclass(frozen=True)
 class VersionSpec:
     """What a client asks for in CreateDatasetVersionMetadata."""
@@ -181,7 +188,7 @@ def version_row(
         ),
         annotation_types_json=json.dumps(manifest["annotation_types"]),
         source_format=source_format,
-        warnings_json=json.dumps(warnings),
+        warnings_json=json.dumps(importer.cap_warnings(warnings)),
         create_time=created,
         stats_json=json.dumps(statistics),
         ignore_index=manifest.get("ignore_index"),
@@ -368,8 +375,10 @@ class Datasets:
         archive_path: Path,
         progress: Progress | None = None,
         notice: Notice | None = None,
+        report: ImportReport | None = None,
     ) -> DatasetRecord:
-        """Import the archive and create the dataset with its first version, all or nothing."""
+        """Import the archive and create the dataset with its first version, all or nothing. `report`
+        collects the import's warnings and rejected files and names the import the version came from."""
         options = validate_spec(spec)
         existing = self.store.find_by_request_id(project, spec.request_id)
         if existing is not None:
@@ -379,6 +388,8 @@ class Datasets:
         workdir = Path(tempfile.mkdtemp(prefix="trainyard-import-", dir=self.spool_dir()))
         try:
             result = importer.import_archive(archive_path, workdir, options, self.limits, progress)
+            if report is not None:
+                report.collect(result)
             if progress is not None:
                 progress(-1, 0)  # uploading
             self._upload_images(result, calls)
@@ -406,6 +417,7 @@ class Datasets:
             rejected=result.rejected,
         )
         version = version_row(project, manifest, (key, sha, size), statistics, result.format, result.warnings, created)
+        version.import_id = report.import_id if report is not None else None
         try:
             record, made = self.store.create(dataset, version, result.task_types)
         except Exception:
@@ -428,6 +440,7 @@ class Datasets:
         archive_path: Path,
         progress: Progress | None = None,
         notice: Notice | None = None,
+        report: ImportReport | None = None,
     ) -> DatasetVersionRow:
         """Import the archive and add it to the latest version as the next version, all or nothing."""
         options = validate_spec(
@@ -456,6 +469,8 @@ class Datasets:
         workdir = Path(tempfile.mkdtemp(prefix="trainyard-import-", dir=self.spool_dir()))
         try:
             result = importer.import_archive(archive_path, workdir, options, self.limits, progress)
+            if report is not None:
+                report.collect(result)
             merged_classes, new_cases = merge_cases(old, result, spec.mode)
             if progress is not None:
                 progress(-1, 0)
@@ -491,6 +506,7 @@ class Datasets:
         version = version_row(project, manifest, (key, sha, size), statistics, result.format, result.warnings, now())
         version.parent_version_id = parent.id
         version.request_id = spec.request_id or None
+        version.import_id = report.import_id if report is not None else None
         try:
             self.store.add_version(record.dataset.id, parent.id, version, manifest["task_types"])
         except Exception:
@@ -711,40 +727,83 @@ class Datasets:
         return row
 
     def _run_import(self, import_id: str, project: str, bucket: str, key: str, spec: CreateSpec | VersionSpec) -> None:
+        """The background part of ImportDataset: download, then run_recorded; every outcome ends in the row."""
         fd, name = tempfile.mkstemp(prefix="trainyard-upload-", suffix=".archive", dir=self.spool_dir())
         os.close(fd)
         path = Path(name)
+
+        def notice(message: str) -> None:  # e.g. waiting for the object store: WatchImport streams it
+            self.imports.update(import_id, message=message)
+
+        def progress(done: int, total: int) -> None:
+            if done < 0:
+                self.imports.update(import_id, message="storing images")
+            else:
+                self.imports.update(import_id, done=done, total=total, message="reading and checking images")
+
         try:
             self.imports.update(import_id, state="running", message=f"downloading {key}")
-
-            def notice(message: str) -> None:  # e.g. waiting for the object store: WatchImport streams it
-                self.imports.update(import_id, message=message)
-
-            self.object_store(notice).call(
-                f"downloading the archive {bucket}/{key}", lambda: self.import_s3.fget_object(bucket, key, str(path))
-            )
-
-            def progress(done: int, total: int) -> None:
-                if done < 0:
-                    self.imports.update(import_id, message="storing images")
-                else:
-                    self.imports.update(import_id, done=done, total=total, message="reading and checking images")
-
-            if isinstance(spec, CreateSpec):
-                record = self.create(project, spec, path, progress, notice)
-                dataset_id, version_id = record.dataset.id, record.version.id if record.version else None
-            else:
-                version = self.create_version(project, spec, path, progress, notice)
-                dataset_id, version_id = version.dataset_id, version.id
-            self.imports.finish(import_id, dataset_id, version_id)
-        except TrainyardError as exc:
-            rejected = [{"path": f, "reason": r} for f, r in getattr(exc, "violations", {}).items()]
-            self.imports.fail(import_id, exc.message, rejected)
-        except Exception as exc:  # noqa: BLE001 - the import fails; the error is reported, not raised
+            try:
+                self.object_store(notice).call(
+                    f"downloading the archive {bucket}/{key}",
+                    lambda: self.import_s3.fget_object(bucket, key, str(path)),
+                )
+            except TrainyardError as exc:
+                self.imports.fail(import_id, exc.message)
+                return
+            self.run_recorded(import_id, project, spec, path, progress, notice)
+        except TrainyardError as exc:  # recorded in the row by run_recorded; nobody waits for this thread
+            log.info("import failed", extra={"import_id": import_id, "error": exc.message[:300]})
+        except Exception as exc:  # noqa: BLE001 - as above; a failure before run_recorded is recorded here
             log.exception("import failed", extra={"import_id": import_id})
-            self.imports.fail(import_id, f"internal error: {exc}", [])
+            self.imports.fail(import_id, f"internal error: {exc}")
         finally:
             path.unlink(missing_ok=True)
+
+    def run_recorded(
+        self,
+        import_id: str,
+        project: str,
+        spec: CreateSpec | VersionSpec,
+        archive_path: Path,
+        progress: Progress | None = None,
+        notice: Notice | None = None,
+    ) -> DatasetRecord | DatasetVersionRow:
+        """Create the dataset (CreateSpec) or version (VersionSpec) from the archive, recording the outcome
+        and the full report in import `import_id`. A refusal over bad files names the import (its report
+        lists every file; the error itself must fit gRPC's trailers)."""
+        report = ImportReport(import_id)
+        try:
+            if isinstance(spec, CreateSpec):
+                made: DatasetRecord | DatasetVersionRow = self.create(
+                    project, spec, archive_path, progress, notice, report
+                )
+                dataset_id, version_id = made.dataset.id, made.version.id if made.version else None
+            else:
+                made = self.create_version(project, spec, archive_path, progress, notice, report)
+                dataset_id, version_id = made.dataset_id, made.id
+        except importer.ImportRejected as exc:
+            self.imports.fail(import_id, exc.message, exc.rejected, exc.warnings)
+            raise exc.with_report(import_id) from None
+        except TrainyardError as exc:
+            self.imports.fail(import_id, exc.message, report.rejected, report.warnings)
+            raise
+        except Exception as exc:
+            log.exception("import failed", extra={"import_id": import_id})
+            self.imports.fail(import_id, f"internal error: {exc}", report.rejected, report.warnings)
+            raise
+        self.imports.finish(import_id, dataset_id, version_id, report.warnings, report.rejected)
+        return made
+
+    def import_upload(
+        self, project: str, spec: CreateSpec | VersionSpec, archive_path: Path
+    ) -> DatasetRecord | DatasetVersionRow:
+        """An uploaded archive (CreateDataset, CreateDatasetVersion) imported as a recorded import."""
+        row = self.imports.create(project, RUNNING, message="reading and checking the upload")
+        return self.run_recorded(row.id, project, spec, archive_path)
+
+    def import_report(self, project: str, import_id: str, page_size: int = 0, page_token: str = ""):
+        return self.imports.report(project, import_id, page_size, page_token)
 
     def get_import(self, project: str, import_id: str) -> ImportRow:
         return self.imports.get(project, import_id)

@@ -103,6 +103,7 @@ def version_to_proto(v) -> dataset_pb2.DatasetVersion:
         source_format=FORMAT_ENUM.get(v.source_format, dataset_pb2.DATASET_FORMAT_UNSPECIFIED),
         import_warnings=json.loads(v.warnings_json),
         create_time=_timestamp(v.create_time),
+        import_id=v.import_id or "",
     )
 
 
@@ -133,6 +134,12 @@ def spec_from_proto(meta: dataset_service_pb2.CreateDatasetMetadata) -> CreateSp
         violations["metadata.format"] = f"unknown format {name}"
     if meta.archive_type not in ARCHIVES:
         violations["metadata.archive_type"] = f"unknown archive type {meta.archive_type}"
+    if meta.task_type != common_pb2.TASK_TYPE_UNSPECIFIED and meta.task_type not in TASK_NAMES:
+        violations["metadata.task_type"] = (
+            f"unknown task type {meta.task_type}; one of "
+            + ", ".join(common_pb2.TaskType.Name(t) for t in TASK_NAMES)
+            + " (or TASK_TYPE_UNSPECIFIED: whatever the annotations give)"
+        )
     if violations:
         raise InvalidArgument(violations)
     return CreateSpec(
@@ -195,7 +202,11 @@ def version_spec_from_proto(
     )
 
 
-def import_to_proto(row) -> dataset_pb2.ImportStatus:
+STATUS_REJECTED_FILES = 100  # in an ImportStatus; GetImportReport pages through all of them
+
+
+def import_to_proto(row, *, with_rejected: bool = True) -> dataset_pb2.ImportStatus:
+    rejected = json.loads(row.rejected_json or "[]")
     return dataset_pb2.ImportStatus(
         id=row.id,
         state=IMPORT_STATES.get(row.state, dataset_pb2.IMPORT_STATE_UNSPECIFIED),
@@ -204,7 +215,11 @@ def import_to_proto(row) -> dataset_pb2.ImportStatus:
         message=row.message,
         dataset_id=row.dataset_id or "",
         version_id=row.version_id or "",
-        rejected_files=[dataset_pb2.RejectedFile(**r) for r in json.loads(row.rejected_json or "[]")],
+        rejected_files=[dataset_pb2.RejectedFile(**r) for r in rejected[:STATUS_REJECTED_FILES]]
+        if with_rejected
+        else [],
+        rejected_count=len(rejected),
+        warning_count=len(json.loads(row.warnings_json or "[]")),
     )
 
 
@@ -271,7 +286,7 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
             return dataset_service_pb2.CreateDatasetResponse(dataset=dataset_to_proto(existing))
         path = await self._spool(request_iterator, "upload")
         try:
-            record = await asyncio.to_thread(self.datasets.create, project, spec, path)
+            record = await asyncio.to_thread(self.datasets.import_upload, project, spec, path)
         finally:
             path.unlink(missing_ok=True)
         return dataset_service_pb2.CreateDatasetResponse(dataset=dataset_to_proto(record))
@@ -367,7 +382,7 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
         await asyncio.to_thread(self.datasets.get, project, spec.dataset_id)  # NOT_FOUND before the upload
         path = await self._spool(request_iterator, "version upload")
         try:
-            version = await asyncio.to_thread(self.datasets.create_version, project, spec, path)
+            version = await asyncio.to_thread(self.datasets.import_upload, project, spec, path)
         finally:
             path.unlink(missing_ok=True)
         return dataset_service_pb2.CreateDatasetVersionResponse(version=version_to_proto(version))
@@ -419,6 +434,23 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
             raise InvalidArgument({"format": "must be COCO, IMAGE_FOLDER or MASK_PNG"})
         ref, url = await asyncio.to_thread(self.datasets.export, project, request.version_id, fmt)
         return dataset_service_pb2.ExportDatasetVersionResponse(archive=common_pb2.ObjectRef(**ref), url=url)
+
+    async def GetImportReport(self, request, context):
+        require(import_id=request.import_id)
+        row, warnings, rejected, token = await asyncio.to_thread(
+            self.datasets.import_report,
+            identity.current().project,
+            request.import_id,
+            request.page_size,
+            request.page_token,
+        )
+        response = dataset_service_pb2.GetImportReportResponse(
+            warnings=warnings,
+            rejected_files=[dataset_pb2.RejectedFile(**r) for r in rejected],
+            next_page_token=token,
+        )
+        getattr(response, "import").CopyFrom(import_to_proto(row, with_rejected=False))
+        return response
 
     async def DeleteDataset(self, request, context):
         require(dataset_id=request.dataset_id)

@@ -13,7 +13,7 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from services.common import errors, identity
+from services.common import errors, fields, identity
 from services.common.messaging import cancel_subject, jobs_subject
 from services.common.objectstore import ARTIFACTS_BUCKET
 from services.training import hyperparams, search_space, tuning
@@ -37,9 +37,7 @@ SUPPORTED_TASK_TYPES = {
     C.TASK_TYPE_INSTANCE_SEGMENTATION: ((C.ANNOTATION_TYPE_POLYGON,), "instance outlines (polygons or RLE masks)"),
 }
 BUILDABLE_LIBRARIES = ("torchvision", "timm", "combo")
-MAX_NAME = 128
-MAX_DESCRIPTION = 4096
-MAX_REQUEST_ID = 256
+MAX_NAME, MAX_DESCRIPTION, MAX_REQUEST_ID = fields.MAX_NAME, fields.MAX_DESCRIPTION, fields.MAX_REQUEST_ID
 WATCH_POLL_S = 2.0
 
 
@@ -117,12 +115,11 @@ class TaskNotifier:
 def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> dict[str, str]:
     """Every problem with the request that can be seen without asking another service."""
     bad: dict[str, str] = {}
-    if not req.name.strip():
-        bad["name"] = "required; 1..128 characters"
-    elif len(req.name) > MAX_NAME:
-        bad["name"] = f"at most {MAX_NAME} characters, got {len(req.name)}"
-    if len(req.description) > MAX_DESCRIPTION:
-        bad["description"] = f"at most {MAX_DESCRIPTION} characters, got {len(req.description)}"
+    bad.update(
+        fields.text_violations(
+            {"name": ("name", req.name), "description": ("description", req.description)}, required={"name"}
+        )
+    )
     if req.task_type == C.TASK_TYPE_UNSPECIFIED:
         bad["task_type"] = "required"
     elif req.task_type not in C.TaskType.values():

@@ -84,7 +84,7 @@ class SplitCounts(_message.Message):
     def __init__(self, train: _Optional[int] = ..., val: _Optional[int] = ..., test: _Optional[int] = ...) -> None: ...
 
 class DatasetVersion(_message.Message):
-    __slots__ = ("id", "dataset_id", "number", "manifest", "case_count", "split_counts", "classes", "annotation_types", "source_format", "import_warnings", "create_time", "statistics", "parent_version_id", "ignore_index")
+    __slots__ = ("id", "dataset_id", "number", "manifest", "case_count", "split_counts", "classes", "annotation_types", "source_format", "import_warnings", "create_time", "statistics", "parent_version_id", "ignore_index", "import_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,7 @@ class DatasetVersion(_message.Message):
     STATISTICS_FIELD_NUMBER: _ClassVar[int]
     PARENT_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     IGNORE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     dataset_id: str
     number: int
@@ -113,7 +114,8 @@ class DatasetVersion(_message.Message):
     statistics: DatasetStatistics
     parent_version_id: str
     ignore_index: int
-    def __init__(self, id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., number: _Optional[int] = ..., manifest: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., case_count: _Optional[int] = ..., split_counts: _Optional[_Union[SplitCounts, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassInfo, _Mapping]]] = ..., annotation_types: _Optional[_Iterable[_Union[_common_pb2.AnnotationType, str]]] = ..., source_format: _Optional[_Union[DatasetFormat, str]] = ..., import_warnings: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., statistics: _Optional[_Union[DatasetStatistics, _Mapping]] = ..., parent_version_id: _Optional[str] = ..., ignore_index: _Optional[int] = ...) -> None: ...
+    import_id: str
+    def __init__(self, id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., number: _Optional[int] = ..., manifest: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., case_count: _Optional[int] = ..., split_counts: _Optional[_Union[SplitCounts, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassInfo, _Mapping]]] = ..., annotation_types: _Optional[_Iterable[_Union[_common_pb2.AnnotationType, str]]] = ..., source_format: _Optional[_Union[DatasetFormat, str]] = ..., import_warnings: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., statistics: _Optional[_Union[DatasetStatistics, _Mapping]] = ..., parent_version_id: _Optional[str] = ..., ignore_index: _Optional[int] = ..., import_id: _Optional[str] = ...) -> None: ...
 
 class ClassStatistics(_message.Message):
     __slots__ = ("index", "name", "image_count", "instance_count")
@@ -242,7 +244,7 @@ class LegendEntry(_message.Message):
     def __init__(self, class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., colour: _Optional[str] = ...) -> None: ...
 
 class ImportStatus(_message.Message):
-    __slots__ = ("id", "state", "done", "total", "message", "dataset_id", "version_id", "rejected_files")
+    __slots__ = ("id", "state", "done", "total", "message", "dataset_id", "version_id", "rejected_files", "rejected_count", "warning_count")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +253,8 @@ class ImportStatus(_message.Message):
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FILES_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WARNING_COUNT_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: ImportState
     done: int
@@ -259,7 +263,9 @@ class ImportStatus(_message.Message):
     dataset_id: str
     version_id: str
     rejected_files: _containers.RepeatedCompositeFieldContainer[RejectedFile]
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[ImportState, str]] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., message: _Optional[str] = ..., dataset_id: _Optional[str] = ..., version_id: _Optional[str] = ..., rejected_files: _Optional[_Iterable[_Union[RejectedFile, _Mapping]]] = ...) -> None: ...
+    rejected_count: int
+    warning_count: int
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[ImportState, str]] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., message: _Optional[str] = ..., dataset_id: _Optional[str] = ..., version_id: _Optional[str] = ..., rejected_files: _Optional[_Iterable[_Union[RejectedFile, _Mapping]]] = ..., rejected_count: _Optional[int] = ..., warning_count: _Optional[int] = ...) -> None: ...
 
 class Case(_message.Message):
     __slots__ = ("id", "source_path", "image_sha256", "width", "height", "split", "annotations", "preview_jpeg", "image_url")

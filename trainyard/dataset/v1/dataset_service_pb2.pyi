@@ -19,7 +19,7 @@ VERSION_MODE_ADD_OR_REPLACE: VersionMode
 VERSION_MODE_REPLACE_ALL: VersionMode
 
 class CreateDatasetMetadata(_message.Message):
-    __slots__ = ("name", "description", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "request_id", "accept_partial", "ignore_index", "task_type")
+    __slots__ = ("name", "description", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "request_id", "accept_partial", "ignore_index", "task_type", "drop_duplicates")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class CreateDatasetMetadata(_message.Message):
     ACCEPT_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     IGNORE_INDEX_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DROP_DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     format: _dataset_pb2.DatasetFormat
@@ -42,10 +43,11 @@ class CreateDatasetMetadata(_message.Message):
     accept_partial: bool
     ignore_index: int
     task_type: _common_pb2.TaskType
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., format: _Optional[_Union[_dataset_pb2.DatasetFormat, str]] = ..., archive_type: _Optional[_Union[_dataset_pb2.ArchiveType, str]] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., accept_partial: _Optional[bool] = ..., ignore_index: _Optional[int] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ...) -> None: ...
+    drop_duplicates: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., format: _Optional[_Union[_dataset_pb2.DatasetFormat, str]] = ..., archive_type: _Optional[_Union[_dataset_pb2.ArchiveType, str]] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., request_id: _Optional[str] = ..., accept_partial: _Optional[bool] = ..., ignore_index: _Optional[int] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., drop_duplicates: _Optional[bool] = ...) -> None: ...
 
 class CreateDatasetVersionMetadata(_message.Message):
-    __slots__ = ("dataset_id", "mode", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "accept_partial", "request_id")
+    __slots__ = ("dataset_id", "mode", "format", "archive_type", "val_fraction", "test_fraction", "split_seed", "accept_partial", "request_id", "ignore_index", "drop_duplicates")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +57,8 @@ class CreateDatasetVersionMetadata(_message.Message):
     SPLIT_SEED_FIELD_NUMBER: _ClassVar[int]
     ACCEPT_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DROP_DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     mode: VersionMode
     format: _dataset_pb2.DatasetFormat
@@ -64,7 +68,9 @@ class CreateDatasetVersionMetadata(_message.Message):
     split_seed: int
     accept_partial: bool
     request_id: str
-    def __init__(self, dataset_id: _Optional[str] = ..., mode: _Optional[_Union[VersionMode, str]] = ..., format: _Optional[_Union[_dataset_pb2.DatasetFormat, str]] = ..., archive_type: _Optional[_Union[_dataset_pb2.ArchiveType, str]] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., accept_partial: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    ignore_index: int
+    drop_duplicates: bool
+    def __init__(self, dataset_id: _Optional[str] = ..., mode: _Optional[_Union[VersionMode, str]] = ..., format: _Optional[_Union[_dataset_pb2.DatasetFormat, str]] = ..., archive_type: _Optional[_Union[_dataset_pb2.ArchiveType, str]] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., accept_partial: _Optional[bool] = ..., request_id: _Optional[str] = ..., ignore_index: _Optional[int] = ..., drop_duplicates: _Optional[bool] = ...) -> None: ...
 
 class CreateDatasetVersionRequest(_message.Message):
     __slots__ = ("metadata", "chunk")
@@ -216,3 +222,24 @@ class DeleteDatasetRequest(_message.Message):
 class DeleteDatasetResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetImportReportRequest(_message.Message):
+    __slots__ = ("import_id", "page_size", "page_token")
+    IMPORT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    import_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, import_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class GetImportReportResponse(_message.Message):
+    __slots__ = ("warnings", "rejected_files", "next_page_token")
+    IMPORT_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FILES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    rejected_files: _containers.RepeatedCompositeFieldContainer[_dataset_pb2.RejectedFile]
+    next_page_token: str
+    def __init__(self, warnings: _Optional[_Iterable[str]] = ..., rejected_files: _Optional[_Iterable[_Union[_dataset_pb2.RejectedFile, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., **kwargs) -> None: ...

@@ -85,6 +85,11 @@ class DatasetServiceStub:
                 request_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionRequest.SerializeToString,
                 response_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionResponse.FromString,
                 _registered_method=True)
+        self.GetImportReport = channel.unary_unary(
+                '/trainyard.dataset.v1.DatasetService/GetImportReport',
+                request_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.GetImportReportRequest.SerializeToString,
+                response_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.GetImportReportResponse.FromString,
+                _registered_method=True)
 
 
 class DatasetServiceServicer:
@@ -177,6 +182,17 @@ class DatasetServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetImportReport(self, request, context):
+        """GetImportReport returns the full report of an import (CreateDataset, CreateDatasetVersion or
+        ImportDataset): its status, every warning and every rejected file with the reason, the files
+        a page at a time. An import that fails over bad files names its id in the error (ErrorInfo
+        metadata "import_id"). Fails with INVALID_ARGUMENT for a bad page token and NOT_FOUND when
+        the import does not exist in the project.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatasetServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -229,6 +245,11 @@ def add_DatasetServiceServicer_to_server(servicer, server):
                     servicer.ExportDatasetVersion,
                     request_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionRequest.FromString,
                     response_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionResponse.SerializeToString,
+            ),
+            'GetImportReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImportReport,
+                    request_deserializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.GetImportReportRequest.FromString,
+                    response_serializer=trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.GetImportReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -502,6 +523,33 @@ class DatasetService:
             '/trainyard.dataset.v1.DatasetService/ExportDatasetVersion',
             trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionRequest.SerializeToString,
             trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.ExportDatasetVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImportReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.dataset.v1.DatasetService/GetImportReport',
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.GetImportReportRequest.SerializeToString,
+            trainyard_dot_dataset_dot_v1_dot_dataset__service__pb2.GetImportReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,13 @@ class DatasetServiceStub:
     artifacts bucket and returns it with a short-lived download URL. Fails with NOT_FOUND, and
     FAILED_PRECONDITION when the version's annotations do not fit the format.
     """
+    GetImportReport: _grpc.UnaryUnaryMultiCallable[_dataset_service_pb2.GetImportReportRequest, _dataset_service_pb2.GetImportReportResponse]
+    """GetImportReport returns the full report of an import (CreateDataset, CreateDatasetVersion or
+    ImportDataset): its status, every warning and every rejected file with the reason, the files
+    a page at a time. An import that fails over bad files names its id in the error (ErrorInfo
+    metadata "import_id"). Fails with INVALID_ARGUMENT for a bad page token and NOT_FOUND when
+    the import does not exist in the project.
+    """
 
 @_typing.type_check_only
 class DatasetServiceAsyncStub(DatasetServiceStub):
@@ -122,6 +129,13 @@ class DatasetServiceAsyncStub(DatasetServiceStub):
     """ExportDatasetVersion writes a version as a zip archive (COCO, ImageFolder or mask PNGs) to the
     artifacts bucket and returns it with a short-lived download URL. Fails with NOT_FOUND, and
     FAILED_PRECONDITION when the version's annotations do not fit the format.
+    """
+    GetImportReport: _aio.UnaryUnaryMultiCallable[_dataset_service_pb2.GetImportReportRequest, _dataset_service_pb2.GetImportReportResponse]  # type: ignore[assignment]
+    """GetImportReport returns the full report of an import (CreateDataset, CreateDatasetVersion or
+    ImportDataset): its status, every warning and every rejected file with the reason, the files
+    a page at a time. An import that fails over bad files names its id in the error (ErrorInfo
+    metadata "import_id"). Fails with INVALID_ARGUMENT for a bad page token and NOT_FOUND when
+    the import does not exist in the project.
     """
 
 class DatasetServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -227,6 +241,19 @@ class DatasetServiceServicer(metaclass=_abc_1.ABCMeta):
         """ExportDatasetVersion writes a version as a zip archive (COCO, ImageFolder or mask PNGs) to the
         artifacts bucket and returns it with a short-lived download URL. Fails with NOT_FOUND, and
         FAILED_PRECONDITION when the version's annotations do not fit the format.
+        """
+
+    @_abc_1.abstractmethod
+    def GetImportReport(
+        self,
+        request: _dataset_service_pb2.GetImportReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataset_service_pb2.GetImportReportResponse, _abc.Awaitable[_dataset_service_pb2.GetImportReportResponse]]:
+        """GetImportReport returns the full report of an import (CreateDataset, CreateDatasetVersion or
+        ImportDataset): its status, every warning and every rejected file with the reason, the files
+        a page at a time. An import that fails over bad files names its id in the error (ErrorInfo
+        metadata "import_id"). Fails with INVALID_ARGUMENT for a bad page token and NOT_FOUND when
+        the import does not exist in the project.
         """
 
 def add_DatasetServiceServicer_to_server(servicer: DatasetServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
