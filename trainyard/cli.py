@@ -651,7 +651,7 @@ def ty_task_type(value) -> int:
     return task_type(value)
 
 
-def _watch(ty, task_id: str, output: str = "table") -> int:
+def _watch(ty, task_id: str, output: str = "table", after: int = 0) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from trainyard.client import state_name
@@ -667,7 +667,7 @@ def _watch(ty, task_id: str, output: str = "table") -> int:
         console=console,
     ) as bar:
         epochs = bar.add_task("waiting", total=None, metrics="")
-        for event in ty.training.watch(task_id):
+        for event in ty.training.watch(task_id, after_sequence=after):
             if output == "json":
                 _json(event)
             if event.HasField("task"):
@@ -694,7 +694,7 @@ def _watch(ty, task_id: str, output: str = "table") -> int:
 
 def cmd_train_watch(args) -> int:
     with _client(args) as ty:
-        return _watch(ty, args.id, args.output)
+        return _watch(ty, args.id, args.output, args.after)
 
 
 def cmd_train_list(args) -> int:
@@ -1015,7 +1015,9 @@ def add_flow_commands(sub) -> None:
     p.add_argument("--objective", help="search: metric to optimise (default the task type's primary metric)")
     p.add_argument("--prune", help="search: none, median or asha")
     p.add_argument("--prune-warmup", type=int, help="search: epochs before a trial may be pruned")
-    leaf(tr, "watch", cmd_train_watch, "follow a task: epochs, live metrics, logs").add_argument("id")
+    p = leaf(tr, "watch", cmd_train_watch, "follow a task: epochs, live metrics, logs")
+    p.add_argument("id")
+    p.add_argument("--after", type=int, default=0, help="resume after this event sequence (from an ended watch)")
     leaf(tr, "trials", cmd_train_trials, "trials of a hyperparameter search").add_argument("id")
     p = leaf(tr, "schema", cmd_train_schema, "hyperparameters: ranges, defaults, default search space")
     p.add_argument("--model")
@@ -1133,6 +1135,11 @@ def _print_error(exc) -> None:
             err.print(f"  [bold]{escape(field)}[/]: {escape(why)}")
     if exc.retry_after:
         err.print(f"  retry in {exc.retry_after:.1f} s")
+    if exc.metadata.get("after_sequence") and exc.metadata.get("task_id"):
+        md = exc.metadata
+        err.print(
+            f"  resume: [bold]trainyard train watch {escape(md['task_id'])} --after {escape(md['after_sequence'])}[/]"
+        )
     if exc.metadata.get("import_id"):
         err.print(f"  every file and reason: [bold]trainyard datasets report {escape(exc.metadata['import_id'])}[/]")
     hint = _HINTS.get(exc.code.name)

@@ -655,14 +655,20 @@ class Training:
         )
         return self._c.call(self._c._training.GetHyperparameterSchema, request)
 
-    def watch(self, task_id: str, *, from_start: bool = True) -> Iterator[training_pb2.TaskEvent]:
-        """Events of a task until it ends (status, progress, epoch metrics, logs); reconnects on
-        UNAVAILABLE without repeating events already seen."""
-        seen = 0
+    def watch(
+        self, task_id: str, *, from_start: bool = True, after_sequence: int = 0
+    ) -> Iterator[training_pb2.TaskEvent]:
+        """Events of a task until it ends (status, progress, epoch metrics, logs); on UNAVAILABLE (the gateway,
+        the service or its message bus away) it resumes after the last event seen, `client.retries` times
+        in a row. `after_sequence` resumes an earlier watch: the last TaskEvent.sequence it received (an
+        error's `metadata["after_sequence"]`)."""
+        seen = after_sequence
         attempt = 0
         while True:
             stream = self._c._training.WatchTrainingTask(
-                training_service_pb2.WatchTrainingTaskRequest(task_id=task_id, from_start=from_start or seen > 0),
+                training_service_pb2.WatchTrainingTaskRequest(
+                    task_id=task_id, from_start=from_start, after_sequence=seen
+                ),
                 metadata=self._c._metadata,
             )
             try:
@@ -682,7 +688,11 @@ class Training:
                     self._c._sleep_before_retry(attempt, exc)
                     attempt += 1
                     continue
-                raise error_from_rpc(exc) from None
+                error = error_from_rpc(exc)
+                if seen:
+                    error.metadata.setdefault("after_sequence", str(seen))
+                    error.metadata.setdefault("task_id", task_id)
+                raise error from None
             finally:
                 stream.cancel()
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     training_lease_s: float = Field(default=300.0, gt=0)
     training_sweep_interval_s: float = Field(default=30.0, gt=0)
     training_pending_grace_s: float = Field(default=30.0, ge=0)
+    # A WatchTrainingTask whose service has been out of reach of NATS this long ends UNAVAILABLE, naming
+    # the event cursor (after_sequence) to resume from: no event can reach it meanwhile.
+    training_watch_bus_grace_s: float = Field(default=3.0, gt=0)
     # Shared secret the gateway sends to internal services; empty disables the check (tests).
     internal_token: str = ""
     # Internal service addresses, host:port.

@@ -29,4 +29,6 @@ async def start(settings: Settings) -> RunningService:
     server, port = await serve(
         cfg, [(dataset_service_pb2_grpc.add_DatasetServiceServicer_to_server, servicer, SERVICE_NAME)]
     )
-    return RunningService(server, port, closers=[datasets.close, engine.dispose])
+    running = RunningService(server, port, closers=[datasets.close, engine.dispose])
+    running.datasets = datasets  # type: ignore[attr-defined]
+    return running

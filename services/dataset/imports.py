@@ -4,19 +4,26 @@ failed, each with its full report (every rejected file and warning; GetImportRep
 from __future__ import annotations
 
 import json
+import socket
 import uuid
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from services.common.errors import InvalidArgument, NotFound
 from services.dataset.models import ImportRow
-from services.dataset.store import now
+from services.dataset.store import now, utc
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
 FINAL = (SUCCEEDED, FAILED)
 DEFAULT_REPORT_PAGE = 1000
 MAX_REPORT_PAGE = 10_000
+
+
+# Where this process runs (a pod's name in Kubernetes): a restarted service fails the imports its host had
+# running, and leaves other replicas' running imports alone.
+WORKER = socket.gethostname()[:64]
 
 
 def rejected_dicts(rejected) -> list[dict]:
@@ -33,7 +40,13 @@ class ImportStore:
     def create(self, project: str, state: str = PENDING, **fields) -> ImportRow:
         t = now()
         row = ImportRow(
-            id=f"imp-{uuid.uuid4().hex[:20]}", project=project, state=state, create_time=t, update_time=t, **fields
+            id=f"imp-{uuid.uuid4().hex[:20]}",
+            project=project,
+            state=state,
+            create_time=t,
+            update_time=t,
+            worker=WORKER,
+            **fields,
         )
         with self._session() as s, s.begin():
             s.add(row)
@@ -107,10 +120,30 @@ class ImportStore:
         end = start + size
         return row, warnings, rejected[start:end], str(end) if end < len(rejected) else ""
 
-    def fail_interrupted(self) -> None:
-        """At start: imports that were running when the service stopped failed; nothing was created."""
+    def touch(self, import_id: str) -> None:
+        """A running import's heartbeat: its update_time is now (watchers judge a stall by it)."""
+        with self._session() as s, s.begin():
+            row = s.get(ImportRow, import_id)
+            if row is not None and row.state == RUNNING:
+                row.update_time = now()
+                s.add(row)
+
+    @staticmethod
+    def stalled_for(row: ImportRow, stall_s: float) -> float | None:
+        """Seconds a running import has not been heard of, when over stall_s (None otherwise)."""
+        if row.state != RUNNING:
+            return None
+        age = (now() - utc(row.update_time)).total_seconds()
+        return age if age > stall_s else None
+
+    def fail_interrupted(self, stall_s: float) -> None:
+        """At start: imports this host was running (or pending) when the service stopped, and any import
+        not heard of for stall_s, failed; nothing was created."""
+        stale = now() - timedelta(seconds=stall_s)
         with self._session() as s, s.begin():
             for row in s.exec(select(ImportRow).where(ImportRow.state.in_((PENDING, RUNNING)))).all():
+                if row.worker not in (WORKER, None) and utc(row.update_time) > stale:
+                    continue  # another replica's, alive
                 row.state = FAILED
                 row.message = "interrupted by a service restart; nothing was created, start the import again"
                 row.update_time = now()

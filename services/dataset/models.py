@@ -84,6 +84,7 @@ class ImportRow(SQLModel, table=True):
     version_id: str | None = Field(default=None, max_length=64)
     rejected_json: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, server_default="[]"))
     warnings_json: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, server_default="[]"))
+    worker: str | None = Field(default=None, max_length=64)  # host running it; update_time is its heartbeat
     create_time: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     update_time: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 

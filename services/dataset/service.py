@@ -330,7 +330,7 @@ class Datasets:
         self._manifests: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = Lock()
         self.imports = ImportStore(engine)
-        self.imports.fail_interrupted()
+        self.imports.fail_interrupted(settings.dataset_import_stall_s)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dataset-import")
 
     @property
@@ -773,6 +773,8 @@ class Datasets:
         and the full report in import `import_id`. A refusal over bad files names the import (its report
         lists every file; the error itself must fit gRPC's trailers)."""
         report = ImportReport(import_id)
+        beating = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(import_id, beating), daemon=True).start()
         try:
             if isinstance(spec, CreateSpec):
                 made: DatasetRecord | DatasetVersionRow = self.create(
@@ -792,8 +794,32 @@ class Datasets:
             log.exception("import failed", extra={"import_id": import_id})
             self.imports.fail(import_id, f"internal error: {exc}", report.rejected, report.warnings)
             raise
+        finally:
+            beating.set()
         self.imports.finish(import_id, dataset_id, version_id, report.warnings, report.rejected)
         return made
+
+    def _heartbeat(self, import_id: str, done: threading.Event) -> None:
+        while not done.wait(self.settings.dataset_import_heartbeat_s):
+            try:
+                self.imports.touch(import_id)
+            except Exception:  # noqa: BLE001 - a missed beat (database away) must not stop the import
+                log.warning("import heartbeat failed", extra={"import_id": import_id}, exc_info=True)
+
+    def watched_import(self, project: str, import_id: str) -> ImportRow:
+        """The import's row for WatchImport; UNAVAILABLE when it is running but has not been heard of for
+        dataset_import_stall_s (its replica stopped): a watch must end rather than stream nothing forever."""
+        row = self.imports.get(project, import_id)
+        silent = self.imports.stalled_for(row, self.settings.dataset_import_stall_s)
+        if silent is not None:
+            raise Unavailable(
+                f"import {import_id} has not been heard of for {silent:.0f} s: the dataset service running it "
+                f"({row.worker}) may have stopped (a restarted service fails it; nothing is created until it "
+                "finishes); WatchImport again to resume",
+                reason="IMPORT_STALLED",
+                metadata={"import_id": import_id},
+            )
+        return row
 
     def import_upload(
         self, project: str, spec: CreateSpec | VersionSpec, archive_path: Path

@@ -416,7 +416,7 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
         project = identity.current().project
         last = None
         while True:
-            row = await asyncio.to_thread(self.datasets.get_import, project, request.import_id)
+            row = await asyncio.to_thread(self.datasets.watched_import, project, request.import_id)
             status = import_to_proto(row)
             if status != last:
                 yield dataset_service_pb2.WatchImportResponse(status=status)

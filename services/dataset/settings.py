@@ -32,6 +32,11 @@ class DatasetSettings(Settings):
     # or reset, timeouts, 5xx, SlowDown) before it fails UNAVAILABLE with nothing created; each call is
     # retried with backoff (0.5 s doubling to 10 s). Refusals (NoSuchBucket, AccessDenied) fail at once.
     dataset_object_store_retry_s: float = Field(default=60.0, ge=0)
+    # A running import touches its row this often; WatchImport ends UNAVAILABLE (reason IMPORT_STALLED) when
+    # an import has not been heard of for dataset_import_stall_s (the replica running it stopped: a restart
+    # fails it), instead of streaming nothing forever.
+    dataset_import_heartbeat_s: float = Field(default=2.0, gt=0)
+    dataset_import_stall_s: float = Field(default=15.0, gt=0)
 
 
 def dataset_settings(settings: Settings) -> DatasetSettings:

@@ -42,6 +42,8 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
         recommender=recommender,
         publisher=JetStreamPublisher(js),
         artifacts=ArtifactStore(s3),
+        bus_connected=lambda: nc.is_connected,
+        watch_bus_grace_s=settings.training_watch_bus_grace_s,
     )
     consumer = EventConsumer(js, domain)
     await consumer.start()

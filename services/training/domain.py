@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from services.common import errors, fields, identity
@@ -255,7 +256,13 @@ class TrainingDomain:
         publisher: JobPublisher,
         notifier: TaskNotifier | None = None,
         artifacts: ArtifactStore | None = None,
+        bus_connected: Callable[[], bool] = lambda: True,
+        watch_bus_grace_s: float = 3.0,
     ) -> None:
+        # Whether this service reaches the message bus now (events reach watchers only through it), and for
+        # how long a watch waits for it before it ends UNAVAILABLE with the cursor to resume from.
+        self.bus_connected = bus_connected
+        self.watch_bus_grace_s = watch_bus_grace_s
         self.artifacts = artifacts
         self.store = store
         self.datasets = datasets
@@ -513,11 +520,18 @@ class TrainingDomain:
 
     # -- watch -----------------------------------------------------------------------------
 
-    async def watch(self, task_id: str, from_start: bool) -> AsyncIterator[training_pb2.TaskEvent]:
+    async def watch(
+        self, task_id: str, from_start: bool, after_sequence: int = 0
+    ) -> AsyncIterator[training_pb2.TaskEvent]:
+        """The task's events: its history (from_start), or those after `after_sequence` (a cursor: the last
+        TaskEvent.sequence a client received), then new ones until the task ends. With the message bus out
+        of reach for watch_bus_grace_s no event can arrive: the watch ends UNAVAILABLE naming the cursor."""
         project = identity.current().project
         task = await asyncio.to_thread(self.store.get, project, task_id)
-        after = 0
-        if not from_start:
+        if after_sequence < 0:
+            raise errors.InvalidArgument({"after_sequence": f"must be >= 0, got {after_sequence}"})
+        after = after_sequence
+        if not from_start and not after_sequence:
             events = await asyncio.to_thread(self.store.events_after, project, task_id, 0)
             after = events[-1].sequence if events else 0
             if is_final(task.state):
@@ -525,13 +539,19 @@ class TrainingDomain:
                 if last_state is not None:
                     yield last_state
                 return
+        if after_sequence and is_final(task.state):  # resumed on an ended task: what is left, then the end
+            for ev in await asyncio.to_thread(self.store.events_after, project, task_id, after):
+                yield ev
+            return
         cond = self.notifier.condition(task_id)
+        bus_lost: float | None = None
         while True:
             async with cond:
                 events = await asyncio.to_thread(self.store.events_after, project, task_id, after)
                 if not events:
+                    bus_lost = self._check_bus(task_id, after, bus_lost)
                     try:
-                        await asyncio.wait_for(cond.wait(), WATCH_POLL_S)
+                        await asyncio.wait_for(cond.wait(), WATCH_POLL_S if bus_lost is None else 0.25)
                     except TimeoutError:
                         pass
                     continue
@@ -544,6 +564,23 @@ class TrainingDomain:
                 task = await asyncio.to_thread(self.store.get, project, task_id)
                 if is_final(task.state):
                     return
+
+    def _check_bus(self, task_id: str, after: int, lost_since: float | None) -> float | None:
+        """When the bus went out of reach (None while reachable); past the grace, UNAVAILABLE."""
+        if self.bus_connected():
+            return None
+        now = time.monotonic()
+        if lost_since is None:
+            return now
+        if now - lost_since >= self.watch_bus_grace_s:
+            raise errors.Unavailable(
+                f"the message bus is out of reach of the training service (for {now - lost_since:.1f} s): no "
+                f"event of task {task_id} can arrive; watch again with after_sequence={after} to resume from "
+                "the last event received",
+                reason="MESSAGE_BUS_UNAVAILABLE",
+                metadata={"task_id": task_id, "after_sequence": str(after)},
+            )
+        return lost_since
 
     # -- trainer events --------------------------------------------------------------------
 

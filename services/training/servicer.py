@@ -25,7 +25,7 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     async def WatchTrainingTask(self, request, context):
         require(task_id=request.task_id)
-        async for event in self.domain.watch(request.task_id, request.from_start):
+        async for event in self.domain.watch(request.task_id, request.from_start, request.after_sequence):
             if context.done():
                 return
             yield pb.WatchTrainingTaskResponse(event=event)

@@ -167,7 +167,9 @@ class DatasetServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchImport(self, request, context):
-        """WatchImport streams an import's status until it succeeds or fails. Fails with NOT_FOUND.
+        """WatchImport streams an import's status until it succeeds or fails; watching again resumes (the
+        current status comes first). Fails with NOT_FOUND, and UNAVAILABLE (reason IMPORT_STALLED) when
+        a running import has not been heard of for a while (the service running it stopped).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

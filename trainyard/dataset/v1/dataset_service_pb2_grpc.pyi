@@ -69,7 +69,10 @@ class DatasetServiceStub:
     object or dataset does not exist, ALREADY_EXISTS when the name is taken.
     """
     WatchImport: _grpc.UnaryStreamMultiCallable[_dataset_service_pb2.WatchImportRequest, _dataset_service_pb2.WatchImportResponse]
-    """WatchImport streams an import's status until it succeeds or fails. Fails with NOT_FOUND."""
+    """WatchImport streams an import's status until it succeeds or fails; watching again resumes (the
+    current status comes first). Fails with NOT_FOUND, and UNAVAILABLE (reason IMPORT_STALLED) when
+    a running import has not been heard of for a while (the service running it stopped).
+    """
     ExportDatasetVersion: _grpc.UnaryUnaryMultiCallable[_dataset_service_pb2.ExportDatasetVersionRequest, _dataset_service_pb2.ExportDatasetVersionResponse]
     """ExportDatasetVersion writes a version as a zip archive (COCO, ImageFolder or mask PNGs) to the
     artifacts bucket and returns it with a short-lived download URL. Fails with NOT_FOUND, and
@@ -124,7 +127,10 @@ class DatasetServiceAsyncStub(DatasetServiceStub):
     object or dataset does not exist, ALREADY_EXISTS when the name is taken.
     """
     WatchImport: _aio.UnaryStreamMultiCallable[_dataset_service_pb2.WatchImportRequest, _dataset_service_pb2.WatchImportResponse]  # type: ignore[assignment]
-    """WatchImport streams an import's status until it succeeds or fails. Fails with NOT_FOUND."""
+    """WatchImport streams an import's status until it succeeds or fails; watching again resumes (the
+    current status comes first). Fails with NOT_FOUND, and UNAVAILABLE (reason IMPORT_STALLED) when
+    a running import has not been heard of for a while (the service running it stopped).
+    """
     ExportDatasetVersion: _aio.UnaryUnaryMultiCallable[_dataset_service_pb2.ExportDatasetVersionRequest, _dataset_service_pb2.ExportDatasetVersionResponse]  # type: ignore[assignment]
     """ExportDatasetVersion writes a version as a zip archive (COCO, ImageFolder or mask PNGs) to the
     artifacts bucket and returns it with a short-lived download URL. Fails with NOT_FOUND, and
@@ -230,7 +236,10 @@ class DatasetServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _dataset_service_pb2.WatchImportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_dataset_service_pb2.WatchImportResponse], _abc.AsyncIterator[_dataset_service_pb2.WatchImportResponse]]:
-        """WatchImport streams an import's status until it succeeds or fails. Fails with NOT_FOUND."""
+        """WatchImport streams an import's status until it succeeds or fails; watching again resumes (the
+        current status comes first). Fails with NOT_FOUND, and UNAVAILABLE (reason IMPORT_STALLED) when
+        a running import has not been heard of for a while (the service running it stopped).
+        """
 
     @_abc_1.abstractmethod
     def ExportDatasetVersion(

@@ -78,12 +78,14 @@ class ListTrainingTasksResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[_training_pb2.TrainingTask, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WatchTrainingTaskRequest(_message.Message):
-    __slots__ = ("task_id", "from_start")
+    __slots__ = ("task_id", "from_start", "after_sequence")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_START_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     from_start: bool
-    def __init__(self, task_id: _Optional[str] = ..., from_start: _Optional[bool] = ...) -> None: ...
+    after_sequence: int
+    def __init__(self, task_id: _Optional[str] = ..., from_start: _Optional[bool] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class WatchTrainingTaskResponse(_message.Message):
     __slots__ = ("event",)

@@ -112,8 +112,11 @@ class TrainingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchTrainingTask(self, request, context):
-        """WatchTrainingTask streams the task's events: its history first when from_start is set,
-        then new events until the task ends. Fails with NOT_FOUND.
+        """WatchTrainingTask streams the task's events: its history first when from_start is set (or the
+        events after after_sequence, to resume), then new events until the task ends. Fails with
+        NOT_FOUND, INVALID_ARGUMENT for a negative after_sequence, and UNAVAILABLE (reason
+        MESSAGE_BUS_UNAVAILABLE, ErrorInfo metadata "after_sequence") when the service has been out of
+        reach of the message bus for a few seconds: watch again with that after_sequence to resume.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

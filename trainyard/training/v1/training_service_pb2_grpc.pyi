@@ -46,8 +46,11 @@ class TrainingServiceStub:
     for a bad page token.
     """
     WatchTrainingTask: _grpc.UnaryStreamMultiCallable[_training_service_pb2.WatchTrainingTaskRequest, _training_service_pb2.WatchTrainingTaskResponse]
-    """WatchTrainingTask streams the task's events: its history first when from_start is set,
-    then new events until the task ends. Fails with NOT_FOUND.
+    """WatchTrainingTask streams the task's events: its history first when from_start is set (or the
+    events after after_sequence, to resume), then new events until the task ends. Fails with
+    NOT_FOUND, INVALID_ARGUMENT for a negative after_sequence, and UNAVAILABLE (reason
+    MESSAGE_BUS_UNAVAILABLE, ErrorInfo metadata "after_sequence") when the service has been out of
+    reach of the message bus for a few seconds: watch again with that after_sequence to resume.
     """
     CancelTrainingTask: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.CancelTrainingTaskRequest, _training_service_pb2.CancelTrainingTaskResponse]
     """CancelTrainingTask stops a task that has not ended. Fails with NOT_FOUND, or
@@ -92,8 +95,11 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     for a bad page token.
     """
     WatchTrainingTask: _aio.UnaryStreamMultiCallable[_training_service_pb2.WatchTrainingTaskRequest, _training_service_pb2.WatchTrainingTaskResponse]  # type: ignore[assignment]
-    """WatchTrainingTask streams the task's events: its history first when from_start is set,
-    then new events until the task ends. Fails with NOT_FOUND.
+    """WatchTrainingTask streams the task's events: its history first when from_start is set (or the
+    events after after_sequence, to resume), then new events until the task ends. Fails with
+    NOT_FOUND, INVALID_ARGUMENT for a negative after_sequence, and UNAVAILABLE (reason
+    MESSAGE_BUS_UNAVAILABLE, ErrorInfo metadata "after_sequence") when the service has been out of
+    reach of the message bus for a few seconds: watch again with that after_sequence to resume.
     """
     CancelTrainingTask: _aio.UnaryUnaryMultiCallable[_training_service_pb2.CancelTrainingTaskRequest, _training_service_pb2.CancelTrainingTaskResponse]  # type: ignore[assignment]
     """CancelTrainingTask stops a task that has not ended. Fails with NOT_FOUND, or
@@ -159,8 +165,11 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _training_service_pb2.WatchTrainingTaskRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_training_service_pb2.WatchTrainingTaskResponse], _abc.AsyncIterator[_training_service_pb2.WatchTrainingTaskResponse]]:
-        """WatchTrainingTask streams the task's events: its history first when from_start is set,
-        then new events until the task ends. Fails with NOT_FOUND.
+        """WatchTrainingTask streams the task's events: its history first when from_start is set (or the
+        events after after_sequence, to resume), then new events until the task ends. Fails with
+        NOT_FOUND, INVALID_ARGUMENT for a negative after_sequence, and UNAVAILABLE (reason
+        MESSAGE_BUS_UNAVAILABLE, ErrorInfo metadata "after_sequence") when the service has been out of
+        reach of the message bus for a few seconds: watch again with that after_sequence to resume.
         """
 
     @_abc_1.abstractmethod
