@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.auth import Authenticator
 from gateway.keys import KeyStore
-from gateway.limits import RateLimiter, StreamLimiter
+from gateway.limits import FailureLimiter, RateLimiter, StreamLimiter
 from gateway.proxy import Gateway
 from gateway.routes import BACKEND_SERVICES, FRONTED_SERVICES
 from gateway.servicer import AuthServicer
@@ -87,7 +87,13 @@ async def start(settings: Settings) -> RunningService:
     for name in addresses.keys() - channels.keys():
         log.warning("backend not configured; its calls answer UNAVAILABLE", extra={"backend": name})
 
-    authenticator = Authenticator(store, ttl=settings.key_cache_seconds, signing_key=settings.signing_key())
+    authenticator = Authenticator(
+        store,
+        ttl=settings.key_cache_seconds,
+        signing_key=settings.signing_key(),
+        failures=FailureLimiter(settings.auth_failures_per_minute / 60, settings.auth_failure_burst),
+        refusal_delay=settings.auth_refusal_delay_seconds,
+    )
     gateway = Gateway(
         channels=channels,
         addresses=addresses,
@@ -130,4 +136,6 @@ async def start(settings: Settings) -> RunningService:
     async def close_channels() -> None:
         await asyncio.gather(*(channel.close() for channel in channels.values()))
 
-    return RunningService(server, port, closers=[engine.dispose, close_channels])
+    running = RunningService(server, port, closers=[engine.dispose, close_channels])
+    running.authenticator = authenticator  # type: ignore[attr-defined]
+    return running

@@ -16,12 +16,12 @@ from sqlmodel import Session, col, select
 
 from gateway import paging, tokens
 from gateway.models import GatewayApiKey
+from services.common import fields
 from services.common.errors import InvalidArgument, NotFound, Unauthenticated
 
 ROLES = ("viewer", "editor", "admin")
 _RANK = {role: i for i, role in enumerate(ROLES)}
-MAX_NAME = 128
-MAX_REQUEST_ID = 128
+MAX_NAME, MAX_REQUEST_ID = fields.MAX_NAME, fields.MAX_REQUEST_ID
 
 # One message for every way a credential can fail, so a caller learns nothing about which.
 UNAUTHENTICATED_MESSAGE = "missing or invalid credentials: send 'authorization: Bearer <api token>'"
@@ -132,8 +132,9 @@ class KeyStore:
             if role in ROLES and not role_at_least(member_role, role):
                 violations["role"] = f"exceeds the role of member {member!r} ({member_role})"
         name = name.strip()
-        if not 1 <= len(name) <= MAX_NAME:
-            violations["name"] = f"must be 1..{MAX_NAME} characters"
+        why = fields.name_violation(name)
+        if why is not None:
+            violations["name"] = why
         if role not in ROLES:
             violations["role"] = "required: ROLE_VIEWER, ROLE_EDITOR or ROLE_ADMIN"
         if expire_time is not None and expire_time <= now:

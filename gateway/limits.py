@@ -60,6 +60,39 @@ class RateLimiter:
         self._buckets[key] = (tokens - 1, now)
 
 
+class FailureLimiter:
+    """Failed authentications per peer address and per key id: `rate` per second sustained, `burst` at once;
+    past that, calls from the peer (or for the key id) are refused before any verification, cheaply (two
+    dict lookups). Successes cost nothing. rate 0 turns it off."""
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1)
+        self.max_keys = max_keys
+        self._spent: dict[str, tuple[float, float]] = {}  # key -> (failures counted, last update, monotonic)
+
+    def _level(self, key: str, now: float) -> float:
+        spent, last = self._spent.get(key, (0.0, now))
+        return max(0.0, spent - (now - last) * self.rate)
+
+    def blocked(self, key: str) -> float | None:
+        """Seconds until `key` may try again, or None when it may now."""
+        if self.rate <= 0 or key not in self._spent:
+            return None
+        excess = self._level(key, time.monotonic()) - (self.burst - 1)  # room for one more failure: <= 0
+        return excess / self.rate if excess > 0 else None
+
+    def failed(self, key: str) -> None:
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        if key not in self._spent and len(self._spent) >= self.max_keys:
+            self._spent = {k: v for k, v in self._spent.items() if self._level(k, now) > 0}
+            if len(self._spent) >= self.max_keys:
+                self._spent.clear()
+        self._spent[key] = (self._level(key, now) + 1, now)
+
+
 class StreamLimiter:
     """At most `limit` streaming calls (uploads, watches) open at once per key; 0 turns it off."""
 

@@ -26,7 +26,7 @@ from gateway.limits import RateLimiter, StreamLimiter, UploadTooLarge
 from gateway.routes import ROUTES, Route
 from gateway.servicer import AuthServicer
 from gateway.tenancy import Tenancy
-from services.common import identity
+from services.common import fields, identity
 from services.common.errors import PermissionDenied, TrainyardError, Unavailable, translate
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class Gateway(grpc.GenericRpcHandler):
     # -- shared steps ---------------------------------------------------------------------------
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> KeyInfo:
         md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        return await self.authenticator.authenticate(md)
+        return await self.authenticator.authenticate(md, context.peer() or "")
 
     def _audited(self, route: Route) -> bool:
         return self.audit is not None and not route.read_only
@@ -311,6 +311,7 @@ class Gateway(grpc.GenericRpcHandler):
             try:
                 caller = await self._authenticate(context)
                 self._authorize(route, caller)
+                fields.check_lengths(request)
                 response = await method(request, caller)
                 await self._record(route, caller, target, None)
                 return response

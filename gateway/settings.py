@@ -26,6 +26,14 @@ class GatewaySettings(Settings):
     # Calls per second per API key (token bucket; 0 turns the limit off) and the burst allowed.
     rate_limit_per_second: float = Field(default=200.0, ge=0)
     rate_limit_burst: int = Field(default=400, ge=1)
+    # Failed authentications allowed per peer address and per key id (per minute sustained, and at once);
+    # past them calls are refused RESOURCE_EXHAUSTED before any verification. Tokens verified within the
+    # last hour are never held back. 0 turns the limit off.
+    auth_failures_per_minute: float = Field(default=60.0, ge=0)
+    auth_failure_burst: int = Field(default=20, ge=1)
+    # Seconds such a refusal is held before it is answered (at most its retry delay): a flooding client that
+    # waits for its answers slows down to about a call a second each; holding a call costs a timer.
+    auth_refusal_delay_seconds: float = Field(default=1.0, ge=0, le=30)
     # Streaming calls (uploads, watches) a key may hold open at once (0 turns the limit off).
     max_streams_per_key: int = Field(default=16, ge=0)
     # Largest upload (sum of a client stream's messages), bytes; 0 turns the limit off.

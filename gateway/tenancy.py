@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from gateway.keys import ROLES, KeyInfo, KeyStore, _utc, utcnow
 from gateway.models import GatewayAuditEntry, GatewayProject, GatewayProjectMember
 from gateway.paging import decode_page, encode_page, page_size
+from services.common import fields
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{1,62}")
@@ -84,8 +85,9 @@ class Tenancy:
         if not PROJECT_ID.fullmatch(project_id or ""):
             violations["project_id"] = "must be 2..63 lowercase letters, digits or '-', starting with a letter"
         display_name = (display_name or project_id).strip()
-        if len(display_name) > 128:
-            violations["display_name"] = "must be at most 128 characters"
+        why = fields.name_violation(display_name)
+        if why is not None:
+            violations["display_name"] = why
         if violations:
             raise InvalidArgument(violations)
         row = GatewayProject(

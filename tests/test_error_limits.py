@@ -206,3 +206,55 @@ async def test_a_successful_import_names_its_report_with_every_warning(dataset):
     status = getattr(report, "import")
     assert status.version_id == version.id and status.dataset_id == response.dataset.id
     assert list(report.warnings) == list(version.import_warnings) and not report.rejected_files
+
+
+@pytest.mark.integration
+async def test_through_the_gateway_oversized_fields_and_bad_names_are_refused_and_fit(settings):
+    """The same limits through the front door: a backend's refusal of a 1 MiB id is relayed whole, and the
+    gateway's own AuthService bounds fields and refuses control characters in key and project names."""
+    from test_gateway import ADMIN_TOKEN, bearer
+
+    from gateway.app import start as start_gateway
+    from services.dataset.app import start
+    from trainyard.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
+
+    backend = await start(settings.model_copy(update={"internal_token": "t"}))
+    gw = await start_gateway(
+        settings.model_copy(
+            update={
+                "internal_token": "t",
+                "dataset_address": backend.address,
+                "bootstrap_token": ADMIN_TOKEN,
+                "listen": "127.0.0.1:0",
+            }
+        )
+    )
+    channel = grpc.aio.insecure_channel(gw.address)
+    admin = bearer(ADMIN_TOKEN)
+    try:
+        datasets = dataset_service_pb2_grpc.DatasetServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await datasets.GetDataset(pb.GetDatasetRequest(dataset_id="i" * 1_000_000), metadata=admin)
+        assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(exc.value) == {"dataset_id": "must be at most 256 characters, got 1000000"}
+        auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await auth.CreateApiKey(
+                auth_service_pb2.CreateApiKeyRequest(name="ci", role=auth_pb2.ROLE_VIEWER, request_id="r" * 500_000),
+                metadata=admin,
+            )
+        assert field_violations(exc.value) == {"request_id": "must be at most 128 characters, got 500000"}
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await auth.CreateApiKey(
+                auth_service_pb2.CreateApiKeyRequest(name="ci\u202egnp", role=auth_pb2.ROLE_VIEWER), metadata=admin
+            )
+        assert "U+202E" in field_violations(exc.value)["name"]
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await auth.CreateProject(
+                auth_service_pb2.CreateProjectRequest(project_id="team-b", display_name="Team\x00B"), metadata=admin
+            )
+        assert "U+0000" in field_violations(exc.value)["display_name"]
+    finally:
+        await channel.close()
+        await gw.stop()
+        await backend.stop()

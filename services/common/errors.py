@@ -44,7 +44,7 @@ def cut(text: str, limit: int) -> str:
 
 def fit_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
     """The message cut to fit `limit` percent-encoded bytes (whole characters, saying how much was cut)."""
-    if _encoded_size(message) <= limit:
+    if len(message) * 9 <= limit or _encoded_size(message) <= limit:  # 9: the most a character can take
         return message
     lo, hi = 0, len(message)
     while lo < hi:  # the longest prefix that fits with its suffix
