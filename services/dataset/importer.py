@@ -85,6 +85,8 @@ class ImportOptions:
     # Task the data is for ("" = whatever the annotations give). "segmentation" rasterises COCO / YOLO
     # instances into class-index masks (class 0 "background").
     task: str = ""
+    # Keep one case of each group of exact duplicates (same bytes, same annotations) within a split.
+    drop_duplicates: bool = False
 
 
 @dataclass(frozen=True)
@@ -689,7 +691,8 @@ def _detect_layout(
     archive: _Archive, images: list[_Entry], options: ImportOptions, warnings: list[str]
 ) -> formats.Layout:
     fmt = options.format
-    files = archive.files
+    # documentation is never an annotation: PennFudanPed's readme.txt quotes an example annotation file
+    files = [e for e in archive.files if not formats.is_documentation(e.name)]
     # Small annotation files are read once, in archive order, before any parser looks at them: a
     # tar.gz reads forward only, and parsers visit label files in image order (one rewind per read).
     cache: dict[str, bytes] = {}
@@ -1141,6 +1144,8 @@ def _build(
         )
         for i, ((it, fields), sha, split) in enumerate(zip(good, shas, splits, strict=True))
     ]
+    if options.drop_duplicates:
+        cases = _drop_duplicates(cases, warnings)
     warnings.extend(_duplicate_warnings(cases, classes))
     if given:
         warnings.extend(_leak_warnings(cases))
@@ -1295,6 +1300,32 @@ def _annotation_signature(case: ImportedCase) -> str:
     return "boxes:" + json.dumps(sorted((b["class"], b["bbox"]) for b in case.boxes or ()))
 
 
+def _drop_duplicates(cases: list[ImportedCase], warnings: list[str]) -> list[ImportedCase]:
+    """The cases without exact duplicates within a split (same image bytes, same annotations): the first by
+    source path stays. Counting an image twice weighs it twice in training and in the split's metrics."""
+    kept: list[ImportedCase] = []
+    first: dict[tuple[str, str, str], ImportedCase] = {}
+    dropped: list[tuple[ImportedCase, ImportedCase]] = []
+    for case in cases:
+        key = (case.split, case.sha256, _annotation_signature(case))
+        if key in first:
+            dropped.append((case, first[key]))
+        else:
+            first[key] = case
+            kept.append(case)
+    if dropped:
+        per_split = Counter(case.split for case, _ in dropped)
+        examples = "; ".join(f"{c.source_path!r} = {k.source_path!r}" for c, k in dropped[:3])
+        warnings.append(
+            f"dropped {len(dropped)} exact duplicate case(s) within their split (drop_duplicates: "
+            + ", ".join(f"{split} {n}" for split, n in sorted(per_split.items()))
+            + f"), e.g. {examples}"
+        )
+        for i, case in enumerate(kept):
+            case.id = f"c{i + 1:06d}"
+    return kept
+
+
 def _duplicate_warnings(cases: list[ImportedCase], classes: list[str]) -> list[str]:
     groups: dict[str, list[ImportedCase]] = defaultdict(list)
     for case in cases:
@@ -1311,7 +1342,9 @@ def _duplicate_warnings(cases: list[ImportedCase], classes: list[str]) -> list[s
             what = "labels" if members[0].label is not None else "annotations"
             out.append(f"conflict: the same image has different {what}: {names}")
         else:
-            out.append(f"duplicate: {len(members)} identical images: {names}")
+            splits = {m.split for m in members}
+            hint = " (drop_duplicates keeps one)" if len(splits) < len(members) else ""
+            out.append(f"duplicate: {len(members)} identical images: {names}{hint}")
     return out
 
 

@@ -62,6 +62,7 @@ class CreateSpec:
     accept_partial: bool = False
     ignore_index: int = 255
     task: str = ""
+    drop_duplicates: bool = False
 
 
 def validate_spec(spec: CreateSpec) -> importer.ImportOptions:
@@ -87,6 +88,7 @@ def validate_spec(spec: CreateSpec) -> importer.ImportOptions:
     return importer.ImportOptions(
         accept_partial=spec.accept_partial,
         ignore_index=spec.ignore_index,
+        drop_duplicates=spec.drop_duplicates,
         task=spec.task,
         format=spec.format,
         archive_type=spec.archive_type,
@@ -156,6 +158,8 @@ class VersionSpec:
     split_seed: int = 0
     accept_partial: bool = False
     request_id: str = ""
+    ignore_index: int = 255
+    drop_duplicates: bool = False
 
 
 def version_row(
@@ -453,6 +457,8 @@ class Datasets:
                 split_seed=spec.split_seed,
                 request_id=spec.request_id,
                 accept_partial=spec.accept_partial,
+                ignore_index=spec.ignore_index,
+                drop_duplicates=spec.drop_duplicates,
             )
         )
         record = self.store.get(project, spec.dataset_id)

@@ -154,6 +154,7 @@ def spec_from_proto(meta: dataset_service_pb2.CreateDatasetMetadata) -> CreateSp
         accept_partial=meta.accept_partial,
         ignore_index=meta.ignore_index if meta.HasField("ignore_index") else 255,
         task=TASK_NAMES.get(meta.task_type, ""),
+        drop_duplicates=meta.drop_duplicates,
     )
 
 
@@ -199,6 +200,8 @@ def version_spec_from_proto(
         split_seed=meta.split_seed,
         accept_partial=meta.accept_partial,
         request_id=meta.request_id,
+        ignore_index=meta.ignore_index if meta.HasField("ignore_index") else 255,
+        drop_duplicates=meta.drop_duplicates,
     )
 
 
@@ -401,6 +404,8 @@ class DatasetServicer(dataset_service_pb2_grpc.DatasetServiceServicer):
                     accept_partial=meta.accept_partial,
                     request_id=meta.request_id,
                     mode=request.mode,
+                    ignore_index=meta.ignore_index if meta.HasField("ignore_index") else None,
+                    drop_duplicates=meta.drop_duplicates,
                 ),
                 request.dataset_id,
             )
