@@ -793,6 +793,27 @@ def cmd_train_cancel(args) -> int:
     return 0
 
 
+def cmd_train_delete(args) -> int:
+    with _client(args) as ty:
+        done = ty.training.delete(args.id)
+    if args.output == "json":
+        _json(done)
+        return 0
+    console.print(
+        f"deleted task {escape(args.id)}"
+        + (f" and {len(done.deleted_task_ids) - 1} trial(s)" if len(done.deleted_task_ids) > 1 else "")
+        + f": {done.deleted_objects} object(s), {done.deleted_bytes / 1024**2:.1f} MiB reclaimed"
+    )
+    return 0
+
+
+def cmd_models_delete(args) -> int:
+    with _client(args) as ty:
+        ty.models.delete(args.id)
+    console.print(f"deleted trained model {escape(args.id)} (its weights stay with its task until that is deleted)")
+    return 0
+
+
 KEY_COLUMNS = ["id", "name", "role", "member", "created", "expires", "revoked"]
 
 
@@ -981,6 +1002,7 @@ def add_flow_commands(sub) -> None:
     leaf(mz, "families", cmd_models_families, "model families").add_argument("--task-type")
     leaf(mz, "show", cmd_models_show, "one model").add_argument("id")
     leaf(mz, "import", cmd_models_import, "import a model's pre-trained weights into the store").add_argument("id")
+    leaf(mz, "delete", cmd_models_delete, "remove a trained model (trained/<task id>) from the zoo").add_argument("id")
 
     p = leaf(sub, "recommend", cmd_recommend, "ranked model suggestions for a task and dataset")
     p.add_argument("--task-type", required=True)
@@ -1033,6 +1055,7 @@ def add_flow_commands(sub) -> None:
     leaf(tr, "list", cmd_train_list, "training tasks").add_argument("--state")
     leaf(tr, "show", cmd_train_show, "one task").add_argument("id")
     leaf(tr, "cancel", cmd_train_cancel, "cancel a task").add_argument("id")
+    leaf(tr, "delete", cmd_train_delete, "delete an ended task with its checkpoints and artifacts").add_argument("id")
 
     ks = sub.add_parser("keys", help="API keys of the project").add_subparsers(
         dest="keys_command", metavar="ACTION", required=True

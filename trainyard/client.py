@@ -569,6 +569,11 @@ class Models:
         request = modelzoo_service_pb2.ImportWeightsRequest(model_id=model_id)
         return self._c.call(self._c._zoo.ImportWeights, request, timeout=timeout).model
 
+    def delete(self, model_id: str) -> None:
+        """Remove a trained model (trained/<task id>) from the project's zoo; refused while a task uses it."""
+        request = modelzoo_service_pb2.DeleteTrainedModelRequest(model_id=model_id)
+        self._c.call(self._c._zoo.DeleteTrainedModel, request)
+
 
 task_type_fn = task_type
 
@@ -646,6 +651,11 @@ class Training:
     def cancel(self, task_id: str) -> training_pb2.TrainingTask:
         request = training_service_pb2.CancelTrainingTaskRequest(task_id=task_id)
         return self._c.call(self._c._training.CancelTrainingTask, request).task
+
+    def delete(self, task_id: str) -> training_service_pb2.DeleteTrainingTaskResponse:
+        """Delete an ended task with its checkpoints and artifacts (and a search's trials)."""
+        request = training_service_pb2.DeleteTrainingTaskRequest(task_id=task_id)
+        return self._c.call(self._c._training.DeleteTrainingTask, request)
 
     def trials(self, task_id: str, *, limit: int | None = None) -> list[training_pb2.Trial]:
         """Every trial of a hyperparameter search task, by number (none for a task that is not one)."""

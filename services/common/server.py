@@ -56,35 +56,37 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, internal_token: str) -> g
         if not streaming:
             fields.check_lengths(request)
             return request
-
-        async def messages():
-            async for message in request:
-                fields.check_lengths(message)
-                yield message
-
-        return messages()
+        return _CheckedStream(request)
 
     def unary_response(behavior, streaming: bool):
         async def call(request, context):
+            stream = None
             try:
                 enter(context)
-                return await behavior(checked(request, streaming), context)
+                stream = checked(request, streaming)
+                return await behavior(stream, context)
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status
+                if isinstance(stream, _CheckedStream):
+                    await stream.drain()
                 await fail(context, exc)
 
         return call
 
     def stream_response(behavior, streaming: bool):
         async def call(request, context):
+            stream = None
             try:
                 enter(context)
-                async for item in behavior(checked(request, streaming), context):
+                stream = checked(request, streaming)
+                async for item in behavior(stream, context):
                     yield item
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status
+                if isinstance(stream, _CheckedStream):
+                    await stream.drain()
                 await fail(context, exc)
 
         return call
@@ -100,6 +102,45 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, internal_token: str) -> g
 
 
 contextvars_token = Any
+
+
+# A handler that fails before its client stream ends (an upload refused on its first message) reads the rest
+# of the stream, up to these bounds, before it answers: a status sent before the client half-closes races
+# the client's next write, and grpc.aio clients (the gateway's calls to the services too) then report
+# INTERNAL "Internal error from Core" instead of it (grpc/grpc#36066).
+DRAIN_MAX_BYTES = 256 * 1024**2
+DRAIN_MAX_S = 30.0
+
+
+class _CheckedStream:
+    """A client stream whose every message passes fields.check_lengths as it is read."""
+
+    def __init__(self, messages) -> None:
+        self._messages = messages.__aiter__()
+
+    def __aiter__(self) -> _CheckedStream:
+        return self
+
+    async def __anext__(self):
+        message = await self._messages.__anext__()
+        fields.check_lengths(message)
+        return message
+
+    async def drain(self) -> None:
+        """Read and drop what the client still sends (bounded by DRAIN_MAX_BYTES and DRAIN_MAX_S)."""
+        received = 0
+        deadline = asyncio.get_running_loop().time() + DRAIN_MAX_S
+        try:
+            while received <= DRAIN_MAX_BYTES:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    return
+                message = await asyncio.wait_for(self._messages.__anext__(), left)
+                received += message.ByteSize() if hasattr(message, "ByteSize") else len(message)
+        except (StopAsyncIteration, TimeoutError, grpc.RpcError, asyncio.InvalidStateError):
+            return
+        except Exception:  # noqa: BLE001 - a broken stream has nothing more to drain
+            return
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):

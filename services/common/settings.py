@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # A WatchTrainingTask whose service has been out of reach of NATS this long ends UNAVAILABLE, naming
     # the event cursor (after_sequence) to resume from: no event can reach it meanwhile.
     training_watch_bus_grace_s: float = Field(default=3.0, gt=0)
+    # Per-project quotas of the training service (0: none): tasks that have not ended (a search counts once),
+    # and bytes its tasks keep in the object store (checkpoints, models, exports). CreateTrainingTask past
+    # either is RESOURCE_EXHAUSTED (QUOTA_EXCEEDED); DeleteTrainingTask makes room.
+    training_max_active_tasks_per_project: int = Field(default=0, ge=0)
+    training_storage_quota_bytes_per_project: int = Field(default=0, ge=0)
     # Shared secret the gateway sends to internal services; empty disables the check (tests).
     internal_token: str = ""
     # Internal service addresses, host:port.

@@ -11,6 +11,7 @@ from services.common.db import make_engine, migrate
 from services.common.server import RunningService, serve
 from services.common.settings import Settings
 from services.modelzoo.catalog import Catalog, ensure_catalog
+from services.modelzoo.clients import TrainingClient
 from services.modelzoo.servicer import ModelZooServicer
 from services.modelzoo.settings import ModelZooSettings, modelzoo_settings
 from services.modelzoo.zoo import MirrorConfig, ModelZoo, OfflineSources
@@ -42,8 +43,9 @@ async def start(settings: Settings) -> RunningService:
     s3 = objectstore.make_client(cfg)
     await asyncio.to_thread(objectstore.ensure_buckets, s3, (objectstore.WEIGHTS_BUCKET, objectstore.UPLOADS_BUCKET))
     zoo = await asyncio.to_thread(make_zoo, cfg, engine, s3)
-    servicer = ModelZooServicer(zoo, max_upload_bytes=cfg.modelzoo_max_upload_bytes)
+    training = TrainingClient(cfg)
+    servicer = ModelZooServicer(zoo, max_upload_bytes=cfg.modelzoo_max_upload_bytes, training=training)
     server, port = await serve(
         cfg, [(modelzoo_service_pb2_grpc.add_ModelZooServiceServicer_to_server, servicer, SERVICE_NAME)]
     )
-    return RunningService(server, port, closers=[engine.dispose])
+    return RunningService(server, port, closers=[engine.dispose, training.close])

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from services.common import identity
-from services.common.errors import InvalidArgument, require
+from services.common.errors import FailedPrecondition, InvalidArgument, require
 from services.modelzoo import zoo
 from services.modelzoo.defaults import default_hyperparameters
 from services.modelzoo.presets import Preset
@@ -137,9 +137,10 @@ def _scope(value: int, field: str) -> str:
 
 
 class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
-    def __init__(self, zoo_: ModelZoo, max_upload_bytes: int = 4 * 1024**3) -> None:
+    def __init__(self, zoo_: ModelZoo, max_upload_bytes: int = 4 * 1024**3, training=None) -> None:
         self.zoo = zoo_
         self.max_upload_bytes = max_upload_bytes
+        self.training = training  # clients.TrainingClient: which tasks start from a trained model
 
     async def ListModelFamilies(self, request, context):
         families, token = await asyncio.to_thread(
@@ -245,6 +246,21 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
         )
         view = await asyncio.to_thread(self.zoo.register_trained_model, req, _project())
         return modelzoo_service_pb2.RegisterTrainedModelResponse(model=model_to_proto(view))
+
+    async def DeleteTrainedModel(self, request, context):
+        require(model_id=request.model_id)
+        project = _project()
+        await asyncio.to_thread(self.zoo.get_trained_model_row, request.model_id, project)  # checks, NOT_FOUND
+        users = await self.training.active_users(request.model_id) if self.training is not None else []
+        if users:
+            raise FailedPrecondition(
+                f"trained model {request.model_id} is in use: training task(s) {', '.join(users[:5])} start from "
+                "it and have not ended; cancel them or wait for them to end",
+                reason="MODEL_IN_USE",
+                metadata={"model_id": request.model_id, "task_id": users[0]},
+            )
+        await asyncio.to_thread(self.zoo.delete_trained_model, request.model_id, project)
+        return modelzoo_service_pb2.DeleteTrainedModelResponse()
 
     async def ListPresets(self, request, context):
         presets, token = self.zoo.list_presets(

@@ -836,6 +836,28 @@ class ModelZoo:
         )
         return ModelView(model, IN_STORE, weights, lineage=lineage)
 
+    def get_trained_model_row(self, model_id: str, project: str) -> TrainedModelRow:
+        """The project's trained model `trained/<task id>`: INVALID_ARGUMENT for another id, NOT_FOUND."""
+        task_id = model_id.removeprefix(TRAINED_PREFIX)
+        if not model_id.startswith(TRAINED_PREFIX) or not _TASK_ID.fullmatch(task_id):
+            raise InvalidArgument({"model_id": f"must be a trained model id, {TRAINED_PREFIX}<task id>"})
+        with Session(self.engine) as session:
+            row = session.get(TrainedModelRow, (project, task_id))
+        if row is None:
+            raise NotFound(
+                f"trained model {model_id!r} not found in project {project!r}", metadata={"model_id": model_id}
+            )
+        return row
+
+    def delete_trained_model(self, model_id: str, project: str) -> None:
+        """Remove the trained model from the project's zoo; its weights stay with its training task."""
+        row = self.get_trained_model_row(model_id, project)
+        with Session(self.engine) as session, session.begin():
+            stored = session.get(TrainedModelRow, (project, row.task_id))
+            if stored is not None:
+                session.delete(stored)
+        log.info("deleted trained model", extra={"project": project, "model_id": model_id})
+
     def register_trained_model(self, req: TrainedModelInput, project: str = "default") -> ModelView:
         """Add (idempotently) a trained model to the project's zoo as `trained/<task_id>`."""
         violations: dict[str, str] = {}

@@ -44,6 +44,8 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
         artifacts=ArtifactStore(s3),
         bus_connected=lambda: nc.is_connected,
         watch_bus_grace_s=settings.training_watch_bus_grace_s,
+        max_active_tasks=settings.training_max_active_tasks_per_project,
+        storage_quota_bytes=settings.training_storage_quota_bytes_per_project,
     )
     consumer = EventConsumer(js, domain)
     await consumer.start()

@@ -19,7 +19,7 @@ from services.common.messaging import cancel_subject, jobs_subject
 from services.common.objectstore import ARTIFACTS_BUCKET
 from services.training import hyperparams, search_space, tuning
 from services.training.clients import DatasetClient, ModelZooClient, Recommender
-from services.training.tasks import NewTask, TaskStore, is_final
+from services.training.tasks import NewTask, TaskStore, is_final, task_prefix
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2
 from trainyard.events.v1 import events_pb2
@@ -91,6 +91,24 @@ class ArtifactStore:
         from services.common import objectstore
 
         return objectstore.exists(self.client, bucket, key)
+
+    def prefix_bytes(self, bucket: str, prefix: str) -> int:
+        """Bytes of every object under the prefix."""
+        return sum(o.size or 0 for o in self.client.list_objects(bucket, prefix=prefix, recursive=True))
+
+    def delete_prefix(self, bucket: str, prefix: str) -> tuple[int, int]:
+        """Delete every object under the prefix; (objects, bytes) deleted. Raises on the first failure, so a
+        retry deletes the rest."""
+        from minio.deleteobjects import DeleteObject
+
+        objects = list(self.client.list_objects(bucket, prefix=prefix, recursive=True))
+        for error in self.client.remove_objects(bucket, [DeleteObject(o.object_name) for o in objects]):
+            raise errors.Unavailable(
+                f"could not delete {bucket}/{error.name} from the object store ({error.code}: {error.message}); "
+                "nothing was forgotten: retry the delete",
+                reason="OBJECT_STORE_UNAVAILABLE",
+            )
+        return len(objects), sum(o.size or 0 for o in objects)
 
 
 class TaskNotifier:
@@ -258,7 +276,12 @@ class TrainingDomain:
         artifacts: ArtifactStore | None = None,
         bus_connected: Callable[[], bool] = lambda: True,
         watch_bus_grace_s: float = 3.0,
+        max_active_tasks: int = 0,
+        storage_quota_bytes: int = 0,
     ) -> None:
+        # Per-project quotas (0: none): tasks that have not ended, and bytes the project's tasks keep.
+        self.max_active_tasks = max_active_tasks
+        self.storage_quota_bytes = storage_quota_bytes
         # Whether this service reaches the message bus now (events reach watchers only through it), and for
         # how long a watch waits for it before it ends UNAVAILABLE with the cursor to resume from.
         self.bus_connected = bus_connected
@@ -283,6 +306,7 @@ class TrainingDomain:
             existing = await asyncio.to_thread(self.store.find_by_request_id, project, req.request_id)
             if existing is not None:
                 return await self._enqueue_if_pending(existing)
+        await self._check_quotas(project)
         if req.task_type not in SUPPORTED_TASK_TYPES:
             raise errors.FailedPrecondition(
                 f"no trainer runs {task_type_short(req.task_type)} tasks yet; supported: "
@@ -428,8 +452,83 @@ class TrainingDomain:
     async def get(self, task_id: str) -> training_pb2.TrainingTask:
         return await asyncio.to_thread(self.store.get, identity.current().project, task_id)
 
-    async def list(self, state: int, page_size: int, page_token: str):
-        return await asyncio.to_thread(self.store.list, identity.current().project, state, page_size, page_token)
+    async def list(self, state: int, page_size: int, page_token: str, model_id: str = "", active_only: bool = False):
+        return await asyncio.to_thread(
+            self.store.list, identity.current().project, state, page_size, page_token, model_id, active_only
+        )
+
+    # -- quotas and deleting ---------------------------------------------------------------
+
+    async def _check_quotas(self, project: str, storage: bool = True) -> None:
+        """RESOURCE_EXHAUSTED (QUOTA_EXCEEDED) when the project is at its active-task or storage quota."""
+        if self.max_active_tasks:
+            active = await asyncio.to_thread(self.store.active_count, project)
+            if active >= self.max_active_tasks:
+                raise errors.ResourceExhausted(
+                    f"project {project!r} has {active} training tasks that have not ended, its quota "
+                    f"(training_max_active_tasks_per_project {self.max_active_tasks}); wait for one to end or "
+                    "cancel one",
+                    reason="QUOTA_EXCEEDED",
+                    metadata={"quota": "active_tasks", "limit": str(self.max_active_tasks), "used": str(active)},
+                )
+        if storage and self.storage_quota_bytes and self.artifacts is not None:
+            used = await asyncio.to_thread(self._project_bytes, project)
+            if used >= self.storage_quota_bytes:
+                raise errors.ResourceExhausted(
+                    f"project {project!r} keeps {used} bytes of training artifacts and checkpoints, over its "
+                    f"quota (training_storage_quota_bytes_per_project {self.storage_quota_bytes}); delete ended "
+                    "tasks (DeleteTrainingTask) to make room",
+                    reason="QUOTA_EXCEEDED",
+                    metadata={"quota": "storage_bytes", "limit": str(self.storage_quota_bytes), "used": str(used)},
+                )
+
+    def _project_bytes(self, project: str) -> int:
+        """Bytes the project's tasks keep in the object store: ended tasks measured once, running ones afresh."""
+        known, unmeasured = self.store.stored_bytes(project)
+        for task_id in unmeasured:
+            size = self.artifacts.prefix_bytes(ARTIFACTS_BUCKET, task_prefix(task_id))
+            self.store.set_stored_bytes(task_id, size)  # kept only for an ended task
+            known += size
+        return known
+
+    async def delete(self, task_id: str) -> training_service_pb2.DeleteTrainingTaskResponse:
+        """Delete an ended task, its trials (a search), their objects and rows: objects first, so a failure
+        part-way leaves rows a retry finds again."""
+        project = identity.current().project
+        ids = await asyncio.to_thread(self.store.deletable, project, task_id)
+        model_id = f"trained/{task_id}"
+        users, _ = await asyncio.to_thread(self.store.list, project, 0, 50, "", model_id, True)
+        if users:
+            raise errors.FailedPrecondition(
+                f"training task {task_id!r} cannot be deleted: task(s) {', '.join(t.id for t in users[:5])} start "
+                f"from its trained model {model_id} and have not ended",
+                reason="MODEL_IN_USE",
+                metadata={"model_id": model_id},
+            )
+        if self.zoo is not None:
+            try:
+                await self.zoo.get_model(model_id)
+            except errors.NotFound:
+                pass
+            else:
+                raise errors.FailedPrecondition(
+                    f"training task {task_id!r} cannot be deleted while its trained model {model_id} is in the "
+                    "zoo (its weights are this task's): DeleteTrainedModel first",
+                    reason="TRAINED_MODEL_IN_ZOO",
+                    metadata={"model_id": model_id},
+                )
+        response = training_service_pb2.DeleteTrainingTaskResponse(deleted_task_ids=ids)
+        if self.artifacts is not None:
+            for one in ids:
+                count, size = await asyncio.to_thread(self.artifacts.delete_prefix, ARTIFACTS_BUCKET, task_prefix(one))
+                response.deleted_objects += count
+                response.deleted_bytes += size
+        await asyncio.to_thread(self.store.delete, project, ids)
+        log.info(
+            "training task deleted",
+            extra={"task_id": task_id, "project": project, "tasks": len(ids), "bytes": response.deleted_bytes},
+        )
+        return response
 
     # -- cancel ----------------------------------------------------------------------------
 
@@ -454,6 +553,8 @@ class TrainingDomain:
         if bad:
             raise errors.InvalidArgument(bad)
         task = await asyncio.to_thread(self.store.get, project, task_id)
+        if is_final(task.state):
+            await self._check_quotas(project, storage=False)  # it runs again
         if task.HasField("search"):
             raise errors.FailedPrecondition(
                 f"training task {task_id!r} is a hyperparameter search; continue its best trial's task instead",
@@ -465,7 +566,7 @@ class TrainingDomain:
             training_pb2.TASK_STATE_FAILED,
         ):
             has = await asyncio.to_thread(
-                self.artifacts.exists, ARTIFACTS_BUCKET, f"tasks/{task_id}/checkpoints/last.pt"
+                self.artifacts.exists, ARTIFACTS_BUCKET, f"{task_prefix(task_id)}checkpoints/last.pt"
             )
             if not has:
                 raise errors.FailedPrecondition(

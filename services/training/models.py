@@ -52,6 +52,9 @@ class TrainingTaskRow(SQLModel, table=True):
     # A trial task: the search task it belongs to, and its number there.
     search_task_id: str | None = Field(default=None, max_length=64, index=True)
     trial_number: int | None = None
+    # Bytes under the task's prefix in the object store once it ended (NULL until measured): the project's
+    # storage quota sums them; a continued task is measured again when it ends again.
+    stored_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
 class TrainingTaskEventRow(SQLModel, table=True):

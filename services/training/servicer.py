@@ -20,7 +20,9 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
         return pb.GetTrainingTaskResponse(task=await self.domain.get(request.task_id))
 
     async def ListTrainingTasks(self, request, context):
-        tasks, token = await self.domain.list(request.state, request.page_size, request.page_token)
+        tasks, token = await self.domain.list(
+            request.state, request.page_size, request.page_token, request.model_id, request.active_only
+        )
         return pb.ListTrainingTasksResponse(tasks=tasks, next_page_token=token)
 
     async def WatchTrainingTask(self, request, context):
@@ -29,6 +31,10 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
             if context.done():
                 return
             yield pb.WatchTrainingTaskResponse(event=event)
+
+    async def DeleteTrainingTask(self, request, context):
+        require(task_id=request.task_id)
+        return await self.domain.delete(request.task_id)
 
     async def CancelTrainingTask(self, request, context):
         require(task_id=request.task_id)

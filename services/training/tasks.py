@@ -48,6 +48,11 @@ def is_final(state: int) -> bool:
     return state in FINAL_STATES
 
 
+def task_prefix(task_id: str) -> str:
+    """Where a task's checkpoints and artifacts live in the artifacts bucket (TrainingJob.output_prefix)."""
+    return f"tasks/{task_id}/"
+
+
 @dataclass
 class NewTask:
     """Everything CreateTrainingTask resolved, ready to store."""
@@ -222,19 +227,28 @@ class TaskStore:
             return row.job if row else b""
 
     def list(
-        self, project: str, state: int = 0, page_size: int = 0, page_token: str = ""
+        self,
+        project: str,
+        state: int = 0,
+        page_size: int = 0,
+        page_token: str = "",
+        model_id: str = "",
+        active_only: bool = False,
     ) -> tuple[list[training_pb2.TrainingTask], str]:
         if page_size < 0:
             raise errors.InvalidArgument({"page_size": f"must be >= 0, got {page_size}"})
         if state and state not in training_pb2.TaskState.values():
             raise errors.InvalidArgument({"state": f"unknown state {state}"})
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        # a search's trials are listed by ListTrials, not here
-        query = select(TrainingTaskRow).where(
-            TrainingTaskRow.project == project, TrainingTaskRow.search_task_id.is_(None)
-        )
+        query = select(TrainingTaskRow).where(TrainingTaskRow.project == project)
+        if model_id:  # every task holding the model's weights, a search's trials included
+            query = query.where(TrainingTaskRow.model_id == model_id)
+        else:  # a search's trials are listed by ListTrials, not here
+            query = query.where(TrainingTaskRow.search_task_id.is_(None))
         if state:
             query = query.where(TrainingTaskRow.state == state)
+        if active_only:
+            query = query.where(TrainingTaskRow.state.not_in(FINAL_STATES))
         if page_token:
             created, last_id = _decode_token(page_token)
             query = query.where(
@@ -314,7 +328,7 @@ class TaskStore:
             trial_number=new.trial_number,
         )
         new.job.task_id = row.id
-        new.job.output_prefix = f"tasks/{row.id}/"
+        new.job.output_prefix = task_prefix(row.id)
         row.job = new.job.SerializeToString()
         try:
             with Session(self.engine) as session:
@@ -388,6 +402,7 @@ class TaskStore:
             row.state = S.TASK_STATE_QUEUED
             row.failure_reason = ""
             row.end_time = None
+            row.stored_bytes = None  # measured again when it ends again
             self._append(
                 session, row, now, None, log=f"continued for {additional_epochs} more epoch(s), {hp.epochs} in all"
             )
@@ -438,6 +453,81 @@ class TaskStore:
             session.add(row)
             session.commit()
             return True
+
+    # -- lifecycle: deleting, and what a project holds (quotas) ----------------------------------
+
+    def active_count(self, project: str) -> int:
+        """The project's tasks that have not ended (a search counts once, not per trial)."""
+        query = select(sa.func.count()).where(
+            TrainingTaskRow.project == project,
+            TrainingTaskRow.search_task_id.is_(None),
+            TrainingTaskRow.state.not_in(FINAL_STATES),
+        )
+        with Session(self.engine) as session:
+            return int(session.exec(query).one())
+
+    def stored_bytes(self, project: str) -> tuple[int, list[str]]:
+        """(bytes the project's measured tasks keep, ids of tasks not measured yet: running, or ended since)."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(TrainingTaskRow.id, TrainingTaskRow.stored_bytes, TrainingTaskRow.state).where(
+                    TrainingTaskRow.project == project
+                )
+            ).all()
+        known = sum(n for _, n, state in rows if n is not None and is_final(state))
+        return known, [task_id for task_id, n, state in rows if n is None or not is_final(state)]
+
+    def set_stored_bytes(self, task_id: str, size: int) -> None:
+        """Record what an ended task keeps (a running one is measured afresh every time)."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(TrainingTaskRow, task_id)
+            if row is not None and is_final(row.state):
+                row.stored_bytes = size
+                session.add(row)
+
+    def deletable(self, project: str, task_id: str) -> list[str]:
+        """The ids DeleteTrainingTask removes: the task and, for a search, its trials. FAILED_PRECONDITION
+        for a task that has not ended or is a trial; NOT_FOUND for an unknown one."""
+        with Session(self.engine) as session:
+            row = self._row(session, project, task_id)
+            if row.search_task_id:
+                raise errors.FailedPrecondition(
+                    f"training task {task_id!r} is trial {row.trial_number} of search {row.search_task_id!r}; "
+                    "delete the search",
+                    reason="TRIAL_OF_A_SEARCH",
+                    metadata={"search_task_id": row.search_task_id},
+                )
+            if not is_final(row.state):
+                raise errors.FailedPrecondition(
+                    f"training task {task_id!r} has not ended ({training_pb2.TaskState.Name(row.state)}); "
+                    "cancel it first",
+                    reason="TASK_NOT_ENDED",
+                )
+            trials = session.exec(select(TrainingTaskRow).where(TrainingTaskRow.search_task_id == task_id)).all()
+            running = [t.id for t in trials if not is_final(t.state)]
+            if running:
+                raise errors.FailedPrecondition(
+                    f"search {task_id!r} still has trials running ({', '.join(running[:5])}); cancel it first",
+                    reason="TASK_NOT_ENDED",
+                )
+            return [task_id, *(t.id for t in trials)]
+
+    def delete(self, project: str, task_ids: list[str]) -> None:
+        """Remove the tasks' rows (events, trials, study, task) in one transaction."""
+        from services.training.models import TrainingStudyRow, TrainingTrialRow
+
+        with Session(self.engine) as session, session.begin():
+            session.execute(sa.delete(TrainingTaskEventRow).where(TrainingTaskEventRow.task_id.in_(task_ids)))
+            session.execute(sa.delete(TrainingTrialRow).where(TrainingTrialRow.study_task_id.in_(task_ids)))
+            session.execute(sa.delete(TrainingStudyRow).where(TrainingStudyRow.task_id.in_(task_ids)))
+            # trials first: their search's row is what they point at
+            for ids in (task_ids[1:], task_ids[:1]):
+                if ids:
+                    session.execute(
+                        sa.delete(TrainingTaskRow).where(
+                            TrainingTaskRow.id.in_(ids), TrainingTaskRow.project == project
+                        )
+                    )
 
     def check_cancellable(self, project: str, task_id: str) -> training_pb2.TrainingTask:
         task = self.get(project, task_id)

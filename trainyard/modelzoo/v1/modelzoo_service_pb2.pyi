@@ -162,6 +162,16 @@ class RegisterTrainedModelResponse(_message.Message):
     model: _modelzoo_pb2.Model
     def __init__(self, model: _Optional[_Union[_modelzoo_pb2.Model, _Mapping]] = ...) -> None: ...
 
+class DeleteTrainedModelRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class DeleteTrainedModelResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ListPresetsRequest(_message.Message):
     __slots__ = ("task_type", "data_type", "page_size", "page_token")
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]

@@ -65,6 +65,11 @@ class ModelZooServiceStub:
                 request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelRequest.SerializeToString,
                 response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelResponse.FromString,
                 _registered_method=True)
+        self.DeleteTrainedModel = channel.unary_unary(
+                '/trainyard.modelzoo.v1.ModelZooService/DeleteTrainedModel',
+                request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.DeleteTrainedModelRequest.SerializeToString,
+                response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.DeleteTrainedModelResponse.FromString,
+                _registered_method=True)
         self.ListPresets = channel.unary_unary(
                 '/trainyard.modelzoo.v1.ModelZooService/ListPresets',
                 request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ListPresetsRequest.SerializeToString,
@@ -140,6 +145,16 @@ class ModelZooServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteTrainedModel(self, request, context):
+        """DeleteTrainedModel removes a trained model from the caller's project's zoo; its weights stay
+        with its training task until DeleteTrainingTask. Fails with INVALID_ARGUMENT for an id that is
+        not "trained/<task id>", NOT_FOUND, FAILED_PRECONDITION while a training task that has not
+        ended starts from it, UNAVAILABLE when the training service cannot be asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListPresets(self, request, context):
         """ListPresets lists the specialized training presets. Fails with INVALID_ARGUMENT for a bad
         page token.
@@ -187,6 +202,11 @@ def add_ModelZooServiceServicer_to_server(servicer, server):
                     servicer.RegisterTrainedModel,
                     request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelRequest.FromString,
                     response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelResponse.SerializeToString,
+            ),
+            'DeleteTrainedModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTrainedModel,
+                    request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.DeleteTrainedModelRequest.FromString,
+                    response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.DeleteTrainedModelResponse.SerializeToString,
             ),
             'ListPresets': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPresets,
@@ -362,6 +382,33 @@ class ModelZooService:
             '/trainyard.modelzoo.v1.ModelZooService/RegisterTrainedModel',
             trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelRequest.SerializeToString,
             trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.RegisterTrainedModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTrainedModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.modelzoo.v1.ModelZooService/DeleteTrainedModel',
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.DeleteTrainedModelRequest.SerializeToString,
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.DeleteTrainedModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,12 @@ class ModelZooServiceStub:
     PERMISSION_DENIED. Fails with INVALID_ARGUMENT for missing or bad fields (weights outside the
     task's own artifacts included), ALREADY_EXISTS when the task was registered with other weights.
     """
+    DeleteTrainedModel: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.DeleteTrainedModelRequest, _modelzoo_service_pb2.DeleteTrainedModelResponse]
+    """DeleteTrainedModel removes a trained model from the caller's project's zoo; its weights stay
+    with its training task until DeleteTrainingTask. Fails with INVALID_ARGUMENT for an id that is
+    not "trained/<task id>", NOT_FOUND, FAILED_PRECONDITION while a training task that has not
+    ended starts from it, UNAVAILABLE when the training service cannot be asked.
+    """
     ListPresets: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ListPresetsRequest, _modelzoo_service_pb2.ListPresetsResponse]
     """ListPresets lists the specialized training presets. Fails with INVALID_ARGUMENT for a bad
     page token.
@@ -112,6 +118,12 @@ class ModelZooServiceAsyncStub(ModelZooServiceStub):
     Internal: only the training service calls it, for its own tasks; the gateway refuses it with
     PERMISSION_DENIED. Fails with INVALID_ARGUMENT for missing or bad fields (weights outside the
     task's own artifacts included), ALREADY_EXISTS when the task was registered with other weights.
+    """
+    DeleteTrainedModel: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.DeleteTrainedModelRequest, _modelzoo_service_pb2.DeleteTrainedModelResponse]  # type: ignore[assignment]
+    """DeleteTrainedModel removes a trained model from the caller's project's zoo; its weights stay
+    with its training task until DeleteTrainingTask. Fails with INVALID_ARGUMENT for an id that is
+    not "trained/<task id>", NOT_FOUND, FAILED_PRECONDITION while a training task that has not
+    ended starts from it, UNAVAILABLE when the training service cannot be asked.
     """
     ListPresets: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ListPresetsRequest, _modelzoo_service_pb2.ListPresetsResponse]  # type: ignore[assignment]
     """ListPresets lists the specialized training presets. Fails with INVALID_ARGUMENT for a bad
@@ -191,6 +203,18 @@ class ModelZooServiceServicer(metaclass=_abc_1.ABCMeta):
         Internal: only the training service calls it, for its own tasks; the gateway refuses it with
         PERMISSION_DENIED. Fails with INVALID_ARGUMENT for missing or bad fields (weights outside the
         task's own artifacts included), ALREADY_EXISTS when the task was registered with other weights.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteTrainedModel(
+        self,
+        request: _modelzoo_service_pb2.DeleteTrainedModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_modelzoo_service_pb2.DeleteTrainedModelResponse, _abc.Awaitable[_modelzoo_service_pb2.DeleteTrainedModelResponse]]:
+        """DeleteTrainedModel removes a trained model from the caller's project's zoo; its weights stay
+        with its training task until DeleteTrainingTask. Fails with INVALID_ARGUMENT for an id that is
+        not "trained/<task id>", NOT_FOUND, FAILED_PRECONDITION while a training task that has not
+        ended starts from it, UNAVAILABLE when the training service cannot be asked.
         """
 
     @_abc_1.abstractmethod

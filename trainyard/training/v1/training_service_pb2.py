@@ -27,7 +27,7 @@ from trainyard.common.v1 import common_pb2 as trainyard_dot_common_dot_v1_dot_co
 from trainyard.training.v1 import training_pb2 as trainyard_dot_training_dot_v1_dot_training__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,trainyard/training/v1/training_service.proto\x12\x15trainyard.training.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a trainyard/common/v1/common.proto\x1a$trainyard/training/v1/training.proto\"\xa2\x04\n\x19\x43reateTrainingTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x30\n\ttask_type\x18\x03 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x12\n\ndataset_id\x18\x04 \x01(\t\x12\x1a\n\x12\x64\x61taset_version_id\x18\x05 \x01(\t\x12\x12\n\x08model_id\x18\x06 \x01(\tH\x00\x12\x38\n\x0b\x61uto_select\x18\x07 \x01(\x0b\x32!.trainyard.training.v1.AutoSelectH\x00\x12\x13\n\tpreset_id\x18\x0b \x01(\tH\x00\x12@\n\x11transfer_strategy\x18\x08 \x01(\x0e\x32%.trainyard.common.v1.TransferStrategy\x12=\n\x0fhyperparameters\x18\t \x01(\x0b\x32$.trainyard.common.v1.Hyperparameters\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x38\n\tresources\x18\x0c \x01(\x0b\x32%.trainyard.common.v1.ComputeResources\x12;\n\x06search\x18\r \x01(\x0b\x32+.trainyard.training.v1.HyperparameterSearchB\x11\n\x0fmodel_selection\"O\n\x1a\x43reateTrainingTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.trainyard.training.v1.TrainingTask\")\n\x16GetTrainingTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"L\n\x17GetTrainingTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.trainyard.training.v1.TrainingTask\"r\n\x18ListTrainingTasksRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .trainyard.training.v1.TaskState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"h\n\x19ListTrainingTasksResponse\x12\x32\n\x05tasks\x18\x01 \x03(\x0b\x32#.trainyard.training.v1.TrainingTask\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"W\n\x18WatchTrainingTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nfrom_start\x18\x02 \x01(\x08\x12\x16\n\x0e\x61\x66ter_sequence\x18\x03 \x01(\x03\"L\n\x19WatchTrainingTaskResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32 .trainyard.training.v1.TaskEvent\",\n\x19\x43\x61ncelTrainingTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"O\n\x1a\x43\x61ncelTrainingTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.trainyard.training.v1.TrainingTask\"I\n\x1b\x43ontinueTrainingTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x19\n\x11\x61\x64\x64itional_epochs\x18\x02 \x01(\x05\"Q\n\x1c\x43ontinueTrainingTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.trainyard.training.v1.TrainingTask\"F\n\x17GetTaskArtifactsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1a\n\x12\x65xpires_in_seconds\x18\x02 \x01(\x05\"n\n\x0c\x41rtifactLink\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x18GetTaskArtifactsResponse\x12\x32\n\x05links\x18\x01 \x03(\x0b\x32#.trainyard.training.v1.ArtifactLink\"K\n\x11ListTrialsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xb3\x01\n\x12ListTrialsResponse\x12,\n\x06trials\x18\x01 \x03(\x0b\x32\x1c.trainyard.training.v1.Trial\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x18\n\x10objective_metric\x18\x03 \x01(\t\x12<\n\tdirection\x18\x04 \x01(\x0e\x32).trainyard.training.v1.ObjectiveDirection\"d\n\x1eGetHyperparameterSchemaRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x30\n\ttask_type\x18\x02 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\"\x9d\x01\n\x1fGetHyperparameterSchemaResponse\x12=\n\nparameters\x18\x01 \x03(\x0b\x32).trainyard.training.v1.HyperparameterSpec\x12\x19\n\x11objective_metrics\x18\x02 \x03(\t\x12 \n\x18\x64\x65\x66\x61ult_objective_metric\x18\x03 \x01(\t2\xed\x08\n\x0fTrainingService\x12y\n\x12\x43reateTrainingTask\x12\x30.trainyard.training.v1.CreateTrainingTaskRequest\x1a\x31.trainyard.training.v1.CreateTrainingTaskResponse\x12u\n\x0fGetTrainingTask\x12-.trainyard.training.v1.GetTrainingTaskRequest\x1a..trainyard.training.v1.GetTrainingTaskResponse\"\x03\x90\x02\x01\x12{\n\x11ListTrainingTasks\x12/.trainyard.training.v1.ListTrainingTasksRequest\x1a\x30.trainyard.training.v1.ListTrainingTasksResponse\"\x03\x90\x02\x01\x12}\n\x11WatchTrainingTask\x12/.trainyard.training.v1.WatchTrainingTaskRequest\x1a\x30.trainyard.training.v1.WatchTrainingTaskResponse\"\x03\x90\x02\x01\x30\x01\x12y\n\x12\x43\x61ncelTrainingTask\x12\x30.trainyard.training.v1.CancelTrainingTaskRequest\x1a\x31.trainyard.training.v1.CancelTrainingTaskResponse\x12\x7f\n\x14\x43ontinueTrainingTask\x12\x32.trainyard.training.v1.ContinueTrainingTaskRequest\x1a\x33.trainyard.training.v1.ContinueTrainingTaskResponse\x12x\n\x10GetTaskArtifacts\x12..trainyard.training.v1.GetTaskArtifactsRequest\x1a/.trainyard.training.v1.GetTaskArtifactsResponse\"\x03\x90\x02\x01\x12\x66\n\nListTrials\x12(.trainyard.training.v1.ListTrialsRequest\x1a).trainyard.training.v1.ListTrialsResponse\"\x03\x90\x02\x01\x12\x8d\x01\n\x17GetHyperparameterSchema\x12\x35.trainyard.training.v1.GetHyperparameterSchemaRequest\x1a\x36.trainyard.training.v1.GetHyperparameterSchemaResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,trainyard/training/v1/training_service.proto\x12\x15trainyard.training.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a trainyard/common/v1/common.proto\x1a$trainyard/training/v1/training.proto\"\xa2\x04\n\x19\x43reateTrainingTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x30\n\ttask_type\x18\x03 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x12\n\ndataset_id\x18\x04 \x01(\t\x12\x1a\n\x12\x64\x61taset_version_id\x18\x05 \x01(\t\x12\x12\n\x08model_id\x18\x06 \x01(\tH\x00\x12\x38\n\x0b\x61uto_select\x18\x07 \x01(\x0b\x32!.trainyard.training.v1.AutoSelectH\x00\x12\x13\n\tpreset_id\x18\x0b \x01(\tH\x00\x12@\n\x11transfer_strategy\x18\x08 \x01(\x0e\x32%.trainyard.common.v1.TransferStrategy\x12=\n\x0fhyperparameters\x18\t \x01(\x0b\x32$.trainyard.common.v1.Hyperparameters\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x38\n\tresources\x18\x0c \x01(\x0b\x32%.trainyard.common.v1.ComputeResources\x12;\n\x06search\x18\r \x01(\x0b\x32+.trainyard.training.v1.HyperparameterSearchB\x11\n\x0fmodel_selection\"O\n\x1a\x43reateTrainingTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.trainyard.training.v1.TrainingTask\")\n\x16GetTrainingTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"L\n\x17GetTrainingTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.trainyard.training.v1.TrainingTask\"\x99\x01\n\x18ListTrainingTasksRequest\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .trainyard.training.v1.TaskState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\t\x12\x13\n\x0b\x61\x63tive_only\x18\x05 \x01(\x08\"h\n\x19ListTrainingTasksResponse\x12\x32\n\x05tasks\x18\x01 \x03(\x0b\x32#.trainyard.training.v1.TrainingTask\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"W\n\x18WatchTrainingTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nfrom_start\x18\x02 \x01(\x08\x12\x16\n\x0e\x61\x66ter_sequence\x18\x03 \x01(\x03\"L\n\x19WatchTrainingTaskResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32 .trainyard.training.v1.TaskEvent\",\n\x19\x43\x61ncelTrainingTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"O\n\x1a\x43\x61ncelTrainingTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.trainyard.training.v1.TrainingTask\"I\n\x1b\x43ontinueTrainingTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x19\n\x11\x61\x64\x64itional_epochs\x18\x02 \x01(\x05\"Q\n\x1c\x43ontinueTrainingTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.trainyard.training.v1.TrainingTask\",\n\x19\x44\x65leteTrainingTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"f\n\x1a\x44\x65leteTrainingTaskResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\x05\x12\x15\n\rdeleted_bytes\x18\x02 \x01(\x03\x12\x18\n\x10\x64\x65leted_task_ids\x18\x03 \x03(\t\"F\n\x17GetTaskArtifactsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1a\n\x12\x65xpires_in_seconds\x18\x02 \x01(\x05\"n\n\x0c\x41rtifactLink\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x18GetTaskArtifactsResponse\x12\x32\n\x05links\x18\x01 \x03(\x0b\x32#.trainyard.training.v1.ArtifactLink\"K\n\x11ListTrialsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xb3\x01\n\x12ListTrialsResponse\x12,\n\x06trials\x18\x01 \x03(\x0b\x32\x1c.trainyard.training.v1.Trial\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x18\n\x10objective_metric\x18\x03 \x01(\t\x12<\n\tdirection\x18\x04 \x01(\x0e\x32).trainyard.training.v1.ObjectiveDirection\"d\n\x1eGetHyperparameterSchemaRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x30\n\ttask_type\x18\x02 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\"\x9d\x01\n\x1fGetHyperparameterSchemaResponse\x12=\n\nparameters\x18\x01 \x03(\x0b\x32).trainyard.training.v1.HyperparameterSpec\x12\x19\n\x11objective_metrics\x18\x02 \x03(\t\x12 \n\x18\x64\x65\x66\x61ult_objective_metric\x18\x03 \x01(\t2\xe8\t\n\x0fTrainingService\x12y\n\x12\x43reateTrainingTask\x12\x30.trainyard.training.v1.CreateTrainingTaskRequest\x1a\x31.trainyard.training.v1.CreateTrainingTaskResponse\x12u\n\x0fGetTrainingTask\x12-.trainyard.training.v1.GetTrainingTaskRequest\x1a..trainyard.training.v1.GetTrainingTaskResponse\"\x03\x90\x02\x01\x12{\n\x11ListTrainingTasks\x12/.trainyard.training.v1.ListTrainingTasksRequest\x1a\x30.trainyard.training.v1.ListTrainingTasksResponse\"\x03\x90\x02\x01\x12}\n\x11WatchTrainingTask\x12/.trainyard.training.v1.WatchTrainingTaskRequest\x1a\x30.trainyard.training.v1.WatchTrainingTaskResponse\"\x03\x90\x02\x01\x30\x01\x12y\n\x12\x43\x61ncelTrainingTask\x12\x30.trainyard.training.v1.CancelTrainingTaskRequest\x1a\x31.trainyard.training.v1.CancelTrainingTaskResponse\x12\x7f\n\x14\x43ontinueTrainingTask\x12\x32.trainyard.training.v1.ContinueTrainingTaskRequest\x1a\x33.trainyard.training.v1.ContinueTrainingTaskResponse\x12x\n\x10GetTaskArtifacts\x12..trainyard.training.v1.GetTaskArtifactsRequest\x1a/.trainyard.training.v1.GetTaskArtifactsResponse\"\x03\x90\x02\x01\x12\x66\n\nListTrials\x12(.trainyard.training.v1.ListTrialsRequest\x1a).trainyard.training.v1.ListTrialsResponse\"\x03\x90\x02\x01\x12\x8d\x01\n\x17GetHyperparameterSchema\x12\x35.trainyard.training.v1.GetHyperparameterSchemaRequest\x1a\x36.trainyard.training.v1.GetHyperparameterSchemaResponse\"\x03\x90\x02\x01\x12y\n\x12\x44\x65leteTrainingTask\x12\x30.trainyard.training.v1.DeleteTrainingTaskRequest\x1a\x31.trainyard.training.v1.DeleteTrainingTaskResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,36 +54,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTRAININGTASKREQUEST']._serialized_end=847
   _globals['_GETTRAININGTASKRESPONSE']._serialized_start=849
   _globals['_GETTRAININGTASKRESPONSE']._serialized_end=925
-  _globals['_LISTTRAININGTASKSREQUEST']._serialized_start=927
-  _globals['_LISTTRAININGTASKSREQUEST']._serialized_end=1041
-  _globals['_LISTTRAININGTASKSRESPONSE']._serialized_start=1043
-  _globals['_LISTTRAININGTASKSRESPONSE']._serialized_end=1147
-  _globals['_WATCHTRAININGTASKREQUEST']._serialized_start=1149
-  _globals['_WATCHTRAININGTASKREQUEST']._serialized_end=1236
-  _globals['_WATCHTRAININGTASKRESPONSE']._serialized_start=1238
-  _globals['_WATCHTRAININGTASKRESPONSE']._serialized_end=1314
-  _globals['_CANCELTRAININGTASKREQUEST']._serialized_start=1316
-  _globals['_CANCELTRAININGTASKREQUEST']._serialized_end=1360
-  _globals['_CANCELTRAININGTASKRESPONSE']._serialized_start=1362
-  _globals['_CANCELTRAININGTASKRESPONSE']._serialized_end=1441
-  _globals['_CONTINUETRAININGTASKREQUEST']._serialized_start=1443
-  _globals['_CONTINUETRAININGTASKREQUEST']._serialized_end=1516
-  _globals['_CONTINUETRAININGTASKRESPONSE']._serialized_start=1518
-  _globals['_CONTINUETRAININGTASKRESPONSE']._serialized_end=1599
-  _globals['_GETTASKARTIFACTSREQUEST']._serialized_start=1601
-  _globals['_GETTASKARTIFACTSREQUEST']._serialized_end=1671
-  _globals['_ARTIFACTLINK']._serialized_start=1673
-  _globals['_ARTIFACTLINK']._serialized_end=1783
-  _globals['_GETTASKARTIFACTSRESPONSE']._serialized_start=1785
-  _globals['_GETTASKARTIFACTSRESPONSE']._serialized_end=1863
-  _globals['_LISTTRIALSREQUEST']._serialized_start=1865
-  _globals['_LISTTRIALSREQUEST']._serialized_end=1940
-  _globals['_LISTTRIALSRESPONSE']._serialized_start=1943
-  _globals['_LISTTRIALSRESPONSE']._serialized_end=2122
-  _globals['_GETHYPERPARAMETERSCHEMAREQUEST']._serialized_start=2124
-  _globals['_GETHYPERPARAMETERSCHEMAREQUEST']._serialized_end=2224
-  _globals['_GETHYPERPARAMETERSCHEMARESPONSE']._serialized_start=2227
-  _globals['_GETHYPERPARAMETERSCHEMARESPONSE']._serialized_end=2384
-  _globals['_TRAININGSERVICE']._serialized_start=2387
-  _globals['_TRAININGSERVICE']._serialized_end=3520
+  _globals['_LISTTRAININGTASKSREQUEST']._serialized_start=928
+  _globals['_LISTTRAININGTASKSREQUEST']._serialized_end=1081
+  _globals['_LISTTRAININGTASKSRESPONSE']._serialized_start=1083
+  _globals['_LISTTRAININGTASKSRESPONSE']._serialized_end=1187
+  _globals['_WATCHTRAININGTASKREQUEST']._serialized_start=1189
+  _globals['_WATCHTRAININGTASKREQUEST']._serialized_end=1276
+  _globals['_WATCHTRAININGTASKRESPONSE']._serialized_start=1278
+  _globals['_WATCHTRAININGTASKRESPONSE']._serialized_end=1354
+  _globals['_CANCELTRAININGTASKREQUEST']._serialized_start=1356
+  _globals['_CANCELTRAININGTASKREQUEST']._serialized_end=1400
+  _globals['_CANCELTRAININGTASKRESPONSE']._serialized_start=1402
+  _globals['_CANCELTRAININGTASKRESPONSE']._serialized_end=1481
+  _globals['_CONTINUETRAININGTASKREQUEST']._serialized_start=1483
+  _globals['_CONTINUETRAININGTASKREQUEST']._serialized_end=1556
+  _globals['_CONTINUETRAININGTASKRESPONSE']._serialized_start=1558
+  _globals['_CONTINUETRAININGTASKRESPONSE']._serialized_end=1639
+  _globals['_DELETETRAININGTASKREQUEST']._serialized_start=1641
+  _globals['_DELETETRAININGTASKREQUEST']._serialized_end=1685
+  _globals['_DELETETRAININGTASKRESPONSE']._serialized_start=1687
+  _globals['_DELETETRAININGTASKRESPONSE']._serialized_end=1789
+  _globals['_GETTASKARTIFACTSREQUEST']._serialized_start=1791
+  _globals['_GETTASKARTIFACTSREQUEST']._serialized_end=1861
+  _globals['_ARTIFACTLINK']._serialized_start=1863
+  _globals['_ARTIFACTLINK']._serialized_end=1973
+  _globals['_GETTASKARTIFACTSRESPONSE']._serialized_start=1975
+  _globals['_GETTASKARTIFACTSRESPONSE']._serialized_end=2053
+  _globals['_LISTTRIALSREQUEST']._serialized_start=2055
+  _globals['_LISTTRIALSREQUEST']._serialized_end=2130
+  _globals['_LISTTRIALSRESPONSE']._serialized_start=2133
+  _globals['_LISTTRIALSRESPONSE']._serialized_end=2312
+  _globals['_GETHYPERPARAMETERSCHEMAREQUEST']._serialized_start=2314
+  _globals['_GETHYPERPARAMETERSCHEMAREQUEST']._serialized_end=2414
+  _globals['_GETHYPERPARAMETERSCHEMARESPONSE']._serialized_start=2417
+  _globals['_GETHYPERPARAMETERSCHEMARESPONSE']._serialized_end=2574
+  _globals['_TRAININGSERVICE']._serialized_start=2577
+  _globals['_TRAININGSERVICE']._serialized_end=3833
 # @@protoc_insertion_point(module_scope)

@@ -60,14 +60,18 @@ class GetTrainingTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[_training_pb2.TrainingTask, _Mapping]] = ...) -> None: ...
 
 class ListTrainingTasksRequest(_message.Message):
-    __slots__ = ("state", "page_size", "page_token")
+    __slots__ = ("state", "page_size", "page_token", "model_id", "active_only")
     STATE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
     state: _training_pb2.TaskState
     page_size: int
     page_token: str
-    def __init__(self, state: _Optional[_Union[_training_pb2.TaskState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    model_id: str
+    active_only: bool
+    def __init__(self, state: _Optional[_Union[_training_pb2.TaskState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., model_id: _Optional[str] = ..., active_only: _Optional[bool] = ...) -> None: ...
 
 class ListTrainingTasksResponse(_message.Message):
     __slots__ = ("tasks", "next_page_token")
@@ -118,6 +122,22 @@ class ContinueTrainingTaskResponse(_message.Message):
     TASK_FIELD_NUMBER: _ClassVar[int]
     task: _training_pb2.TrainingTask
     def __init__(self, task: _Optional[_Union[_training_pb2.TrainingTask, _Mapping]] = ...) -> None: ...
+
+class DeleteTrainingTaskRequest(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class DeleteTrainingTaskResponse(_message.Message):
+    __slots__ = ("deleted_objects", "deleted_bytes", "deleted_task_ids")
+    DELETED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DELETED_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    deleted_objects: int
+    deleted_bytes: int
+    deleted_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deleted_objects: _Optional[int] = ..., deleted_bytes: _Optional[int] = ..., deleted_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetTaskArtifactsRequest(_message.Message):
     __slots__ = ("task_id", "expires_in_seconds")

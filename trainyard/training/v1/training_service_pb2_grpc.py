@@ -80,6 +80,11 @@ class TrainingServiceStub:
                 request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaRequest.SerializeToString,
                 response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaResponse.FromString,
                 _registered_method=True)
+        self.DeleteTrainingTask = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/DeleteTrainingTask',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -89,7 +94,9 @@ class TrainingServiceServicer:
     def CreateTrainingTask(self, request, context):
         """CreateTrainingTask validates the whole request up front and queues the task. Fails with
         INVALID_ARGUMENT (a field violation per bad field), NOT_FOUND for an unknown dataset or
-        model, FAILED_PRECONDITION when the dataset or model cannot train the task type.
+        model, FAILED_PRECONDITION when the dataset or model cannot train the task type,
+        RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) when the project has as many tasks running as its
+        quota allows or its tasks store more bytes than its storage quota (delete ended tasks).
         Nothing is queued when it fails. A retry with the same request_id returns the same task.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -166,6 +173,17 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteTrainingTask(self, request, context):
+        """DeleteTrainingTask deletes an ended task with everything it stored: its artifacts and
+        checkpoints in the object store, its events, and for a hyperparameter search its trials.
+        Fails with NOT_FOUND, FAILED_PRECONDITION when the task has not ended (cancel it first), is a
+        trial (delete its search), its trained model is in the zoo (DeleteTrainedModel first), or a
+        task that has not ended starts from its trained model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +231,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.GetHyperparameterSchema,
                     request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaRequest.FromString,
                     response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaResponse.SerializeToString,
+            ),
+            'DeleteTrainingTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTrainingTask,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -459,6 +482,33 @@ class TrainingService:
             '/trainyard.training.v1.TrainingService/GetHyperparameterSchema',
             trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaRequest.SerializeToString,
             trainyard_dot_training_dot_v1_dot_training__service__pb2.GetHyperparameterSchemaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTrainingTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/DeleteTrainingTask',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

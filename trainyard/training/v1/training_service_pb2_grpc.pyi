@@ -36,7 +36,9 @@ class TrainingServiceStub:
     CreateTrainingTask: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.CreateTrainingTaskRequest, _training_service_pb2.CreateTrainingTaskResponse]
     """CreateTrainingTask validates the whole request up front and queues the task. Fails with
     INVALID_ARGUMENT (a field violation per bad field), NOT_FOUND for an unknown dataset or
-    model, FAILED_PRECONDITION when the dataset or model cannot train the task type.
+    model, FAILED_PRECONDITION when the dataset or model cannot train the task type,
+    RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) when the project has as many tasks running as its
+    quota allows or its tasks store more bytes than its storage quota (delete ended tasks).
     Nothing is queued when it fails. A retry with the same request_id returns the same task.
     """
     GetTrainingTask: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.GetTrainingTaskRequest, _training_service_pb2.GetTrainingTaskResponse]
@@ -76,6 +78,13 @@ class TrainingServiceStub:
     model, when named) and default search range. Fails with NOT_FOUND for an unknown model,
     INVALID_ARGUMENT for an unknown task type.
     """
+    DeleteTrainingTask: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.DeleteTrainingTaskRequest, _training_service_pb2.DeleteTrainingTaskResponse]
+    """DeleteTrainingTask deletes an ended task with everything it stored: its artifacts and
+    checkpoints in the object store, its events, and for a hyperparameter search its trials.
+    Fails with NOT_FOUND, FAILED_PRECONDITION when the task has not ended (cancel it first), is a
+    trial (delete its search), its trained model is in the zoo (DeleteTrainedModel first), or a
+    task that has not ended starts from its trained model.
+    """
 
 @_typing.type_check_only
 class TrainingServiceAsyncStub(TrainingServiceStub):
@@ -85,7 +94,9 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     CreateTrainingTask: _aio.UnaryUnaryMultiCallable[_training_service_pb2.CreateTrainingTaskRequest, _training_service_pb2.CreateTrainingTaskResponse]  # type: ignore[assignment]
     """CreateTrainingTask validates the whole request up front and queues the task. Fails with
     INVALID_ARGUMENT (a field violation per bad field), NOT_FOUND for an unknown dataset or
-    model, FAILED_PRECONDITION when the dataset or model cannot train the task type.
+    model, FAILED_PRECONDITION when the dataset or model cannot train the task type,
+    RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) when the project has as many tasks running as its
+    quota allows or its tasks store more bytes than its storage quota (delete ended tasks).
     Nothing is queued when it fails. A retry with the same request_id returns the same task.
     """
     GetTrainingTask: _aio.UnaryUnaryMultiCallable[_training_service_pb2.GetTrainingTaskRequest, _training_service_pb2.GetTrainingTaskResponse]  # type: ignore[assignment]
@@ -125,6 +136,13 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     model, when named) and default search range. Fails with NOT_FOUND for an unknown model,
     INVALID_ARGUMENT for an unknown task type.
     """
+    DeleteTrainingTask: _aio.UnaryUnaryMultiCallable[_training_service_pb2.DeleteTrainingTaskRequest, _training_service_pb2.DeleteTrainingTaskResponse]  # type: ignore[assignment]
+    """DeleteTrainingTask deletes an ended task with everything it stored: its artifacts and
+    checkpoints in the object store, its events, and for a hyperparameter search its trials.
+    Fails with NOT_FOUND, FAILED_PRECONDITION when the task has not ended (cancel it first), is a
+    trial (delete its search), its trained model is in the zoo (DeleteTrainedModel first), or a
+    task that has not ended starts from its trained model.
+    """
 
 class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
     """TrainingService creates, watches and controls training tasks."""
@@ -137,7 +155,9 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_training_service_pb2.CreateTrainingTaskResponse, _abc.Awaitable[_training_service_pb2.CreateTrainingTaskResponse]]:
         """CreateTrainingTask validates the whole request up front and queues the task. Fails with
         INVALID_ARGUMENT (a field violation per bad field), NOT_FOUND for an unknown dataset or
-        model, FAILED_PRECONDITION when the dataset or model cannot train the task type.
+        model, FAILED_PRECONDITION when the dataset or model cannot train the task type,
+        RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) when the project has as many tasks running as its
+        quota allows or its tasks store more bytes than its storage quota (delete ended tasks).
         Nothing is queued when it fails. A retry with the same request_id returns the same task.
         """
 
@@ -224,6 +244,19 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
         """GetHyperparameterSchema describes every hyperparameter: type, valid range, default (for the
         model, when named) and default search range. Fails with NOT_FOUND for an unknown model,
         INVALID_ARGUMENT for an unknown task type.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteTrainingTask(
+        self,
+        request: _training_service_pb2.DeleteTrainingTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.DeleteTrainingTaskResponse, _abc.Awaitable[_training_service_pb2.DeleteTrainingTaskResponse]]:
+        """DeleteTrainingTask deletes an ended task with everything it stored: its artifacts and
+        checkpoints in the object store, its events, and for a hyperparameter search its trials.
+        Fails with NOT_FOUND, FAILED_PRECONDITION when the task has not ended (cancel it first), is a
+        trial (delete its search), its trained model is in the zoo (DeleteTrainedModel first), or a
+        task that has not ended starts from its trained model.
         """
 
 def add_TrainingServiceServicer_to_server(servicer: TrainingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
