@@ -1,7 +1,9 @@
 """python -m bench [--quick | --tiny] [--only a,b] [--images N] [--gpu] [--out DIR]
 
 Benchmarks: throughput (1), datapath (2), import (3), api (4), dispatch (5), events (6), memory (7),
-recommend (8: recommendation quality, bench/recommend_quality.py; its quick setting in quick mode).
+recommend (8: recommendation quality, bench/recommend_quality.py; its quick setting in quick mode),
+evaluation (9: evaluation throughput vs a bare PyTorch loop), predict (10: Predict through the gateway vs
+bare onnxruntime; bench/evaluation.py).
 Every one runs its baseline in the same run; the report goes to bench/results/latest.{json,md}.
 """
 
@@ -16,7 +18,8 @@ import time
 import traceback
 from pathlib import Path
 
-ALL = ("throughput", "datapath", "import", "api", "dispatch", "events", "memory", "recommend")
+ALL = ("throughput", "datapath", "import", "api", "dispatch", "events", "memory", "recommend", "evaluation", "predict")
+STACKLESS = {"throughput", "recommend", "evaluation"}
 
 MODES = {
     # photo-size images for the data path, images to import, API seconds per measurement, dispatch tasks, progress events
@@ -37,8 +40,19 @@ async def stack_benches(selected: set[str], mode: str, images: int, results: lis
 
     cfg = MODES[mode]
     say("starting the local stack (services and gateway as processes)")
-    s = bstack.up(say)
+    s = bstack.up(say, with_trainer="predict" in selected)
     try:
+        if "predict" in selected:
+            from bench import evaluation
+
+            say("predict ...")
+            try:
+                results.extend(await evaluation.run_predict(s, mode, say))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"predict: {type(exc).__name__}: {exc}")
+                traceback.print_exc()
+            if not selected - STACKLESS - {"predict"}:
+                return
         pids = {name: s.pid(name) for name in services.SERVICES}
         idle = {name: services.rss_mib(pid) for name, pid in pids.items()}
 
@@ -161,7 +175,16 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001
             errors.append(f"recommend: {type(exc).__name__}: {exc}")
             traceback.print_exc()
-    if selected - {"throughput", "recommend"}:
+    if "evaluation" in selected:
+        say("evaluation throughput ...")
+        try:
+            from bench import evaluation
+
+            results.extend(evaluation.run_evaluation(mode))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"evaluation: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+    if selected - STACKLESS:
         images = args.images or MODES[mode]["images"]
         asyncio.run(stack_benches(selected, mode, images, results, errors))
     meta.update(seconds=time.perf_counter() - t0, errors=errors, load_average_at_end=list(os.getloadavg()))

@@ -15,6 +15,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from trainyard.auth.v1 import auth_service_pb2
 from trainyard.common.v1 import options_pb2
 from trainyard.dataset.v1 import dataset_service_pb2
+from trainyard.inference.v1 import inference_service_pb2
 from trainyard.modelzoo.v1 import modelzoo_service_pb2
 from trainyard.recommend.v1 import recommend_service_pb2
 from trainyard.training.v1 import training_service_pb2
@@ -25,6 +26,7 @@ BACKEND_SERVICES: dict[str, ServiceDescriptor] = {
     "modelzoo": modelzoo_service_pb2.DESCRIPTOR.services_by_name["ModelZooService"],
     "recommend": recommend_service_pb2.DESCRIPTOR.services_by_name["RecommendationService"],
     "training": training_service_pb2.DESCRIPTOR.services_by_name["TrainingService"],
+    "inference": inference_service_pb2.DESCRIPTOR.services_by_name["InferenceService"],
 }
 AUTH_SERVICE: ServiceDescriptor = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"]
 # AuthService methods any valid key may call; the rest manage keys and need an admin.

@@ -40,6 +40,7 @@ class InProcessPlatform:
     async def _start(self) -> None:
         from gateway.app import start as start_gateway
         from services.dataset.app import start as start_dataset
+        from services.inference.app import start as start_inference
         from services.modelzoo.app import start as start_modelzoo
         from services.recommend.app import start as start_recommend
         from services.training.app import start as start_training
@@ -56,7 +57,11 @@ class InProcessPlatform:
         training = await start_training(wired)
         self.running.append(training)
         wired = wired.model_copy(update={"training_address": training.address})
+        inference = await start_inference(wired)
+        self.running.append(inference)
+        wired = wired.model_copy(update={"inference_address": inference.address})
         self.services = {
+            "inference": inference.address,
             "dataset": dataset.address,
             "modelzoo": zoo.address,
             "recommend": recommend.address,

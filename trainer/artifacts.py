@@ -208,10 +208,22 @@ def export_detector_onnx(model: nn.Module, image: torch.Tensor) -> tuple[bytes, 
     return data, check_detections("ONNX", expected, {k: torch.from_numpy(v) for k, v in zip(keys, got, strict=True)})
 
 
-def export_model(model: nn.Module, task: str, example: torch.Tensor, notes: dict) -> list[tuple[str, bytes, str]]:
+def with_metadata(onnx_bytes: bytes, props: dict[str, str]) -> bytes:
+    """The ONNX file with `props` as its metadata_props (services.common.onnxmeta), so it can be used alone."""
+    import onnx
+
+    model = onnx.load_from_string(onnx_bytes)
+    onnx.helper.set_model_props(model, props)
+    return model.SerializeToString()
+
+
+def export_model(
+    model: nn.Module, task: str, example: torch.Tensor, notes: dict, metadata: dict[str, str] | None = None
+) -> list[tuple[str, bytes, str]]:
     """TorchScript and ONNX of a trained model, each checked against PyTorch: (name, bytes, content type)
     of those produced. `example` is a batch [N,3,H,W] (one image [3,H,W] for detectors). `notes` gets,
-    per file, the max abs difference and tolerance, the error that stopped it, or why it cannot exist."""
+    per file, the max abs difference and tolerance, the error that stopped it, or why it cannot exist.
+    `metadata` becomes the ONNX file's metadata_props."""
     if task in DETECTION_TASKS:
         net = model.to("cpu").eval()
         fns = (export_detector_torchscript, export_detector_onnx)
@@ -233,6 +245,8 @@ def export_model(model: nn.Module, task: str, example: torch.Tensor, notes: dict
             notes[name] = {"error": str(exc)}
             continue
         notes[name] = {"max_abs_diff": diff, "tolerance": ATOL}
+        if name == "model.onnx" and metadata:
+            payload = with_metadata(payload, metadata)
         out.append((name, payload, ctype))
     return out
 

@@ -19,6 +19,7 @@ from google.protobuf.json_format import MessageToDict
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from services.common.onnxmeta import OnnxMetadata
 from trainer import artifacts as art
 from trainer import data, distributed, engine, tasks
 from trainer.errors import PermanentJobError, is_out_of_memory, out_of_memory_reason
@@ -66,6 +67,7 @@ class JobResult:
     metrics: dict[str, float]
     artifacts: list[Artifact] = field(default_factory=list)
     resumed_from_epoch: int = 0
+    evaluation: object | None = None  # trainyard.training.v1.EvaluationSummary of the model's evaluation
 
 
 def resolve_device(setting: str = "auto") -> torch.device:
@@ -260,6 +262,7 @@ def run_job(
     num_workers: int = -1,
     progress_interval_s: float = 1.0,
     export: bool = True,
+    evaluate: bool = True,
     placement: distributed.Placement | None = None,
     on_ranks: Callable[[list[int]], None] | None = None,
     distributed_timeout_s: float = 600.0,
@@ -267,7 +270,9 @@ def run_job(
     """Train the job; with job.resources asking for several processes, as a data-parallel run
     (trainer.distributed) of which this trainer is node placement.node_rank (node 0 when None).
     A member node (node_rank > 0) trains its share and returns an empty JobResult: node 0 reports,
-    writes the checkpoints and the artifacts. on_ranks(pids) gets the local rank processes' ids."""
+    writes the checkpoints and the artifacts. on_ranks(pids) gets the local rank processes' ids.
+    With `evaluate`, the trained model is then evaluated on the test split (val when there is none):
+    trainer.evaluation_job.after_training; its F1-best threshold goes into the ONNX export."""
     reporter = reporter or NullReporter()
     hp = job.hyperparameters
     task = tasks.TASK_NAMES.get(job.task_type)
@@ -525,12 +530,49 @@ def run_job(
     if final.get("confusion_matrix"):
         png = art.confusion_matrix_png(final["confusion_matrix"], classes)
         artifacts.append(_put(store, bucket, prefix + "confusion_matrix.png", png, "confusion_matrix.png", "image/png"))
+    evaluated = None
+    if evaluate:
+        from trainer.evaluation_job import after_training
+
+        evaluated, evaluation_artifacts = after_training(
+            model=built.model,
+            task=task,
+            classes=classes,
+            manifest=manifest,
+            train_cases=train_cases,
+            images_bucket=images_bucket,
+            store=store,
+            cache=cache,
+            bucket=bucket,
+            prefix=prefix,
+            device=device,
+            image_size=hp.image_size,
+            mean=mean,
+            std=std,
+            batch_size=hp.batch_size,
+            ignore_index=ignore_index,
+            reporter=reporter,
+            check_stop=check_stop,
+            num_workers=workers,
+        )
+        artifacts += evaluation_artifacts
+        report["evaluation"] = evaluated.report
     if export:
         # detectors are checked on a real val image (random noise gives them nothing to detect)
         example = (
             training.val_ds[0][0] if task in art.DETECTION_TASKS else torch.rand(2, 3, hp.image_size, hp.image_size)
         )
-        artifacts += _exports(built.model, task, example, prefix, bucket, store, reporter, report["exports"])
+        metadata = OnnxMetadata(
+            task_type=task,
+            class_names=classes,
+            input_size=hp.image_size,
+            mean=mean,
+            std=std,
+            threshold=evaluated.summary.default_threshold if evaluated is not None else 0.5,
+            model_id=spec.model_id,
+            task_id=job.task_id,
+        ).props()
+        artifacts += _exports(built.model, task, example, prefix, bucket, store, reporter, report["exports"], metadata)
     artifacts.append(
         _put(
             store,
@@ -551,13 +593,18 @@ def run_job(
             "application/json",
         )
     )
-    return JobResult(metrics=scalars, artifacts=artifacts, resumed_from_epoch=resumed_from)
+    return JobResult(
+        metrics=scalars,
+        artifacts=artifacts,
+        resumed_from_epoch=resumed_from,
+        evaluation=evaluated.summary if evaluated is not None else None,
+    )
 
 
-def _exports(model, task, example, prefix, bucket, store, reporter, notes: dict) -> list[Artifact]:
+def _exports(model, task, example, prefix, bucket, store, reporter, notes: dict, metadata=None) -> list[Artifact]:
     """TorchScript and ONNX exports (trainer.artifacts.export_model), stored next to the checkpoints."""
     out: list[Artifact] = []
-    for name, payload, ctype in art.export_model(model, task, example, notes):
+    for name, payload, ctype in art.export_model(model, task, example, notes, metadata):
         out.append(_put(store, bucket, prefix + name, payload, name, ctype))
     for name, note in notes.items():
         if "error" in note or "unsupported" in note:

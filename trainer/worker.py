@@ -359,7 +359,11 @@ class Worker:
             log.info("job ended", extra={"task_id": job.task_id, "attempt": attempt, "outcome": outcome})
 
     async def _run(self, job: events_pb2.TrainingJob, msg, sink: EventSink, control: Control, attempt: int) -> str:
+        from trainer.evaluation_job import run_evaluation_job
         from trainer.job import run_job
+
+        # an evaluation job (a model run over a dataset version) goes through the same queue, events and acks
+        run = run_evaluation_job if job.HasField("evaluation") else run_job
 
         def started(resumed_from: int) -> None:
             sink.emit(started=events_pb2.JobStarted(resumed_from_epoch=resumed_from, device=str(self.device)))
@@ -372,7 +376,7 @@ class Worker:
                 run_id = f"{job.task_id}.{attempt}"
                 placement = await self._lead_run(job, attempt, sink, control)
             result = await asyncio.to_thread(
-                run_job,
+                run,
                 job,
                 store=self.store,
                 cache=self.cache,
@@ -427,6 +431,7 @@ class Worker:
                     )
                     for a in result.artifacts
                 ],
+                evaluation=result.evaluation,
             )
         )
         await sink.close()

@@ -726,8 +726,302 @@ def cmd_train_show(args) -> int:
         )
     if t.search_task_id:
         console.print(f"trial {t.trial_number} of search {t.search_task_id}")
+    if t.evaluation_id:
+        _print_summary(t.evaluation, f"evaluation {t.evaluation_id}")
     for a in t.artifacts:
-        console.print(f"  artifact {escape(a.name)}: s3://{a.object.bucket}/{a.object.key}")
+        console.print(f"  artifact {escape(a.name)} ({a.object.size_bytes:,} bytes)")
+    if t.artifacts:
+        console.print(f"  download: [bold]trainyard train download {t.id} --out DIR[/]")
+    return 0
+
+
+def _print_summary(s, title: str) -> None:
+    """An EvaluationSummary: headline, per-class metrics, confusion matrix, threshold table."""
+    console.print(
+        f"[bold]{escape(title)}[/] on the {escape(s.split_note)}: {s.headline_metric} [bold]{s.headline_value:.4f}[/]; "
+        f"{s.error_case_count} of {s.case_count} case(s) wrong; {s.label_error_count} suspected label error(s); "
+        f"default threshold {s.default_threshold:.2f}"
+    )
+    console.print("  " + _metrics(s.metrics))
+    extra = [c for c in s.classes if c.HasField("ap") or c.HasField("iou")]
+    columns = ["class", "support", "precision", "recall", "f1"]
+    if any(c.HasField("ap") for c in extra):
+        columns.append("AP")
+    if any(c.HasField("mask_ap") for c in s.classes):
+        columns.append("mask AP")
+    if any(c.HasField("iou") for c in extra):
+        columns.append("IoU")
+    rows = []
+    for c in s.classes:
+        row = [c.name, c.support, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}"]
+        for name, field in (("AP", "ap"), ("mask AP", "mask_ap"), ("IoU", "iou")):
+            if name in columns:
+                row.append(f"{getattr(c, field):.3f}" if c.HasField(field) else "-")
+        rows.append(row)
+    _table("per class", columns, rows)
+    m = s.confusion_matrix
+    if m.column_labels:
+        n = len(m.column_labels)
+        matrix = [[m.row_labels[r], *m.counts[r * n : (r + 1) * n]] for r in range(len(m.row_labels))]
+        _table(f"confusion matrix ({m.unit}; rows: given, columns: predicted)", ["", *m.column_labels], matrix)
+    if s.thresholds:
+        _table(
+            "confidence threshold",
+            ["threshold", "precision", "recall", "f1"],
+            [
+                [f"{r.threshold:.2f}{' *' if abs(r.threshold - s.default_threshold) < 1e-9 else ''}",
+                 f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}"]
+                for r in s.thresholds
+            ],
+        )  # fmt: skip
+    if s.label_error_method:
+        console.print(f"  label errors: {escape(s.label_error_method)}")
+
+
+def cmd_train_download(args) -> int:
+    from rich.progress import BarColumn, DownloadColumn, Progress
+
+    with _client(args) as ty:
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), console=err,
+            transient=True, disable=not err.is_terminal,
+        ) as bar:  # fmt: skip
+            jobs: dict[str, int] = {}
+
+            def progress(name: str, done: int, total: int) -> None:
+                if name not in jobs:
+                    jobs[name] = bar.add_task(name, total=total or None)
+                bar.update(jobs[name], completed=done)
+
+            files = ty.training.download(args.id, args.out, args.name or None, progress=progress)
+    if args.output == "json":
+        _json([{"name": f.name, "path": str(f), "size_bytes": f.stat().st_size} for f in files])
+    else:
+        for f in files:
+            console.print(f"  {escape(str(f))} ({f.stat().st_size:,} bytes)")
+        console.print(f"[green]downloaded[/] {len(files)} artifact(s) of {escape(args.id)} to {escape(str(args.out))}")
+    return 0
+
+
+# -- evaluations ----------------------------------------------------------------------------------
+EVALUATION_COLUMNS = [
+    "id",
+    "state",
+    "model",
+    "dataset version",
+    "split",
+    "headline",
+    "wrong",
+    "label errors",
+    "created",
+]
+
+
+def _evaluation_rows(items) -> list[list]:
+    from trainyard.client import evaluation_state_name
+
+    return [
+        [
+            e.id,
+            evaluation_state_name(e.state) + (" (auto)" if e.automatic else ""),
+            e.model_id,
+            e.dataset_version_id,
+            e.summary.split_note or "-",
+            f"{e.summary.headline_metric} {e.summary.headline_value:.4f}" if e.summary.headline_metric else "-",
+            f"{e.summary.error_case_count}/{e.summary.case_count}" if e.summary.case_count else "-",
+            e.summary.label_error_count if e.summary.case_count else "-",
+            _when(e.create_time),
+        ]
+        for e in items
+    ]
+
+
+def _evaluation_id(ty, value: str) -> str:
+    """An evaluation id, or a training task's id for its automatic evaluation."""
+    if value.startswith("ev"):
+        return value
+    return ty.evaluations.of_task(value).id
+
+
+def _watch_evaluation(ty, evaluation_id: str, output: str) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from trainyard.client import evaluation_state_name
+    from trainyard.training.v1 import evaluation_pb2
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    ) as bar:  # fmt: skip
+        job = bar.add_task("queued", total=None)
+        for change in ty.evaluations.watch(evaluation_id):
+            if output == "json":
+                _json(change)
+            elif change.log:
+                bar.console.print(f"[dim]{escape(change.log)}[/]")
+            if change.HasField("evaluation"):
+                e = change.evaluation
+                bar.update(job, description=evaluation_state_name(e.state))
+                if e.progress.total_steps:
+                    bar.update(job, total=e.progress.total_steps, completed=e.progress.step)
+    e = ty.evaluations.get(evaluation_id)
+    ok = e.state == evaluation_pb2.EVALUATION_STATE_SUCCEEDED
+    if output != "json":
+        color = "green" if ok else "red"
+        console.print(f"evaluation {e.id}: [{color}]{evaluation_state_name(e.state)}[/] {escape(e.failure_reason)}")
+        if ok:
+            _print_summary(e.summary, f"evaluation {e.id}")
+    return 0 if ok else 1
+
+
+def cmd_eval_create(args) -> int:
+    with _client(args) as ty:
+        e = ty.evaluations.create(
+            args.model, args.dataset, dataset_version_id=args.version or "", splits=args.split or None,
+            batch_size=args.batch_size or 0,
+        )  # fmt: skip
+        if args.watch:
+            return _watch_evaluation(ty, e.id, args.output)
+    if args.output == "json":
+        _json(e)
+    else:
+        console.print(f"[green]queued[/] evaluation [bold]{e.id}[/] of {escape(e.model_id)}")
+        console.print(f"  follow it: [bold]trainyard eval watch {e.id}[/]")
+    return 0
+
+
+def cmd_eval_watch(args) -> int:
+    with _client(args) as ty:
+        return _watch_evaluation(ty, _evaluation_id(ty, args.id), args.output)
+
+
+def cmd_eval_show(args) -> int:
+    from trainyard.client import evaluation_state_name
+
+    with _client(args) as ty:
+        e = ty.evaluations.get(_evaluation_id(ty, args.id))
+    if args.output == "json":
+        _json(e)
+        return 0
+    _table(f"evaluation {e.id}", EVALUATION_COLUMNS, _evaluation_rows([e]))
+    if e.failure_reason:
+        console.print(f"[red]{evaluation_state_name(e.state)}:[/] {escape(e.failure_reason)}")
+    if e.summary.headline_metric:
+        _print_summary(e.summary, f"evaluation {e.id}")
+    return 0
+
+
+def cmd_eval_list(args) -> int:
+    with _client(args) as ty:
+        items = ty.evaluations.list(args.model or "")
+    return _out(args, items, "evaluations", EVALUATION_COLUMNS, _evaluation_rows(items))
+
+
+def cmd_eval_cancel(args) -> int:
+    with _client(args) as ty:
+        e = ty.evaluations.cancel(args.id)
+    console.print(f"evaluation {e.id} cancelled")
+    return 0
+
+
+def image_sheet(panels: list[tuple[bytes, str]], out: Path, columns: int = 3) -> Path:
+    """One PNG of drawn panels (JPEG bytes) in a grid, each captioned below."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    thumbs = [(Image.open(io.BytesIO(jpeg)).convert("RGB"), caption) for jpeg, caption in panels if jpeg]
+    if not thumbs:
+        raise ValueError("nothing to draw: no case matched")
+    w, h = max(t.width for t, _ in thumbs), max(t.height for t, _ in thumbs)
+    caption_h, columns = 28, min(columns, len(thumbs))
+    rows = (len(thumbs) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * (w + 4), rows * (h + caption_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (thumb, caption) in enumerate(thumbs):
+        x, y = (i % columns) * (w + 4), (i // columns) * (h + caption_h)
+        sheet.paste(thumb, (x, y))
+        for line, text in enumerate((caption[:70], caption[70:140])):
+            draw.text((x + 2, y + h + 1 + 12 * line), text, fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out
+
+
+def cmd_eval_cases(args) -> int:
+    from trainyard.client import case_kind_name
+
+    with _client(args) as ty:
+        cases = ty.evaluations.cases(
+            _evaluation_id(ty, args.id), class_name=args.class_name or "", kind=args.kind,
+            predicted_class=args.predicted or "", previews=bool(args.out), limit=args.limit,
+        )  # fmt: skip
+    if args.out:
+        path = image_sheet([(c.preview_jpeg, f"{c.case_id} {c.summary}") for c in cases], Path(args.out))
+        err.print(f"contact sheet of {len(cases)} case(s) written to {path}")
+    rows = [
+        [c.case_id, ",".join(case_kind_name(k) for k in c.kinds), f"{c.error_score:.3f}", c.summary, c.source_path]
+        for c in cases
+    ]
+    return _out(args, cases, "cases, worst first", ["case", "kind", "error", "what happened", "file"], rows)
+
+
+def cmd_eval_label_errors(args) -> int:
+    with _client(args) as ty:
+        errors = ty.evaluations.label_errors(_evaluation_id(ty, args.id), previews=bool(args.out), limit=args.limit)
+    if args.out:
+        path = image_sheet(
+            [(e.preview_jpeg, f"{e.case_id} {e.kind}: {e.given_label} -> {e.suggested_label}") for e in errors],
+            Path(args.out),
+        )
+        err.print(f"contact sheet of {len(errors)} suspected label error(s) written to {path}")
+    rows = [
+        [e.case_id, e.kind, e.given_label, e.suggested_label, f"{e.score:.3f}", e.evidence, e.source_path]
+        for e in errors
+    ]
+    columns = ["case", "kind", "given", "suggested", "score", "evidence", "file"]
+    return _out(args, errors, "suspected label errors, most suspicious first", columns, rows)
+
+
+def cmd_predict(args) -> int:
+    import io
+
+    images: list = []
+    for item in args.images:
+        if ":" in item and not Path(item).exists():  # VERSION_ID:CASE_ID
+            version, _, case = item.partition(":")
+            images.append((version, case))
+        else:
+            images.append(item)
+    with _client(args) as ty:
+        response = ty.predict(args.model, images, threshold=args.threshold, top_k=args.top_k, draw=bool(args.out))
+    if args.out:
+        from PIL import Image
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for p in response.predictions:
+            stem = Path(p.name).stem or "image"
+            Image.open(io.BytesIO(p.drawn_jpeg)).save(out / f"{stem}.predicted.jpg")
+            if p.class_mask_png:
+                (out / f"{stem}.mask.png").write_bytes(p.class_mask_png)
+        err.print(f"{len(response.predictions)} drawn prediction(s) written to {out}")
+    if args.output == "json":
+        _json(response)
+        return 0
+    rows = []
+    for p in response.predictions:
+        if p.classes:
+            what = ", ".join(f"{c.class_name} {c.score:.3f}" for c in p.classes)
+        elif p.detections or response.model.task_type in ("detection", "instance_segmentation"):
+            what = f"{len(p.detections)} object(s): " + ", ".join(
+                f"{d.class_name} {d.score:.2f} [{', '.join(f'{v:.0f}' for v in d.box)}]" for d in p.detections[:8]
+            )
+        else:
+            what = ", ".join(f"{k} {v:.1%}" for k, v in sorted(p.class_fractions.items(), key=lambda kv: -kv[1]))
+        rows.append([p.name, f"{p.width}x{p.height}", what])
+    m = response.model
+    _table(f"{m.model_id} ({m.task_type}, threshold {m.threshold:.2f})", ["image", "size", "prediction"], rows)
     return 0
 
 
@@ -1056,6 +1350,43 @@ def add_flow_commands(sub) -> None:
     leaf(tr, "show", cmd_train_show, "one task").add_argument("id")
     leaf(tr, "cancel", cmd_train_cancel, "cancel a task").add_argument("id")
     leaf(tr, "delete", cmd_train_delete, "delete an ended task with its checkpoints and artifacts").add_argument("id")
+    p = leaf(tr, "download", cmd_train_download, "download a task's artifacts through the platform")
+    p.add_argument("id")
+    p.add_argument("--out", required=True, help="folder to write them to")
+    p.add_argument("--name", action="append", help="only this artifact (repeatable), e.g. model.onnx")
+
+    ev = sub.add_parser("eval", help="evaluations: summaries, per-case results, label errors").add_subparsers(
+        dest="eval_command", metavar="ACTION", required=True
+    )
+    p = leaf(ev, "create", cmd_eval_create, "evaluate a model of the project on a dataset")
+    p.add_argument("--model", required=True, help="zoo model id, e.g. trained/TASK_ID")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--version", help="dataset version id (default: the latest)")
+    p.add_argument("--split", action="append", help="train, val or test (repeatable; default test, else val)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--watch", action="store_true", help="follow it to its end")
+    leaf(ev, "watch", cmd_eval_watch, "follow an evaluation").add_argument("id")
+    leaf(ev, "show", cmd_eval_show, "an evaluation (or a task's automatic one, by task id)").add_argument("id")
+    leaf(ev, "list", cmd_eval_list, "evaluations of the project").add_argument("--model")
+    leaf(ev, "cancel", cmd_eval_cancel, "cancel an evaluation").add_argument("id")
+    p = leaf(ev, "cases", cmd_eval_cases, "per-case results, worst first")
+    p.add_argument("id", help="evaluation id, or a training task id for its automatic evaluation")
+    p.add_argument("--class", dest="class_name", help="only cases with this class (given or predicted)")
+    p.add_argument("--kind", help="correct, misclassified, false_positive, missed_object or low_iou")
+    p.add_argument("--predicted", help="only cases where this class was predicted wrongly (misclassified as X)")
+    p.add_argument("--limit", type=int, default=24)
+    p.add_argument("--out", help="write a contact sheet PNG (given labels beside the model's) here")
+    p = leaf(ev, "label-errors", cmd_eval_label_errors, "suspected label errors, most suspicious first")
+    p.add_argument("id", help="evaluation id, or a training task id for its automatic evaluation")
+    p.add_argument("--limit", type=int, default=24)
+    p.add_argument("--out", help="write a contact sheet PNG here")
+
+    p = leaf(sub, "predict", cmd_predict, "run a trained model on images (its ONNX export)")
+    p.add_argument("model", help="zoo model id, e.g. trained/TASK_ID")
+    p.add_argument("images", nargs="+", help="image files, or VERSION_ID:CASE_ID for a dataset case")
+    p.add_argument("--threshold", type=float, help="confidence threshold (default: the model's own)")
+    p.add_argument("--top-k", type=int, default=0, help="classification: top classes (default 5)")
+    p.add_argument("--out", help="write each image with its predictions drawn into this folder")
 
     ks = sub.add_parser("keys", help="API keys of the project").add_subparsers(
         dest="keys_command", metavar="ACTION", required=True

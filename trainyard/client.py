@@ -37,9 +37,10 @@ from grpc_status import rpc_status
 from trainyard.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
+from trainyard.inference.v1 import inference_pb2, inference_service_pb2, inference_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc
 from trainyard.recommend.v1 import recommend_pb2, recommend_service_pb2, recommend_service_pb2_grpc
-from trainyard.training.v1 import training_pb2, training_service_pb2, training_service_pb2_grpc
+from trainyard.training.v1 import evaluation_pb2, training_pb2, training_service_pb2, training_service_pb2_grpc
 
 ADDRESS_ENV = "TRAINYARD_GATEWAY_ADDRESS"
 TOKEN_ENV = "TRAINYARD_TOKEN"
@@ -116,6 +117,7 @@ class DeadlineExceededError(TrainyardError):
 
 
 _ERRORS: dict[grpc.StatusCode, type[TrainyardError]] = {
+    grpc.StatusCode.DATA_LOSS: TrainyardError,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
@@ -190,6 +192,27 @@ def state_name(value: int) -> str:
 
 def trial_state_name(value: int) -> str:
     return short_name(training_pb2.TrialState.Name(value), "TRIAL_STATE_")
+
+
+def evaluation_state_name(value: int) -> str:
+    return short_name(evaluation_pb2.EvaluationState.Name(value), "EVALUATION_STATE_")
+
+
+def case_kind_name(value: int) -> str:
+    return short_name(evaluation_pb2.CaseErrorKind.Name(value), "CASE_ERROR_KIND_")
+
+
+def split(value: Any) -> int:
+    return _enum(common_pb2.Split, "SPLIT_", value, "splits")
+
+
+EVALUATION_FINAL_STATES = frozenset(
+    {
+        evaluation_pb2.EVALUATION_STATE_SUCCEEDED,
+        evaluation_pb2.EVALUATION_STATE_FAILED,
+        evaluation_pb2.EVALUATION_STATE_CANCELLED,
+    }
+)
 
 
 def search_parameter(text: str) -> training_pb2.SearchParameter:
@@ -305,7 +328,9 @@ class Client:
         self._recommend = recommend_service_pb2_grpc.RecommendationServiceStub(self.channel)
         self._training = training_service_pb2_grpc.TrainingServiceStub(self.channel)
         self._auth = auth_service_pb2_grpc.AuthServiceStub(self.channel)
+        self._inference = inference_service_pb2_grpc.InferenceServiceStub(self.channel)
         self.datasets = Datasets(self)
+        self.evaluations = Evaluations(self)
         self.models = Models(self)
         self.training = Training(self)
         self.keys = Keys(self)
@@ -379,6 +404,45 @@ class Client:
             max_suggestions=max_suggestions,
         )
         return list(self.call(self._recommend.Recommend, request).suggestions)
+
+    def predict(
+        self,
+        model_id: str,
+        images: list[str | Path | bytes | tuple[str, str]],
+        *,
+        threshold: float | None = None,
+        top_k: int = 0,
+        draw: bool = False,
+        timeout: float | None = None,
+    ) -> inference_service_pb2.PredictResponse:
+        """Run a trained model's ONNX export on images: file paths, raw bytes, or (dataset_version_id,
+        case_id) pairs for cases of a dataset; one Prediction per image, in order (up to 64 per call)."""
+        inputs = []
+        for item in images:
+            if isinstance(item, tuple):
+                version_id, case_id = item
+                ref = inference_pb2.CaseRef(dataset_version_id=version_id, case_id=case_id)
+                inputs.append(inference_pb2.ImageInput(case=ref, name=case_id))
+            elif isinstance(item, bytes):
+                inputs.append(inference_pb2.ImageInput(image=item, name=f"image {len(inputs)}"))
+            else:
+                path = Path(item)
+                if not path.is_file():
+                    raise InvalidArgumentError(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{path}: no such file",
+                        violations={f"images[{len(inputs)}]": f"{path}: no such file"},
+                    )
+                inputs.append(inference_pb2.ImageInput(image=path.read_bytes(), name=path.name))
+        request = inference_service_pb2.PredictRequest(model_id=model_id, images=inputs, top_k=top_k, draw=draw)
+        if threshold is not None:
+            request.threshold = threshold
+        return self.call(self._inference.Predict, request, timeout=timeout)
+
+    def model_info(self, model_id: str) -> inference_pb2.ModelInfo:
+        """What a trained model's ONNX export says about itself (classes, input size, threshold)."""
+        request = inference_service_pb2.GetModelInfoRequest(model_id=model_id)
+        return self.call(self._inference.GetModelInfo, request).model
 
     def whoami(self) -> auth_pb2.ApiKey:
         return self.call(self._auth.WhoAmI, auth_service_pb2.WhoAmIRequest()).key
@@ -712,6 +776,61 @@ class Training:
             finally:
                 stream.cancel()
 
+    def artifacts(self, task_id: str, expires_in_seconds: int = 0) -> list[training_service_pb2.ArtifactLink]:
+        """The task's artifacts with download links (on the configured public object-store endpoint)."""
+        request = training_service_pb2.GetTaskArtifactsRequest(task_id=task_id, expires_in_seconds=expires_in_seconds)
+        return list(self._c.call(self._c._training.GetTaskArtifacts, request).links)
+
+    def download(
+        self,
+        task_id: str,
+        out_dir: str | Path,
+        names: list[str] | None = None,
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[Path]:
+        """Download the task's artifacts (all, or those named) through the gateway into out_dir, each checked
+        against its sha256; progress(name, bytes_done, bytes_total). Returns the files written."""
+        import hashlib
+
+        task = self.get(task_id)
+        wanted = names or [a.name for a in task.artifacts]
+        known = {a.name for a in task.artifacts}
+        missing = [n for n in wanted if n not in known]
+        if missing:
+            raise NotFoundError(
+                grpc.StatusCode.NOT_FOUND,
+                f"task {task_id} has no artifact(s) {', '.join(missing)}; it has {', '.join(sorted(known)) or 'none'}",
+            )
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in wanted:
+            target = out / name
+            partial = target.with_name(target.name + ".part")
+            digest, size, expected = hashlib.sha256(), 0, ""
+            request = training_service_pb2.ReadTaskArtifactRequest(task_id=task_id, name=name)
+            try:
+                with partial.open("wb") as fh:
+                    for response in self._c._training.ReadTaskArtifact(request, metadata=self._c._metadata):
+                        fh.write(response.chunk)
+                        digest.update(response.chunk)
+                        size += len(response.chunk)
+                        expected = response.sha256
+                        if progress:
+                            progress(name, size, response.size_bytes)
+            except grpc.RpcError as exc:
+                partial.unlink(missing_ok=True)
+                raise error_from_rpc(exc) from None
+            if expected and digest.hexdigest() != expected:
+                partial.unlink(missing_ok=True)
+                raise TrainyardError(
+                    grpc.StatusCode.DATA_LOSS, f"{name}: the download does not match its sha256 {expected}"
+                )
+            partial.replace(target)
+            written.append(target)
+        return written
+
     def wait(self, task_id: str, timeout: float | None = None) -> training_pb2.TrainingTask:
         """Block until the task ends; returns it."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -719,6 +838,104 @@ class Training:
             if deadline is not None and time.monotonic() > deadline:
                 break
         return self.get(task_id)
+
+
+class Evaluations:
+    """Evaluations of models on dataset versions: their summaries, per-case results and label errors."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(
+        self,
+        model_id: str,
+        dataset_id: str,
+        *,
+        dataset_version_id: str = "",
+        splits: list[Any] | None = None,
+        batch_size: int = 0,
+        request_id: str | None = None,
+    ) -> evaluation_pb2.Evaluation:
+        """Queue an evaluation of a model of the project on a dataset (its latest version unless named);
+        splits e.g. ["test"] (default: test, or val when there is none)."""
+        request = training_service_pb2.CreateEvaluationRequest(
+            model_id=model_id,
+            dataset_id=dataset_id,
+            dataset_version_id=dataset_version_id,
+            splits=[split(s) for s in splits or []],
+            batch_size=batch_size,
+            request_id=request_id or str(uuid.uuid4()),
+        )
+        return self._c.call(self._c._training.CreateEvaluation, request).evaluation
+
+    def get(self, evaluation_id: str) -> evaluation_pb2.Evaluation:
+        request = training_service_pb2.GetEvaluationRequest(evaluation_id=evaluation_id)
+        return self._c.call(self._c._training.GetEvaluation, request).evaluation
+
+    def of_task(self, task_id: str) -> evaluation_pb2.Evaluation:
+        """The automatic evaluation of a training task (made when it succeeded)."""
+        task = self._c.training.get(task_id)
+        if not task.evaluation_id:
+            raise FailedPreconditionError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"training task {task_id} has no evaluation (not succeeded?)"
+            )
+        return self.get(task.evaluation_id)
+
+    def list(self, model_id: str = "", *, limit: int | None = None) -> list[evaluation_pb2.Evaluation]:
+        request = training_service_pb2.ListEvaluationsRequest(model_id=model_id, page_size=100)
+        return _pages(self._c, self._c._training.ListEvaluations, request, "evaluations", limit)
+
+    def cancel(self, evaluation_id: str) -> evaluation_pb2.Evaluation:
+        request = training_service_pb2.CancelEvaluationRequest(evaluation_id=evaluation_id)
+        return self._c.call(self._c._training.CancelEvaluation, request).evaluation
+
+    def watch(self, evaluation_id: str) -> Iterator[training_service_pb2.WatchEvaluationResponse]:
+        """Changes (the evaluation, log lines) until it ends."""
+        request = training_service_pb2.WatchEvaluationRequest(evaluation_id=evaluation_id)
+        try:
+            yield from self._c._training.WatchEvaluation(request, metadata=self._c._metadata)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    def wait(self, evaluation_id: str) -> evaluation_pb2.Evaluation:
+        for _ in self.watch(evaluation_id):
+            pass
+        return self.get(evaluation_id)
+
+    def cases(
+        self,
+        evaluation_id: str,
+        *,
+        class_name: str = "",
+        kind: Any = None,
+        predicted_class: str = "",
+        previews: bool = False,
+        thumbnail_size: int = 0,
+        limit: int | None = 50,
+    ) -> list[evaluation_pb2.CaseResult]:
+        """Per-case results, worst first; kind: correct, misclassified, false_positive, missed_object, low_iou."""
+        request = training_service_pb2.ListEvaluationCasesRequest(
+            evaluation_id=evaluation_id,
+            class_name=class_name,
+            kind=_enum(evaluation_pb2.CaseErrorKind, "CASE_ERROR_KIND_", kind, "kind"),
+            predicted_class=predicted_class,
+            include_previews=previews,
+            thumbnail_size=thumbnail_size,
+            page_size=min(limit or 200, 200),
+        )
+        return _pages(self._c, self._c._training.ListEvaluationCases, request, "cases", limit)
+
+    def label_errors(
+        self, evaluation_id: str, *, previews: bool = False, thumbnail_size: int = 0, limit: int | None = 50
+    ) -> list[evaluation_pb2.LabelError]:
+        """Suspected label errors, most suspicious first."""
+        request = training_service_pb2.ListLabelErrorsRequest(
+            evaluation_id=evaluation_id,
+            include_previews=previews,
+            thumbnail_size=thumbnail_size,
+            page_size=min(limit or 200, 200),
+        )
+        return _pages(self._c, self._c._training.ListLabelErrors, request, "label_errors", limit)
 
 
 class Keys:

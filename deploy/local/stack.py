@@ -9,7 +9,7 @@ Everything lives under TRAINYARD_HOME (default ./.trainyard):
     db/<name>.db      SQLite per service (unless DATABASE_URL is set)
     nats/             JetStream store                s3/              SeaweedFS data
 
-Components, in start order: nats, s3, dataset, modelzoo, recommend, training, gateway, trainer.
+Components, in start order: nats, s3, dataset, modelzoo, recommend, training, inference, gateway, trainer.
 Every one runs detached (own session), so the stack outlives the command that started it.
 """
 
@@ -74,12 +74,13 @@ COMPONENTS = (
     Component("modelzoo", "grpc", "services.modelzoo"),
     Component("recommend", "grpc", "services.recommend"),
     Component("training", "grpc", "services.training"),
+    Component("inference", "grpc", "services.inference"),
     Component("gateway", "grpc", "gateway"),
     # A trainer drains on SIGTERM: it checkpoints and hands its job back.
     Component("trainer", "worker", "trainer", grace=30),
 )
 BY_NAME = {c.name: c for c in COMPONENTS}
-SERVICES = ("dataset", "modelzoo", "recommend", "training")
+SERVICES = ("dataset", "modelzoo", "recommend", "training", "inference")
 
 
 # ---------------------------------------------------------------- layout, secrets, state
@@ -265,6 +266,8 @@ def client_env(layout: Layout, state: dict[str, Any], secrets_: dict[str, str]) 
         "TRAINYARD_S3_ACCESS_KEY": secrets_["s3_access_key"],
         "TRAINYARD_S3_SECRET_KEY": secrets_["s3_secret_key"],
         "TRAINYARD_S3_SECURE": "false",
+        # download links: the local S3 port is what a client on this machine reaches too
+        "TRAINYARD_S3_PUBLIC_ENDPOINT": comps.get("s3", {}).get("address", ""),
         "TRAINYARD_NATS_URL": f"nats://{comps['nats']['address']}" if "nats" in comps else "",
     }
     for name in SERVICES:

@@ -53,6 +53,20 @@ def make_client(settings: Settings, *, retries: int | None = None) -> Minio:
     )
 
 
+def public_client(settings: Settings) -> Minio | None:
+    """A client for presigning links that clients follow: on the public endpoint (s3_public_endpoint), never
+    the internal one; None when none is configured. Presigning with the region set makes no request."""
+    if not settings.s3_public_endpoint:
+        return None
+    return Minio(
+        settings.s3_public_endpoint,
+        access_key=settings.s3_access_key or None,
+        secret_key=settings.s3_secret_key or None,
+        secure=settings.s3_public_secure,
+        region=settings.s3_region,
+    )
+
+
 # S3 error codes and HTTP statuses that mean "away or overloaded, try again", not "refused".
 TRANSIENT_S3_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "OperationAborted")
 TRANSIENT_HTTP_STATUS = (429, 500, 502, 503, 504)

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     modelzoo_address: str = ""
     recommend_address: str = ""
     training_address: str = ""
+    inference_address: str = ""
+    # The object store's address as clients reach it (host:port), used in the download links handed to
+    # them; empty: links are not handed out and clients download through the gateway (ReadTaskArtifact).
+    s3_public_endpoint: str = ""
+    s3_public_secure: bool = False
     log_level: str = "INFO"
     log_format: str = "json"
     # Seconds given to in-flight RPCs on SIGTERM.
@@ -66,7 +71,9 @@ class Settings(BaseSettings):
     service_tls_key_file: Path | None = None
     service_tls_client_ca_file: Path | None = None
 
-    @field_validator("listen", "dataset_address", "modelzoo_address", "recommend_address", "training_address")
+    @field_validator(
+        "listen", "dataset_address", "modelzoo_address", "recommend_address", "training_address", "inference_address"
+    )
     @classmethod
     def _host_port(cls, value: str) -> str:
         if value == "":

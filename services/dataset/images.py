@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from services.common.imaging import open_rgb, to_rgb  # noqa: F401 - re-exported: the importer and the trainer use them
+
 EXIF_ORIENTATION = 0x0112
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
@@ -144,34 +146,6 @@ def _encode(im: Image.Image, fmt: str) -> tuple[bytes, str]:
     )
     png.save(buf, format="PNG")
     return buf.getvalue(), "PNG"
-
-
-def open_rgb(data: bytes) -> Image.Image:
-    """Open stored image bytes as an 8-bit RGB image (any mode; alpha over white)."""
-    im = Image.open(io.BytesIO(data))
-    im.load()
-    return to_rgb(ImageOps.exif_transpose(im))
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB: high bit depths are scaled, transparency composited on white."""
-    mode = im.mode
-    if mode == "RGB":
-        return im
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) * (255.0 / (hi - lo))
-        return Image.fromarray(scaled.clip(0, 255).astype(np.uint8), "L").convert("RGB")
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif mode in ("LA", "La", "PA", "RGBa"):
-        im = im.convert("RGBA")
-    if im.mode == "RGBA":
-        background = Image.new("RGB", im.size, (255, 255, 255))
-        background.paste(im, mask=im.getchannel("A"))
-        return background
-    return im.convert("RGB")
 
 
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})

@@ -41,7 +41,7 @@ async def start(settings: Settings, *, datasets=None, zoo=None, recommender=None
         zoo=zoo,
         recommender=recommender,
         publisher=JetStreamPublisher(js),
-        artifacts=ArtifactStore(s3),
+        artifacts=ArtifactStore(s3, objectstore.public_client(settings)),
         bus_connected=lambda: nc.is_connected,
         watch_bus_grace_s=settings.training_watch_bus_grace_s,
         max_active_tasks=settings.training_max_active_tasks_per_project,

@@ -19,6 +19,7 @@ from services.common.messaging import cancel_subject, jobs_subject
 from services.common.objectstore import ARTIFACTS_BUCKET
 from services.training import hyperparams, search_space, tuning
 from services.training.clients import DatasetClient, ModelZooClient, Recommender
+from services.training.evaluations import EvaluationsDomain, EvaluationStore, is_evaluation_id
 from services.training.tasks import NewTask, TaskStore, is_final, task_prefix
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2
@@ -76,15 +77,19 @@ class JetStreamPublisher:
 
 
 class ArtifactStore:
-    """Presigned GETs and existence checks on the object store (minio client)."""
+    """Reads, existence checks (minio client) and presigned GETs on the public endpoint (`public`, a minio
+    client for the address clients reach; None: no links are handed out, clients read through the service)."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, public=None) -> None:
         self.client = client
+        self.public = public
 
     def presign(self, bucket: str, key: str, seconds: int):
         from datetime import UTC, datetime, timedelta
 
-        url = self.client.presigned_get_object(bucket, key, expires=timedelta(seconds=seconds))
+        if self.public is None:
+            return "", None
+        url = self.public.presigned_get_object(bucket, key, expires=timedelta(seconds=seconds))
         return url, datetime.now(UTC) + timedelta(seconds=seconds)
 
     def exists(self, bucket: str, key: str) -> bool:
@@ -109,6 +114,14 @@ class ArtifactStore:
                 reason="OBJECT_STORE_UNAVAILABLE",
             )
         return len(objects), sum(o.size or 0 for o in objects)
+
+    def read(self, bucket: str, key: str, offset: int, length: int) -> bytes:
+        response = self.client.get_object(bucket, key, offset=offset, length=length)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
 
 
 class TaskNotifier:
@@ -294,6 +307,15 @@ class TrainingDomain:
         self.publisher = publisher
         self.notifier = notifier or TaskNotifier()
         self.tuner = tuning.Tuner(self)
+        self.evaluations = EvaluationsDomain(
+            store=EvaluationStore(store.engine),
+            tasks=store,
+            datasets=datasets,
+            zoo=zoo,
+            publisher=publisher,
+            notifier=self.notifier,
+            client=getattr(artifacts, "client", None),
+        )
 
     # -- create ----------------------------------------------------------------------------
 
@@ -615,9 +637,33 @@ class TrainingDomain:
         for art in task.artifacts:
             url, expires = await asyncio.to_thread(self.artifacts.presign, art.object.bucket, art.object.key, seconds)
             link = training_service_pb2.ArtifactLink(name=art.name, url=url, size_bytes=art.object.size_bytes)
-            link.expire_time.FromDatetime(expires)
+            if expires is not None:
+                link.expire_time.FromDatetime(expires)
             links.append(link)
         return links
+
+    async def read_artifact(self, task_id: str, name: str, chunk_size: int = 1 << 20):
+        """The bytes of one of the task's artifacts, in chunks: (chunk, size, sha256)."""
+        if not name:
+            raise errors.InvalidArgument({"name": "required: an artifact name of the task, e.g. model.onnx"})
+        if self.artifacts is None:
+            raise errors.Unavailable("the object store is not configured for artifact downloads")
+        task = await asyncio.to_thread(self.store.get, identity.current().project, task_id)
+        art = next((a for a in task.artifacts if a.name == name), None)
+        if art is None:
+            names = ", ".join(a.name for a in task.artifacts) or "none"
+            raise errors.NotFound(
+                f"training task {task_id!r} has no artifact {name!r} (it has: {names})", metadata={"name": name}
+            )
+        offset, size = 0, art.object.size_bytes
+        while True:
+            length = min(chunk_size, size - offset) if size else chunk_size
+            chunk = await asyncio.to_thread(self.artifacts.read, art.object.bucket, art.object.key, offset, length)
+            if chunk:
+                yield chunk, size, art.object.sha256
+            offset += len(chunk)
+            if not chunk or (size and offset >= size):
+                return
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -688,6 +734,9 @@ class TrainingDomain:
     async def apply_trainer_event(self, event: events_pb2.TrainerEvent, source_seq: int | None) -> int:
         if event.WhichOneof("event") == "heartbeat":  # read from the stream by the reconcile sweep, not stored
             return 0
+        if is_evaluation_id(event.task_id):  # an evaluation job's events
+            await self.evaluations.apply_trainer_event(event)
+            return 1
         added = await asyncio.to_thread(self.store.apply_trainer_event, event, source_seq)
         if added:
             await self.notifier.notify(event.task_id)

@@ -55,6 +55,9 @@ class TrainingTaskRow(SQLModel, table=True):
     # Bytes under the task's prefix in the object store once it ended (NULL until measured): the project's
     # storage quota sums them; a continued task is measured again when it ends again.
     stored_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # The evaluation made when the task succeeded: its id and its EvaluationSummary proto.
+    evaluation_id: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    evaluation: bytes = Field(default=b"", sa_type=sa.LargeBinary, sa_column_kwargs={"server_default": ""})
 
 
 class TrainingTaskEventRow(SQLModel, table=True):
@@ -109,4 +112,39 @@ class TrainingTrialRow(SQLModel, table=True):
     pruned_epoch: int = 0
     reason: str = ""
     create_time: datetime
+    end_time: datetime | None = None
+
+
+class TrainingEvaluationRow(SQLModel, table=True):
+    """One evaluation of a model on a dataset version: run by a trainer (an evaluation job), or made from
+    what a training task's trainer evaluated right after training (automatic)."""
+
+    __tablename__ = "training_evaluations"
+    __table_args__ = (
+        sa.UniqueConstraint("project", "request_id", name="uq_training_evaluations_project_request"),
+        sa.Index("ix_training_evaluations_project_created", "project", "create_time"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    request_id: str | None = Field(default=None, max_length=256)
+    model_id: str = Field(max_length=256, index=True)
+    task_id: str = Field(default="", max_length=64)  # the training task whose model it is
+    task_type: int
+    dataset_id: str = Field(max_length=128)
+    dataset_version_id: str = Field(max_length=128)
+    splits: str = "[]"  # JSON list of Split numbers asked for
+    automatic: bool = False
+    state: int = Field(index=True)
+    failure_reason: str = ""
+    trainer_node: str = ""
+    attempt: int = 0
+    progress: bytes = Field(default=b"", sa_type=sa.LargeBinary)  # EvaluationProgress proto
+    summary: bytes = Field(default=b"", sa_type=sa.LargeBinary)  # EvaluationSummary proto
+    artifacts: str = "[]"  # JSON list of {"name", "bucket", "key", "sha256", "size_bytes"}
+    logs: str = "[]"  # JSON list of log lines, the last MAX_LOGS
+    job: bytes = Field(default=b"", sa_type=sa.LargeBinary)  # the TrainingJob proto as published
+    last_sequence: int = 0  # bumped on every change, so watchers see one
+    create_time: datetime
+    start_time: datetime | None = None
     end_time: datetime | None = None

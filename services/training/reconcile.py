@@ -223,6 +223,10 @@ class Reconciler:
             return "ignored"
         if not job.task_id:
             return "ignored"
+        if job.HasField("evaluation"):  # an evaluation job: fail the evaluation that waits on it
+            await self.domain.evaluations.given_up(job.task_id, deliveries)
+            await self._delete_job(stream_seq)
+            return "failed"
         for _ in range(3):  # again when the task moved on meanwhile (an event applied, another replica)
             outcome = await self._give_up(job, deliveries)
             if outcome in ("failed", "ended"):  # no consumer delivers it again: only clutter in the queue

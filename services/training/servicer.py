@@ -57,3 +57,38 @@ class TrainingServicer(training_service_pb2_grpc.TrainingServiceServicer):
 
     async def GetHyperparameterSchema(self, request, context):
         return await self.domain.hyperparameter_schema(request.model_id, request.task_type)
+
+    async def ReadTaskArtifact(self, request, context):
+        require(task_id=request.task_id)
+        async for chunk, size, sha256 in self.domain.read_artifact(request.task_id, request.name):
+            yield pb.ReadTaskArtifactResponse(chunk=chunk, size_bytes=size, sha256=sha256)
+
+    async def CreateEvaluation(self, request, context):
+        return pb.CreateEvaluationResponse(evaluation=await self.domain.evaluations.create(request))
+
+    async def GetEvaluation(self, request, context):
+        require(evaluation_id=request.evaluation_id)
+        return pb.GetEvaluationResponse(evaluation=await self.domain.evaluations.get(request.evaluation_id))
+
+    async def ListEvaluations(self, request, context):
+        items, token = await self.domain.evaluations.list(request.model_id, request.page_size, request.page_token)
+        return pb.ListEvaluationsResponse(evaluations=items, next_page_token=token)
+
+    async def WatchEvaluation(self, request, context):
+        require(evaluation_id=request.evaluation_id)
+        async for response in self.domain.evaluations.watch(request.evaluation_id):
+            if context.done():
+                return
+            yield response
+
+    async def CancelEvaluation(self, request, context):
+        require(evaluation_id=request.evaluation_id)
+        return pb.CancelEvaluationResponse(evaluation=await self.domain.evaluations.cancel(request.evaluation_id))
+
+    async def ListEvaluationCases(self, request, context):
+        require(evaluation_id=request.evaluation_id)
+        return await self.domain.evaluations.cases(request)
+
+    async def ListLabelErrors(self, request, context):
+        require(evaluation_id=request.evaluation_id)
+        return await self.domain.evaluations.label_errors(request)

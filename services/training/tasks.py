@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from services.common import errors
+from services.training.evaluations import automatic_evaluation
 from services.training.models import TrainingTaskEventRow, TrainingTaskRow
 from trainyard.common.v1 import common_pb2
 from trainyard.events.v1 import events_pb2
@@ -106,6 +107,9 @@ def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
     if row.search_task_id:
         task.search_task_id = row.search_task_id
         task.trial_number = row.trial_number or 0
+    if row.evaluation_id:
+        task.evaluation_id = row.evaluation_id
+        task.evaluation.ParseFromString(row.evaluation or b"")
     task.hyperparameters.ParseFromString(row.hyperparameters or b"")
     if row.resources:
         task.resources.ParseFromString(row.resources)
@@ -441,6 +445,8 @@ class TaskStore:
                 )
                 row.artifacts = _artifacts_json(result.artifacts)
                 row.hyperparameters = result.hyperparameters.SerializeToString()
+                row.evaluation_id = result.evaluation_id  # the best trial's automatic evaluation
+                row.evaluation = result.evaluation.SerializeToString() if result.evaluation_id else b""
             if state and state != row.state:
                 row.state = state
                 if reason is not None:
@@ -514,10 +520,16 @@ class TaskStore:
 
     def delete(self, project: str, task_ids: list[str]) -> None:
         """Remove the tasks' rows (events, trials, study, task) in one transaction."""
-        from services.training.models import TrainingStudyRow, TrainingTrialRow
+        from services.training.models import TrainingEvaluationRow, TrainingStudyRow, TrainingTrialRow
 
         with Session(self.engine) as session, session.begin():
             session.execute(sa.delete(TrainingTaskEventRow).where(TrainingTaskEventRow.task_id.in_(task_ids)))
+            # their automatic evaluations: the results lived under the tasks' prefixes, deleted with them
+            session.execute(
+                sa.delete(TrainingEvaluationRow).where(
+                    TrainingEvaluationRow.task_id.in_(task_ids), TrainingEvaluationRow.automatic.is_(True)
+                )
+            )
             session.execute(sa.delete(TrainingTrialRow).where(TrainingTrialRow.study_task_id.in_(task_ids)))
             session.execute(sa.delete(TrainingStudyRow).where(TrainingStudyRow.task_id.in_(task_ids)))
             # trials first: their search's row is what they point at
@@ -645,6 +657,11 @@ class TaskStore:
                 progress.eta_seconds = 0.0
                 row.progress = progress.SerializeToString()
             row.end_time = when
+            if event.succeeded.HasField("evaluation"):  # evaluated right after training: an Evaluation of its own
+                evaluation = automatic_evaluation(row, event.succeeded, when)
+                session.add(evaluation)
+                row.evaluation_id = evaluation.id
+                row.evaluation = event.succeeded.evaluation.SerializeToString()
             yield self._state_event(session, row, when, seq)
         elif kind == "failed":
             if event.failed.retryable:

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from trainyard.common.v1 import common_pb2 as trainyard_dot_common_dot_v1_dot_common__pb2
+from trainyard.training.v1 import evaluation_pb2 as trainyard_dot_training_dot_v1_dot_evaluation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n trainyard/events/v1/events.proto\x12\x13trainyard.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a trainyard/common/v1/common.proto\"\x87\x02\n\tModelSpec\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07library\x18\x02 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x03 \x01(\t\x12/\n\x07weights\x18\x04 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x0c\n\x04mean\x18\x05 \x03(\x02\x12\x0b\n\x03std\x18\x06 \x03(\x02\x12\x1e\n\x16pretrained_num_classes\x18\x07 \x01(\x05\x12\x38\n\x10\x62\x61\x63kbone_weights\x18\x08 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x1b\n\x13weights_class_names\x18\t \x03(\t\"|\n\x0b\x44\x61tasetSpec\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\x30\n\x08manifest\x18\x03 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t\"\xfd\x03\n\x0bTrainingJob\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x30\n\ttask_type\x18\x03 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12-\n\x05model\x18\x04 \x01(\x0b\x32\x1e.trainyard.events.v1.ModelSpec\x12\x31\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32 .trainyard.events.v1.DatasetSpec\x12=\n\x0fhyperparameters\x18\x06 \x01(\x0b\x32$.trainyard.common.v1.Hyperparameters\x12@\n\x11transfer_strategy\x18\x07 \x01(\x0e\x32%.trainyard.common.v1.TransferStrategy\x12\x15\n\routput_bucket\x18\x08 \x01(\t\x12\x15\n\routput_prefix\x18\t \x01(\t\x12\x16\n\x0e\x61ttempt_offset\x18\n \x01(\x05\x12\x38\n\tresources\x18\x0b \x01(\x0b\x32%.trainyard.common.v1.ComputeResources\x12\x37\n\nassignment\x18\x0c \x01(\x0b\x32#.trainyard.events.v1.NodeAssignment\"}\n\x0eNodeAssignment\x12\x11\n\tnode_rank\x18\x01 \x01(\x05\x12\r\n\x05nodes\x18\x02 \x01(\x05\x12\x13\n\x0bmaster_addr\x18\x03 \x01(\t\x12\x13\n\x0bmaster_port\x18\x04 \x01(\x05\x12\x0e\n\x06run_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\"\x8b\x04\n\x0cTrainerEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0ctrainer_node\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x07started\x18\x05 \x01(\x0b\x32\x1f.trainyard.events.v1.JobStartedH\x00\x12\x34\n\x08progress\x18\x06 \x01(\x0b\x32 .trainyard.events.v1.JobProgressH\x00\x12=\n\repoch_metrics\x18\x07 \x01(\x0b\x32$.trainyard.events.v1.JobEpochMetricsH\x00\x12\r\n\x03log\x18\x08 \x01(\tH\x00\x12\x36\n\tsucceeded\x18\t \x01(\x0b\x32!.trainyard.events.v1.JobSucceededH\x00\x12\x30\n\x06\x66\x61iled\x18\n \x01(\x0b\x32\x1e.trainyard.events.v1.JobFailedH\x00\x12\x36\n\tcancelled\x18\x0b \x01(\x0b\x32!.trainyard.events.v1.JobCancelledH\x00\x12\x36\n\theartbeat\x18\x0c \x01(\x0b\x32!.trainyard.events.v1.JobHeartbeatH\x00\x42\x07\n\x05\x65vent\"8\n\nJobStarted\x12\x1a\n\x12resumed_from_epoch\x18\x01 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"\x85\x01\n\x0bJobProgress\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x14\n\x0ctotal_epochs\x18\x02 \x01(\x05\x12\x0c\n\x04step\x18\x03 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x05\x12\x19\n\x11images_per_second\x18\x05 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x06 \x01(\x01\"\x91\x01\n\x0fJobEpochMetrics\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12@\n\x06values\x18\x02 \x03(\x0b\x32\x30.trainyard.events.v1.JobEpochMetrics.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"K\n\x0bJobArtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06object\x18\x02 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\"\xb4\x01\n\x0cJobSucceeded\x12?\n\x07metrics\x18\x01 \x03(\x0b\x32..trainyard.events.v1.JobSucceeded.MetricsEntry\x12\x33\n\tartifacts\x18\x02 \x03(\x0b\x32 .trainyard.events.v1.JobArtifact\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\".\n\tJobFailed\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x11\n\tretryable\x18\x02 \x01(\x08\"\x1d\n\x0cJobCancelled\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\"\x1d\n\x0cJobHeartbeat\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\"\x1c\n\tCancelJob\x12\x0f\n\x07task_id\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n trainyard/events/v1/events.proto\x12\x13trainyard.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a trainyard/common/v1/common.proto\x1a&trainyard/training/v1/evaluation.proto\"\x87\x02\n\tModelSpec\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07library\x18\x02 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x03 \x01(\t\x12/\n\x07weights\x18\x04 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x0c\n\x04mean\x18\x05 \x03(\x02\x12\x0b\n\x03std\x18\x06 \x03(\x02\x12\x1e\n\x16pretrained_num_classes\x18\x07 \x01(\x05\x12\x38\n\x10\x62\x61\x63kbone_weights\x18\x08 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x1b\n\x13weights_class_names\x18\t \x03(\t\"|\n\x0b\x44\x61tasetSpec\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\x30\n\x08manifest\x18\x03 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t\"\xb6\x04\n\x0bTrainingJob\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x30\n\ttask_type\x18\x03 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12-\n\x05model\x18\x04 \x01(\x0b\x32\x1e.trainyard.events.v1.ModelSpec\x12\x31\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32 .trainyard.events.v1.DatasetSpec\x12=\n\x0fhyperparameters\x18\x06 \x01(\x0b\x32$.trainyard.common.v1.Hyperparameters\x12@\n\x11transfer_strategy\x18\x07 \x01(\x0e\x32%.trainyard.common.v1.TransferStrategy\x12\x15\n\routput_bucket\x18\x08 \x01(\t\x12\x15\n\routput_prefix\x18\t \x01(\t\x12\x16\n\x0e\x61ttempt_offset\x18\n \x01(\x05\x12\x38\n\tresources\x18\x0b \x01(\x0b\x32%.trainyard.common.v1.ComputeResources\x12\x37\n\nassignment\x18\x0c \x01(\x0b\x32#.trainyard.events.v1.NodeAssignment\x12\x37\n\nevaluation\x18\r \x01(\x0b\x32#.trainyard.events.v1.EvaluationSpec\"\x85\x01\n\x0e\x45valuationSpec\x12*\n\x06splits\x18\x01 \x03(\x0e\x32\x1a.trainyard.common.v1.Split\x12\x34\n\ntrained_on\x18\x02 \x01(\x0b\x32 .trainyard.events.v1.DatasetSpec\x12\x11\n\tthreshold\x18\x03 \x01(\x02\"}\n\x0eNodeAssignment\x12\x11\n\tnode_rank\x18\x01 \x01(\x05\x12\r\n\x05nodes\x18\x02 \x01(\x05\x12\x13\n\x0bmaster_addr\x18\x03 \x01(\t\x12\x13\n\x0bmaster_port\x18\x04 \x01(\x05\x12\x0e\n\x06run_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\"\x8b\x04\n\x0cTrainerEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0ctrainer_node\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x07started\x18\x05 \x01(\x0b\x32\x1f.trainyard.events.v1.JobStartedH\x00\x12\x34\n\x08progress\x18\x06 \x01(\x0b\x32 .trainyard.events.v1.JobProgressH\x00\x12=\n\repoch_metrics\x18\x07 \x01(\x0b\x32$.trainyard.events.v1.JobEpochMetricsH\x00\x12\r\n\x03log\x18\x08 \x01(\tH\x00\x12\x36\n\tsucceeded\x18\t \x01(\x0b\x32!.trainyard.events.v1.JobSucceededH\x00\x12\x30\n\x06\x66\x61iled\x18\n \x01(\x0b\x32\x1e.trainyard.events.v1.JobFailedH\x00\x12\x36\n\tcancelled\x18\x0b \x01(\x0b\x32!.trainyard.events.v1.JobCancelledH\x00\x12\x36\n\theartbeat\x18\x0c \x01(\x0b\x32!.trainyard.events.v1.JobHeartbeatH\x00\x42\x07\n\x05\x65vent\"8\n\nJobStarted\x12\x1a\n\x12resumed_from_epoch\x18\x01 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"\x85\x01\n\x0bJobProgress\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x14\n\x0ctotal_epochs\x18\x02 \x01(\x05\x12\x0c\n\x04step\x18\x03 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x05\x12\x19\n\x11images_per_second\x18\x05 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x06 \x01(\x01\"\x91\x01\n\x0fJobEpochMetrics\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12@\n\x06values\x18\x02 \x03(\x0b\x32\x30.trainyard.events.v1.JobEpochMetrics.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"K\n\x0bJobArtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06object\x18\x02 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\"\xf2\x01\n\x0cJobSucceeded\x12?\n\x07metrics\x18\x01 \x03(\x0b\x32..trainyard.events.v1.JobSucceeded.MetricsEntry\x12\x33\n\tartifacts\x18\x02 \x03(\x0b\x32 .trainyard.events.v1.JobArtifact\x12<\n\nevaluation\x18\x03 \x01(\x0b\x32(.trainyard.training.v1.EvaluationSummary\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\".\n\tJobFailed\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x11\n\tretryable\x18\x02 \x01(\x08\"\x1d\n\x0cJobCancelled\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\"\x1d\n\x0cJobHeartbeat\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\"\x1c\n\tCancelJob\x12\x0f\n\x07task_id\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,36 +38,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBEPOCHMETRICS_VALUESENTRY']._serialized_options = b'8\001'
   _globals['_JOBSUCCEEDED_METRICSENTRY']._loaded_options = None
   _globals['_JOBSUCCEEDED_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_MODELSPEC']._serialized_start=125
-  _globals['_MODELSPEC']._serialized_end=388
-  _globals['_DATASETSPEC']._serialized_start=390
-  _globals['_DATASETSPEC']._serialized_end=514
-  _globals['_TRAININGJOB']._serialized_start=517
-  _globals['_TRAININGJOB']._serialized_end=1026
-  _globals['_NODEASSIGNMENT']._serialized_start=1028
-  _globals['_NODEASSIGNMENT']._serialized_end=1153
-  _globals['_TRAINEREVENT']._serialized_start=1156
-  _globals['_TRAINEREVENT']._serialized_end=1679
-  _globals['_JOBSTARTED']._serialized_start=1681
-  _globals['_JOBSTARTED']._serialized_end=1737
-  _globals['_JOBPROGRESS']._serialized_start=1740
-  _globals['_JOBPROGRESS']._serialized_end=1873
-  _globals['_JOBEPOCHMETRICS']._serialized_start=1876
-  _globals['_JOBEPOCHMETRICS']._serialized_end=2021
-  _globals['_JOBEPOCHMETRICS_VALUESENTRY']._serialized_start=1976
-  _globals['_JOBEPOCHMETRICS_VALUESENTRY']._serialized_end=2021
-  _globals['_JOBARTIFACT']._serialized_start=2023
-  _globals['_JOBARTIFACT']._serialized_end=2098
-  _globals['_JOBSUCCEEDED']._serialized_start=2101
-  _globals['_JOBSUCCEEDED']._serialized_end=2281
-  _globals['_JOBSUCCEEDED_METRICSENTRY']._serialized_start=2235
-  _globals['_JOBSUCCEEDED_METRICSENTRY']._serialized_end=2281
-  _globals['_JOBFAILED']._serialized_start=2283
-  _globals['_JOBFAILED']._serialized_end=2329
-  _globals['_JOBCANCELLED']._serialized_start=2331
-  _globals['_JOBCANCELLED']._serialized_end=2360
-  _globals['_JOBHEARTBEAT']._serialized_start=2362
-  _globals['_JOBHEARTBEAT']._serialized_end=2391
-  _globals['_CANCELJOB']._serialized_start=2393
-  _globals['_CANCELJOB']._serialized_end=2421
+  _globals['_MODELSPEC']._serialized_start=165
+  _globals['_MODELSPEC']._serialized_end=428
+  _globals['_DATASETSPEC']._serialized_start=430
+  _globals['_DATASETSPEC']._serialized_end=554
+  _globals['_TRAININGJOB']._serialized_start=557
+  _globals['_TRAININGJOB']._serialized_end=1123
+  _globals['_EVALUATIONSPEC']._serialized_start=1126
+  _globals['_EVALUATIONSPEC']._serialized_end=1259
+  _globals['_NODEASSIGNMENT']._serialized_start=1261
+  _globals['_NODEASSIGNMENT']._serialized_end=1386
+  _globals['_TRAINEREVENT']._serialized_start=1389
+  _globals['_TRAINEREVENT']._serialized_end=1912
+  _globals['_JOBSTARTED']._serialized_start=1914
+  _globals['_JOBSTARTED']._serialized_end=1970
+  _globals['_JOBPROGRESS']._serialized_start=1973
+  _globals['_JOBPROGRESS']._serialized_end=2106
+  _globals['_JOBEPOCHMETRICS']._serialized_start=2109
+  _globals['_JOBEPOCHMETRICS']._serialized_end=2254
+  _globals['_JOBEPOCHMETRICS_VALUESENTRY']._serialized_start=2209
+  _globals['_JOBEPOCHMETRICS_VALUESENTRY']._serialized_end=2254
+  _globals['_JOBARTIFACT']._serialized_start=2256
+  _globals['_JOBARTIFACT']._serialized_end=2331
+  _globals['_JOBSUCCEEDED']._serialized_start=2334
+  _globals['_JOBSUCCEEDED']._serialized_end=2576
+  _globals['_JOBSUCCEEDED_METRICSENTRY']._serialized_start=2530
+  _globals['_JOBSUCCEEDED_METRICSENTRY']._serialized_end=2576
+  _globals['_JOBFAILED']._serialized_start=2578
+  _globals['_JOBFAILED']._serialized_end=2624
+  _globals['_JOBCANCELLED']._serialized_start=2626
+  _globals['_JOBCANCELLED']._serialized_end=2655
+  _globals['_JOBHEARTBEAT']._serialized_start=2657
+  _globals['_JOBHEARTBEAT']._serialized_end=2686
+  _globals['_CANCELJOB']._serialized_start=2688
+  _globals['_CANCELJOB']._serialized_end=2716
 # @@protoc_insertion_point(module_scope)

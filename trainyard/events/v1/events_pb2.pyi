@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from trainyard.common.v1 import common_pb2 as _common_pb2
+from trainyard.training.v1 import evaluation_pb2 as _evaluation_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -45,7 +46,7 @@ class DatasetSpec(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., version_id: _Optional[str] = ..., manifest: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TrainingJob(_message.Message):
-    __slots__ = ("task_id", "project", "task_type", "model", "dataset", "hyperparameters", "transfer_strategy", "output_bucket", "output_prefix", "attempt_offset", "resources", "assignment")
+    __slots__ = ("task_id", "project", "task_type", "model", "dataset", "hyperparameters", "transfer_strategy", "output_bucket", "output_prefix", "attempt_offset", "resources", "assignment", "evaluation")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +59,7 @@ class TrainingJob(_message.Message):
     ATTEMPT_OFFSET_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     project: str
     task_type: _common_pb2.TaskType
@@ -70,7 +72,18 @@ class TrainingJob(_message.Message):
     attempt_offset: int
     resources: _common_pb2.ComputeResources
     assignment: NodeAssignment
-    def __init__(self, task_id: _Optional[str] = ..., project: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., dataset: _Optional[_Union[DatasetSpec, _Mapping]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., output_bucket: _Optional[str] = ..., output_prefix: _Optional[str] = ..., attempt_offset: _Optional[int] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., assignment: _Optional[_Union[NodeAssignment, _Mapping]] = ...) -> None: ...
+    evaluation: EvaluationSpec
+    def __init__(self, task_id: _Optional[str] = ..., project: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., model: _Optional[_Union[ModelSpec, _Mapping]] = ..., dataset: _Optional[_Union[DatasetSpec, _Mapping]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., output_bucket: _Optional[str] = ..., output_prefix: _Optional[str] = ..., attempt_offset: _Optional[int] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., assignment: _Optional[_Union[NodeAssignment, _Mapping]] = ..., evaluation: _Optional[_Union[EvaluationSpec, _Mapping]] = ...) -> None: ...
+
+class EvaluationSpec(_message.Message):
+    __slots__ = ("splits", "trained_on", "threshold")
+    SPLITS_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_ON_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    splits: _containers.RepeatedScalarFieldContainer[_common_pb2.Split]
+    trained_on: DatasetSpec
+    threshold: float
+    def __init__(self, splits: _Optional[_Iterable[_Union[_common_pb2.Split, str]]] = ..., trained_on: _Optional[_Union[DatasetSpec, _Mapping]] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class NodeAssignment(_message.Message):
     __slots__ = ("node_rank", "nodes", "master_addr", "master_port", "run_id", "attempt")
@@ -164,7 +177,7 @@ class JobArtifact(_message.Message):
     def __init__(self, name: _Optional[str] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
 
 class JobSucceeded(_message.Message):
-    __slots__ = ("metrics", "artifacts")
+    __slots__ = ("metrics", "artifacts", "evaluation")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -174,9 +187,11 @@ class JobSucceeded(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     METRICS_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
     metrics: _containers.ScalarMap[str, float]
     artifacts: _containers.RepeatedCompositeFieldContainer[JobArtifact]
-    def __init__(self, metrics: _Optional[_Mapping[str, float]] = ..., artifacts: _Optional[_Iterable[_Union[JobArtifact, _Mapping]]] = ...) -> None: ...
+    evaluation: _evaluation_pb2.EvaluationSummary
+    def __init__(self, metrics: _Optional[_Mapping[str, float]] = ..., artifacts: _Optional[_Iterable[_Union[JobArtifact, _Mapping]]] = ..., evaluation: _Optional[_Union[_evaluation_pb2.EvaluationSummary, _Mapping]] = ...) -> None: ...
 
 class JobFailed(_message.Message):
     __slots__ = ("reason", "retryable")

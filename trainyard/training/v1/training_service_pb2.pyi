@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from trainyard.common.v1 import common_pb2 as _common_pb2
+from trainyard.training.v1 import evaluation_pb2 as _evaluation_pb2
 from trainyard.training.v1 import training_pb2 as _training_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -204,3 +205,155 @@ class GetHyperparameterSchemaResponse(_message.Message):
     objective_metrics: _containers.RepeatedScalarFieldContainer[str]
     default_objective_metric: str
     def __init__(self, parameters: _Optional[_Iterable[_Union[_training_pb2.HyperparameterSpec, _Mapping]]] = ..., objective_metrics: _Optional[_Iterable[str]] = ..., default_objective_metric: _Optional[str] = ...) -> None: ...
+
+class ReadTaskArtifactRequest(_message.Message):
+    __slots__ = ("task_id", "name")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    name: str
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ReadTaskArtifactResponse(_message.Message):
+    __slots__ = ("chunk", "size_bytes", "sha256")
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    chunk: bytes
+    size_bytes: int
+    sha256: str
+    def __init__(self, chunk: _Optional[bytes] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class CreateEvaluationRequest(_message.Message):
+    __slots__ = ("model_id", "dataset_id", "dataset_version_id", "splits", "batch_size", "request_id")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SPLITS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    dataset_id: str
+    dataset_version_id: str
+    splits: _containers.RepeatedScalarFieldContainer[_common_pb2.Split]
+    batch_size: int
+    request_id: str
+    def __init__(self, model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., splits: _Optional[_Iterable[_Union[_common_pb2.Split, str]]] = ..., batch_size: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateEvaluationResponse(_message.Message):
+    __slots__ = ("evaluation",)
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    evaluation: _evaluation_pb2.Evaluation
+    def __init__(self, evaluation: _Optional[_Union[_evaluation_pb2.Evaluation, _Mapping]] = ...) -> None: ...
+
+class GetEvaluationRequest(_message.Message):
+    __slots__ = ("evaluation_id",)
+    EVALUATION_ID_FIELD_NUMBER: _ClassVar[int]
+    evaluation_id: str
+    def __init__(self, evaluation_id: _Optional[str] = ...) -> None: ...
+
+class GetEvaluationResponse(_message.Message):
+    __slots__ = ("evaluation",)
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    evaluation: _evaluation_pb2.Evaluation
+    def __init__(self, evaluation: _Optional[_Union[_evaluation_pb2.Evaluation, _Mapping]] = ...) -> None: ...
+
+class ListEvaluationsRequest(_message.Message):
+    __slots__ = ("model_id", "page_size", "page_token")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, model_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListEvaluationsResponse(_message.Message):
+    __slots__ = ("evaluations", "next_page_token")
+    EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    evaluations: _containers.RepeatedCompositeFieldContainer[_evaluation_pb2.Evaluation]
+    next_page_token: str
+    def __init__(self, evaluations: _Optional[_Iterable[_Union[_evaluation_pb2.Evaluation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class WatchEvaluationRequest(_message.Message):
+    __slots__ = ("evaluation_id",)
+    EVALUATION_ID_FIELD_NUMBER: _ClassVar[int]
+    evaluation_id: str
+    def __init__(self, evaluation_id: _Optional[str] = ...) -> None: ...
+
+class WatchEvaluationResponse(_message.Message):
+    __slots__ = ("evaluation", "log")
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    evaluation: _evaluation_pb2.Evaluation
+    log: str
+    def __init__(self, evaluation: _Optional[_Union[_evaluation_pb2.Evaluation, _Mapping]] = ..., log: _Optional[str] = ...) -> None: ...
+
+class CancelEvaluationRequest(_message.Message):
+    __slots__ = ("evaluation_id",)
+    EVALUATION_ID_FIELD_NUMBER: _ClassVar[int]
+    evaluation_id: str
+    def __init__(self, evaluation_id: _Optional[str] = ...) -> None: ...
+
+class CancelEvaluationResponse(_message.Message):
+    __slots__ = ("evaluation",)
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    evaluation: _evaluation_pb2.Evaluation
+    def __init__(self, evaluation: _Optional[_Union[_evaluation_pb2.Evaluation, _Mapping]] = ...) -> None: ...
+
+class ListEvaluationCasesRequest(_message.Message):
+    __slots__ = ("evaluation_id", "class_name", "kind", "predicted_class", "page_size", "page_token", "include_previews", "thumbnail_size")
+    EVALUATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PREVIEWS_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    evaluation_id: str
+    class_name: str
+    kind: _evaluation_pb2.CaseErrorKind
+    predicted_class: str
+    page_size: int
+    page_token: str
+    include_previews: bool
+    thumbnail_size: int
+    def __init__(self, evaluation_id: _Optional[str] = ..., class_name: _Optional[str] = ..., kind: _Optional[_Union[_evaluation_pb2.CaseErrorKind, str]] = ..., predicted_class: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_previews: _Optional[bool] = ..., thumbnail_size: _Optional[int] = ...) -> None: ...
+
+class ListEvaluationCasesResponse(_message.Message):
+    __slots__ = ("cases", "next_page_token", "total_size")
+    CASES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    cases: _containers.RepeatedCompositeFieldContainer[_evaluation_pb2.CaseResult]
+    next_page_token: str
+    total_size: int
+    def __init__(self, cases: _Optional[_Iterable[_Union[_evaluation_pb2.CaseResult, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class ListLabelErrorsRequest(_message.Message):
+    __slots__ = ("evaluation_id", "page_size", "page_token", "include_previews", "thumbnail_size")
+    EVALUATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PREVIEWS_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    evaluation_id: str
+    page_size: int
+    page_token: str
+    include_previews: bool
+    thumbnail_size: int
+    def __init__(self, evaluation_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_previews: _Optional[bool] = ..., thumbnail_size: _Optional[int] = ...) -> None: ...
+
+class ListLabelErrorsResponse(_message.Message):
+    __slots__ = ("label_errors", "next_page_token", "total_size", "method")
+    LABEL_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    label_errors: _containers.RepeatedCompositeFieldContainer[_evaluation_pb2.LabelError]
+    next_page_token: str
+    total_size: int
+    method: str
+    def __init__(self, label_errors: _Optional[_Iterable[_Union[_evaluation_pb2.LabelError, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., method: _Optional[str] = ...) -> None: ...

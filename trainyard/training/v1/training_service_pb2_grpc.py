@@ -85,6 +85,46 @@ class TrainingServiceStub:
                 request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskRequest.SerializeToString,
                 response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskResponse.FromString,
                 _registered_method=True)
+        self.ReadTaskArtifact = channel.unary_stream(
+                '/trainyard.training.v1.TrainingService/ReadTaskArtifact',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ReadTaskArtifactRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ReadTaskArtifactResponse.FromString,
+                _registered_method=True)
+        self.CreateEvaluation = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/CreateEvaluation',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CreateEvaluationRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CreateEvaluationResponse.FromString,
+                _registered_method=True)
+        self.GetEvaluation = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/GetEvaluation',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetEvaluationRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetEvaluationResponse.FromString,
+                _registered_method=True)
+        self.ListEvaluations = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/ListEvaluations',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationsRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationsResponse.FromString,
+                _registered_method=True)
+        self.WatchEvaluation = channel.unary_stream(
+                '/trainyard.training.v1.TrainingService/WatchEvaluation',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.WatchEvaluationRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.WatchEvaluationResponse.FromString,
+                _registered_method=True)
+        self.CancelEvaluation = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/CancelEvaluation',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelEvaluationRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelEvaluationResponse.FromString,
+                _registered_method=True)
+        self.ListEvaluationCases = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/ListEvaluationCases',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationCasesRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationCasesResponse.FromString,
+                _registered_method=True)
+        self.ListLabelErrors = channel.unary_unary(
+                '/trainyard.training.v1.TrainingService/ListLabelErrors',
+                request_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListLabelErrorsRequest.SerializeToString,
+                response_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListLabelErrorsResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -148,8 +188,10 @@ class TrainingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTaskArtifacts(self, request, context):
-        """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
-        NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
+        """GetTaskArtifacts lists the task's artifacts with short-lived download URLs on the object store's
+        public endpoint (TRAINYARD_S3_PUBLIC_ENDPOINT; never its internal address: without one the URLs are
+        empty and ReadTaskArtifact downloads through the platform). Fails with NOT_FOUND, INVALID_ARGUMENT
+        for a bad expiry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -179,6 +221,76 @@ class TrainingServiceServicer:
         Fails with NOT_FOUND, FAILED_PRECONDITION when the task has not ended (cancel it first), is a
         trial (delete its search), its trained model is in the zoo (DeleteTrainedModel first), or a
         task that has not ended starts from its trained model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadTaskArtifact(self, request, context):
+        """ReadTaskArtifact streams one artifact's bytes (checkpoints, exports, plots, metrics) through the
+        platform, for clients that cannot reach the object store. Fails with NOT_FOUND for an unknown task
+        or artifact name, INVALID_ARGUMENT for an empty name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateEvaluation(self, request, context):
+        """CreateEvaluation queues an evaluation of a model of the project on a dataset version of the same
+        task type; a trainer runs it. Classes are matched by name. Fails with INVALID_ARGUMENT for a bad
+        field, NOT_FOUND for an unknown model or dataset, FAILED_PRECONDITION when the model serves another
+        task type, has no trained weights, or does not know one of the dataset's classes (named). A retry
+        with the same request_id returns the same evaluation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvaluation(self, request, context):
+        """GetEvaluation returns one evaluation with its summary. Fails with NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvaluations(self, request, context):
+        """ListEvaluations lists the project's evaluations, newest first. Fails with INVALID_ARGUMENT for a
+        bad page size or token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvaluation(self, request, context):
+        """WatchEvaluation streams an evaluation as it changes (state, progress) and its log lines, until it
+        ends. Fails with NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelEvaluation(self, request, context):
+        """CancelEvaluation stops an evaluation that has not ended. Fails with NOT_FOUND, or
+        FAILED_PRECONDITION when it has already ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvaluationCases(self, request, context):
+        """ListEvaluationCases lists an evaluation's per-case results, worst first, filtered by class and
+        error kind, optionally with ground truth and prediction drawn. Fails with NOT_FOUND,
+        FAILED_PRECONDITION when the evaluation has not succeeded, INVALID_ARGUMENT for a bad filter,
+        page size or token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLabelErrors(self, request, context):
+        """ListLabelErrors lists the cases whose given labels the model confidently contradicts, most
+        suspicious first. Fails with NOT_FOUND, FAILED_PRECONDITION when the evaluation has not
+        succeeded, INVALID_ARGUMENT for a bad page size or token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -236,6 +348,46 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.DeleteTrainingTask,
                     request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskRequest.FromString,
                     response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskResponse.SerializeToString,
+            ),
+            'ReadTaskArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadTaskArtifact,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ReadTaskArtifactRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ReadTaskArtifactResponse.SerializeToString,
+            ),
+            'CreateEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEvaluation,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CreateEvaluationRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CreateEvaluationResponse.SerializeToString,
+            ),
+            'GetEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvaluation,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetEvaluationRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.GetEvaluationResponse.SerializeToString,
+            ),
+            'ListEvaluations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvaluations,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationsRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationsResponse.SerializeToString,
+            ),
+            'WatchEvaluation': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvaluation,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.WatchEvaluationRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.WatchEvaluationResponse.SerializeToString,
+            ),
+            'CancelEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelEvaluation,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelEvaluationRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelEvaluationResponse.SerializeToString,
+            ),
+            'ListEvaluationCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvaluationCases,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationCasesRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationCasesResponse.SerializeToString,
+            ),
+            'ListLabelErrors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLabelErrors,
+                    request_deserializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListLabelErrorsRequest.FromString,
+                    response_serializer=trainyard_dot_training_dot_v1_dot_training__service__pb2.ListLabelErrorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -509,6 +661,222 @@ class TrainingService:
             '/trainyard.training.v1.TrainingService/DeleteTrainingTask',
             trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskRequest.SerializeToString,
             trainyard_dot_training_dot_v1_dot_training__service__pb2.DeleteTrainingTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadTaskArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/ReadTaskArtifact',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ReadTaskArtifactRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ReadTaskArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/CreateEvaluation',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.CreateEvaluationRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.CreateEvaluationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/GetEvaluation',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.GetEvaluationRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.GetEvaluationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvaluations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/ListEvaluations',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationsRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/WatchEvaluation',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.WatchEvaluationRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.WatchEvaluationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/CancelEvaluation',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelEvaluationRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.CancelEvaluationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvaluationCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/ListEvaluationCases',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationCasesRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ListEvaluationCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLabelErrors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/trainyard.training.v1.TrainingService/ListLabelErrors',
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ListLabelErrorsRequest.SerializeToString,
+            trainyard_dot_training_dot_v1_dot_training__service__pb2.ListLabelErrorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

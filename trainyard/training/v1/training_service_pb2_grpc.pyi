@@ -65,8 +65,10 @@ class TrainingServiceStub:
     failed before its first checkpoint, or has no checkpoint.
     """
     GetTaskArtifacts: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.GetTaskArtifactsRequest, _training_service_pb2.GetTaskArtifactsResponse]
-    """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
-    NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
+    """GetTaskArtifacts lists the task's artifacts with short-lived download URLs on the object store's
+    public endpoint (TRAINYARD_S3_PUBLIC_ENDPOINT; never its internal address: without one the URLs are
+    empty and ReadTaskArtifact downloads through the platform). Fails with NOT_FOUND, INVALID_ARGUMENT
+    for a bad expiry.
     """
     ListTrials: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.ListTrialsRequest, _training_service_pb2.ListTrialsResponse]
     """ListTrials lists the trials of a hyperparameter search task, in trial order, with their
@@ -84,6 +86,43 @@ class TrainingServiceStub:
     Fails with NOT_FOUND, FAILED_PRECONDITION when the task has not ended (cancel it first), is a
     trial (delete its search), its trained model is in the zoo (DeleteTrainedModel first), or a
     task that has not ended starts from its trained model.
+    """
+    ReadTaskArtifact: _grpc.UnaryStreamMultiCallable[_training_service_pb2.ReadTaskArtifactRequest, _training_service_pb2.ReadTaskArtifactResponse]
+    """ReadTaskArtifact streams one artifact's bytes (checkpoints, exports, plots, metrics) through the
+    platform, for clients that cannot reach the object store. Fails with NOT_FOUND for an unknown task
+    or artifact name, INVALID_ARGUMENT for an empty name.
+    """
+    CreateEvaluation: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.CreateEvaluationRequest, _training_service_pb2.CreateEvaluationResponse]
+    """CreateEvaluation queues an evaluation of a model of the project on a dataset version of the same
+    task type; a trainer runs it. Classes are matched by name. Fails with INVALID_ARGUMENT for a bad
+    field, NOT_FOUND for an unknown model or dataset, FAILED_PRECONDITION when the model serves another
+    task type, has no trained weights, or does not know one of the dataset's classes (named). A retry
+    with the same request_id returns the same evaluation.
+    """
+    GetEvaluation: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.GetEvaluationRequest, _training_service_pb2.GetEvaluationResponse]
+    """GetEvaluation returns one evaluation with its summary. Fails with NOT_FOUND."""
+    ListEvaluations: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.ListEvaluationsRequest, _training_service_pb2.ListEvaluationsResponse]
+    """ListEvaluations lists the project's evaluations, newest first. Fails with INVALID_ARGUMENT for a
+    bad page size or token.
+    """
+    WatchEvaluation: _grpc.UnaryStreamMultiCallable[_training_service_pb2.WatchEvaluationRequest, _training_service_pb2.WatchEvaluationResponse]
+    """WatchEvaluation streams an evaluation as it changes (state, progress) and its log lines, until it
+    ends. Fails with NOT_FOUND.
+    """
+    CancelEvaluation: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.CancelEvaluationRequest, _training_service_pb2.CancelEvaluationResponse]
+    """CancelEvaluation stops an evaluation that has not ended. Fails with NOT_FOUND, or
+    FAILED_PRECONDITION when it has already ended.
+    """
+    ListEvaluationCases: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.ListEvaluationCasesRequest, _training_service_pb2.ListEvaluationCasesResponse]
+    """ListEvaluationCases lists an evaluation's per-case results, worst first, filtered by class and
+    error kind, optionally with ground truth and prediction drawn. Fails with NOT_FOUND,
+    FAILED_PRECONDITION when the evaluation has not succeeded, INVALID_ARGUMENT for a bad filter,
+    page size or token.
+    """
+    ListLabelErrors: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.ListLabelErrorsRequest, _training_service_pb2.ListLabelErrorsResponse]
+    """ListLabelErrors lists the cases whose given labels the model confidently contradicts, most
+    suspicious first. Fails with NOT_FOUND, FAILED_PRECONDITION when the evaluation has not
+    succeeded, INVALID_ARGUMENT for a bad page size or token.
     """
 
 @_typing.type_check_only
@@ -123,8 +162,10 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     failed before its first checkpoint, or has no checkpoint.
     """
     GetTaskArtifacts: _aio.UnaryUnaryMultiCallable[_training_service_pb2.GetTaskArtifactsRequest, _training_service_pb2.GetTaskArtifactsResponse]  # type: ignore[assignment]
-    """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
-    NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
+    """GetTaskArtifacts lists the task's artifacts with short-lived download URLs on the object store's
+    public endpoint (TRAINYARD_S3_PUBLIC_ENDPOINT; never its internal address: without one the URLs are
+    empty and ReadTaskArtifact downloads through the platform). Fails with NOT_FOUND, INVALID_ARGUMENT
+    for a bad expiry.
     """
     ListTrials: _aio.UnaryUnaryMultiCallable[_training_service_pb2.ListTrialsRequest, _training_service_pb2.ListTrialsResponse]  # type: ignore[assignment]
     """ListTrials lists the trials of a hyperparameter search task, in trial order, with their
@@ -142,6 +183,43 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     Fails with NOT_FOUND, FAILED_PRECONDITION when the task has not ended (cancel it first), is a
     trial (delete its search), its trained model is in the zoo (DeleteTrainedModel first), or a
     task that has not ended starts from its trained model.
+    """
+    ReadTaskArtifact: _aio.UnaryStreamMultiCallable[_training_service_pb2.ReadTaskArtifactRequest, _training_service_pb2.ReadTaskArtifactResponse]  # type: ignore[assignment]
+    """ReadTaskArtifact streams one artifact's bytes (checkpoints, exports, plots, metrics) through the
+    platform, for clients that cannot reach the object store. Fails with NOT_FOUND for an unknown task
+    or artifact name, INVALID_ARGUMENT for an empty name.
+    """
+    CreateEvaluation: _aio.UnaryUnaryMultiCallable[_training_service_pb2.CreateEvaluationRequest, _training_service_pb2.CreateEvaluationResponse]  # type: ignore[assignment]
+    """CreateEvaluation queues an evaluation of a model of the project on a dataset version of the same
+    task type; a trainer runs it. Classes are matched by name. Fails with INVALID_ARGUMENT for a bad
+    field, NOT_FOUND for an unknown model or dataset, FAILED_PRECONDITION when the model serves another
+    task type, has no trained weights, or does not know one of the dataset's classes (named). A retry
+    with the same request_id returns the same evaluation.
+    """
+    GetEvaluation: _aio.UnaryUnaryMultiCallable[_training_service_pb2.GetEvaluationRequest, _training_service_pb2.GetEvaluationResponse]  # type: ignore[assignment]
+    """GetEvaluation returns one evaluation with its summary. Fails with NOT_FOUND."""
+    ListEvaluations: _aio.UnaryUnaryMultiCallable[_training_service_pb2.ListEvaluationsRequest, _training_service_pb2.ListEvaluationsResponse]  # type: ignore[assignment]
+    """ListEvaluations lists the project's evaluations, newest first. Fails with INVALID_ARGUMENT for a
+    bad page size or token.
+    """
+    WatchEvaluation: _aio.UnaryStreamMultiCallable[_training_service_pb2.WatchEvaluationRequest, _training_service_pb2.WatchEvaluationResponse]  # type: ignore[assignment]
+    """WatchEvaluation streams an evaluation as it changes (state, progress) and its log lines, until it
+    ends. Fails with NOT_FOUND.
+    """
+    CancelEvaluation: _aio.UnaryUnaryMultiCallable[_training_service_pb2.CancelEvaluationRequest, _training_service_pb2.CancelEvaluationResponse]  # type: ignore[assignment]
+    """CancelEvaluation stops an evaluation that has not ended. Fails with NOT_FOUND, or
+    FAILED_PRECONDITION when it has already ended.
+    """
+    ListEvaluationCases: _aio.UnaryUnaryMultiCallable[_training_service_pb2.ListEvaluationCasesRequest, _training_service_pb2.ListEvaluationCasesResponse]  # type: ignore[assignment]
+    """ListEvaluationCases lists an evaluation's per-case results, worst first, filtered by class and
+    error kind, optionally with ground truth and prediction drawn. Fails with NOT_FOUND,
+    FAILED_PRECONDITION when the evaluation has not succeeded, INVALID_ARGUMENT for a bad filter,
+    page size or token.
+    """
+    ListLabelErrors: _aio.UnaryUnaryMultiCallable[_training_service_pb2.ListLabelErrorsRequest, _training_service_pb2.ListLabelErrorsResponse]  # type: ignore[assignment]
+    """ListLabelErrors lists the cases whose given labels the model confidently contradicts, most
+    suspicious first. Fails with NOT_FOUND, FAILED_PRECONDITION when the evaluation has not
+    succeeded, INVALID_ARGUMENT for a bad page size or token.
     """
 
 class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -220,8 +298,10 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _training_service_pb2.GetTaskArtifactsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_training_service_pb2.GetTaskArtifactsResponse, _abc.Awaitable[_training_service_pb2.GetTaskArtifactsResponse]]:
-        """GetTaskArtifacts returns short-lived download URLs of the task's artifacts. Fails with
-        NOT_FOUND, INVALID_ARGUMENT for a bad expiry.
+        """GetTaskArtifacts lists the task's artifacts with short-lived download URLs on the object store's
+        public endpoint (TRAINYARD_S3_PUBLIC_ENDPOINT; never its internal address: without one the URLs are
+        empty and ReadTaskArtifact downloads through the platform). Fails with NOT_FOUND, INVALID_ARGUMENT
+        for a bad expiry.
         """
 
     @_abc_1.abstractmethod
@@ -257,6 +337,91 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
         Fails with NOT_FOUND, FAILED_PRECONDITION when the task has not ended (cancel it first), is a
         trial (delete its search), its trained model is in the zoo (DeleteTrainedModel first), or a
         task that has not ended starts from its trained model.
+        """
+
+    @_abc_1.abstractmethod
+    def ReadTaskArtifact(
+        self,
+        request: _training_service_pb2.ReadTaskArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_training_service_pb2.ReadTaskArtifactResponse], _abc.AsyncIterator[_training_service_pb2.ReadTaskArtifactResponse]]:
+        """ReadTaskArtifact streams one artifact's bytes (checkpoints, exports, plots, metrics) through the
+        platform, for clients that cannot reach the object store. Fails with NOT_FOUND for an unknown task
+        or artifact name, INVALID_ARGUMENT for an empty name.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateEvaluation(
+        self,
+        request: _training_service_pb2.CreateEvaluationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.CreateEvaluationResponse, _abc.Awaitable[_training_service_pb2.CreateEvaluationResponse]]:
+        """CreateEvaluation queues an evaluation of a model of the project on a dataset version of the same
+        task type; a trainer runs it. Classes are matched by name. Fails with INVALID_ARGUMENT for a bad
+        field, NOT_FOUND for an unknown model or dataset, FAILED_PRECONDITION when the model serves another
+        task type, has no trained weights, or does not know one of the dataset's classes (named). A retry
+        with the same request_id returns the same evaluation.
+        """
+
+    @_abc_1.abstractmethod
+    def GetEvaluation(
+        self,
+        request: _training_service_pb2.GetEvaluationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.GetEvaluationResponse, _abc.Awaitable[_training_service_pb2.GetEvaluationResponse]]:
+        """GetEvaluation returns one evaluation with its summary. Fails with NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ListEvaluations(
+        self,
+        request: _training_service_pb2.ListEvaluationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.ListEvaluationsResponse, _abc.Awaitable[_training_service_pb2.ListEvaluationsResponse]]:
+        """ListEvaluations lists the project's evaluations, newest first. Fails with INVALID_ARGUMENT for a
+        bad page size or token.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchEvaluation(
+        self,
+        request: _training_service_pb2.WatchEvaluationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_training_service_pb2.WatchEvaluationResponse], _abc.AsyncIterator[_training_service_pb2.WatchEvaluationResponse]]:
+        """WatchEvaluation streams an evaluation as it changes (state, progress) and its log lines, until it
+        ends. Fails with NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelEvaluation(
+        self,
+        request: _training_service_pb2.CancelEvaluationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.CancelEvaluationResponse, _abc.Awaitable[_training_service_pb2.CancelEvaluationResponse]]:
+        """CancelEvaluation stops an evaluation that has not ended. Fails with NOT_FOUND, or
+        FAILED_PRECONDITION when it has already ended.
+        """
+
+    @_abc_1.abstractmethod
+    def ListEvaluationCases(
+        self,
+        request: _training_service_pb2.ListEvaluationCasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.ListEvaluationCasesResponse, _abc.Awaitable[_training_service_pb2.ListEvaluationCasesResponse]]:
+        """ListEvaluationCases lists an evaluation's per-case results, worst first, filtered by class and
+        error kind, optionally with ground truth and prediction drawn. Fails with NOT_FOUND,
+        FAILED_PRECONDITION when the evaluation has not succeeded, INVALID_ARGUMENT for a bad filter,
+        page size or token.
+        """
+
+    @_abc_1.abstractmethod
+    def ListLabelErrors(
+        self,
+        request: _training_service_pb2.ListLabelErrorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_training_service_pb2.ListLabelErrorsResponse, _abc.Awaitable[_training_service_pb2.ListLabelErrorsResponse]]:
+        """ListLabelErrors lists the cases whose given labels the model confidently contradicts, most
+        suspicious first. Fails with NOT_FOUND, FAILED_PRECONDITION when the evaluation has not
+        succeeded, INVALID_ARGUMENT for a bad page size or token.
         """
 
 def add_TrainingServiceServicer_to_server(servicer: TrainingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,5 @@
+from services.common.server import run_main
+from services.inference.app import start
+from services.inference.settings import InferenceSettings
+
+run_main("inference", start, InferenceSettings)
