@@ -89,3 +89,14 @@ def test_recommendation_quality_trains_the_candidates_in_both_weight_situations(
     assert installed["ranking"][0] == "tv/mobilenet_v2.imagenet1k_v1" and installed["top"]["pretrained"]
     assert not any(c["pretrained"] for c in fresh["candidates"].values()) and len(fresh["candidates"]) == 6
     assert any(r["name"].startswith("fastest") and r["value"] >= 1 for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_evaluation_and_prediction_benchmarks_run_both_sides(tmp_path):
+    report = _run(tmp_path, "evaluation,predict", 900)
+    by = {(r["bench"], r["kind"]): r for r in report["results"]}
+    evaluation = by[("9. evaluation", "ratio")]
+    assert evaluation["value"] > 0 and evaluation["baseline"] > 0
+    latency, throughput = by[("10. predict", "delta")], by[("10. predict", "ratio")]
+    assert latency["value"] > 0 and latency["baseline"] > 0 and throughput["ratio"] > 0

@@ -69,7 +69,7 @@ def test_stack_up_status_down(tmp_path, catalog_file):
         assert status.returncode == 0, status.stdout + status.stderr
         for name in pids:
             assert name in status.stdout
-        assert status.stdout.count("SERVING") == 7 and "RUNNING" in status.stdout
+        assert status.stdout.count("SERVING") == 8 and "RUNNING" in status.stdout  # nats, s3, five services, gateway
 
         # The gateway knows the bootstrap token, and the stack imported the MobileNetV2 weights.
         from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc

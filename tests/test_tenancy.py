@@ -75,6 +75,7 @@ class World:
     member: str
     trained_model_id: str | None
     project_b: str = ""
+    evaluation_id: str = ""  # the task's automatic evaluation
     markers: list[str] = field(default_factory=list)
 
 
@@ -145,6 +146,10 @@ def world(nats_server, s3_server, tmp_path_factory, catalog_path):
             if event.HasField("task"):
                 final = event.task.state
         assert final == training_pb2.TASK_STATE_SUCCEEDED
+        evaluation_id = one(
+            "/trainyard.training.v1.TrainingService/GetTrainingTask", tr.GetTrainingTaskRequest(task_id=task.id)
+        ).task.evaluation_id
+        assert evaluation_id
         trained = f"trained/{task.id}"
         try:
             one("/trainyard.modelzoo.v1.ModelZooService/GetModel", _get_model(trained))
@@ -169,8 +174,11 @@ def world(nats_server, s3_server, tmp_path_factory, catalog_path):
             member=member,
             trained_model_id=trained,
             project_b=other.project.id,
+            evaluation_id=evaluation_id,
         )
-        w.markers = [created.id, dataset_name, created.latest_version.id, task.id, task_name, viewer.key.id, member]
+        w.markers = [
+            created.id, dataset_name, created.latest_version.id, task.id, task_name, viewer.key.id, member, evaluation_id
+        ]  # fmt: skip
         yield w
         channel.close()
 
@@ -194,6 +202,7 @@ def _resource_ids(w: World) -> dict[str, str | None]:
         "version_id": w.version_id,
         "dataset_version_id": w.version_id,
         "task_id": w.task_id,
+        "evaluation_id": w.evaluation_id,
         "model_id": w.trained_model_id,
         "base_model_id": w.trained_model_id,
         "key_id": w.viewer_key_id,
@@ -241,6 +250,20 @@ def build_requests(route: Route, w: World) -> tuple[list, bool]:
         return [cls(header=header), cls(chunk=b"junk")], False
     if name == "CreateToken":
         return [cls(ttl_seconds=60)], False
+    if name == "ReadTaskArtifact":  # A's task and one of its artifacts
+        return [cls(task_id=w.task_id, name="metrics.json")], True
+    if name == "Predict" and w.trained_model_id:  # A's trained model on one image
+        import io
+
+        from PIL import Image
+
+        from trainyard.inference.v1 import inference_pb2
+
+        buf = io.BytesIO()
+        Image.new("RGB", (24, 24), (200, 30, 30)).save(buf, "PNG")
+        return [cls(model_id=w.trained_model_id, images=[inference_pb2.ImageInput(image=buf.getvalue())])], True
+    if name in ("ListEvaluationCases", "ListLabelErrors"):  # A's evaluation, default paging and no previews
+        return [cls(evaluation_id=w.evaluation_id)], True
     request = cls()
     named = False
     ids = _resource_ids(w)

@@ -183,9 +183,8 @@ def predict(
     progress: Progress | None = None,
     progress_interval_s: float = 1.0,
 ) -> tuple[list, list]:
-    """The model's raw outputs for every item, in item order: (outputs, targets). Classification:
-    softmax probabilities [M]; segmentation: (softmax [M,S,S] float16, mask [S,S]); detectors: their
-    output dict on the CPU."""
+    """The model's outputs for every item, in item order: (outputs, targets). Classification: softmax
+    probabilities [M]; segmentation: the model's class per pixel [S,S]; detectors: their output dict on the CPU."""
     progress = progress or Progress()
     model.eval().to(device)
     loader = DataLoader(
@@ -214,9 +213,10 @@ def predict(
                     logits = torch.nn.functional.interpolate(
                         logits, size=target.shape[-2:], mode="bilinear", align_corners=False
                     )
-                out = list(
-                    torch.softmax(logits, 1).cpu().to(torch.float16 if task == tasks.SEGMENTATION else torch.float32)
-                )
+                if task == tasks.SEGMENTATION:  # the class per pixel is all it needs (a softmax would not fit)
+                    out = list(logits.argmax(1).to(torch.int16).cpu())
+                else:
+                    out = list(torch.softmax(logits, 1).cpu())
         for i, o, t in zip(index, out, target, strict=True):
             outputs[i], targets[i] = o, t
         seen += len(index)
@@ -478,8 +478,8 @@ def _segmentation(*, class_map: ClassMap, cases, outputs, targets, ignore_index,
     col_of_model = torch.tensor(class_map.column_of_model)
     total = torch.zeros((n_cols, n_cols), dtype=torch.int64)
     records, masks = [], {}
-    for case, probs, mask in zip(cases, outputs, targets, strict=True):
-        pred = col_of_model[probs.float().argmax(0)]  # [S,S] in columns
+    for case, classes, mask in zip(cases, outputs, targets, strict=True):
+        pred = col_of_model[classes.long()]  # [S,S] in columns
         mask = mask.clone()
         mask[(mask >= k) | (mask < 0)] = ignore_index
         cm = multiclass_confusion_matrix(
@@ -843,12 +843,3 @@ def _detection_label_errors(case, pred, anns, swapped, free_dt, free_gt, columns
                   f"the model finds {recall_of.get(given, 0.0):.0%} of the {given!r} objects but nothing here "
                   f"(best overlapping score {seen:.2f})")  # fmt: skip
     return out
-
-
-@contextlib.contextmanager
-def _quiet():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
