@@ -21,8 +21,8 @@ from bench.report import Result, percentile
 
 CLASSES = ("red", "green", "blue")
 COLOURS = {"red": (200, 40, 40), "green": (40, 190, 40), "blue": (40, 40, 210)}
-SIZES = {"tiny": {"eval": 24, "rounds": 1, "calls": 10}, "quick": {"eval": 192, "rounds": 2, "calls": 60},
-         "full": {"eval": 512, "rounds": 3, "calls": 200}}  # fmt: skip
+SIZES = {"tiny": {"eval": 24, "rounds": 1, "calls": 10}, "quick": {"eval": 128, "rounds": 4, "calls": 60},
+         "full": {"eval": 384, "rounds": 6, "calls": 200}}  # fmt: skip
 IMAGE_SIZE = 160  # the model's input; photos are 320x240
 
 
@@ -101,9 +101,13 @@ def run_evaluation(mode: str) -> list[Result]:
 
     platform(), bare()  # warm-up: first-call costs out of both
     ours, theirs = [], []
-    for _ in range(rounds):
-        ours.append(platform())
-        theirs.append(bare())
+    for r in range(rounds):  # alternately, and each side first every other round (a busy machine drifts)
+        if r % 2:
+            theirs.append(bare())
+            ours.append(platform())
+        else:
+            ours.append(platform())
+            theirs.append(bare())
     return [
         Result(
             "9. evaluation",
@@ -190,9 +194,31 @@ async def run_predict(s, mode: str, say=print) -> list[Result]:
             )
             await inference.Predict(request, metadata=md)
 
+        direct_ch = s.channel(s.address("inference"))
+        direct = inference_service_pb2_grpc.InferenceServiceStub(direct_ch)
+
+        async def straight(images: list[bytes]) -> None:  # the inference service without the gateway
+            request = inference_service_pb2.PredictRequest(
+                model_id=model_id, images=[inference_pb2.ImageInput(image=b) for b in images]
+            )
+            await direct.Predict(request, metadata=s.direct_md())
+
+        async def info() -> None:  # a call with no work: the transport's share
+            await inference.GetModelInfo(inference_service_pb2.GetModelInfoRequest(model_id=model_id), metadata=md)
+
         await gateway(jpegs[:1])  # loads the session
+        await straight(jpegs[:1])
         bare(jpegs[:1])
         out = []
+        hops, infos = [], []
+        for i in range(max(5, calls // 2)):
+            t0 = time.perf_counter()
+            await straight([jpegs[i % 16]])
+            hops.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            await info()
+            infos.append(time.perf_counter() - t0)
+        await direct_ch.close()
         for batch in (1, 16):
             ours, theirs = [], []
             for i in range(calls if batch == 1 else max(3, calls // 8)):
@@ -214,7 +240,14 @@ async def run_predict(s, mode: str, say=print) -> list[Result]:
                         baseline_name="bare onnxruntime (decode, prepare, run)",
                         kind="delta",
                         target=3.0,
-                        extra={"p99_ms": percentile(ours, 99) * 1000, "bare_p99_ms": percentile(theirs, 99) * 1000},
+                        extra={
+                            "p99_ms": percentile(ours, 99) * 1000,
+                            "bare_p99_ms": percentile(theirs, 99) * 1000,
+                            "service_direct_p50_ms": percentile(hops, 50) * 1000,
+                            "model_info_via_gateway_p50_ms": percentile(infos, 50) * 1000,
+                        },
+                        note=f"the inference service called directly: p50 {percentile(hops, 50) * 1000:.1f} ms; "
+                        f"GetModelInfo (no work) through the gateway: p50 {percentile(infos, 50) * 1000:.1f} ms",
                     )
                 )
             else:

@@ -15,7 +15,6 @@ from PIL import Image
 
 from services.common.settings import Settings
 from services.dataset.samples import make_detection_archive
-from services.modelzoo.catalog import shared_catalog
 from trainyard import cli
 from trainyard.client import Client, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from trainyard.common.v1 import common_pb2
@@ -44,7 +43,7 @@ def colour_archive(path, classes, counts: dict[str, int], seed: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def platform(nats_server, s3_server, tmp_path_factory):
+def platform(nats_server, s3_server, tmp_path_factory, catalog_path):
     home = tmp_path_factory.mktemp("evalplatform")
     settings = Settings(
         listen="127.0.0.1:0",
@@ -56,7 +55,7 @@ def platform(nats_server, s3_server, tmp_path_factory):
         log_format="console",
         home=home,
     )
-    with InProcessPlatform(settings, shared_catalog(tmp_path_factory.getbasetemp())) as p:
+    with InProcessPlatform(settings, catalog_path) as p:
         yield p
 
 
