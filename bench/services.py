@@ -28,7 +28,7 @@ from trainyard.training.v1 import training_service_pb2_grpc
 
 CLASSIFICATION = common_pb2.TASK_TYPE_CLASSIFICATION
 MODEL = "tv/mobilenet_v2.imagenet1k_v1"
-SERVICES = ("dataset", "modelzoo", "recommend", "training", "gateway")
+SERVICES = ("dataset", "modelzoo", "recommend", "training", "inference", "gateway")
 
 
 # ---------------------------------------------------------------- memory
