@@ -208,10 +208,18 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 async def predict(
-    loaded: Loaded, images: list[Image.Image], names: list[str], threshold: float, top_k: int, draw: bool
+    loaded: Loaded,
+    images: list[Image.Image],
+    names: list[str],
+    threshold: float,
+    top_k: int,
+    draw: bool,
+    batch: np.ndarray | None = None,
 ) -> list[inference_pb2.Prediction]:
+    """Predictions for the images; `batch` is them already prepared (prepare()), else done here."""
     meta = loaded.meta
-    batch = np.stack([prepare(im, meta) for im in images])
+    if batch is None:
+        batch = np.stack([prepare(im, meta) for im in images])
     out = []
     if meta.task_type in DETECTION_TASKS:
         for image, name, x in zip(images, names, batch, strict=True):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
+
 from services.common import errors, identity
 from services.common.imaging import BadImage, decode_upload
-from services.inference.predictor import Sessions, predict
+from services.inference.predictor import Sessions, predict, prepare
 from services.inference.resolver import Resolver
 from services.inference.settings import InferenceSettings
 from trainyard.inference.v1 import inference_pb2, inference_service_pb2
@@ -70,12 +72,18 @@ class InferenceDomain:
                 bad[f"images[{i}]"] = f"{label}: a case needs dataset_version_id and case_id"
         return bad
 
-    async def _decode(self, i: int, image: inference_pb2.ImageInput):
+    def _decode_prepare(self, data: bytes, meta):
+        image = decode_upload(data, self.settings.inference_max_pixels)
+        return image, prepare(image, meta)
+
+    async def _decode(self, i: int, image: inference_pb2.ImageInput, meta):
+        """The image decoded and prepared for the model, in a thread (Pillow releases the GIL: a request's
+        images are decoded and resized in parallel)."""
         data = image.image
         if image.WhichOneof("source") == "case":
             data = await self.resolver.case_image(image.case.dataset_version_id, image.case.case_id)
         try:
-            return await asyncio.to_thread(decode_upload, data, self.settings.inference_max_pixels)
+            return await asyncio.to_thread(self._decode_prepare, data, meta)
         except BadImage as exc:
             raise errors.InvalidArgument(
                 {f"images[{i}]": f"{image.name or image.case.case_id or 'image'}: {exc}"}
@@ -86,8 +94,9 @@ class InferenceDomain:
         if bad:
             raise errors.InvalidArgument(bad)
         ref, loaded = await self._load(req.model_id)
-        images = await asyncio.gather(*(self._decode(i, image) for i, image in enumerate(req.images)))
+        decoded = await asyncio.gather(*(self._decode(i, image, loaded.meta) for i, image in enumerate(req.images)))
         names = [image.name or image.case.case_id or f"image {i}" for i, image in enumerate(req.images)]
         threshold = req.threshold if req.HasField("threshold") else loaded.meta.threshold
-        predictions = await predict(loaded, list(images), names, threshold, req.top_k, req.draw)
+        images, batch = [d[0] for d in decoded], np.stack([d[1] for d in decoded])
+        predictions = await predict(loaded, images, names, threshold, req.top_k, req.draw, batch=batch)
         return inference_service_pb2.PredictResponse(predictions=predictions, model=model_info(ref, loaded))
