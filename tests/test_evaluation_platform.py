@@ -129,9 +129,20 @@ def test_predict_through_the_gateway_with_bad_input_refused(platform, trained, c
         assert info.input_size == 32 and info.threshold == pytest.approx(task.evaluation.default_threshold)
         # a dataset case by id: the model says what its evaluation said about it
         version = ty.datasets.get(ds.id).latest_version.id
-        first = ty.evaluations.cases(task.evaluation_id, limit=1)[0]
-        response = ty.predict(model, [(version, first.case_id)], threshold=0.0)
-        assert response.predictions[0].classes[0].class_name == first.predictions[0].class_name
+        cases = ty.evaluations.cases(task.evaluation_id, limit=None)
+        response = ty.predict(model, [(version, c.case_id) for c in cases], threshold=0.0, top_k=1)
+        said = [c.predictions[0].class_name for c in cases]
+        predicted = [p.classes[0].class_name for p in response.predictions]
+        assert [p.name for p in response.predictions] == [c.case_id for c in cases]
+        assert sum(a == b for a, b in zip(said, predicted, strict=True)) >= len(cases) - 1, (said, predicted)
+        # where they agree, onnxruntime on the ONNX file (PIL resize) gives the scores PyTorch gave
+        evaluated = {c.case_id: c.predictions[0] for c in cases}
+        gaps = [
+            abs(p.classes[0].score - evaluated[p.name].score)
+            for p in response.predictions
+            if p.classes[0].class_name == evaluated[p.name].class_name
+        ]
+        assert gaps and max(gaps) < 0.05, gaps
         with pytest.raises(InvalidArgumentError) as err:  # a truncated PNG, named by its file name
             ty.predict(model, [red, (tmp_path / "cut.png")])
         assert "images[1]" in err.value.violations and "cut.png: cannot be decoded" in err.value.message
