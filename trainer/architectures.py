@@ -44,6 +44,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from services.common import weightfiles
+
 DETECTION_LABEL_OFFSET = 1
 DETECTION_TASKS = ("detection", "instance_segmentation")
 TASK_TYPES = ("classification", "detection", "segmentation", "instance_segmentation")
@@ -280,7 +282,10 @@ def _build_timm(architecture: str, outputs: int, weights_path: Path | None) -> n
         if weights_path is None:
             return timm.create_model(architecture, pretrained=False, num_classes=outputs)
         return timm.create_model(
-            architecture, pretrained=True, pretrained_cfg_overlay={"file": str(weights_path)}, num_classes=outputs
+            architecture,
+            pretrained=True,
+            pretrained_cfg_overlay={"state_dict": read_state_dict(weights_path)},
+            num_classes=outputs,
         )
     except RuntimeError as exc:
         raise WeightsMismatchError(f"timm {architecture} does not take these weights: {exc}", [], []) from exc
@@ -551,8 +556,14 @@ def _combo_segmenter(head: str, body: nn.Module, return_layers: dict, channels: 
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state_dict from a file: plain, or under "state_dict"/"model"; "module." prefixes removed."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """A state_dict from a file (torch or safetensors): plain, or under "state_dict"/"model"; "module."
+    prefixes removed."""
+    if weightfiles.file_format(path) == weightfiles.SAFETENSORS:  # the Hugging Face hub's format
+        from safetensors.torch import load_file
+
+        state = load_file(str(path), device="cpu")
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

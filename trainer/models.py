@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
+from trainer import architectures
 from trainer.errors import PermanentJobError
 
 FINE_TUNE_ALL, LINEAR_PROBE, GRADUAL_UNFREEZE, FROM_SCRATCH = 1, 2, 3, 4
@@ -64,10 +64,7 @@ def build_torchvision(
     except ValueError as exc:
         raise PermanentJobError(f"torchvision has no model {architecture!r}: {exc}") from exc
     try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-        model.load_state_dict(state)
+        model.load_state_dict(architectures.read_state_dict(weights_path))
     except Exception as exc:  # noqa: BLE001 - unusable weights never load on a retry
         raise PermanentJobError(f"the stored weights do not fit torchvision {architecture}: {exc}") from exc
     head = replace_last_linear(model, num_classes)
@@ -88,7 +85,7 @@ def build_timm(architecture: str, num_classes: int, weights_path: Path | None) -
             model = timm.create_model(
                 architecture,
                 pretrained=True,
-                pretrained_cfg_overlay={"file": str(weights_path)},
+                pretrained_cfg_overlay={"state_dict": architectures.read_state_dict(weights_path)},
                 num_classes=num_classes,
             )
     except RuntimeError as exc:
@@ -122,8 +119,6 @@ def build_model(
             built = build_timm(architecture, num_classes, weights_path)
         settle_batchnorm(built.model)
         return built
-    from trainer import architectures
-
     try:
         model = architectures.build_network(
             library,
