@@ -29,6 +29,9 @@ from deploy.local.embedded import NatsServer, S3Server, start_nats, start_s3  # 
 from services.common.settings import Settings  # noqa: E402
 
 POSTGRES_ENV = "TRAINYARD_TEST_POSTGRES_URL"
+# No test reaches the internet: every zoo (in-process or a stack's subprocess) fetches weights only from
+# offline files unless its test configures other sources (a local HTTP server in the publishers' layout).
+os.environ["TRAINYARD_MODELZOO_WEIGHT_SOURCES"] = "offline"
 
 
 @pytest.fixture(scope="session")

@@ -316,7 +316,7 @@ def test_import_without_offline_source_names_the_files(zoo):
         zoo.import_weights("tv/resnet18.imagenet1k_v1")
     message = str(err.value)
     assert "resnet18-f37072fd.pth" in message and "tv__resnet18.imagenet1k_v1.pth" in message
-    assert err.value.reason == "WEIGHTS_NOT_AVAILABLE_OFFLINE"
+    assert err.value.reason == "WEIGHTS_NOT_AVAILABLE"
 
 
 def test_import_checks_the_hash_in_the_file_name(zoo, tmp_path):
@@ -333,7 +333,7 @@ def test_import_rejects_a_file_that_is_not_a_checkpoint(zoo, tmp_path):
     folder = tmp_path / "offline"
     folder.mkdir()
     (folder / "tv__resnet18.imagenet1k_v1.pth").write_text("hello")
-    with pytest.raises(FailedPrecondition, match="not a torch checkpoint"):
+    with pytest.raises(FailedPrecondition, match="neither a torch checkpoint"):
         zoo.import_weights("tv/resnet18.imagenet1k_v1")
 
 

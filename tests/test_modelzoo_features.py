@@ -1,5 +1,5 @@
 """Model zoo service, wave 2: trained models with lineage (project-scoped), presets, weight uploads with
-the strict check, combos starting from the MobileNetV2 backbone, opt-in mirror mode (file:// only).
+the strict check, combos starting from the MobileNetV2 backbone, the old mirror settings (file://) as a source.
 Real S3 + SQL, gRPC servicer in-process."""
 
 from __future__ import annotations
@@ -288,10 +288,10 @@ async def test_import_from_the_uploads_bucket_checks_keys_strictly(service):
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-# ---------------------------------------------------------------- mirror mode
+# ---------------------------------------------------------------- the old mirror settings
 
 
-async def test_mirror_mode_is_off_by_default_and_fetches_once_from_a_file_url(zoo_settings, tmp_path):
+async def test_old_mirror_settings_still_fetch_once_from_a_file_url(zoo_settings, tmp_path):
     no_wheel = zoo_settings.model_copy(update={"modelzoo_offline_packages": ""})
     running, channel, stub = await _serve(no_wheel)
     try:
@@ -299,7 +299,7 @@ async def test_mirror_mode_is_off_by_default_and_fetches_once_from_a_file_url(zo
         assert model.weight_status == modelzoo_pb2.WEIGHT_STATUS_UNAVAILABLE
         err = await _code(stub.ImportWeights(pb.ImportWeightsRequest(model_id=UNET_MNV2)))
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert error_reason(err) == "WEIGHTS_NOT_AVAILABLE_OFFLINE"
+        assert error_reason(err) == "WEIGHTS_NOT_AVAILABLE"
     finally:
         await channel.close()
         await running.stop()
@@ -307,7 +307,15 @@ async def test_mirror_mode_is_off_by_default_and_fetches_once_from_a_file_url(zo
     mirror_dir = tmp_path / "mirror"
     mirror_dir.mkdir()
     shutil.copy(wheel_file(), mirror_dir / "mobilenet_v2-b0353104.pth")
-    mirrored = no_wheel.model_copy(update={"modelzoo_mirror": True, "modelzoo_mirror_base_url": mirror_dir.as_uri()})
+    # set as before the source chain existed (TRAINYARD_MODELZOO_WEIGHT_SOURCES unset): migrated to
+    # offline,flat:file:///...
+    mirrored = no_wheel.model_copy(
+        update={
+            "modelzoo_weight_sources": "",
+            "modelzoo_mirror": True,
+            "modelzoo_mirror_base_url": mirror_dir.as_uri(),
+        }
+    )
     running, channel, stub = await _serve(mirrored)
     try:
         model = (await stub.GetModel(pb.GetModelRequest(model_id=UNET_MNV2))).model

@@ -137,13 +137,14 @@ async def test_import_from_the_offline_folder(service, zoo_settings):
     assert (await stub.GetModel(pb.GetModelRequest(model_id=model_id))).model.weight_status == (
         modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE
     )
-    # the strict check: a partial file is refused, naming the missing and unexpected keys
+    # the strict check: a partial file is refused, naming the file, the missing and the unexpected keys
+    # (FAILED_PRECONDITION: a configured source's file is no argument of the caller's)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.ImportWeights(pb.ImportWeightsRequest(model_id=model_id))
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    violations = field_violations(info.value)
-    assert "conv1.weight" in violations["weights.missing_keys"]
-    assert violations["weights.unexpected_keys"] == "1 keys: extra.w"
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(info.value) == "WEIGHTS_DO_NOT_FIT"
+    assert str(path) in info.value.details() and "missing_keys" in info.value.details()
+    assert "conv1.weight" in info.value.details() and "unexpected_keys: 1 keys: extra.w" in info.value.details()
     timm = pytest.importorskip("timm")
     torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), path)
     ref = (await stub.ImportWeights(pb.ImportWeightsRequest(model_id=model_id))).model.weights
@@ -170,7 +171,7 @@ async def test_errors_carry_codes_and_details(service, zoo_settings):
         await stub.ImportWeights(pb.ImportWeightsRequest(model_id="tv/resnet18.imagenet1k_v1"))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "resnet18-f37072fd.pth" in err.value.details()
-    assert error_reason(err.value) == "WEIGHTS_NOT_AVAILABLE_OFFLINE"
+    assert error_reason(err.value) == "WEIGHTS_NOT_AVAILABLE"
 
     corrupt = offline_dir(zoo_settings) / "resnet18-f37072fd.pth"
     corrupt.write_bytes(b"PK\x03\x04" + b"\0" * 64)

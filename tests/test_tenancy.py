@@ -8,6 +8,7 @@ trainer, an API key and a member; project "other" (B) is made through AuthServic
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +237,9 @@ def build_requests(route: Route, w: World) -> tuple[list, bool]:
         ], True
     if name == "ImportWeights":
         return [cls(model_id=MOBILENET)], False  # the catalog's public weights: shared by design
+    if name in ("PullWeights", "ExportWeights"):  # the public weights again (A has no upload of its own)
+        selection_cls = message_factory.GetMessageClass(cls.DESCRIPTOR.fields_by_name["selection"].message_type)
+        return [cls(selection=selection_cls(model_ids=[MOBILENET]))], False
     if name == "GetModel" and w.trained_model_id is None:
         return [cls(model_id=MOBILENET)], False
     if name == "CreateApiKey":
@@ -484,6 +488,18 @@ def test_weights_store_public_weights_change_only_by_an_operator(world: World):
     assert own.weights_scope == modelzoo_pb2.WEIGHTS_SCOPE_PROJECT and own.weights.sha256 != public_sha
     assert _public_sha(world, world.admin_b) == (own.weights.sha256, modelzoo_pb2.WEIGHTS_SCOPE_PROJECT)
     assert _public_sha(world, world.admin_a) == (public_sha, modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC)
+    # a bundle exports what the caller's project trains from: never another project's upload
+    assert _exported_sha(world, world.admin_a) == public_sha
+    assert _exported_sha(world, world.admin_b) == own.weights.sha256
+    # a pull by B only ever fetches public weights from the configured sources: nothing of B's becomes public
+    pulled = call(
+        world.channel,
+        ROUTES[ZOO + "PullWeights"],
+        [mz.PullWeightsRequest(selection=modelzoo_pb2.WeightsSelection(model_ids=[MOBILENET]))],
+        world.admin_b,
+    )
+    assert [mz.PullWeightsResponse.FromString(d).pull.weights.sha256 for d in pulled] == [public_sha]
+    assert _public_sha(world, world.admin_a) == (public_sha, modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC)
 
     # tasks record what they started from: A's from the public file, B's new one from B's upload
     task_a = _unary(
@@ -534,6 +550,21 @@ def test_weights_store_public_weights_change_only_by_an_operator(world: World):
     assert refused and all(f"model_id={MOBILENET}" in e.target for e in refused)
     log_a = _unary(world, AUTH + "ListAuditEntries", au.ListAuditEntriesRequest(page_size=500), world.admin_a).entries
     assert any(e.method == ZOO + "UploadWeights" and e.code == "OK" for e in log_a)
+
+
+def _exported_sha(world: World, token: str) -> str:
+    from trainyard.modelzoo.v1 import modelzoo_pb2
+    from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mz
+
+    request = mz.ExportWeightsRequest(selection=modelzoo_pb2.WeightsSelection(model_ids=[MOBILENET]))
+    parts = [
+        mz.ExportWeightsResponse.FromString(d)
+        for d in call(world.channel, ROUTES[ZOO + "ExportWeights"], [request], token)
+    ]
+    [header] = [p.file for p in parts if p.WhichOneof("part") == "file"]
+    data = b"".join(p.chunk for p in parts if p.WhichOneof("part") == "chunk")
+    assert hashlib.sha256(data).hexdigest() == header.weights.sha256 and len(data) == header.weights.size_bytes
+    return header.weights.sha256
 
 
 def test_register_trained_model_is_internal(world: World):

@@ -14,7 +14,8 @@ from services.modelzoo.catalog import Catalog, ensure_catalog
 from services.modelzoo.clients import TrainingClient
 from services.modelzoo.servicer import ModelZooServicer
 from services.modelzoo.settings import ModelZooSettings, modelzoo_settings
-from services.modelzoo.zoo import MirrorConfig, ModelZoo, OfflineSources
+from services.modelzoo.sources import OfflineSources, SourceChain
+from services.modelzoo.zoo import ModelZoo
 from trainyard.modelzoo.v1 import modelzoo_service_pb2_grpc
 
 SERVICE_NAME = "trainyard.modelzoo.v1.ModelZooService"
@@ -30,10 +31,23 @@ def make_zoo(cfg: ModelZooSettings, engine, s3) -> ModelZoo:
         "catalog loaded", extra={"path": str(path), "models": len(catalog.models), "families": len(catalog.families)}
     )
     offline = OfflineSources(cfg.modelzoo_offline_weights_dir or None, cfg.offline_packages)
-    mirror = MirrorConfig(enabled=cfg.modelzoo_mirror, base_url=cfg.modelzoo_mirror_base_url)
-    if mirror.enabled:
-        log.warning("mirror mode is on: missing weights are fetched from their URL", extra={"base": mirror.base_url})
-    return ModelZoo(catalog, engine, s3, offline, mirror, work_dir=Path(cfg.home) / "modelzoo" / "tmp")
+    sources = SourceChain.from_settings(
+        cfg.weight_sources,
+        offline=offline,
+        s3=s3,
+        hf_endpoint=cfg.hf_endpoint,
+        timeout_s=cfg.modelzoo_download_timeout_s,
+        attempts=cfg.modelzoo_download_attempts,
+    )
+    log.info("weight sources", extra={"sources": sources.describe()})
+    return ModelZoo(
+        catalog,
+        engine,
+        s3,
+        sources,
+        work_dir=Path(cfg.home) / "modelzoo" / "tmp",
+        max_concurrent_pulls=cfg.modelzoo_max_concurrent_pulls,
+    )
 
 
 async def start(settings: Settings) -> RunningService:
@@ -48,4 +62,4 @@ async def start(settings: Settings) -> RunningService:
     server, port = await serve(
         cfg, [(modelzoo_service_pb2_grpc.add_ModelZooServiceServicer_to_server, servicer, SERVICE_NAME)]
     )
-    return RunningService(server, port, closers=[engine.dispose, training.close])
+    return RunningService(server, port, closers=[zoo.puller.shutdown, engine.dispose, training.close])

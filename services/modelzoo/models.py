@@ -22,7 +22,8 @@ class WeightsRow(SQLModel, table=True):
     key: str = Field(max_length=512)
     sha256: str = Field(max_length=64, index=True)
     size_bytes: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    # Where the file came from: "package:<distribution>:<file name>" or "dir:<path>".
+    # Where the file came from: "<configured source>:<URL or path>" (offline:/path/x.pth,
+    # publishers:https://download.pytorch.org/models/x.pth), "upload:<bucket>/<key>" or "stream[:<origin>]".
     source: str = Field(max_length=1024)
     # Who put them there: "" for imports from a configured source, else the gateway's principal.
     imported_by: str = Field(default="", max_length=200)

@@ -9,10 +9,18 @@ from pathlib import Path
 
 from services.common import identity
 from services.common.errors import FailedPrecondition, InvalidArgument, require
-from services.modelzoo import zoo
+from services.modelzoo import pulls, zoo
 from services.modelzoo.defaults import default_hyperparameters
-from services.modelzoo.presets import Preset
-from services.modelzoo.zoo import FamilyView, ModelQuery, ModelView, ModelZoo, TrainedModelInput
+from services.modelzoo.zoo import (
+    FamilyView,
+    ModelQuery,
+    ModelView,
+    ModelZoo,
+    PresetView,
+    Selected,
+    TrainedModelInput,
+    WeightsSelection,
+)
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc
 
@@ -27,6 +35,17 @@ SCOPES = {
     modelzoo_pb2.WEIGHTS_SCOPE_PROJECT: zoo.SCOPE_PROJECT,
     modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC: zoo.SCOPE_PUBLIC,
 }
+PULL_STATES = {
+    pulls.QUEUED: modelzoo_pb2.PULL_STATE_QUEUED,
+    pulls.DOWNLOADING: modelzoo_pb2.PULL_STATE_DOWNLOADING,
+    pulls.CHECKING: modelzoo_pb2.PULL_STATE_CHECKING,
+    pulls.STORED: modelzoo_pb2.PULL_STATE_STORED,
+    pulls.ALREADY_IN_STORE: modelzoo_pb2.PULL_STATE_ALREADY_IN_STORE,
+    pulls.FAILED: modelzoo_pb2.PULL_STATE_FAILED,
+}
+PULL_POLL_S = 0.25  # how often a PullWeights stream looks at its pulls (they announce bytes every 0.5 s)
+EXPORT_CHUNK = 1024 * 1024
+MAX_ORIGIN = 512
 TRAINING_MODES = {
     "general": modelzoo_pb2.TRAINING_MODE_GENERAL,
     "specialized": modelzoo_pb2.TRAINING_MODE_SPECIALIZED,
@@ -97,7 +116,8 @@ def _ref(w: zoo.StoredWeights) -> common_pb2.ObjectRef:
     return common_pb2.ObjectRef(bucket=w.bucket, key=w.key, sha256=w.sha256, size_bytes=w.size_bytes)
 
 
-def preset_to_proto(p: Preset) -> modelzoo_pb2.Preset:
+def preset_to_proto(view: PresetView) -> modelzoo_pb2.Preset:
+    p = view.preset
     hp = common_pb2.Hyperparameters(image_size=p.input_size, augmentation=p.augmentation)
     for name, value in p.hyperparameters.items():
         setattr(hp, name, value)  # enum fields accept their value names
@@ -113,7 +133,35 @@ def preset_to_proto(p: Preset) -> modelzoo_pb2.Preset:
         data_type=common_pb2.DataType.Value(p.data_type),
         input_size=p.input_size,
         example_classes=list(p.example_classes),
+        weight_status=WEIGHT_STATUS[view.weight_status],
+        weights_model_id=view.weights_model_id,
     )
+
+
+def selection_from_proto(sel: modelzoo_pb2.WeightsSelection) -> WeightsSelection:
+    return WeightsSelection(
+        model_ids=tuple(sel.model_ids), family=sel.family, task_type=sel.task_type, preset_ids=tuple(sel.preset_ids)
+    )
+
+
+def pull_to_proto(selected: Selected, state: pulls.PullState) -> modelzoo_pb2.WeightsPull:
+    out = modelzoo_pb2.WeightsPull(
+        model_id=state.model_id,
+        for_model_ids=list(selected.for_model_ids),
+        state=PULL_STATES[state.state],
+        url=state.url,
+        bytes_done=state.bytes_done,
+        bytes_total=state.bytes_total,
+    )
+    if state.weights is not None:
+        out.weights.CopyFrom(_ref(state.weights))
+        if not out.url:
+            out.url = state.weights.source
+    if state.error is not None:
+        out.error_code = state.error.code.name
+        out.error_reason = state.error.reason
+        out.error_message = state.error.message
+    return out
 
 
 def family_to_proto(view: FamilyView) -> modelzoo_pb2.ModelFamily:
@@ -173,11 +221,58 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
         view = await asyncio.to_thread(self.zoo.get_model, request.model_id, _project())
         return modelzoo_service_pb2.GetModelResponse(model=model_to_proto(view))
 
+    async def PullWeights(self, request, context):
+        handles = await asyncio.to_thread(self.zoo.pull, selection_from_proto(request.selection))
+        seen: dict[str, int] = {}
+        pending = list(handles)
+        while pending:
+            for handle in list(pending):
+                state = handle.pull.snapshot()
+                if seen.get(state.model_id) != state.version:
+                    seen[state.model_id] = state.version
+                    yield modelzoo_service_pb2.PullWeightsResponse(pull=pull_to_proto(handle.selected, state))
+                if state.final:
+                    pending.remove(handle)
+            if pending:
+                await asyncio.sleep(PULL_POLL_S)
+
+    async def ExportWeights(self, request, context):
+        project = _project()
+        items = await asyncio.to_thread(self.zoo.export, selection_from_proto(request.selection), project)
+        for item in items:
+            w = item.weights
+            yield modelzoo_service_pb2.ExportWeightsResponse(
+                file=modelzoo_pb2.ExportedWeights(
+                    model_id=item.selected.target.id,
+                    for_model_ids=list(item.selected.for_model_ids),
+                    library=item.selected.target.library,
+                    architecture=item.selected.target.architecture,
+                    weights=_ref(w),
+                    source=w.source,
+                    scope=modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC
+                    if w.project == zoo.PUBLIC
+                    else modelzoo_pb2.WEIGHTS_SCOPE_PROJECT,
+                    file_name=w.key.rsplit("/", 1)[-1],
+                )
+            )
+            chunks = self.zoo.read_object(w, EXPORT_CHUNK)
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                yield modelzoo_service_pb2.ExportWeightsResponse(chunk=chunk)
+
     async def ImportWeights(self, request, context):
         require(model_id=request.model_id)
-        upload = request.upload if request.HasField("upload") else None
         scope = _scope(request.scope, "scope")
-        view = await asyncio.to_thread(self.zoo.import_weights, request.model_id, upload, identity.current(), scope)
+        who = identity.current()
+        if request.HasField("upload") and request.upload.key:
+            view = await asyncio.to_thread(self.zoo.import_weights, request.model_id, request.upload, who, scope)
+            return modelzoo_service_pb2.ImportWeightsResponse(model=model_to_proto(view))
+        # from the sources: wait for the pull here, not on a thread of the pool every RPC shares
+        model, pull = await asyncio.to_thread(self.zoo.start_import, request.model_id)
+        while not (state := pull.snapshot()).final:
+            await asyncio.sleep(PULL_POLL_S)
+        if state.error is not None:
+            raise state.error
+        view = await asyncio.to_thread(self.zoo.get_model, model.id, who.project)
         return modelzoo_service_pb2.ImportWeightsResponse(model=model_to_proto(view))
 
     async def UploadWeights(self, request_iterator, context):
@@ -198,6 +293,8 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
                         if not header.model_id:
                             raise InvalidArgument({"header.model_id": "must name a model"})
                         scope = _scope(header.scope, "header.scope")
+                        if len(header.origin) > MAX_ORIGIN:
+                            raise InvalidArgument({"header.origin": f"at most {MAX_ORIGIN} characters"})
                         # refuse a wrong model or scope before the file is sent
                         await asyncio.to_thread(self.zoo.check_upload, header.model_id, identity.current(), scope)
                         continue
@@ -217,6 +314,7 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
                 header.size_bytes,
                 identity.current(),
                 scope,
+                header.origin,
             )
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -263,8 +361,13 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
         return modelzoo_service_pb2.DeleteTrainedModelResponse()
 
     async def ListPresets(self, request, context):
-        presets, token = self.zoo.list_presets(
-            request.task_type, request.data_type, request.page_size, request.page_token
+        presets, token = await asyncio.to_thread(
+            self.zoo.list_presets,
+            request.task_type,
+            request.data_type,
+            request.page_size,
+            request.page_token,
+            _project(),
         )
         return modelzoo_service_pb2.ListPresetsResponse(
             presets=[preset_to_proto(p) for p in presets], next_page_token=token
@@ -272,4 +375,5 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
 
     async def GetPreset(self, request, context):
         require(preset_id=request.preset_id)
-        return modelzoo_service_pb2.GetPresetResponse(preset=preset_to_proto(self.zoo.get_preset(request.preset_id)))
+        view = await asyncio.to_thread(self.zoo.preset_view, request.preset_id, _project())
+        return modelzoo_service_pb2.GetPresetResponse(preset=preset_to_proto(view))

@@ -12,8 +12,9 @@ weight_status is that of its backbone's ImageNet weights (the catalog model `bac
 which a training job carries as ModelSpec.backbone_weights; importing a combo imports its backbone.
 
 Weights have a scope. The public ones (WeightsRow.project == "") are what every project fine-tunes
-from: they come from a configured source (offline files, the mirror), or from an upload by a
-platform operator. Anyone else's upload is their project's own: that project sees and trains from
+from: they come from the configured source chain (services.modelzoo.sources: offline files, the
+publishers, a mirror, an S3 prefix), fetched by a pull (services.modelzoo.pulls) that any number of
+callers may watch, or from an upload by a platform operator. Anyone else's upload is their project's own: that project sees and trains from
 it instead of the public file, and no other project is affected.
 
 Weights are checked before they are stored: the file must load into the architecture with a strict
@@ -35,10 +36,9 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 from minio import Minio
@@ -47,12 +47,31 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.common import objectstore
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common import objectstore, weightfiles
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    TrainyardError,
+    Unavailable,
+)
 from services.common.identity import Identity
 from services.modelzoo import presets as presets_mod
+from services.modelzoo import pulls as pulls_mod
 from services.modelzoo.catalog import Catalog, CatalogFamily, CatalogModel, Metric
 from services.modelzoo.models import TrainedModelRow, WeightsRow
+from services.modelzoo.sources import (
+    CHECKSUM,
+    INVALID,
+    UNREACHABLE,
+    FetchError,
+    OfflineSources,
+    SourceChain,
+    file_sha256,
+    flat_names,
+)
 from services.modelzoo.weights_check import CheckFailed, run_check
 from trainyard.common.v1 import common_pb2
 
@@ -180,87 +199,41 @@ class TrainedModelInput:
 
 
 @dataclass(frozen=True)
-class MirrorConfig:
-    """Opt-in mirror mode: weights no offline source has are fetched once from their published URL
-    (or from `base_url` + the file name, e.g. an internal mirror or a file:// folder) into the store."""
+class WeightsSelection:
+    """PullWeights' and ExportWeights' selection; every set part adds models (family and task type
+    together narrow each other)."""
 
-    enabled: bool = False
-    base_url: str = ""
-    timeout_s: float = 600.0
-
-    def url_for(self, model: CatalogModel) -> str:
-        if not model.weights_url:
-            return ""
-        if self.base_url:
-            return f"{self.base_url.rstrip('/')}/{model.weights_url.rsplit('/', 1)[-1]}"
-        return model.weights_url
-
-
-# ---------------------------------------------------------------- offline sources
+    model_ids: tuple[str, ...] = ()
+    family: str = ""
+    task_type: int = 0
+    preset_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class OfflineFile:
-    path: Path
-    origin: str  # "package:<dist>" or "dir:<folder>"
+class Selected:
+    """A catalog model whose weights a selection needs, and the selected models it serves."""
+
+    target: CatalogModel
+    for_model_ids: tuple[str, ...]
 
 
-class OfflineSources:
-    """Weight files available without a download: in a folder, or shipped inside installed packages."""
-
-    def __init__(self, folder: str | Path | None = None, packages: tuple[str, ...] = ()) -> None:
-        self.folder = Path(folder) if folder else None
-        self.packages = packages
-        self._package_files: dict[str, OfflineFile] = {}
-        for dist in packages:
-            try:
-                files = metadata.files(dist) or []
-            except metadata.PackageNotFoundError:
-                log.info("offline weights package not installed", extra={"package": dist})
-                continue
-            for entry in files:
-                if entry.suffix in (".pth", ".pt"):
-                    path = Path(str(entry.locate()))
-                    if path.is_file():
-                        self._package_files.setdefault(entry.name, OfflineFile(path, f"package:{dist}"))
-
-    def available(self) -> dict[str, OfflineFile]:
-        """Every offline weight file by name; the folder wins over packages."""
-        found = dict(self._package_files)
-        if self.folder is not None and self.folder.is_dir():
-            for path in self.folder.iterdir():
-                if path.suffix in (".pth", ".pt") and path.is_file():
-                    found[path.name] = OfflineFile(path, f"dir:{self.folder}")
-        return found
-
-    def find(self, names: tuple[str, ...], available: dict[str, OfflineFile] | None = None) -> OfflineFile | None:
-        available = self.available() if available is None else available
-        for name in names:
-            if name in available:
-                return available[name]
-        return None
-
-    def describe(self) -> str:
-        where = [f"folder {self.folder}" if self.folder else "no folder (TRAINYARD_MODELZOO_OFFLINE_WEIGHTS_DIR unset)"]
-        where.append(f"packages {', '.join(self.packages)}" if self.packages else "no packages")
-        return " and ".join(where)
+@dataclass(frozen=True)
+class PullHandle:
+    selected: Selected
+    pull: pulls_mod.Pull
 
 
-def file_sha256(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+@dataclass(frozen=True)
+class ExportItem:
+    selected: Selected
+    weights: StoredWeights
 
 
-def _looks_like_torch_file(path: Path) -> bool:
-    """torch.save writes a zip archive (or, in the legacy format, a pickle)."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+@dataclass(frozen=True)
+class PresetView:
+    preset: presets_mod.Preset
+    weight_status: str  # of its model's weights, for the caller's project
+    weights_model_id: str  # the catalog model whose weights it needs (a combo's backbone)
 
 
 # ---------------------------------------------------------------- paging
@@ -316,16 +289,17 @@ class ModelZoo:
         catalog: Catalog,
         engine: Engine,
         s3: Minio,
-        offline: OfflineSources,
-        mirror: MirrorConfig | None = None,
+        sources: SourceChain | OfflineSources,
         work_dir: Path | None = None,
+        *,
+        max_concurrent_pulls: int = 2,
     ) -> None:
         self.catalog = catalog
         self.engine = engine
         self.s3 = s3
-        self.offline = offline
-        self.mirror = mirror or MirrorConfig()
+        self.sources = SourceChain([sources]) if isinstance(sources, OfflineSources) else sources
         self.work_dir = Path(work_dir) if work_dir else None
+        self.puller = pulls_mod.Puller(self._fetch_public, max_concurrent_pulls)
         self.presets = [p for p in presets_mod.PRESETS if self._preset_ok(p)]
         self.presets_by_id = {p.id: p for p in self.presets}
         # in-memory indexes: models per task type (sorted by id), per family
@@ -334,7 +308,6 @@ class ModelZoo:
             self._by_task[task] = [m for m in catalog.models if task in m.task_types]
         self._lock = threading.Lock()
         self._stored_cache: tuple[float, dict[str, StoredWeights]] | None = None
-        self._offline_cache: tuple[float, dict[str, OfflineFile]] | None = None
 
     def _preset_ok(self, preset: presets_mod.Preset) -> bool:
         if self.catalog.get(preset.model_id) is None:
@@ -358,43 +331,28 @@ class ModelZoo:
             self._stored_cache = (now, stored)
         return stored
 
-    def _available(self, fresh: bool = False) -> dict[str, OfflineFile]:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._offline_cache
-        if not fresh and cached is not None and now - cached[0] < STATE_TTL_S:
-            return cached[1]
-        available = self.offline.available()
-        with self._lock:
-            self._offline_cache = (now, available)
-        return available
-
     def _invalidate(self) -> None:
         with self._lock:
             self._stored_cache = None
-            self._offline_cache = None
 
-    def _status(
-        self, model: CatalogModel, stored: dict, available: dict, project: str
-    ) -> tuple[str, StoredWeights | None]:
-        """The project's own upload wins over the public weights; other projects' uploads never show."""
+    def _status(self, model: CatalogModel, stored: dict, project: str) -> tuple[str, StoredWeights | None]:
+        """The project's own upload wins over the public weights; other projects' uploads never show.
+        Not in the store: IMPORTABLE when a configured source provides them."""
         for scope in (project, PUBLIC):
             if (scope, model.id) in stored:
                 return IN_STORE, stored[(scope, model.id)]
-        if self.offline.find(model.offline_file_names, available) is not None:
-            return IMPORTABLE, None
-        if self.mirror.enabled and self.mirror.url_for(model):
+        if self.sources.provides(model):
             return IMPORTABLE, None
         return UNAVAILABLE, None
 
-    def _view(self, model: CatalogModel, stored: dict, available: dict, project: str) -> ModelView:
+    def _view(self, model: CatalogModel, stored: dict, project: str) -> ModelView:
         if model.backbone_model_id:
             backbone = self.catalog.get(model.backbone_model_id)
             if backbone is None:  # a catalog built without its backbone entry
                 return ModelView(model, UNAVAILABLE, backbone_status=UNAVAILABLE)
-            status, weights = self._status(backbone, stored, available, project)
+            status, weights = self._status(backbone, stored, project)
             return ModelView(model, status, None, backbone_status=status, backbone_weights=weights)
-        status, weights = self._status(model, stored, available, project)
+        status, weights = self._status(model, stored, project)
         return ModelView(model, status, weights)
 
     # -- reads
@@ -410,7 +368,8 @@ class ModelZoo:
         if model is None:
             raise NotFound(f"model {model_id!r} is not in the zoo catalog", metadata={"model_id": model_id})
         # one model: read the state fresh (lists use the cache)
-        return self._view(model, self._stored(fresh=True), self._available(fresh=True), project)
+        self.sources.refresh()
+        return self._view(model, self._stored(fresh=True), project)
 
     def list_models(
         self, query: ModelQuery, page_size: int = 0, page_token: str = "", project: str = "default"
@@ -430,7 +389,6 @@ class ModelZoo:
         offset = decode_page_token(page_token, fingerprint)
 
         stored = self._stored()
-        available = self._available()
         needle = query.query.strip().lower()
 
         def keep(model: CatalogModel) -> bool:
@@ -449,7 +407,7 @@ class ModelZoo:
             for model in self._by_task[task]:  # sorted by id: a stable order for paging
                 if not keep(model):
                     continue
-                view = self._view(model, stored, available, project)
+                view = self._view(model, stored, project)
                 if query.weights_in_store and view.weight_status != IN_STORE:
                     continue
                 matches.append(view)
@@ -473,13 +431,12 @@ class ModelZoo:
         offset = decode_page_token(page_token, fingerprint)
 
         stored = self._stored()
-        available = self._available()
         counts: dict[str, list[int]] = {}
         tasks: dict[str, list[str]] = {}
         for model in self._by_task[task]:
             c = counts.setdefault(model.family, [0, 0])
             c[0] += 1
-            c[1] += self._view(model, stored, available, project).weight_status == IN_STORE
+            c[1] += self._view(model, stored, project).weight_status == IN_STORE
             seen = tasks.setdefault(model.family, [])
             seen += [t for t in model.task_types if t not in seen]
         families = [
@@ -505,33 +462,151 @@ class ModelZoo:
         scope: str = SCOPE_PROJECT,
     ) -> ModelView:
         """Store the model's weights (idempotent without an upload): from an object in the uploads
-        bucket (the caller's project's own, or public when an operator asks), an offline source or
-        (mirror mode) the published URL (public). A combo imports its backbone."""
+        bucket (the caller's project's own, or public when an operator asks), else from the configured
+        sources (public), waiting for the pull. A combo imports its backbone."""
         who = who or Identity()
         model, target = self._import_target(model_id)
         if upload is not None and upload.key:
             return self._import_upload(model, target, upload, who, scope)
+        state = self.pull_target(target).wait()
+        if state.error is not None:
+            raise state.error
+        return self.get_model(model.id, who.project)
+
+    def start_import(self, model_id: str) -> tuple[CatalogModel, pulls_mod.Pull]:
+        """ImportWeights without an upload, for a caller that waits on the pull itself (no thread held)."""
+        model, target = self._import_target(model_id)
+        return model, self.pull_target(target)
+
+    # -- pulls: fetching public weights from the configured sources
+
+    def select(self, selection: WeightsSelection) -> list[Selected]:
+        """The catalog models whose weights a selection needs (combos: their backbones), each once."""
+        violations: dict[str, str] = {}
+        task = _task_type(selection.task_type, violations)
+        if violations:
+            raise InvalidArgument(violations)
+        if not (selection.model_ids or selection.family or task or selection.preset_ids):
+            raise InvalidArgument(
+                {"selection": "name at least one model id, a family, a task type or a preset"},
+            )
+        wanted: list[str] = []
+        for model_id in selection.model_ids:
+            if not model_id.strip():
+                raise InvalidArgument({"selection.model_ids": "must not hold an empty id"})
+            wanted.append(model_id.strip())
+        for preset_id in selection.preset_ids:
+            wanted.append(self.get_preset(preset_id.strip()).model_id)
+        if selection.family or task:
+            if selection.family and not any(m.family == selection.family for m in self.catalog.models):
+                raise NotFound(
+                    f"no model family {selection.family!r} in the zoo catalog", metadata={"family": selection.family}
+                )
+            matches = [m.id for m in self._by_task[task] if not selection.family or m.family == selection.family]
+            if not matches:
+                raise NotFound(f"no catalog model of family {selection.family!r} serves {task}")
+            wanted += matches
+        out: dict[str, list[str]] = {}
+        targets: dict[str, CatalogModel] = {}
+        for model_id in dict.fromkeys(wanted):
+            _, target = self._import_target(model_id)
+            targets[target.id] = target
+            out.setdefault(target.id, []).append(model_id)
+        return [Selected(targets[t], tuple(ids)) for t, ids in out.items()]
+
+    def pull(self, selection: WeightsSelection) -> list[PullHandle]:
+        """Start (or join) a pull of each selected model's public weights; already stored ones are
+        finished pulls. Watch them through Pull.snapshot."""
+        return [PullHandle(sel, self.pull_target(sel.target)) for sel in self.select(selection)]
+
+    def pull_target(self, target: CatalogModel) -> pulls_mod.Pull:
         with Session(self.engine) as session:
             row = session.get(WeightsRow, (PUBLIC, target.id))
             existing = _stored(row) if row is not None else None
         if existing is not None and self._object_ok(existing):
-            return self.get_model(model.id, who.project)
+            return pulls_mod.finished(target.id, existing)
+        return self.puller.start(target.id)
 
-        source = self.offline.find(target.offline_file_names)
-        if source is None:
-            if self.mirror.enabled and self.mirror.url_for(target):
-                return self._import_mirror(model, target, who)
+    def _fetch_public(self, target_id: str, pull: pulls_mod.Pull) -> StoredWeights:
+        """Try each location of each configured source in order; the first good file is stored."""
+        target = self.catalog.get(target_id)
+        assert target is not None  # pulls start from catalog models
+        self.sources.refresh()
+        locations = self.sources.locations(target)
+        if not locations:
+            looked = f"looked for files named {', '.join(flat_names(target))} in " if self.sources.offline() else ""
             raise FailedPrecondition(
-                f"no offline weights for {target.id!r}: looked for files named "
-                f"{', '.join(target.offline_file_names)} in {self.offline.describe()} "
-                "(upload them with UploadWeights or ImportWeights.upload, or enable mirror mode)",
-                reason="WEIGHTS_NOT_AVAILABLE_OFFLINE",
-                metadata={"model_id": model_id, "looked_for": ",".join(target.offline_file_names)},
+                f"no configured source provides the weights of {target.id!r}: {looked}{self.sources.describe()}; "
+                f"upload them (trainyard models import FILE --model {target.id}), add a source "
+                "(TRAINYARD_MODELZOO_WEIGHT_SOURCES), or train from scratch explicitly",
+                reason="WEIGHTS_NOT_AVAILABLE",
+                metadata={"model_id": target.id, "looked_for": ",".join(flat_names(target))},
             )
-        path = source.path
-        check_name = path.name in target.weight_files
-        self.import_file(target, path, f"{source.origin}:{path.name}", check_name_hash=check_name)
-        return self.get_model(model.id, who.project)
+        failures: list[FetchError] = []
+        for source, loc in locations:
+            pull.update(state=pulls_mod.DOWNLOADING, url=loc.url, bytes_done=0, bytes_total=0)
+            started = time.monotonic()
+            with self._scratch() as folder:
+                try:
+                    fetched = source.fetch(loc, folder, pull.progress)
+                    pull.update(state=pulls_mod.CHECKING)
+                    stored = self.import_file(
+                        target, fetched.path, f"{loc.source}:{loc.url}", published_name=loc.file_name
+                    )
+                except FetchError as exc:
+                    failures.append(exc)
+                except TrainyardError as exc:  # a bad file: its checksum, its format, the strict check
+                    kind = CHECKSUM if exc.reason == "WEIGHTS_CHECKSUM_MISMATCH" else INVALID
+                    failures.append(FetchError(loc.url, exc.message, kind))
+                else:
+                    log.info(
+                        "fetched weights",
+                        extra={
+                            "model_id": target.id,
+                            "url": loc.url,
+                            "size_bytes": stored.size_bytes,
+                            "sha256": stored.sha256,
+                            "verified": fetched.verified or "size",
+                            "seconds": round(time.monotonic() - started, 2),
+                        },
+                    )
+                    return stored
+            log.warning(
+                "weights source failed", extra={"model_id": target.id, "url": loc.url, "error": str(failures[-1])}
+            )
+        raise _pull_failure(target, failures)
+
+    # -- export: the stored files a bundle carries
+
+    def export(self, selection: WeightsSelection, project: str) -> list[ExportItem]:
+        """The stored weights the project trains each selected model from; FAILED_PRECONDITION naming
+        the ones not in the store."""
+        stored = self._stored(fresh=True)
+        items, missing = [], []
+        for sel in self.select(selection):
+            _, weights = self._status(sel.target, stored, project)
+            if weights is None or not self._object_ok(weights):
+                missing.append(sel.target.id)
+            else:
+                items.append(ExportItem(sel, weights))
+        if missing:
+            shown = " ".join(missing[:20]) + (f" (and {len(missing) - 20} more)" if len(missing) > 20 else "")
+            raise FailedPrecondition(
+                f"the weights of {len(missing)} selected model(s) are not in the store: pull them first "
+                f"(trainyard models pull {shown})",
+                reason="WEIGHTS_NOT_IN_STORE",
+                metadata={"model_ids": ",".join(missing)[:1000]},
+            )
+        return items
+
+    def read_object(self, weights: StoredWeights, chunk: int = 1024 * 1024) -> Iterator[bytes]:
+        """The stored file's bytes, in chunks."""
+        resp = self.s3.get_object(weights.bucket, weights.key)
+        try:
+            yield from resp.stream(chunk)
+        finally:
+            resp.close()
+            resp.release_conn()
 
     def _import_target(self, model_id: str) -> tuple[CatalogModel, CatalogModel]:
         if model_id.startswith(TRAINED_PREFIX):
@@ -609,39 +684,23 @@ class ModelZoo:
         expected_size: int = 0,
         who: Identity | None = None,
         scope: str = SCOPE_PROJECT,
+        origin: str = "",
     ) -> ModelView:
-        """UploadWeights: a file the client streamed (already on local disk)."""
+        """UploadWeights: a file the client streamed (already on local disk); `origin` is where the
+        client says it came from (a bundle's manifest), recorded with it."""
         who = who or Identity()
         owner = self._upload_scope(who, scope, "header.scope")
         model, target = self._import_target(model_id)
         self.import_file(
             target,
             path,
-            "stream",
+            f"stream:{origin}" if origin else "stream",
             expected_sha256=expected_sha256,
             expected_size=expected_size,
             field_prefix="header",
             project=owner,
             imported_by=who.principal,
         )
-        return self.get_model(model.id, who.project)
-
-    def _import_mirror(self, model: CatalogModel, target: CatalogModel, who: Identity) -> ModelView:
-        url = self.mirror.url_for(target)
-        name = target.weights_url.rsplit("/", 1)[-1]
-        with self._scratch() as folder:
-            path = folder / name
-            log.info("mirroring weights", extra={"model_id": target.id, "url": url})
-            try:
-                with urllib.request.urlopen(url, timeout=self.mirror.timeout_s) as resp, open(path, "wb") as f:  # noqa: S310 - opt-in
-                    shutil.copyfileobj(resp, f, _CHUNK)
-            except OSError as exc:
-                raise FailedPrecondition(
-                    f"mirror mode could not fetch the weights of {target.id!r} from {url}: {exc}",
-                    reason="WEIGHTS_MIRROR_FAILED",
-                    metadata={"model_id": target.id, "url": url},
-                ) from None
-            self.import_file(target, path, f"mirror:{url}", check_name_hash=True)
         return self.get_model(model.id, who.project)
 
     def _scratch(self):
@@ -655,7 +714,7 @@ class ModelZoo:
         path: Path,
         source: str,
         *,
-        check_name_hash: bool = False,
+        published_name: str = "",
         expected_sha256: str = "",
         expected_size: int = 0,
         field_prefix: str = "",
@@ -663,14 +722,17 @@ class ModelZoo:
         imported_by: str = "",
     ) -> StoredWeights:
         """Check a weight file (format, checksums, strict load into the architecture), store it, record
-        it for `project` (PUBLIC: every project's)."""
+        it for `project` (PUBLIC: every project's). `published_name`: the name the publisher gave the
+        file, whose hash prefix (resnet18-f37072fd.pth) the content must match."""
         model_id = target.id
         pre = f"{field_prefix}." if field_prefix else ""
-        if not _looks_like_torch_file(path):
+        fmt = weightfiles.file_format(path)
+        if not fmt:
+            what = "neither a torch checkpoint (zip or pickle) nor safetensors"
             if field_prefix:
-                raise InvalidArgument({f"{pre}key": "the file is not a torch checkpoint (neither zip nor pickle)"})
+                raise InvalidArgument({f"{pre}key": f"the file is {what}"})
             raise FailedPrecondition(
-                f"weights file {path} for {model_id!r} is not a torch checkpoint (neither zip nor pickle)",
+                f"the file is {what}",
                 reason="WEIGHTS_FILE_INVALID",
                 metadata={"model_id": model_id, "file": str(path)},
             )
@@ -679,17 +741,17 @@ class ModelZoo:
             raise InvalidArgument({f"{pre}size_bytes": f"says {expected_size} bytes, the file has {size}"})
         if expected_sha256 and expected_sha256.lower() != sha256:
             raise InvalidArgument({f"{pre}sha256": f"says {expected_sha256}, the file hashes to {sha256}"})
-        # a library's own file name carries its hash; our `<id>.pth` names do not
-        expected = _HASH_IN_NAME.search(path.name) if check_name_hash else None
+        # a library's own file name carries its hash; our `<id>.pth` names and the hub's do not
+        expected = _HASH_IN_NAME.search(published_name) if published_name else None
         if expected and not sha256.startswith(expected.group(1)):
             raise FailedPrecondition(
-                f"weights file {path} is corrupt or not the published file: its name says sha256 "
+                f"corrupt or not the published file: its name {published_name} says sha256 "
                 f"{expected.group(1)}..., its content hashes to {sha256}",
                 reason="WEIGHTS_CHECKSUM_MISMATCH",
                 metadata={"model_id": model_id, "file": str(path), "sha256": sha256},
             )
-        self._strict_check(target, path)
-        key = f"weights/{sha256}.pth"
+        self._strict_check(target, path, fetched=not field_prefix)
+        key = f"weights/{sha256}{weightfiles.SUFFIXES[fmt]}"
         if not self._object_matches(key, size):
             self.s3.fput_object(
                 objectstore.WEIGHTS_BUCKET,
@@ -738,11 +800,17 @@ class ModelZoo:
         )
         return stored
 
-    def _strict_check(self, target: CatalogModel, path: Path) -> None:
+    def _strict_check(self, target: CatalogModel, path: Path, fetched: bool = False) -> None:
+        """INVALID_ARGUMENT naming the keys for an upload; FAILED_PRECONDITION (WEIGHTS_DO_NOT_FIT)
+        for a file from a configured source, which is no argument of the caller's."""
         task = target.task_types[0]
         try:
             diff = run_check(target.library, target.architecture, task, target.pretrained_num_classes, path)
         except CheckFailed as exc:
+            if fetched:
+                raise FailedPrecondition(
+                    f"cannot be loaded into {target.architecture}: {exc}", reason="WEIGHTS_DO_NOT_FIT"
+                ) from None
             raise InvalidArgument({"weights": f"cannot be loaded into {target.architecture}: {exc}"}) from None
         violations = {}
         for name, label in (
@@ -755,10 +823,11 @@ class ModelZoo:
                 more = f" (and {len(keys) - MAX_VIOLATION_KEYS} more)" if len(keys) > MAX_VIOLATION_KEYS else ""
                 violations[f"weights.{label}"] = f"{len(keys)} keys: {', '.join(keys[:MAX_VIOLATION_KEYS])}{more}"
         if violations:
-            raise InvalidArgument(
-                violations,
-                message=f"the weights do not load into {target.library} {target.architecture} with a strict key match",
-            )
+            message = f"the weights do not load into {target.library} {target.architecture} with a strict key match"
+            if fetched:
+                detail = "; ".join(f"{k.removeprefix('weights.')}: {v}" for k, v in violations.items())
+                raise FailedPrecondition(f"{message} ({detail})", reason="WEIGHTS_DO_NOT_FIT")
+            raise InvalidArgument(violations, message=message)
 
     def _object_matches(self, key: str, size: int) -> bool:
         try:
@@ -986,8 +1055,8 @@ class ModelZoo:
     # -- presets
 
     def list_presets(
-        self, task_type: int = 0, data_type: int = 0, page_size: int = 0, page_token: str = ""
-    ) -> tuple[list[presets_mod.Preset], str]:
+        self, task_type: int = 0, data_type: int = 0, page_size: int = 0, page_token: str = "", project: str = "default"
+    ) -> tuple[list[PresetView], str]:
         violations: dict[str, str] = {}
         task = _task_type(task_type, violations)
         size = _page_size(page_size, violations)
@@ -1007,13 +1076,55 @@ class ModelZoo:
         ]
         page = matches[offset : offset + size]
         next_token = encode_page_token(offset + size, fingerprint) if offset + size < len(matches) else ""
-        return page, next_token
+        stored = self._stored()
+        return [self._preset_view(p, stored, project) for p in page], next_token
 
     def get_preset(self, preset_id: str) -> presets_mod.Preset:
         preset = self.presets_by_id.get(preset_id)
         if preset is None:
             raise NotFound(f"preset {preset_id!r} does not exist", metadata={"preset_id": preset_id})
         return preset
+
+    def preset_view(self, preset_id: str, project: str = "default") -> PresetView:
+        """The preset with whether it can train now (its weights' state for the project)."""
+        return self._preset_view(self.get_preset(preset_id), self._stored(fresh=True), project)
+
+    def _preset_view(self, preset: presets_mod.Preset, stored: dict, project: str) -> PresetView:
+        model = self.catalog.by_id[preset.model_id]  # presets naming no catalog model were left out
+        view = self._view(model, stored, project)
+        return PresetView(preset, view.weight_status, model.backbone_model_id or model.id)
+
+
+def _pull_failure(target: CatalogModel, failures: list[FetchError]) -> TrainyardError:
+    """The error of a pull whose every location failed: UNAVAILABLE when a source could not be
+    reached (it may work later), else FAILED_PRECONDITION; the message names each URL and why."""
+    tried = "; ".join(str(f) for f in failures)
+    metadata = {"model_id": target.id, "urls": " ".join(f.url for f in failures)[:1000]}
+    kinds = {f.kind for f in failures}
+    hint = f" (or upload them: trainyard models import FILE --model {target.id})"
+    if UNREACHABLE in kinds:
+        return Unavailable(
+            f"could not reach a source of the weights of {target.id!r}: {tried}",
+            reason="WEIGHTS_SOURCE_UNAVAILABLE",
+            metadata=metadata,
+        )
+    if CHECKSUM in kinds:
+        return FailedPrecondition(
+            f"no good copy of the weights of {target.id!r}: {tried}{hint}",
+            reason="WEIGHTS_CHECKSUM_MISMATCH",
+            metadata=metadata,
+        )
+    if INVALID in kinds:
+        return FailedPrecondition(
+            f"no usable copy of the weights of {target.id!r}: {tried}{hint}",
+            reason="WEIGHTS_DO_NOT_FIT",
+            metadata=metadata,
+        )
+    return FailedPrecondition(
+        f"no configured source has the weights of {target.id!r}: {tried}{hint}",
+        reason="WEIGHTS_NOT_FOUND_AT_SOURCES",
+        metadata=metadata,
+    )
 
 
 class _TempDir:

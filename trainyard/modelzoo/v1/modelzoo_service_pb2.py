@@ -27,7 +27,7 @@ from trainyard.common.v1 import options_pb2 as trainyard_dot_common_dot_v1_dot_o
 from trainyard.modelzoo.v1 import modelzoo_pb2 as trainyard_dot_modelzoo_dot_v1_dot_modelzoo__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,trainyard/modelzoo/v1/modelzoo_service.proto\x12\x15trainyard.modelzoo.v1\x1a trainyard/common/v1/common.proto\x1a!trainyard/common/v1/options.proto\x1a$trainyard/modelzoo/v1/modelzoo.proto\"s\n\x18ListModelFamiliesRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x19ListModelFamiliesResponse\x12\x34\n\x08\x66\x61milies\x18\x01 \x03(\x0b\x32\".trainyard.modelzoo.v1.ModelFamily\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xf7\x01\n\x11ListModelsRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x18\n\x10pretrain_dataset\x18\x03 \x01(\t\x12\x12\n\nmax_params\x18\x04 \x01(\x03\x12\x12\n\nmax_gflops\x18\x05 \x01(\x01\x12\x18\n\x10weights_in_store\x18\x06 \x01(\x08\x12\r\n\x05query\x18\x07 \x01(\t\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\x12\x0e\n\x06origin\x18\n \x01(\t\"o\n\x12ListModelsResponse\x12,\n\x06models\x18\x01 \x03(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"#\n\x0fGetModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"?\n\x10GetModelResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\"\x8c\x01\n\x14ImportWeightsRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12.\n\x06upload\x18\x02 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x32\n\x05scope\x18\x03 \x01(\x0e\x32#.trainyard.modelzoo.v1.WeightsScope\"D\n\x15ImportWeightsResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\"\x7f\n\x13UploadWeightsHeader\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x32\n\x05scope\x18\x04 \x01(\x0e\x32#.trainyard.modelzoo.v1.WeightsScope\"m\n\x14UploadWeightsRequest\x12<\n\x06header\x18\x01 \x01(\x0b\x32*.trainyard.modelzoo.v1.UploadWeightsHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"D\n\x15UploadWeightsResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\"\xef\x03\n\x1bRegisterTrainedModelRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rbase_model_id\x18\x03 \x01(\t\x12\x30\n\ttask_type\x18\x04 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x0f\n\x07library\x18\x05 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x06 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x07 \x03(\t\x12\x12\n\ndataset_id\x18\x08 \x01(\t\x12\x1a\n\x12\x64\x61taset_version_id\x18\t \x01(\t\x12P\n\x07metrics\x18\n \x03(\x0b\x32?.trainyard.modelzoo.v1.RegisterTrainedModelRequest.MetricsEntry\x12/\n\x07weights\x18\x0b \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x1a\n\x12\x64\x65\x66\x61ult_input_size\x18\x0c \x01(\x05\x12\x0c\n\x04mean\x18\r \x03(\x02\x12\x0b\n\x03std\x18\x0e \x03(\x02\x12\x12\n\nrequest_id\x18\x0f \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"K\n\x1cRegisterTrainedModelResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\"-\n\x19\x44\x65leteTrainedModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\x1c\n\x1a\x44\x65leteTrainedModelResponse\"\x9f\x01\n\x12ListPresetsRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x30\n\tdata_type\x18\x02 \x01(\x0e\x32\x1d.trainyard.common.v1.DataType\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"^\n\x13ListPresetsResponse\x12.\n\x07presets\x18\x01 \x03(\x0b\x32\x1d.trainyard.modelzoo.v1.Preset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x10GetPresetRequest\x12\x11\n\tpreset_id\x18\x01 \x01(\t\"B\n\x11GetPresetResponse\x12-\n\x06preset\x18\x01 \x01(\x0b\x32\x1d.trainyard.modelzoo.v1.Preset2\x85\x08\n\x0fModelZooService\x12{\n\x11ListModelFamilies\x12/.trainyard.modelzoo.v1.ListModelFamiliesRequest\x1a\x30.trainyard.modelzoo.v1.ListModelFamiliesResponse\"\x03\x90\x02\x01\x12\x66\n\nListModels\x12(.trainyard.modelzoo.v1.ListModelsRequest\x1a).trainyard.modelzoo.v1.ListModelsResponse\"\x03\x90\x02\x01\x12`\n\x08GetModel\x12&.trainyard.modelzoo.v1.GetModelRequest\x1a\'.trainyard.modelzoo.v1.GetModelResponse\"\x03\x90\x02\x01\x12j\n\rImportWeights\x12+.trainyard.modelzoo.v1.ImportWeightsRequest\x1a,.trainyard.modelzoo.v1.ImportWeightsResponse\x12l\n\rUploadWeights\x12+.trainyard.modelzoo.v1.UploadWeightsRequest\x1a,.trainyard.modelzoo.v1.UploadWeightsResponse(\x01\x12\x85\x01\n\x14RegisterTrainedModel\x12\x32.trainyard.modelzoo.v1.RegisterTrainedModelRequest\x1a\x33.trainyard.modelzoo.v1.RegisterTrainedModelResponse\"\x04\xc8\xf3\x18\x01\x12y\n\x12\x44\x65leteTrainedModel\x12\x30.trainyard.modelzoo.v1.DeleteTrainedModelRequest\x1a\x31.trainyard.modelzoo.v1.DeleteTrainedModelResponse\x12i\n\x0bListPresets\x12).trainyard.modelzoo.v1.ListPresetsRequest\x1a*.trainyard.modelzoo.v1.ListPresetsResponse\"\x03\x90\x02\x01\x12\x63\n\tGetPreset\x12\'.trainyard.modelzoo.v1.GetPresetRequest\x1a(.trainyard.modelzoo.v1.GetPresetResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,trainyard/modelzoo/v1/modelzoo_service.proto\x12\x15trainyard.modelzoo.v1\x1a trainyard/common/v1/common.proto\x1a!trainyard/common/v1/options.proto\x1a$trainyard/modelzoo/v1/modelzoo.proto\"s\n\x18ListModelFamiliesRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x19ListModelFamiliesResponse\x12\x34\n\x08\x66\x61milies\x18\x01 \x03(\x0b\x32\".trainyard.modelzoo.v1.ModelFamily\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xf7\x01\n\x11ListModelsRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x18\n\x10pretrain_dataset\x18\x03 \x01(\t\x12\x12\n\nmax_params\x18\x04 \x01(\x03\x12\x12\n\nmax_gflops\x18\x05 \x01(\x01\x12\x18\n\x10weights_in_store\x18\x06 \x01(\x08\x12\r\n\x05query\x18\x07 \x01(\t\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\x12\x0e\n\x06origin\x18\n \x01(\t\"o\n\x12ListModelsResponse\x12,\n\x06models\x18\x01 \x03(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"#\n\x0fGetModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"?\n\x10GetModelResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\"\x8c\x01\n\x14ImportWeightsRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12.\n\x06upload\x18\x02 \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x32\n\x05scope\x18\x03 \x01(\x0e\x32#.trainyard.modelzoo.v1.WeightsScope\"D\n\x15ImportWeightsResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\"\x8f\x01\n\x13UploadWeightsHeader\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x32\n\x05scope\x18\x04 \x01(\x0e\x32#.trainyard.modelzoo.v1.WeightsScope\x12\x0e\n\x06origin\x18\x05 \x01(\t\"m\n\x14UploadWeightsRequest\x12<\n\x06header\x18\x01 \x01(\x0b\x32*.trainyard.modelzoo.v1.UploadWeightsHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"D\n\x15UploadWeightsResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\"\xef\x03\n\x1bRegisterTrainedModelRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rbase_model_id\x18\x03 \x01(\t\x12\x30\n\ttask_type\x18\x04 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x0f\n\x07library\x18\x05 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x06 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x07 \x03(\t\x12\x12\n\ndataset_id\x18\x08 \x01(\t\x12\x1a\n\x12\x64\x61taset_version_id\x18\t \x01(\t\x12P\n\x07metrics\x18\n \x03(\x0b\x32?.trainyard.modelzoo.v1.RegisterTrainedModelRequest.MetricsEntry\x12/\n\x07weights\x18\x0b \x01(\x0b\x32\x1e.trainyard.common.v1.ObjectRef\x12\x1a\n\x12\x64\x65\x66\x61ult_input_size\x18\x0c \x01(\x05\x12\x0c\n\x04mean\x18\r \x03(\x02\x12\x0b\n\x03std\x18\x0e \x03(\x02\x12\x12\n\nrequest_id\x18\x0f \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"K\n\x1cRegisterTrainedModelResponse\x12+\n\x05model\x18\x01 \x01(\x0b\x32\x1c.trainyard.modelzoo.v1.Model\"-\n\x19\x44\x65leteTrainedModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"\x1c\n\x1a\x44\x65leteTrainedModelResponse\"P\n\x12PullWeightsRequest\x12:\n\tselection\x18\x01 \x01(\x0b\x32\'.trainyard.modelzoo.v1.WeightsSelection\"G\n\x13PullWeightsResponse\x12\x30\n\x04pull\x18\x01 \x01(\x0b\x32\".trainyard.modelzoo.v1.WeightsPull\"R\n\x14\x45xportWeightsRequest\x12:\n\tselection\x18\x01 \x01(\x0b\x32\'.trainyard.modelzoo.v1.WeightsSelection\"h\n\x15\x45xportWeightsResponse\x12\x36\n\x04\x66ile\x18\x01 \x01(\x0b\x32&.trainyard.modelzoo.v1.ExportedWeightsH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x9f\x01\n\x12ListPresetsRequest\x12\x30\n\ttask_type\x18\x01 \x01(\x0e\x32\x1d.trainyard.common.v1.TaskType\x12\x30\n\tdata_type\x18\x02 \x01(\x0e\x32\x1d.trainyard.common.v1.DataType\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"^\n\x13ListPresetsResponse\x12.\n\x07presets\x18\x01 \x03(\x0b\x32\x1d.trainyard.modelzoo.v1.Preset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x10GetPresetRequest\x12\x11\n\tpreset_id\x18\x01 \x01(\t\"B\n\x11GetPresetResponse\x12-\n\x06preset\x18\x01 \x01(\x0b\x32\x1d.trainyard.modelzoo.v1.Preset2\xe0\t\n\x0fModelZooService\x12{\n\x11ListModelFamilies\x12/.trainyard.modelzoo.v1.ListModelFamiliesRequest\x1a\x30.trainyard.modelzoo.v1.ListModelFamiliesResponse\"\x03\x90\x02\x01\x12\x66\n\nListModels\x12(.trainyard.modelzoo.v1.ListModelsRequest\x1a).trainyard.modelzoo.v1.ListModelsResponse\"\x03\x90\x02\x01\x12`\n\x08GetModel\x12&.trainyard.modelzoo.v1.GetModelRequest\x1a\'.trainyard.modelzoo.v1.GetModelResponse\"\x03\x90\x02\x01\x12j\n\rImportWeights\x12+.trainyard.modelzoo.v1.ImportWeightsRequest\x1a,.trainyard.modelzoo.v1.ImportWeightsResponse\x12\x66\n\x0bPullWeights\x12).trainyard.modelzoo.v1.PullWeightsRequest\x1a*.trainyard.modelzoo.v1.PullWeightsResponse0\x01\x12q\n\rExportWeights\x12+.trainyard.modelzoo.v1.ExportWeightsRequest\x1a,.trainyard.modelzoo.v1.ExportWeightsResponse\"\x03\x90\x02\x01\x30\x01\x12l\n\rUploadWeights\x12+.trainyard.modelzoo.v1.UploadWeightsRequest\x1a,.trainyard.modelzoo.v1.UploadWeightsResponse(\x01\x12\x85\x01\n\x14RegisterTrainedModel\x12\x32.trainyard.modelzoo.v1.RegisterTrainedModelRequest\x1a\x33.trainyard.modelzoo.v1.RegisterTrainedModelResponse\"\x04\xc8\xf3\x18\x01\x12y\n\x12\x44\x65leteTrainedModel\x12\x30.trainyard.modelzoo.v1.DeleteTrainedModelRequest\x1a\x31.trainyard.modelzoo.v1.DeleteTrainedModelResponse\x12i\n\x0bListPresets\x12).trainyard.modelzoo.v1.ListPresetsRequest\x1a*.trainyard.modelzoo.v1.ListPresetsResponse\"\x03\x90\x02\x01\x12\x63\n\tGetPreset\x12\'.trainyard.modelzoo.v1.GetPresetRequest\x1a(.trainyard.modelzoo.v1.GetPresetResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELZOOSERVICE'].methods_by_name['ListModels']._serialized_options = b'\220\002\001'
   _globals['_MODELZOOSERVICE'].methods_by_name['GetModel']._loaded_options = None
   _globals['_MODELZOOSERVICE'].methods_by_name['GetModel']._serialized_options = b'\220\002\001'
+  _globals['_MODELZOOSERVICE'].methods_by_name['ExportWeights']._loaded_options = None
+  _globals['_MODELZOOSERVICE'].methods_by_name['ExportWeights']._serialized_options = b'\220\002\001'
   _globals['_MODELZOOSERVICE'].methods_by_name['RegisterTrainedModel']._loaded_options = None
   _globals['_MODELZOOSERVICE'].methods_by_name['RegisterTrainedModel']._serialized_options = b'\310\363\030\001'
   _globals['_MODELZOOSERVICE'].methods_by_name['ListPresets']._loaded_options = None
@@ -64,30 +66,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMPORTWEIGHTSREQUEST']._serialized_end=1009
   _globals['_IMPORTWEIGHTSRESPONSE']._serialized_start=1011
   _globals['_IMPORTWEIGHTSRESPONSE']._serialized_end=1079
-  _globals['_UPLOADWEIGHTSHEADER']._serialized_start=1081
-  _globals['_UPLOADWEIGHTSHEADER']._serialized_end=1208
-  _globals['_UPLOADWEIGHTSREQUEST']._serialized_start=1210
-  _globals['_UPLOADWEIGHTSREQUEST']._serialized_end=1319
-  _globals['_UPLOADWEIGHTSRESPONSE']._serialized_start=1321
-  _globals['_UPLOADWEIGHTSRESPONSE']._serialized_end=1389
-  _globals['_REGISTERTRAINEDMODELREQUEST']._serialized_start=1392
-  _globals['_REGISTERTRAINEDMODELREQUEST']._serialized_end=1887
-  _globals['_REGISTERTRAINEDMODELREQUEST_METRICSENTRY']._serialized_start=1841
-  _globals['_REGISTERTRAINEDMODELREQUEST_METRICSENTRY']._serialized_end=1887
-  _globals['_REGISTERTRAINEDMODELRESPONSE']._serialized_start=1889
-  _globals['_REGISTERTRAINEDMODELRESPONSE']._serialized_end=1964
-  _globals['_DELETETRAINEDMODELREQUEST']._serialized_start=1966
-  _globals['_DELETETRAINEDMODELREQUEST']._serialized_end=2011
-  _globals['_DELETETRAINEDMODELRESPONSE']._serialized_start=2013
-  _globals['_DELETETRAINEDMODELRESPONSE']._serialized_end=2041
-  _globals['_LISTPRESETSREQUEST']._serialized_start=2044
-  _globals['_LISTPRESETSREQUEST']._serialized_end=2203
-  _globals['_LISTPRESETSRESPONSE']._serialized_start=2205
-  _globals['_LISTPRESETSRESPONSE']._serialized_end=2299
-  _globals['_GETPRESETREQUEST']._serialized_start=2301
-  _globals['_GETPRESETREQUEST']._serialized_end=2338
-  _globals['_GETPRESETRESPONSE']._serialized_start=2340
-  _globals['_GETPRESETRESPONSE']._serialized_end=2406
-  _globals['_MODELZOOSERVICE']._serialized_start=2409
-  _globals['_MODELZOOSERVICE']._serialized_end=3438
+  _globals['_UPLOADWEIGHTSHEADER']._serialized_start=1082
+  _globals['_UPLOADWEIGHTSHEADER']._serialized_end=1225
+  _globals['_UPLOADWEIGHTSREQUEST']._serialized_start=1227
+  _globals['_UPLOADWEIGHTSREQUEST']._serialized_end=1336
+  _globals['_UPLOADWEIGHTSRESPONSE']._serialized_start=1338
+  _globals['_UPLOADWEIGHTSRESPONSE']._serialized_end=1406
+  _globals['_REGISTERTRAINEDMODELREQUEST']._serialized_start=1409
+  _globals['_REGISTERTRAINEDMODELREQUEST']._serialized_end=1904
+  _globals['_REGISTERTRAINEDMODELREQUEST_METRICSENTRY']._serialized_start=1858
+  _globals['_REGISTERTRAINEDMODELREQUEST_METRICSENTRY']._serialized_end=1904
+  _globals['_REGISTERTRAINEDMODELRESPONSE']._serialized_start=1906
+  _globals['_REGISTERTRAINEDMODELRESPONSE']._serialized_end=1981
+  _globals['_DELETETRAINEDMODELREQUEST']._serialized_start=1983
+  _globals['_DELETETRAINEDMODELREQUEST']._serialized_end=2028
+  _globals['_DELETETRAINEDMODELRESPONSE']._serialized_start=2030
+  _globals['_DELETETRAINEDMODELRESPONSE']._serialized_end=2058
+  _globals['_PULLWEIGHTSREQUEST']._serialized_start=2060
+  _globals['_PULLWEIGHTSREQUEST']._serialized_end=2140
+  _globals['_PULLWEIGHTSRESPONSE']._serialized_start=2142
+  _globals['_PULLWEIGHTSRESPONSE']._serialized_end=2213
+  _globals['_EXPORTWEIGHTSREQUEST']._serialized_start=2215
+  _globals['_EXPORTWEIGHTSREQUEST']._serialized_end=2297
+  _globals['_EXPORTWEIGHTSRESPONSE']._serialized_start=2299
+  _globals['_EXPORTWEIGHTSRESPONSE']._serialized_end=2403
+  _globals['_LISTPRESETSREQUEST']._serialized_start=2406
+  _globals['_LISTPRESETSREQUEST']._serialized_end=2565
+  _globals['_LISTPRESETSRESPONSE']._serialized_start=2567
+  _globals['_LISTPRESETSRESPONSE']._serialized_end=2661
+  _globals['_GETPRESETREQUEST']._serialized_start=2663
+  _globals['_GETPRESETREQUEST']._serialized_end=2700
+  _globals['_GETPRESETRESPONSE']._serialized_start=2702
+  _globals['_GETPRESETRESPONSE']._serialized_end=2768
+  _globals['_MODELZOOSERVICE']._serialized_start=2771
+  _globals['_MODELZOOSERVICE']._serialized_end=4019
 # @@protoc_insertion_point(module_scope)

@@ -90,16 +90,18 @@ class ImportWeightsResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[_modelzoo_pb2.Model, _Mapping]] = ...) -> None: ...
 
 class UploadWeightsHeader(_message.Message):
-    __slots__ = ("model_id", "size_bytes", "sha256", "scope")
+    __slots__ = ("model_id", "size_bytes", "sha256", "scope", "origin")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     size_bytes: int
     sha256: str
     scope: _modelzoo_pb2.WeightsScope
-    def __init__(self, model_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., scope: _Optional[_Union[_modelzoo_pb2.WeightsScope, str]] = ...) -> None: ...
+    origin: str
+    def __init__(self, model_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., scope: _Optional[_Union[_modelzoo_pb2.WeightsScope, str]] = ..., origin: _Optional[str] = ...) -> None: ...
 
 class UploadWeightsRequest(_message.Message):
     __slots__ = ("header", "chunk")
@@ -171,6 +173,32 @@ class DeleteTrainedModelRequest(_message.Message):
 class DeleteTrainedModelResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class PullWeightsRequest(_message.Message):
+    __slots__ = ("selection",)
+    SELECTION_FIELD_NUMBER: _ClassVar[int]
+    selection: _modelzoo_pb2.WeightsSelection
+    def __init__(self, selection: _Optional[_Union[_modelzoo_pb2.WeightsSelection, _Mapping]] = ...) -> None: ...
+
+class PullWeightsResponse(_message.Message):
+    __slots__ = ("pull",)
+    PULL_FIELD_NUMBER: _ClassVar[int]
+    pull: _modelzoo_pb2.WeightsPull
+    def __init__(self, pull: _Optional[_Union[_modelzoo_pb2.WeightsPull, _Mapping]] = ...) -> None: ...
+
+class ExportWeightsRequest(_message.Message):
+    __slots__ = ("selection",)
+    SELECTION_FIELD_NUMBER: _ClassVar[int]
+    selection: _modelzoo_pb2.WeightsSelection
+    def __init__(self, selection: _Optional[_Union[_modelzoo_pb2.WeightsSelection, _Mapping]] = ...) -> None: ...
+
+class ExportWeightsResponse(_message.Message):
+    __slots__ = ("file", "chunk")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    file: _modelzoo_pb2.ExportedWeights
+    chunk: bytes
+    def __init__(self, file: _Optional[_Union[_modelzoo_pb2.ExportedWeights, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class ListPresetsRequest(_message.Message):
     __slots__ = ("task_type", "data_type", "page_size", "page_token")

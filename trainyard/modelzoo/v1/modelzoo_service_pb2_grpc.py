@@ -55,6 +55,16 @@ class ModelZooServiceStub:
                 request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsRequest.SerializeToString,
                 response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsResponse.FromString,
                 _registered_method=True)
+        self.PullWeights = channel.unary_stream(
+                '/trainyard.modelzoo.v1.ModelZooService/PullWeights',
+                request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.PullWeightsRequest.SerializeToString,
+                response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.PullWeightsResponse.FromString,
+                _registered_method=True)
+        self.ExportWeights = channel.unary_stream(
+                '/trainyard.modelzoo.v1.ModelZooService/ExportWeights',
+                request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ExportWeightsRequest.SerializeToString,
+                response_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ExportWeightsResponse.FromString,
+                _registered_method=True)
         self.UploadWeights = channel.stream_unary(
                 '/trainyard.modelzoo.v1.ModelZooService/UploadWeights',
                 request_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.UploadWeightsRequest.SerializeToString,
@@ -111,15 +121,43 @@ class ModelZooServiceServicer:
 
     def ImportWeights(self, request, context):
         """ImportWeights copies a model's weights into the store and records their sha256: from an
-        object in the uploads bucket when `upload` is set, else from an installed offline source (or,
-        when the zoo runs in mirror mode, from the public hub once). Weights from a configured source
-        are public (every project uses them); an upload is the caller's project's own unless `scope` is
-        PUBLIC, which only a platform operator may ask for. Uploaded weights must load into the
-        architecture with a strict key and shape match. A combo model imports its backbone's weights.
-        Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
-        naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
-        no source is available, PERMISSION_DENIED for a PUBLIC upload by a caller who is not a
-        platform operator.
+        object in the uploads bucket when `upload` is set, else from the configured source chain (as
+        PullWeights does for one model, waiting for it). Weights from a configured source are public
+        (every project uses them); an upload is the caller's project's own unless `scope` is PUBLIC,
+        which only a platform operator may ask for. Weights must load into the architecture with a
+        strict key and shape match. A combo model imports its backbone's weights. Fails with NOT_FOUND
+        for an unknown model or upload object, INVALID_ARGUMENT (field violations naming the missing and
+        unexpected keys) for uploaded weights that do not fit, FAILED_PRECONDITION when no source
+        provides the weights or none has a good file (reason WEIGHTS_NOT_AVAILABLE,
+        WEIGHTS_NOT_FOUND_AT_SOURCES, WEIGHTS_CHECKSUM_MISMATCH, WEIGHTS_DO_NOT_FIT; the message names
+        each URL tried), UNAVAILABLE when a source could not be reached (WEIGHTS_SOURCE_UNAVAILABLE),
+        PERMISSION_DENIED for a PUBLIC upload by a caller who is not a platform operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullWeights(self, request, context):
+        """PullWeights fetches the public weights of the selected catalog models from the configured
+        sources into the store (streamed, resumed after a cut connection, size and sha256 verified,
+        strictly checked against the architecture), and streams each model's progress: a WeightsPull
+        whenever its state changes, and about twice a second while it downloads. Weights already in
+        the store are reported ALREADY_IN_STORE; a model another call is pulling is joined, not fetched
+        twice. A model whose fetch fails ends FAILED with the code, reason and message ImportWeights
+        would fail with; the others go on. Fails with INVALID_ARGUMENT when nothing is selected,
+        NOT_FOUND for an unknown model, family or preset, FAILED_PRECONDITION for a trained model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportWeights(self, request, context):
+        """ExportWeights streams the stored weight files the caller's project trains the selected catalog
+        models from (its own upload, else the public ones): for each file an ExportedWeights header,
+        then its bytes. `trainyard weights bundle` writes them to a tar with a manifest of hashes, for a
+        site without internet to load with UploadWeights. Fails with INVALID_ARGUMENT when nothing is
+        selected, NOT_FOUND for an unknown model, family or preset, FAILED_PRECONDITION naming the
+        models whose weights are not in the store (pull them first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -192,6 +230,16 @@ def add_ModelZooServiceServicer_to_server(servicer, server):
                     servicer.ImportWeights,
                     request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsRequest.FromString,
                     response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsResponse.SerializeToString,
+            ),
+            'PullWeights': grpc.unary_stream_rpc_method_handler(
+                    servicer.PullWeights,
+                    request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.PullWeightsRequest.FromString,
+                    response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.PullWeightsResponse.SerializeToString,
+            ),
+            'ExportWeights': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportWeights,
+                    request_deserializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ExportWeightsRequest.FromString,
+                    response_serializer=trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ExportWeightsResponse.SerializeToString,
             ),
             'UploadWeights': grpc.stream_unary_rpc_method_handler(
                     servicer.UploadWeights,
@@ -328,6 +376,60 @@ class ModelZooService:
             '/trainyard.modelzoo.v1.ModelZooService/ImportWeights',
             trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsRequest.SerializeToString,
             trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ImportWeightsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullWeights(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trainyard.modelzoo.v1.ModelZooService/PullWeights',
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.PullWeightsRequest.SerializeToString,
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.PullWeightsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportWeights(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/trainyard.modelzoo.v1.ModelZooService/ExportWeights',
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ExportWeightsRequest.SerializeToString,
+            trainyard_dot_modelzoo_dot_v1_dot_modelzoo__service__pb2.ExportWeightsResponse.FromString,
             options,
             channel_credentials,
             insecure,

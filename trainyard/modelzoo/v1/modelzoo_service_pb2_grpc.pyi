@@ -45,15 +45,35 @@ class ModelZooServiceStub:
     """GetModel returns one model. Fails with NOT_FOUND naming the id."""
     ImportWeights: _grpc.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ImportWeightsRequest, _modelzoo_service_pb2.ImportWeightsResponse]
     """ImportWeights copies a model's weights into the store and records their sha256: from an
-    object in the uploads bucket when `upload` is set, else from an installed offline source (or,
-    when the zoo runs in mirror mode, from the public hub once). Weights from a configured source
-    are public (every project uses them); an upload is the caller's project's own unless `scope` is
-    PUBLIC, which only a platform operator may ask for. Uploaded weights must load into the
-    architecture with a strict key and shape match. A combo model imports its backbone's weights.
-    Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
-    naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
-    no source is available, PERMISSION_DENIED for a PUBLIC upload by a caller who is not a
-    platform operator.
+    object in the uploads bucket when `upload` is set, else from the configured source chain (as
+    PullWeights does for one model, waiting for it). Weights from a configured source are public
+    (every project uses them); an upload is the caller's project's own unless `scope` is PUBLIC,
+    which only a platform operator may ask for. Weights must load into the architecture with a
+    strict key and shape match. A combo model imports its backbone's weights. Fails with NOT_FOUND
+    for an unknown model or upload object, INVALID_ARGUMENT (field violations naming the missing and
+    unexpected keys) for uploaded weights that do not fit, FAILED_PRECONDITION when no source
+    provides the weights or none has a good file (reason WEIGHTS_NOT_AVAILABLE,
+    WEIGHTS_NOT_FOUND_AT_SOURCES, WEIGHTS_CHECKSUM_MISMATCH, WEIGHTS_DO_NOT_FIT; the message names
+    each URL tried), UNAVAILABLE when a source could not be reached (WEIGHTS_SOURCE_UNAVAILABLE),
+    PERMISSION_DENIED for a PUBLIC upload by a caller who is not a platform operator.
+    """
+    PullWeights: _grpc.UnaryStreamMultiCallable[_modelzoo_service_pb2.PullWeightsRequest, _modelzoo_service_pb2.PullWeightsResponse]
+    """PullWeights fetches the public weights of the selected catalog models from the configured
+    sources into the store (streamed, resumed after a cut connection, size and sha256 verified,
+    strictly checked against the architecture), and streams each model's progress: a WeightsPull
+    whenever its state changes, and about twice a second while it downloads. Weights already in
+    the store are reported ALREADY_IN_STORE; a model another call is pulling is joined, not fetched
+    twice. A model whose fetch fails ends FAILED with the code, reason and message ImportWeights
+    would fail with; the others go on. Fails with INVALID_ARGUMENT when nothing is selected,
+    NOT_FOUND for an unknown model, family or preset, FAILED_PRECONDITION for a trained model.
+    """
+    ExportWeights: _grpc.UnaryStreamMultiCallable[_modelzoo_service_pb2.ExportWeightsRequest, _modelzoo_service_pb2.ExportWeightsResponse]
+    """ExportWeights streams the stored weight files the caller's project trains the selected catalog
+    models from (its own upload, else the public ones): for each file an ExportedWeights header,
+    then its bytes. `trainyard weights bundle` writes them to a tar with a manifest of hashes, for a
+    site without internet to load with UploadWeights. Fails with INVALID_ARGUMENT when nothing is
+    selected, NOT_FOUND for an unknown model, family or preset, FAILED_PRECONDITION naming the
+    models whose weights are not in the store (pull them first).
     """
     UploadWeights: _grpc.StreamUnaryMultiCallable[_modelzoo_service_pb2.UploadWeightsRequest, _modelzoo_service_pb2.UploadWeightsResponse]
     """UploadWeights streams a weight file (a header, then chunks) and imports it as ImportWeights
@@ -97,15 +117,35 @@ class ModelZooServiceAsyncStub(ModelZooServiceStub):
     """GetModel returns one model. Fails with NOT_FOUND naming the id."""
     ImportWeights: _aio.UnaryUnaryMultiCallable[_modelzoo_service_pb2.ImportWeightsRequest, _modelzoo_service_pb2.ImportWeightsResponse]  # type: ignore[assignment]
     """ImportWeights copies a model's weights into the store and records their sha256: from an
-    object in the uploads bucket when `upload` is set, else from an installed offline source (or,
-    when the zoo runs in mirror mode, from the public hub once). Weights from a configured source
-    are public (every project uses them); an upload is the caller's project's own unless `scope` is
-    PUBLIC, which only a platform operator may ask for. Uploaded weights must load into the
-    architecture with a strict key and shape match. A combo model imports its backbone's weights.
-    Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
-    naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
-    no source is available, PERMISSION_DENIED for a PUBLIC upload by a caller who is not a
-    platform operator.
+    object in the uploads bucket when `upload` is set, else from the configured source chain (as
+    PullWeights does for one model, waiting for it). Weights from a configured source are public
+    (every project uses them); an upload is the caller's project's own unless `scope` is PUBLIC,
+    which only a platform operator may ask for. Weights must load into the architecture with a
+    strict key and shape match. A combo model imports its backbone's weights. Fails with NOT_FOUND
+    for an unknown model or upload object, INVALID_ARGUMENT (field violations naming the missing and
+    unexpected keys) for uploaded weights that do not fit, FAILED_PRECONDITION when no source
+    provides the weights or none has a good file (reason WEIGHTS_NOT_AVAILABLE,
+    WEIGHTS_NOT_FOUND_AT_SOURCES, WEIGHTS_CHECKSUM_MISMATCH, WEIGHTS_DO_NOT_FIT; the message names
+    each URL tried), UNAVAILABLE when a source could not be reached (WEIGHTS_SOURCE_UNAVAILABLE),
+    PERMISSION_DENIED for a PUBLIC upload by a caller who is not a platform operator.
+    """
+    PullWeights: _aio.UnaryStreamMultiCallable[_modelzoo_service_pb2.PullWeightsRequest, _modelzoo_service_pb2.PullWeightsResponse]  # type: ignore[assignment]
+    """PullWeights fetches the public weights of the selected catalog models from the configured
+    sources into the store (streamed, resumed after a cut connection, size and sha256 verified,
+    strictly checked against the architecture), and streams each model's progress: a WeightsPull
+    whenever its state changes, and about twice a second while it downloads. Weights already in
+    the store are reported ALREADY_IN_STORE; a model another call is pulling is joined, not fetched
+    twice. A model whose fetch fails ends FAILED with the code, reason and message ImportWeights
+    would fail with; the others go on. Fails with INVALID_ARGUMENT when nothing is selected,
+    NOT_FOUND for an unknown model, family or preset, FAILED_PRECONDITION for a trained model.
+    """
+    ExportWeights: _aio.UnaryStreamMultiCallable[_modelzoo_service_pb2.ExportWeightsRequest, _modelzoo_service_pb2.ExportWeightsResponse]  # type: ignore[assignment]
+    """ExportWeights streams the stored weight files the caller's project trains the selected catalog
+    models from (its own upload, else the public ones): for each file an ExportedWeights header,
+    then its bytes. `trainyard weights bundle` writes them to a tar with a manifest of hashes, for a
+    site without internet to load with UploadWeights. Fails with INVALID_ARGUMENT when nothing is
+    selected, NOT_FOUND for an unknown model, family or preset, FAILED_PRECONDITION naming the
+    models whose weights are not in the store (pull them first).
     """
     UploadWeights: _aio.StreamUnaryMultiCallable[_modelzoo_service_pb2.UploadWeightsRequest, _modelzoo_service_pb2.UploadWeightsResponse]  # type: ignore[assignment]
     """UploadWeights streams a weight file (a header, then chunks) and imports it as ImportWeights
@@ -170,15 +210,47 @@ class ModelZooServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_modelzoo_service_pb2.ImportWeightsResponse, _abc.Awaitable[_modelzoo_service_pb2.ImportWeightsResponse]]:
         """ImportWeights copies a model's weights into the store and records their sha256: from an
-        object in the uploads bucket when `upload` is set, else from an installed offline source (or,
-        when the zoo runs in mirror mode, from the public hub once). Weights from a configured source
-        are public (every project uses them); an upload is the caller's project's own unless `scope` is
-        PUBLIC, which only a platform operator may ask for. Uploaded weights must load into the
-        architecture with a strict key and shape match. A combo model imports its backbone's weights.
-        Fails with NOT_FOUND for an unknown model or upload object, INVALID_ARGUMENT (field violations
-        naming the missing and unexpected keys) for weights that do not fit, FAILED_PRECONDITION when
-        no source is available, PERMISSION_DENIED for a PUBLIC upload by a caller who is not a
-        platform operator.
+        object in the uploads bucket when `upload` is set, else from the configured source chain (as
+        PullWeights does for one model, waiting for it). Weights from a configured source are public
+        (every project uses them); an upload is the caller's project's own unless `scope` is PUBLIC,
+        which only a platform operator may ask for. Weights must load into the architecture with a
+        strict key and shape match. A combo model imports its backbone's weights. Fails with NOT_FOUND
+        for an unknown model or upload object, INVALID_ARGUMENT (field violations naming the missing and
+        unexpected keys) for uploaded weights that do not fit, FAILED_PRECONDITION when no source
+        provides the weights or none has a good file (reason WEIGHTS_NOT_AVAILABLE,
+        WEIGHTS_NOT_FOUND_AT_SOURCES, WEIGHTS_CHECKSUM_MISMATCH, WEIGHTS_DO_NOT_FIT; the message names
+        each URL tried), UNAVAILABLE when a source could not be reached (WEIGHTS_SOURCE_UNAVAILABLE),
+        PERMISSION_DENIED for a PUBLIC upload by a caller who is not a platform operator.
+        """
+
+    @_abc_1.abstractmethod
+    def PullWeights(
+        self,
+        request: _modelzoo_service_pb2.PullWeightsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_modelzoo_service_pb2.PullWeightsResponse], _abc.AsyncIterator[_modelzoo_service_pb2.PullWeightsResponse]]:
+        """PullWeights fetches the public weights of the selected catalog models from the configured
+        sources into the store (streamed, resumed after a cut connection, size and sha256 verified,
+        strictly checked against the architecture), and streams each model's progress: a WeightsPull
+        whenever its state changes, and about twice a second while it downloads. Weights already in
+        the store are reported ALREADY_IN_STORE; a model another call is pulling is joined, not fetched
+        twice. A model whose fetch fails ends FAILED with the code, reason and message ImportWeights
+        would fail with; the others go on. Fails with INVALID_ARGUMENT when nothing is selected,
+        NOT_FOUND for an unknown model, family or preset, FAILED_PRECONDITION for a trained model.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportWeights(
+        self,
+        request: _modelzoo_service_pb2.ExportWeightsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_modelzoo_service_pb2.ExportWeightsResponse], _abc.AsyncIterator[_modelzoo_service_pb2.ExportWeightsResponse]]:
+        """ExportWeights streams the stored weight files the caller's project trains the selected catalog
+        models from (its own upload, else the public ones): for each file an ExportedWeights header,
+        then its bytes. `trainyard weights bundle` writes them to a tar with a manifest of hashes, for a
+        site without internet to load with UploadWeights. Fails with INVALID_ARGUMENT when nothing is
+        selected, NOT_FOUND for an unknown model, family or preset, FAILED_PRECONDITION naming the
+        models whose weights are not in the store (pull them first).
         """
 
     @_abc_1.abstractmethod
