@@ -18,6 +18,7 @@ from trainer.worker import Worker
 from trainyard.common.v1 import common_pb2 as C
 from trainyard.dataset.v1 import dataset_service_pb2 as dpb
 from trainyard.dataset.v1 import dataset_service_pb2_grpc
+from trainyard.modelzoo.v1 import modelzoo_pb2 as M
 from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mpb
 from trainyard.modelzoo.v1 import modelzoo_service_pb2_grpc
 from trainyard.training.v1 import training_pb2 as T
@@ -89,13 +90,13 @@ async def test_create_train_watch_to_success(stack, settings, tmp_path):
     with pytest.raises(grpc.RpcError) as exc:
         await training.CreateTrainingTask(request("no-such-dataset"))
     assert exc.value.code() == grpc.StatusCode.NOT_FOUND and "no-such-dataset" in exc.value.details()
-    with pytest.raises(grpc.RpcError) as exc:
-        await training.CreateTrainingTask(request(dataset_id))  # weights not imported yet
-    assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "ImportWeights" in exc.value.details()
     assert not (await training.ListTrainingTasks(pb.ListTrainingTasksRequest())).tasks
+    before = (await zoo.GetModel(mpb.GetModelRequest(model_id=MOBILENET))).model
+    assert before.weight_status == M.WEIGHT_STATUS_IMPORTABLE  # not in the store: the task fetches them first
 
-    await zoo.ImportWeights(mpb.ImportWeightsRequest(model_id=MOBILENET))
     task = (await training.CreateTrainingTask(request(dataset_id, request_id="req-1"))).task
+    stored = (await zoo.GetModel(mpb.GetModelRequest(model_id=MOBILENET))).model.weights
+    assert task.pretrained_weights == stored and stored.sha256.startswith("b0353104")
     assert task.state == T.TASK_STATE_QUEUED and task.hyperparameters.learning_rate == pytest.approx(1e-3)
     again = (await training.CreateTrainingTask(request(dataset_id, request_id="req-1"))).task
     assert again.id == task.id

@@ -146,13 +146,34 @@ class FakeDatasets:
 
 
 class FakeZoo:
-    def __init__(self, *models: modelzoo_pb2.Model) -> None:
+    """Models by id; `fetchable` maps an IMPORTABLE model to the IN_STORE model a pull makes of it
+    (a pull of any other fails as a 404 at the source would)."""
+
+    def __init__(self, *models: modelzoo_pb2.Model, fetchable: dict | None = None) -> None:
         self.models = {m.id: m for m in models}
+        self.fetchable = dict(fetchable or {})
+        self.pulled: list[str] = []
 
     async def get_model(self, model_id):
         if model_id not in self.models:
             raise errors.NotFound(f"model {model_id!r} not found in the zoo")
         return self.models[model_id]
+
+    async def pull_weights(self, model_id):
+        self.pulled.append(model_id)
+        url = f"http://mirror.test/models/{model_id}.pth"
+        if model_id not in self.fetchable:
+            return modelzoo_pb2.WeightsPull(
+                model_id=model_id,
+                state=modelzoo_pb2.PULL_STATE_FAILED,
+                error_code="FAILED_PRECONDITION",
+                error_reason="WEIGHTS_NOT_FOUND_AT_SOURCES",
+                error_message=f"{url}: HTTP 404 Not Found",
+            )
+        self.models[model_id] = self.fetchable[model_id]
+        return modelzoo_pb2.WeightsPull(
+            model_id=model_id, state=modelzoo_pb2.PULL_STATE_STORED, url=url, weights=self.models[model_id].weights
+        )
 
 
 class FakeRecommender:
@@ -286,7 +307,8 @@ async def test_invalid_requests_store_and_queue_nothing(store):
         await domain.create(good_request(model_id="tv/unknown"))
     with pytest.raises(errors.FailedPrecondition, match="'boxes'.*no image-level class labels"):
         await domain.create(good_request(dataset_id="boxes"))
-    with pytest.raises(errors.FailedPrecondition, match="ImportWeights"):
+    # importable weights are pulled first; a failed pull fails the request, naming the URL and the choices
+    with pytest.raises(errors.FailedPrecondition, match=r"mirror.test/models/.*404.*models pull.*--from-scratch"):
         await domain.create(good_request(model_id="tv/resnet18.imagenet1k_v1"))
     assert publisher.jobs == [] and store.list("default")[0] == []
     # from scratch needs no weights
@@ -295,6 +317,43 @@ async def test_invalid_requests_store_and_queue_nothing(store):
     )
     assert events_pb2.TrainingJob.FromString(publisher.jobs[0][1]).model.weights.key == ""
     assert task.state == T.TASK_STATE_QUEUED
+
+
+async def test_fetchable_weights_are_pulled_before_the_task_is_queued_and_logged(store):
+    publisher = RecordingPublisher()
+    stored = make_model("tv/resnet18.imagenet1k_v1")
+    zoo = FakeZoo(make_model(), make_model("tv/resnet18.imagenet1k_v1", in_store=False), fetchable={stored.id: stored})
+    domain = make_domain(store, publisher, zoo=zoo)
+    task = await domain.create(good_request(model_id=stored.id))
+    assert zoo.pulled == [stored.id]
+    job = events_pb2.TrainingJob.FromString(publisher.jobs[0][1])
+    assert job.model.weights == stored.weights and task.pretrained_weights == stored.weights
+    logs = [e.log for e in store.events_after("default", task.id) if e.log]
+    assert len(logs) == 1 and "fetched before queueing" in logs[0] and "mirror.test/models/" in logs[0], logs
+    # weights already in the store: no pull; from scratch: no pull either, and no weights in the job
+    await domain.create(good_request(model_id=stored.id))
+    await domain.create(good_request(model_id=stored.id, transfer_strategy=C.TRANSFER_STRATEGY_FROM_SCRATCH))
+    assert zoo.pulled == [stored.id]
+
+
+async def test_a_model_no_source_provides_fails_naming_the_pull_command(store):
+    unavailable = make_model("tv/resnet18.imagenet1k_v1", in_store=False)
+    unavailable.weight_status = modelzoo_pb2.WEIGHT_STATUS_UNAVAILABLE
+    zoo = FakeZoo(unavailable)
+    domain = make_domain(store, zoo=zoo)
+    with pytest.raises(errors.FailedPrecondition) as err:
+        await domain.create(good_request(model_id=unavailable.id))
+    assert err.value.reason == "WEIGHTS_NOT_IN_STORE" and zoo.pulled == []
+    for needed in (
+        "trainyard models pull tv/resnet18.imagenet1k_v1",
+        "TRANSFER_STRATEGY_FROM_SCRATCH",
+        "--from-scratch",
+    ):
+        assert needed in err.value.message
+    task = await domain.create(
+        good_request(model_id=unavailable.id, transfer_strategy=C.TRANSFER_STRATEGY_FROM_SCRATCH)
+    )
+    assert task.transfer_strategy == C.TRANSFER_STRATEGY_FROM_SCRATCH and not task.HasField("pretrained_weights")
 
 
 async def test_compute_resources_are_validated_stored_and_sent_to_the_trainer(store):

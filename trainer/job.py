@@ -339,6 +339,11 @@ def run_job(
                 weights_path = path
             else:
                 backbone_path = path
+        if weights_path is None and backbone_path is None:  # never a silent start from random weights
+            raise PermanentJobError(
+                f"the job for {spec.model_id} carries no pre-trained weights and its transfer strategy is not "
+                "FROM_SCRATCH; the training service sends weights or an explicit from-scratch strategy"
+            )
     keep = data.cache_names([*train_items, *val_items])
     keep |= {p.name for p in (weights_path, backbone_path) if p}
     cache.prune(keep)

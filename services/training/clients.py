@@ -18,6 +18,8 @@ from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_s
 from trainyard.recommend.v1 import recommend_service_pb2, recommend_service_pb2_grpc
 
 CALL_TIMEOUT_S = 30.0
+# A weights pull before a task is queued may download hundreds of MB (the caller's deadline still caps it).
+PULL_TIMEOUT_S = 3600.0
 
 
 class DatasetClient(Protocol):
@@ -28,6 +30,8 @@ class DatasetClient(Protocol):
 
 class ModelZooClient(Protocol):
     async def get_model(self, model_id: str) -> modelzoo_pb2.Model: ...
+
+    async def pull_weights(self, model_id: str) -> modelzoo_pb2.WeightsPull: ...
 
 
 class Recommender(Protocol):
@@ -83,6 +87,24 @@ class GrpcModelZooClient(_Remote):
         not_found = f"model {model_id!r} not found in the zoo"
         resp = await self._call(self.stub.GetModel, request, "model zoo service", not_found)
         return resp.model
+
+    async def pull_weights(self, model_id: str) -> modelzoo_pb2.WeightsPull:
+        """ModelZooService.PullWeights for one model, waited for: its final state (FAILED included)."""
+        request = modelzoo_service_pb2.PullWeightsRequest(selection=modelzoo_pb2.WeightsSelection(model_ids=[model_id]))
+        final = None
+        try:
+            stream = self.stub.PullWeights(
+                request, metadata=call_metadata(self.settings), timeout=call_timeout(PULL_TIMEOUT_S)
+            )
+            async for response in stream:
+                final = response.pull
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise errors.NotFound(f"model {model_id!r} not found in the zoo") from None
+            raise errors.from_rpc_error(exc, "model zoo service") from None
+        if final is None:
+            raise errors.Unavailable(f"the model zoo ended the pull of {model_id!r} without a result")
+        return final
 
     async def register_trained_model(self, request):
         """ModelZooService.RegisterTrainedModel (BRIEF2 contract 3), as the current identity."""

@@ -220,15 +220,14 @@ def check_model(model: modelzoo_pb2.Model, task_type: int, strategy: int) -> Non
     if model.library not in BUILDABLE_LIBRARIES:
         raise errors.FailedPrecondition(f"model {model.id!r} comes from {model.library!r}, which no trainer builds")
     if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH and model.weight_status != modelzoo_pb2.WEIGHT_STATUS_IN_STORE:
-        hint = (
-            f"import them first with ModelZooService.ImportWeights(model_id={model.id!r}) "
-            f"(CLI: trainyard models import {model.id})"
-            if model.weight_status == modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE
-            else "no offline source is installed, so import them with ImportWeights once one is, or train from scratch"
-        )
+        # Never a silent fallback: without weights a task trains from scratch only when asked to.
+        weights_of = model.backbone_model_id or model.id
         raise errors.FailedPrecondition(
-            f"the pre-trained weights of model {model.id!r} are not in the store: {hint} "
-            "(or use transfer_strategy TRANSFER_STRATEGY_FROM_SCRATCH)",
+            f"the pre-trained weights of model {model.id!r} are not in the store and no configured source "
+            f"provides them: configure one (TRAINYARD_MODELZOO_WEIGHT_SOURCES) and run `trainyard models pull "
+            f"{weights_of}` (ModelZooService.PullWeights), or upload them with `trainyard models import FILE "
+            f"--model {weights_of}`; or train from scratch explicitly (transfer_strategy "
+            "TRANSFER_STRATEGY_FROM_SCRATCH, CLI --from-scratch)",
             reason="WEIGHTS_NOT_IN_STORE",
             metadata={"model_id": model.id},
         )
@@ -388,6 +387,9 @@ class TrainingDomain:
                 mode = training_pb2.TRAINING_MODE_SELECTION_RETRAINING
         strategy = strategy or C.TRANSFER_STRATEGY_FINE_TUNE_ALL
         model = await self.zoo.get_model(model_id)
+        logs: tuple[str, ...] = ()
+        if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH and req.task_type in model.task_types:
+            model, logs = await self._fetch_weights(model)
         check_model(model, req.task_type, strategy)
         bad = hyperparams.violations(hp) | hyperparams.metric_violations(hp, req.task_type)
         if bad:
@@ -423,7 +425,34 @@ class TrainingDomain:
             selection_rationale=rationale,
             job=job,
             resources=req.resources,
+            logs=logs,
         )
+
+    async def _fetch_weights(self, model: modelzoo_pb2.Model) -> tuple[modelzoo_pb2.Model, tuple[str, ...]]:
+        """Weights a configured source provides (IMPORTABLE) are pulled into the store before the task
+        is queued; the task's log says where from. A failed pull fails the request with its code."""
+        if model.weight_status != modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE:
+            return model, ()
+        weights_of = model.backbone_model_id or model.id
+        started = time.monotonic()
+        pull = await self.zoo.pull_weights(model.id)
+        if pull.state == modelzoo_pb2.PULL_STATE_FAILED:
+            cls = errors.Unavailable if pull.error_code == "UNAVAILABLE" else errors.FailedPrecondition
+            raise cls(
+                f"the pre-trained weights of model {model.id!r} could not be fetched: {pull.error_message} "
+                f"(retry with `trainyard models pull {weights_of}`, or train from scratch explicitly: "
+                "transfer_strategy TRANSFER_STRATEGY_FROM_SCRATCH, CLI --from-scratch)",
+                reason=pull.error_reason or "WEIGHTS_PULL_FAILED",
+                metadata={"model_id": model.id},
+            )
+        model = await self.zoo.get_model(model.id)
+        w = pull.weights
+        how = "fetched" if pull.state == modelzoo_pb2.PULL_STATE_STORED else "found in the store"
+        line = (
+            f"pre-trained weights of {weights_of} {how} before queueing: {w.size_bytes / 2**20:.1f} MiB, "
+            f"sha256 {w.sha256[:12]}, from {pull.url} ({time.monotonic() - started:.1f} s)"
+        )
+        return model, (line,)
 
     async def _auto_select(self, req) -> tuple[str, int, common_pb2.Hyperparameters, str]:
         if self.recommender is None:

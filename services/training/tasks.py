@@ -78,6 +78,7 @@ class NewTask:
     search: training_pb2.HyperparameterSearch | None = None  # a hyperparameter search task
     search_task_id: str = ""  # a trial: its search task
     trial_number: int | None = None
+    logs: tuple[str, ...] = ()  # what resolving it did (a weights pull), the task's first log lines
 
 
 def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
@@ -341,6 +342,8 @@ class TaskStore:
                 if also is not None:
                     also(session, row)
                 self._state_event(session, row, now)
+                for line in new.logs:
+                    self._append(session, row, now, None, log=line)
                 session.commit()
                 return to_proto(row), True
         except IntegrityError:
