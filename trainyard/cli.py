@@ -447,12 +447,164 @@ def cmd_models_show(args) -> int:
     return 0
 
 
+def _bytes_bar(*fields: str):
+    """A progress display on stderr, only on a terminal (stdout stays the result)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    columns = ["[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn()]
+    columns += [TextColumn(f"{{task.fields[{f}]}}") for f in fields]
+    return Progress(*columns, console=err, transient=False, disable=not err.is_terminal)
+
+
+def _pull_rows(results) -> list[list]:
+    from trainyard.client import pull_state_name
+
+    rows = []
+    for p in results:
+        detail = (
+            f"{p.error_code}: {p.error_message}"
+            if p.error_code
+            else f"{p.weights.size_bytes / 2**20:.1f} MiB, sha256 {p.weights.sha256[:12]}"
+        )
+        rows.append([p.model_id, pull_state_name(p.state).replace("_", " "), detail, p.url])
+    return rows
+
+
+def _pull(ty, models, *, family="", task_type=None, presets=()) -> list:
+    """PullWeights with a bar per model on stderr; the final states."""
+    from trainyard.client import pull_state_name
+
+    with _bytes_bar("state") as bar:
+        bars: dict[str, int] = {}
+
+        def progress(p) -> None:
+            if p.model_id not in bars:
+                bars[p.model_id] = bar.add_task(p.model_id, total=None, state="")
+            bar.update(
+                bars[p.model_id],
+                completed=p.bytes_done or p.weights.size_bytes,
+                total=p.bytes_total or p.weights.size_bytes or None,
+                state=pull_state_name(p.state).replace("_", " "),
+            )
+
+        return ty.models.pull(models, family=family, task_type=task_type, presets=presets, progress=progress)
+
+
+def cmd_models_pull(args) -> int:
+    from trainyard.modelzoo.v1 import modelzoo_pb2
+
+    with _client(args) as ty:
+        results = _pull(ty, args.models, family=args.family or "", task_type=args.task_type, presets=args.preset or ())
+    _out(args, results, "weights", ["model", "state", "weights", "from"], _pull_rows(results))
+    return 1 if any(p.state == modelzoo_pb2.PULL_STATE_FAILED for p in results) else 0
+
+
+def _scope(m) -> str:
+    from trainyard.modelzoo.v1 import modelzoo_pb2
+
+    return "public" if m.weights_scope == modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC else "this project's own"
+
+
 def cmd_models_import(args) -> int:
-    with _client(args) as ty, console.status(f"importing weights of {args.id}"):
-        m = ty.models.import_weights(args.id)
-    console.print(
-        f"weights of [bold]{escape(m.id)}[/] in store ({m.weights.size_bytes} bytes, sha256 {m.weights.sha256[:12]})"
-    )
+    path = Path(args.file)
+    with _client(args) as ty:
+        if args.model is None:
+            if path.exists():
+                raise ValueError(f"{path}: name the catalog model these weights are for with --model")
+            # the older form `models import MODEL_ID`: fetch from the configured sources
+            with console.status(f"fetching the weights of {args.file} from the configured sources"):
+                m = ty.models.import_weights(args.file)
+        else:
+            with _bytes_bar() as bar:
+                job = bar.add_task(f"uploading {path.name}", total=None)
+                m = ty.models.upload_weights(
+                    path,
+                    args.model,
+                    public=args.public,
+                    progress=lambda sent, total: bar.update(job, completed=sent, total=total or None),
+                )
+    w = m.weights if m.weights.key else m.backbone_weights
+    if args.output == "json":
+        _json(m)
+    else:
+        console.print(
+            f"weights of [bold]{escape(m.id)}[/] in store ({w.size_bytes} bytes, sha256 {w.sha256[:12]}, {_scope(m)})"
+        )
+    return 0
+
+
+def cmd_weights_bundle(args) -> int:
+    with _client(args) as ty, _bytes_bar() as bar:
+        job = bar.add_task(f"writing {Path(args.out).name}", total=None)
+        manifest = ty.weights.bundle(
+            args.out,
+            [*args.models, *(args.more_models or [])],
+            family=args.family or "",
+            task_type=args.task_type,
+            presets=args.preset or (),
+            progress=lambda n, model_id: bar.update(job, advance=n, description=model_id),
+        )
+    rows = [
+        [e["model_id"], e["sha256"][:12], f"{e['size_bytes'] / 2**20:.1f} MiB", e["source"]]
+        for e in manifest["weights"]
+    ]
+    _out(args, manifest["weights"], f"{args.out}", ["model", "sha256", "size", "source"], rows)
+    return 0
+
+
+def cmd_weights_import(args) -> int:
+    with _client(args) as ty, _bytes_bar() as bar:
+        job = bar.add_task(f"importing {Path(args.path).name}", total=None)
+        results = ty.weights.import_bundle(
+            args.path,
+            public=args.public,
+            progress=lambda done, total, model_id: bar.update(job, completed=done, total=total, description=model_id),
+        )
+    rows = [[r.model_id, r.sha256[:12], r.outcome, _scope(r.model)] for r in results]
+    _out(args, [r.model for r in results], f"{args.path}", ["model", "sha256", "outcome", "scope"], rows)
+    return 0
+
+
+def _preset_rows(items) -> list[list]:
+    from trainyard.client import task_type_name, weight_status_name
+
+    ready = {"in_store": "ready", "importable": "fetched first", "unavailable": "no source"}
+    return [[p.id, task_type_name(p.task_type), p.model_id, ready[weight_status_name(p.weight_status)]] for p in items]
+
+
+def _preset_todo(p) -> str:
+    """What to do before a preset trains from pre-trained weights; "" when ready."""
+    from trainyard.modelzoo.v1 import modelzoo_pb2
+
+    if p.weight_status == modelzoo_pb2.WEIGHT_STATUS_IN_STORE:
+        return ""
+    if p.weight_status == modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE:
+        return f"trainyard models pull {p.weights_model_id}  (or let the first task fetch them)"
+    return f"trainyard models import FILE --model {p.weights_model_id}  (no source has them; or --from-scratch)"
+
+
+def cmd_presets_list(args) -> int:
+    with _client(args) as ty:
+        items = ty.models.presets(args.task_type)
+    _out(args, items, "presets", ["id", "task type", "model", "weights"], _preset_rows(items))
+    if args.output != "json":  # what to pull, under the table (a column of it wraps unreadably at 80 columns)
+        for p in items:
+            if todo := _preset_todo(p):
+                console.print(f"{p.id}: {todo}", markup=False, soft_wrap=True)
+    return 0
+
+
+def cmd_presets_show(args) -> int:
+    with _client(args) as ty:
+        p = ty.models.preset(args.id)
+    if args.output == "json":
+        _json(p)
+        return 0
+    _, task_type, model, weights = _preset_rows([p])[0]
+    rows = [["name", p.name], ["task type", task_type], ["model", model], ["weights", weights]]
+    if todo := _preset_todo(p):
+        rows.append(["to do", todo])
+    _table(p.id, ["field", "value"], [*rows, ["description", p.description]])
     return 0
 
 
@@ -620,12 +772,16 @@ def cmd_train_start(args) -> int:
         ):
             console.print("not started")
             return 1
+        if model_id and not auto and not args.from_scratch:
+            _pull_first(ty, model_id)
         task = ty.training.create(
             name,
             task_type,
             dataset_id,
             model_id or "",
             auto=auto,
+            transfer_strategy=args.transfer_strategy,
+            from_scratch=args.from_scratch,
             data_type=args.data_type,
             preference=args.preference,
             description=args.description or "",
@@ -645,6 +801,23 @@ def cmd_train_start(args) -> int:
             return _watch(ty, task.id, args.output)
         console.print(f"  follow it: [bold]trainyard train watch {task.id}[/]")
     return 0
+
+
+def _pull_first(ty, model_id: str) -> None:
+    """Weights a source provides are fetched before the task is created, with progress here (the
+    training service would fetch them too, but silently until the task exists)."""
+    from trainyard.modelzoo.v1 import modelzoo_pb2
+
+    model = ty.models.get(model_id)
+    if model.weight_status != modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE:
+        return  # in the store, or refused by the training service with what to do
+    err.print(f"fetching the pre-trained weights of {escape(model.backbone_model_id or model.id)} first")
+    for p in _pull(ty, [model_id]):
+        if p.state == modelzoo_pb2.PULL_STATE_FAILED:
+            err.print(f"[red]could not fetch them[/]: {escape(p.error_message)}")
+            err.print("  train from scratch explicitly with [bold]--from-scratch[/], or upload them:")
+            err.print(f"  [bold]trainyard models import FILE --model {escape(p.model_id)}[/]")
+            raise SystemExit(1)
 
 
 def ty_task_type(value) -> int:
@@ -1295,7 +1468,37 @@ def add_flow_commands(sub) -> None:
     p.add_argument("--limit", type=int, default=50)
     leaf(mz, "families", cmd_models_families, "model families").add_argument("--task-type")
     leaf(mz, "show", cmd_models_show, "one model").add_argument("id")
-    leaf(mz, "import", cmd_models_import, "import a model's pre-trained weights into the store").add_argument("id")
+    p = leaf(mz, "pull", cmd_models_pull, "fetch pre-trained weights from the zoo's configured sources")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="catalog model ids")
+    p.add_argument("--family", help="every model of this family")
+    p.add_argument("--task-type", help="every model serving this task type")
+    p.add_argument("--preset", action="append", help="the model of this preset (repeatable)")
+    p = leaf(mz, "import", cmd_models_import, "upload a weight file as a model's pre-trained weights")
+    p.add_argument("file", help="the weight file (.pth, .safetensors)")
+    p.add_argument("--model", help="the catalog model the weights are for")
+    p.add_argument("--public", action="store_true", help="every project's weights (platform operators only)")
+
+    wt = sub.add_parser("weights", help="bundles of pre-trained weights for sites without internet").add_subparsers(
+        dest="weights_command", metavar="ACTION", required=True
+    )
+    p = leaf(wt, "bundle", cmd_weights_bundle, "write stored weights to a tar with a manifest of hashes")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="catalog model ids")
+    p.add_argument("--models", dest="more_models", nargs="+", metavar="MODEL", help="catalog model ids")
+    p.add_argument("--family", help="every model of this family")
+    p.add_argument("--task-type", help="every model serving this task type")
+    p.add_argument("--preset", action="append", help="the model of this preset (repeatable)")
+    p.add_argument("--out", required=True, help="the tar to write")
+    p = leaf(wt, "import", cmd_weights_import, "verify a bundle and load its weights into the zoo")
+    p.add_argument("path")
+    p.add_argument("--public", action="store_true", help="every project's weights (platform operators only)")
+
+    ps = sub.add_parser("presets", help="specialized training presets").add_subparsers(
+        dest="presets_command", metavar="ACTION", required=True
+    )
+    leaf(ps, "list", cmd_presets_list, "presets, whether their weights are ready, what to pull").add_argument(
+        "--task-type"
+    )
+    leaf(ps, "show", cmd_presets_show, "one preset").add_argument("id")
     leaf(mz, "delete", cmd_models_delete, "remove a trained model (trained/<task id>) from the zoo").add_argument("id")
 
     p = leaf(sub, "recommend", cmd_recommend, "ranked model suggestions for a task and dataset")
@@ -1325,6 +1528,15 @@ def add_flow_commands(sub) -> None:
         "--processes-per-node", type=int, help="data-parallel processes on each trainer (one GPU each on CUDA)"
     )
     p.add_argument("--nodes", type=int, help="trainers that train the task together (multi-node)")
+    p.add_argument(
+        "--transfer-strategy",
+        help="fine_tune_all, linear_probe, gradual_unfreeze or from_scratch (default fine_tune_all)",
+    )
+    p.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="train from random weights (never done silently: a model without weights is refused otherwise)",
+    )
     p.add_argument("--watch", action="store_true", help="follow the task to its end")
     p.add_argument("--search", metavar="METHOD", help="search hyperparameters instead: random, tpe or grid")
     p.add_argument(
@@ -1490,6 +1702,11 @@ _HINTS = {
 }
 
 
+_REASON_HINTS = {
+    "WEIGHTS_SOURCE_UNAVAILABLE": "a weights source could not be reached (the URLs above); retry later",
+}
+
+
 def _print_error(exc) -> None:
     err.print(f"[red]error:[/] {escape(exc.code.name)}: {escape(exc.message)}")
     for field, why in exc.violations.items():
@@ -1504,7 +1721,7 @@ def _print_error(exc) -> None:
         )
     if exc.metadata.get("import_id"):
         err.print(f"  every file and reason: [bold]trainyard datasets report {escape(exc.metadata['import_id'])}[/]")
-    hint = _HINTS.get(exc.code.name)
+    hint = _REASON_HINTS.get(exc.reason) or _HINTS.get(exc.code.name)
     if hint:
         err.print(f"  [dim]{escape(hint)}[/]")
 

@@ -20,15 +20,19 @@ Failures raise TrainyardError subclasses (NotFoundError, InvalidArgumentError wi
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import random
+import tarfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 from google.rpc import error_details_pb2
@@ -48,6 +52,11 @@ CHUNK_SIZE = 1024 * 1024
 TERMINAL_STATES = frozenset(
     {training_pb2.TASK_STATE_SUCCEEDED, training_pb2.TASK_STATE_FAILED, training_pb2.TASK_STATE_CANCELLED}
 )
+PULL_FINAL_STATES = frozenset(
+    {modelzoo_pb2.PULL_STATE_STORED, modelzoo_pb2.PULL_STATE_ALREADY_IN_STORE, modelzoo_pb2.PULL_STATE_FAILED}
+)
+BUNDLE_SCHEMA = "trainyard.weights.bundle/v1"
+BUNDLE_MANIFEST = "manifest.json"
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -215,6 +224,26 @@ EVALUATION_FINAL_STATES = frozenset(
 )
 
 
+def pull_state_name(value: int) -> str:
+    return short_name(modelzoo_pb2.PullState.Name(value), "PULL_STATE_")
+
+
+def weight_status_name(value: int) -> str:
+    return short_name(modelzoo_pb2.WeightStatus.Name(value), "WEIGHT_STATUS_")
+
+
+def weights_selection(
+    model_ids: Iterable[str] = (), *, family: str = "", task_type: Any = None, presets: Iterable[str] = ()
+) -> modelzoo_pb2.WeightsSelection:
+    """Catalog models by id, family, task type or preset (ModelZooService.PullWeights / ExportWeights)."""
+    return modelzoo_pb2.WeightsSelection(
+        model_ids=list(model_ids),
+        family=family,
+        task_type=globals()["task_type"](task_type),
+        preset_ids=list(presets),
+    )
+
+
 def search_parameter(text: str) -> training_pb2.SearchParameter:
     """One searched hyperparameter from text: "learning_rate" (its default range),
     "learning_rate=1e-4:1e-2:log", "batch_size=16:64:step=16" or "optimizer=sgd,adamw" (choices)."""
@@ -332,6 +361,7 @@ class Client:
         self.datasets = Datasets(self)
         self.evaluations = Evaluations(self)
         self.models = Models(self)
+        self.weights = Weights(self)
         self.training = Training(self)
         self.keys = Keys(self)
         self.projects = Projects(self)
@@ -629,7 +659,8 @@ class Models:
         return self._c.call(self._c._zoo.GetModel, modelzoo_service_pb2.GetModelRequest(model_id=model_id)).model
 
     def import_weights(self, model_id: str, timeout: float = 600.0) -> modelzoo_pb2.Model:
-        """Bring a catalog model's pre-trained weights into the store (idempotent)."""
+        """Bring a catalog model's pre-trained weights into the store from the configured sources
+        (idempotent; pull() does the same for many models, with progress)."""
         request = modelzoo_service_pb2.ImportWeightsRequest(model_id=model_id)
         return self._c.call(self._c._zoo.ImportWeights, request, timeout=timeout).model
 
@@ -638,8 +669,349 @@ class Models:
         request = modelzoo_service_pb2.DeleteTrainedModelRequest(model_id=model_id)
         self._c.call(self._c._zoo.DeleteTrainedModel, request)
 
+    def pull(
+        self,
+        model_ids: Iterable[str] = (),
+        *,
+        family: str = "",
+        task_type: Any = None,
+        presets: Iterable[str] = (),
+        progress: Callable[[modelzoo_pb2.WeightsPull], None] | None = None,
+        timeout: float | None = None,
+    ) -> list[modelzoo_pb2.WeightsPull]:
+        """Fetch the public weights of the selected catalog models from the zoo's configured sources
+        into the store; progress(pull) gets every state change and byte count. Returns each model's
+        final state: STORED, ALREADY_IN_STORE or FAILED (with error_code and error_message naming the
+        URLs tried). Reconnects on UNAVAILABLE: a pull in progress is joined, not restarted."""
+        request = modelzoo_service_pb2.PullWeightsRequest(
+            selection=weights_selection(model_ids, family=family, task_type=task_type, presets=presets)
+        )
+        final: dict[str, modelzoo_pb2.WeightsPull] = {}
+        for attempt in range(self._c.retries + 1):
+            stream = self._c._zoo.PullWeights(request, timeout=timeout, metadata=self._c._metadata)
+            try:
+                for response in stream:
+                    pull = response.pull
+                    if progress:
+                        progress(pull)
+                    if pull.state in PULL_FINAL_STATES:
+                        final[pull.model_id] = pull
+                return list(final.values())
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self._c.retries:
+                    self._c._sleep_before_retry(attempt, exc)
+                    continue
+                raise error_from_rpc(exc) from None
+            finally:
+                stream.cancel()
+        raise AssertionError("unreachable")
+
+    def upload_weights(
+        self,
+        source: str | Path | IO[bytes],
+        model_id: str,
+        *,
+        public: bool = False,
+        sha256: str = "",
+        size_bytes: int = 0,
+        origin: str = "",
+        progress: Callable[[int, int], None] | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        timeout: float | None = None,
+    ) -> modelzoo_pb2.Model:
+        """Upload a weight file (a path or a binary file object) as a catalog model's weights: the
+        project's own, or with public=True (platform operators only) every project's. The service
+        checks the sha256 and size (computed here from a path when not given) and that the file loads
+        into the architecture with a strict key match. progress(sent_bytes, total_bytes)."""
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise InvalidArgumentError(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"{path}: no such file", violations={"path": "no such file"}
+                )
+            if not sha256:
+                sha256, size_bytes = _file_sha256(path)
+            with path.open("rb") as fh:
+                return self.upload_weights(
+                    fh,
+                    model_id,
+                    public=public,
+                    sha256=sha256,
+                    size_bytes=size_bytes,
+                    origin=origin or path.name,
+                    progress=progress,
+                    chunk_size=chunk_size,
+                    timeout=timeout,
+                )
+        header = modelzoo_service_pb2.UploadWeightsHeader(
+            model_id=model_id,
+            size_bytes=size_bytes,
+            sha256=sha256,
+            scope=modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC if public else modelzoo_pb2.WEIGHTS_SCOPE_PROJECT,
+            origin=origin[:512],
+        )
+
+        def requests() -> Iterator[modelzoo_service_pb2.UploadWeightsRequest]:
+            yield modelzoo_service_pb2.UploadWeightsRequest(header=header)
+            sent = 0
+            if progress:
+                progress(0, size_bytes)
+            while chunk := source.read(chunk_size):
+                sent += len(chunk)
+                yield modelzoo_service_pb2.UploadWeightsRequest(chunk=chunk)
+                if progress:
+                    progress(sent, size_bytes)
+
+        try:  # not retried: the stream cannot be read twice
+            return self._c._zoo.UploadWeights(requests(), timeout=timeout, metadata=self._c._metadata).model
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    def presets(self, task_type: Any = None, data_type: Any = None) -> list[modelzoo_pb2.Preset]:
+        """Specialized training presets, each saying whether its weights are ready (weight_status)
+        and which model to pull when not (weights_model_id)."""
+        request = modelzoo_service_pb2.ListPresetsRequest(
+            task_type=task_type_fn(task_type),
+            data_type=_enum(common_pb2.DataType, "DATA_TYPE_", data_type, "data_type"),
+            page_size=500,
+        )
+        return _pages(self._c, self._c._zoo.ListPresets, request, "presets", None)
+
+    def preset(self, preset_id: str) -> modelzoo_pb2.Preset:
+        request = modelzoo_service_pb2.GetPresetRequest(preset_id=preset_id)
+        return self._c.call(self._c._zoo.GetPreset, request).preset
+
 
 task_type_fn = task_type
+
+
+def _file_sha256(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+@dataclass(frozen=True)
+class BundleImport:
+    """What `Weights.import_bundle` did with one file of a bundle."""
+
+    model_id: str
+    sha256: str
+    outcome: str  # "stored" | "already in store"
+    model: modelzoo_pb2.Model
+
+
+class _StreamedFile(io.RawIOBase):
+    """A file's bytes as they arrive in an ExportWeights stream (tarfile reads exactly size_bytes)."""
+
+    def __init__(self, responses: Iterator, size: int, progress: Callable[[int], None] | None) -> None:
+        self.responses = responses
+        self.remaining = size
+        self.buffer = b""
+        self.digest = hashlib.sha256()
+        self.progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.remaining + len(self.buffer) if n is None or n < 0 else n
+        while len(self.buffer) < want and self.remaining > 0:
+            response = next(self.responses, None)
+            if response is None or response.WhichOneof("part") != "chunk":
+                raise OSError("the export stream ended inside a file")
+            chunk = response.chunk[: self.remaining]
+            self.remaining -= len(chunk)
+            self.digest.update(chunk)
+            self.buffer += chunk
+            if self.progress:
+                self.progress(len(chunk))
+        out, self.buffer = self.buffer[:want], self.buffer[want:]
+        return out
+
+
+class Weights:
+    """Bundles of pre-trained weights for sites without internet: a tar of the weight files with a
+    manifest of their hashes (`manifest.json`, schema trainyard.weights.bundle/v1)."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def bundle(
+        self,
+        out: str | Path,
+        model_ids: Iterable[str] = (),
+        *,
+        family: str = "",
+        task_type: Any = None,
+        presets: Iterable[str] = (),
+        progress: Callable[[int, str], None] | None = None,
+        timeout: float | None = None,
+    ) -> dict:
+        """Write the stored weights of the selected catalog models to a tar at `out` (written to
+        `out.part` first, renamed when every file's sha256 matched); returns the manifest.
+        progress(bytes_received, model_id). FAILED_PRECONDITION names models not in the store."""
+        out = Path(out)
+        part = out.with_name(out.name + ".part")
+        request = modelzoo_service_pb2.ExportWeightsRequest(
+            selection=weights_selection(model_ids, family=family, task_type=task_type, presets=presets)
+        )
+        stream = self._c._zoo.ExportWeights(request, timeout=timeout, metadata=self._c._metadata)
+        entries: list[dict] = []
+        try:
+            with tarfile.open(part, "w", format=tarfile.PAX_FORMAT) as tar:
+                responses = iter(stream)
+                while (response := next(responses, None)) is not None:
+                    if response.WhichOneof("part") != "file":
+                        raise OSError("the export stream sent bytes before a file header")
+                    f = response.file
+                    name = f"weights/{Path(f.file_name).name}"
+                    info = tarfile.TarInfo(name)
+                    info.size = f.weights.size_bytes
+                    info.mtime = int(time.time())
+                    reader = _StreamedFile(
+                        responses, info.size, (lambda n, m=f.model_id: progress(n, m)) if progress else None
+                    )
+                    tar.addfile(info, reader)
+                    if reader.digest.hexdigest() != f.weights.sha256:
+                        raise OSError(
+                            f"{f.model_id}: the file arrived with sha256 {reader.digest.hexdigest()}, "
+                            f"the store says {f.weights.sha256}"
+                        )
+                    entries.append(
+                        {
+                            "file": name,
+                            "model_id": f.model_id,
+                            "for_model_ids": list(f.for_model_ids),
+                            "library": f.library,
+                            "architecture": f.architecture,
+                            "sha256": f.weights.sha256,
+                            "size_bytes": f.weights.size_bytes,
+                            "source": f.source,
+                            "scope": short_name(modelzoo_pb2.WeightsScope.Name(f.scope), "WEIGHTS_SCOPE_"),
+                        }
+                    )
+                manifest = {
+                    "schema": BUNDLE_SCHEMA,
+                    "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "gateway": self._c.address,
+                    "weights": entries,
+                }
+                raw = json.dumps(manifest, indent=2).encode()
+                info = tarfile.TarInfo(BUNDLE_MANIFEST)
+                info.size = len(raw)
+                info.mtime = int(time.time())
+                tar.addfile(info, io.BytesIO(raw))
+        except grpc.RpcError as exc:
+            part.unlink(missing_ok=True)
+            raise error_from_rpc(exc) from None
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        finally:
+            stream.cancel()
+        part.replace(out)
+        return manifest
+
+    @staticmethod
+    def read_manifest(tar: tarfile.TarFile, path: Path) -> list[tuple[dict, tarfile.TarInfo]]:
+        """The manifest's entries with their members, every file hashed and checked against it."""
+
+        def bad(why: str) -> InvalidArgumentError:
+            return InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"{path}: {why}", violations={"path": why})
+
+        try:
+            raw = tar.extractfile(BUNDLE_MANIFEST)
+            manifest = json.loads(raw.read()) if raw is not None else None
+        except KeyError:
+            raise bad(f"no {BUNDLE_MANIFEST}: not a weights bundle") from None
+        except ValueError as exc:
+            raise bad(f"{BUNDLE_MANIFEST} is not JSON ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("schema") != BUNDLE_SCHEMA:
+            raise bad(f"{BUNDLE_MANIFEST} is not a {BUNDLE_SCHEMA} manifest")
+        out = []
+        for entry in manifest.get("weights", []):
+            try:
+                member = tar.getmember(entry["file"])
+                sha256, size, model_id = entry["sha256"], int(entry["size_bytes"]), entry["model_id"]
+            except (KeyError, TypeError, ValueError):
+                raise bad(f"manifest entry {entry!r} names no file of the bundle, or lacks sha256/size/model") from None
+            if not member.isfile() or member.size != size:
+                raise bad(f"{entry['file']} ({model_id}): {member.size} bytes, the manifest says {size}")
+            digest = hashlib.sha256()
+            fh = tar.extractfile(member)
+            while chunk := fh.read(CHUNK_SIZE):
+                digest.update(chunk)
+            if digest.hexdigest() != sha256:
+                raise bad(f"{entry['file']} ({model_id}) hashes to {digest.hexdigest()}, the manifest says {sha256}")
+            out.append((entry, member))
+        return out
+
+    def import_bundle(
+        self,
+        path: str | Path,
+        *,
+        public: bool = False,
+        progress: Callable[[int, int, str], None] | None = None,
+        timeout: float | None = None,
+    ) -> list[BundleImport]:
+        """Load a bundle's weights into the zoo: every file is checked against the manifest first
+        (nothing is uploaded from a bad bundle), then uploaded with UploadWeights (the service checks
+        sha256, size and the strict key match again). public=True: every project's weights (platform
+        operators only); else this project's own. Files the project already trains from are skipped.
+        progress(bytes_sent, bytes_in_all, model_id)."""
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidArgumentError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{path}: no such file", violations={"path": "no such file"}
+            )
+        results: list[BundleImport] = []
+        try:
+            tar = tarfile.open(path, "r:*")
+        except (tarfile.TarError, OSError) as exc:
+            raise InvalidArgumentError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{path}: not a tar archive ({exc})", violations={"path": "not a tar"}
+            ) from None
+        with tar:
+            entries = self.read_manifest(tar, path)
+            current: dict[str, modelzoo_pb2.Model] = {}
+            for entry, _ in entries:  # every model must be in this zoo's catalog before anything is sent
+                try:
+                    current[entry["model_id"]] = self._c.models.get(entry["model_id"])
+                except NotFoundError:
+                    raise InvalidArgumentError(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{path}: model {entry['model_id']!r} is not in this zoo's catalog (other library versions?)",
+                        violations={"path": f"unknown model {entry['model_id']}"},
+                    ) from None
+            total = sum(m.size for _, m in entries)
+            done = 0
+            for entry, member in entries:
+                model_id, sha256 = entry["model_id"], entry["sha256"]
+                have_model = current[model_id]
+                have = have_model.weights if have_model.weights.key else have_model.backbone_weights
+                scope_ok = not public or have_model.weights_scope == modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC
+                if have.sha256 == sha256 and scope_ok:
+                    results.append(BundleImport(model_id, sha256, "already in store", have_model))
+                else:
+                    model = self._c.models.upload_weights(
+                        tar.extractfile(member),
+                        model_id,
+                        public=public,
+                        sha256=sha256,
+                        size_bytes=member.size,
+                        origin=f"bundle {path.name}: {entry.get('source', '')}",
+                        progress=(lambda n, _t, b=done, m=model_id: progress(b + n, total, m)) if progress else None,
+                        timeout=timeout,
+                    )
+                    results.append(BundleImport(model_id, sha256, "stored", model))
+                done += member.size
+                if progress:
+                    progress(done, total, model_id)
+        return results
 
 
 class Training:
@@ -663,8 +1035,13 @@ class Training:
         request_id: str | None = None,
         search: training_pb2.HyperparameterSearch | None = None,
         resources: common_pb2.ComputeResources | dict | None = None,
+        from_scratch: bool = False,
+        timeout: float | None = None,
     ) -> training_pb2.TrainingTask:
         """Validate and queue a training task; model_id, or auto=True to let the platform choose.
+        Weights a configured source provides are fetched first (the task's log says so; allow for the
+        download in `timeout`); a model without weights is refused unless from_scratch=True (or
+        transfer_strategy="from_scratch"): training from scratch is never a silent fallback.
         With `search` (see hyperparameter_search()) it runs a hyperparameter search instead: its
         trials are separate jobs and the best one's model is the task's result (trials(): ListTrials).
         resources, e.g. {"processes_per_node": 4, "nodes": 2}: data-parallel training over that many
@@ -673,15 +1050,23 @@ class Training:
             hyperparameters = common_pb2.Hyperparameters(**hyperparameters)
         if isinstance(resources, dict):
             resources = common_pb2.ComputeResources(**resources)
+        strategy = _enum(common_pb2.TransferStrategy, "TRANSFER_STRATEGY_", transfer_strategy, "transfer_strategy")
+        if from_scratch:
+            if strategy not in (common_pb2.TRANSFER_STRATEGY_UNSPECIFIED, common_pb2.TRANSFER_STRATEGY_FROM_SCRATCH):
+                raise InvalidArgumentError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "from_scratch contradicts transfer_strategy "
+                    f"{short_name(common_pb2.TransferStrategy.Name(strategy), 'TRANSFER_STRATEGY_')}",
+                    violations={"transfer_strategy": "must be from_scratch (or unset) with from_scratch=True"},
+                )
+            strategy = common_pb2.TRANSFER_STRATEGY_FROM_SCRATCH
         request = training_service_pb2.CreateTrainingTaskRequest(
             name=name,
             description=description,
             task_type=task_type_fn(task_type),
             dataset_id=dataset_id,
             dataset_version_id=dataset_version_id,
-            transfer_strategy=_enum(
-                common_pb2.TransferStrategy, "TRANSFER_STRATEGY_", transfer_strategy, "transfer_strategy"
-            ),
+            transfer_strategy=strategy,
             request_id=request_id or str(uuid.uuid4()),
         )
         if hyperparameters is not None:
@@ -699,7 +1084,7 @@ class Training:
             )
         else:
             request.model_id = model_id
-        return self._c.call(self._c._training.CreateTrainingTask, request).task
+        return self._c.call(self._c._training.CreateTrainingTask, request, timeout=timeout).task
 
     def get(self, task_id: str) -> training_pb2.TrainingTask:
         return self._c.call(
