@@ -25,7 +25,6 @@ from weights_server import PublisherServer
 from deploy.local.embedded import start_s3
 from services.common import objectstore
 from services.dataset.samples import make_classification_archive
-from services.modelzoo.catalog import shared_catalog
 from trainyard.cli import main
 from trainyard.client import Client, FailedPreconditionError
 from trainyard.common.v1 import common_pb2
@@ -44,10 +43,10 @@ def _key(model_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(nats_server, s3_server, tmp_path_factory):
+def world(nats_server, s3_server, tmp_path_factory, catalog_path):
     import torchvision
 
-    catalog = shared_catalog(tmp_path_factory.getbasetemp())
+    catalog = catalog_path
     files = {SQUEEZENET: squeezenet_bytes(), SQUEEZENET_0: torch_bytes(torchvision.models.squeezenet1_0().state_dict())}
     with PublisherServer() as server:
         urls = {}

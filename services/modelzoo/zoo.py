@@ -105,6 +105,7 @@ LIBRARIES = ("torchvision", "timm", "combo")
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_VIOLATION_KEYS = 20
+MAX_SELECTED = 1000  # model ids and presets named in one PullWeights / ExportWeights
 
 
 # ---------------------------------------------------------------- views
@@ -490,6 +491,8 @@ class ModelZoo:
             raise InvalidArgument(
                 {"selection": "name at least one model id, a family, a task type or a preset"},
             )
+        if len(selection.model_ids) + len(selection.preset_ids) > MAX_SELECTED:
+            raise InvalidArgument({"selection.model_ids": f"at most {MAX_SELECTED} ids and presets in one call"})
         wanted: list[str] = []
         for model_id in selection.model_ids:
             if not model_id.strip():
