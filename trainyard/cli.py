@@ -461,11 +461,7 @@ def _pull_rows(results) -> list[list]:
 
     rows = []
     for p in results:
-        detail = (
-            f"{p.error_code}: {p.error_message}"
-            if p.error_code
-            else f"{p.weights.size_bytes / 2**20:.1f} MiB, sha256 {p.weights.sha256[:12]}"
-        )
+        detail = p.error_reason or f"{p.weights.size_bytes / 2**20:.1f} MiB, sha256 {p.weights.sha256[:12]}"
         rows.append([p.model_id, pull_state_name(p.state).replace("_", " "), detail, p.url])
     return rows
 
@@ -496,7 +492,11 @@ def cmd_models_pull(args) -> int:
     with _client(args) as ty:
         results = _pull(ty, args.models, family=args.family or "", task_type=args.task_type, presets=args.preset or ())
     _out(args, results, "weights", ["model", "state", "weights", "from"], _pull_rows(results))
-    return 1 if any(p.state == modelzoo_pb2.PULL_STATE_FAILED for p in results) else 0
+    failed = [p for p in results if p.state == modelzoo_pb2.PULL_STATE_FAILED]
+    if args.output != "json":  # why, under the table: every URL tried (a column of it wraps unreadably)
+        for p in failed:
+            err.print(f"{p.model_id}: {p.error_code}: {p.error_message}", markup=False, soft_wrap=True)
+    return 1 if failed else 0
 
 
 def _scope(m) -> str:
