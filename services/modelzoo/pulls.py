@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from services.common.errors import TrainyardError
+from services.common.errors import TrainyardError, translate
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class Puller:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weights-pull")
         self._lock = threading.Lock()
         self._active: dict[str, Pull] = {}
+        self.stopping = threading.Event()  # set on shutdown: running downloads stop at their next chunk
 
     def start(self, model_id: str) -> Pull:
         with self._lock:
@@ -115,12 +116,17 @@ class Puller:
             pull.update(state=STORED, weights=weights)
         except TrainyardError as exc:
             pull.update(state=FAILED, error=exc)
-        except Exception as exc:  # noqa: BLE001 - a bug must still end the pull, not leave watchers hanging
-            log.exception("weights pull crashed", extra={"model_id": model_id})
-            pull.update(state=FAILED, error=TrainyardError(f"pulling the weights of {model_id!r} crashed: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - a pull must end, or its watchers wait forever
+            known = translate(exc)  # the database or the object store away: UNAVAILABLE
+            if known is None:
+                log.exception("weights pull crashed", extra={"model_id": model_id})
+            pull.update(
+                state=FAILED, error=known or TrainyardError(f"pulling the weights of {model_id!r} failed: {exc}")
+            )
         finally:
             with self._lock:
                 self._active.pop(model_id, None)
 
     def shutdown(self) -> None:
+        self.stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -546,18 +546,28 @@ class ModelZoo:
                 metadata={"model_id": target.id, "looked_for": ",".join(flat_names(target))},
             )
         failures: list[FetchError] = []
+
+        def progress(done: int, total: int) -> None:
+            if self.puller.stopping.is_set():  # a download must not hold the process at its exit
+                raise Unavailable(f"the model zoo stopped while fetching {target.id!r}; pull it again")
+            pull.progress(done, total)
+
         for source, loc in locations:
+            if self.puller.stopping.is_set():
+                raise Unavailable(f"the model zoo stopped while fetching {target.id!r}; pull it again")
             pull.update(state=pulls_mod.DOWNLOADING, url=loc.url, bytes_done=0, bytes_total=0)
             started = time.monotonic()
             with self._scratch() as folder:
                 try:
-                    fetched = source.fetch(loc, folder, pull.progress)
+                    fetched = source.fetch(loc, folder, progress)
                     pull.update(state=pulls_mod.CHECKING)
                     stored = self.import_file(
                         target, fetched.path, f"{loc.source}:{loc.url}", published_name=loc.file_name
                     )
                 except FetchError as exc:
                     failures.append(exc)
+                except Unavailable:
+                    raise
                 except TrainyardError as exc:  # a bad file: its checksum, its format, the strict check
                     kind = CHECKSUM if exc.reason == "WEIGHTS_CHECKSUM_MISMATCH" else INVALID
                     failures.append(FetchError(loc.url, exc.message, kind))
