@@ -62,18 +62,12 @@ class CatalogModel:
     source_url: str
     weights_url: str
     hf_hub_id: str
-    # Names an offline weight file may have (the basename of the library's download URL).
+    # The basename of the library's download URL (its hash prefix is checked; sources.flat_names adds ours).
     weight_files: tuple[str, ...]
     training_modes: tuple[str, ...] = ("general",)
     # Combos: the backbone's torchvision builder and the catalog id of its ImageNet weights.
     backbone: str = ""
     backbone_model_id: str = ""
-
-    @property
-    def offline_file_names(self) -> tuple[str, ...]:
-        """File names accepted as this model's weights: the library's own, then `<id, / -> __>.pth`."""
-        own = f"{self.id.replace('/', '__')}.pth"
-        return (*self.weight_files, own) if own not in self.weight_files else self.weight_files
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CatalogModel:

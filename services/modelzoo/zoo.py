@@ -14,8 +14,8 @@ which a training job carries as ModelSpec.backbone_weights; importing a combo im
 Weights have a scope. The public ones (WeightsRow.project == "") are what every project fine-tunes
 from: they come from the configured source chain (services.modelzoo.sources: offline files, the
 publishers, a mirror, an S3 prefix), fetched by a pull (services.modelzoo.pulls) that any number of
-callers may watch, or from an upload by a platform operator. Anyone else's upload is their project's own: that project sees and trains from
-it instead of the public file, and no other project is affected.
+callers may watch, or from an upload by a platform operator. Anyone else's upload is their project's
+own: that project sees and trains from it instead of the public file, and no other project is affected.
 
 Weights are checked before they are stored: the file must load into the architecture with a strict
 key (and shape) match, checked in a subprocess (services.modelzoo.weights_check; this process never
