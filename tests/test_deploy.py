@@ -106,7 +106,9 @@ def test_compose_nats_is_a_three_node_jetstream_cluster_with_replicated_streams(
     assert len(stores) == 3  # each node its own store
     env = services["training"]["environment"]
     assert env["TRAINYARD_NATS_REPLICAS"] == "3"
-    assert set(env["TRAINYARD_NATS_URL"].split(",")) == {f"nats://nats-{n}:4222" for n in (1, 2, 3)}
+    assert {re.sub(r"//service:[^@]+@", "//", u) for u in env["TRAINYARD_NATS_URL"].split(",")} == {
+        f"nats://nats-{n}:4222" for n in (1, 2, 3)
+    }
 
 
 def test_compose_services_health_volumes_gpu_and_settings() -> None:
@@ -128,6 +130,9 @@ def test_compose_services_health_volumes_gpu_and_settings() -> None:
             assert dep in services, f"{name} depends on unknown {dep}"
         for volume in svc.get("volumes") or []:
             source = volume.split(":", 1)[0]
+            if source.startswith("./"):  # a file of deploy/compose, mounted read-only
+                assert (COMPOSE.parent / source).is_file() and volume.endswith(":ro"), f"{name}: {volume}"
+                continue
             assert source in doc["volumes"], f"{name}: volume {source} is not declared"
     trainer = services["trainer"]
     assert trainer["command"] == ["python", "-m", "trainer"]
@@ -297,7 +302,7 @@ def test_k8s_settings_and_secrets_line_up() -> None:
     known = known_env()
     assert set(config) <= known, set(config) - known
     assert config["TRAINYARD_NATS_REPLICAS"] == "3"
-    assert len(config["TRAINYARD_NATS_URL"].split(",")) == 3
+    assert "TRAINYARD_NATS_URL" not in config  # it carries a password: secrets.yaml
     nats = by_kind("StatefulSet")["nats"]
     assert nats["spec"]["replicas"] == 3
     secret_keys = set(by_kind("Secret")["trainyard-secrets"]["stringData"])
@@ -333,3 +338,42 @@ def test_k8s_manifests_validate_against_the_kubernetes_schemas(version: str) -> 
             )
         checked += 1
     assert checked >= 30
+
+
+# ---------------------------------------------------------------- NATS authentication (issue 18, item 7)
+
+
+def _trainer_permissions(conf: str) -> tuple[list[str], list[str]]:
+    allow = re.search(r"publish: \{allow: \[([^\]]*)\], deny: \[([^\]]*)\]", conf)
+    assert allow, "no trainer publish permissions"
+    return [v.strip().strip('"') for v in allow.group(1).split(",")], [
+        v.strip().strip('"') for v in allow.group(2).split(",")
+    ]
+
+
+def test_nats_takes_no_anonymous_client_in_compose_and_kubernetes() -> None:
+    from deploy.local import embedded
+
+    compose_conf = (COMPOSE.parent / "nats-auth.conf").read_text()
+    k8s_conf = by_kind("ConfigMap")["nats-config"]["data"]["nats.conf"]
+    for conf in (compose_conf, k8s_conf):
+        assert "authorization {" in conf and "$TRAINYARD_NATS_SERVICE_PASSWORD" in conf
+        allow, deny = _trainer_permissions(conf)
+        assert tuple(allow) == embedded.NATS_TRAINER_PUBLISH and tuple(deny) == embedded.NATS_TRAINER_DENY
+        assert not any(a.startswith(("trainyard.jobs.>", "trainyard.control")) or a == ">" for a in allow)
+    services = compose()["services"]
+    for i in (1, 2, 3):
+        args = services[f"nats-{i}"]["command"]
+        assert args[args.index("-c") + 1] == "/etc/nats/auth.conf"
+    assert all("//service:" in u for u in services["training"]["environment"]["TRAINYARD_NATS_URL"].split(","))
+    assert all("//trainer:" in u for u in services["trainer"]["environment"]["TRAINYARD_NATS_URL"].split(","))
+    secrets_ = by_kind("Secret")["trainyard-secrets"]["stringData"]
+    assert all("//service:" in u for u in secrets_["nats-service-url"].split(","))
+    assert all("//trainer:" in u for u in secrets_["nats-trainer-url"].split(","))
+    wanted = {"training": "nats-service-url", "trainer": "nats-trainer-url"}
+    for name, doc in {**by_kind("Deployment"), **by_kind("StatefulSet")}.items():
+        for c in pod_spec(doc)["containers"]:
+            for env in c.get("env", []):
+                if env["name"] == "TRAINYARD_NATS_URL":
+                    assert env["valueFrom"]["secretKeyRef"]["key"] == wanted.pop(name), name
+    assert not wanted, f"no NATS credentials for {wanted}"

@@ -117,3 +117,72 @@ def test_stop_process_escalates_to_sigkill():
     assert stop_process(by_pid.pid, grace=0.5)
     assert not pid_alive(by_pid.pid)
     assert not stop_process(by_pid.pid, grace=0.5)
+
+
+async def test_nats_refuses_anonymous_clients_and_a_trainer_cannot_publish_jobs_or_cancels(nats_server):
+    """Issue 18 item 7: nats-server took anonymous clients that could publish jobs, events and cancels."""
+    import asyncio
+
+    import nats
+    from nats.errors import NoServersError
+
+    for url in (f"nats://{nats_server.address}", f"nats://trainer:wrong@{nats_server.address}"):
+        with pytest.raises((NoServersError, nats.errors.Error)) as err:
+            await asyncio.wait_for(nats.connect(url, allow_reconnect=False, connect_timeout=3), 15)
+        assert "Authorization Violation" in str(err.value)
+
+    refused: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        refused.append(str(exc))
+
+    trainer = await nats.connect(nats_server.trainer_url, error_cb=on_error, allow_reconnect=False)
+    try:
+        js = trainer.jetstream()
+        await messaging.ensure_streams(js)
+        ack = await js.publish(messaging.events_subject(f"tt-embedded-{os.getpid()}"), b"an event")
+        assert ack.stream == messaging.EVENTS_STREAM  # a trainer reports events
+        await trainer.publish(messaging.jobs_subject("classification"), b"a forged job")
+        await trainer.publish(messaging.cancel_subject("tt-someone-elses"), b"a forged cancel")
+        await trainer.flush()
+        deadline = time.monotonic() + 5
+        while len(refused) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert any("permissions violation for publish" in r.lower() and "trainyard.jobs." in r for r in refused), (
+            refused
+        )
+        assert any(
+            "permissions violation for publish" in r.lower() and "trainyard.control.cancel" in r for r in refused
+        )
+    finally:
+        await trainer.close()
+
+
+def test_the_object_store_takes_requests_only_on_its_authenticated_s3_port(s3_server):
+    """Issue 18 item 7: SeaweedFS's filer port read and wrote every bucket without credentials; its gRPC
+    ports (filer, master, volume) took any local client."""
+    import urllib.error
+    import urllib.request
+
+    import grpc
+
+    owner = s3_server.client()
+    objectstore.ensure_buckets(owner, (objectstore.UPLOADS_BUCKET,))
+    owner.put_object(objectstore.UPLOADS_BUCKET, "embedded/filer-private", io.BytesIO(b"secret"), 6)
+    filer = f"http://{s3_server.host}:{s3_server.ports['filer']}"
+    for request in (
+        urllib.request.Request(f"{filer}/buckets/{objectstore.UPLOADS_BUCKET}/embedded/filer-private"),
+        urllib.request.Request(f"{filer}/buckets/"),
+        urllib.request.Request(
+            f"{filer}/buckets/{objectstore.UPLOADS_BUCKET}/embedded/forged", data=b"x", method="PUT"
+        ),
+    ):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=5)
+        assert err.value.code == 401
+    for name in ("filer_grpc", "master_grpc", "volume_grpc"):
+        channel = grpc.insecure_channel(f"{s3_server.host}:{s3_server.ports[name]}")
+        with pytest.raises(grpc.FutureTimeoutError):
+            grpc.channel_ready_future(channel).result(timeout=2)  # mutual TLS: no certificate, no channel
+        channel.close()
+    assert objectstore.get_bytes(owner, objectstore.UPLOADS_BUCKET, "embedded/filer-private") == b"secret"

