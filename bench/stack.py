@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from deploy.local import stack
+from deploy.local import embedded, stack
 from services.common import identity
 from services.common.settings import Settings
 
@@ -24,6 +24,7 @@ class Stack:
     internal_token: str
     s3_access_key: str
     s3_secret_key: str
+    nats_url: str = ""  # with the services' NATS user and password
 
     @property
     def gateway(self) -> str:
@@ -49,7 +50,7 @@ class Stack:
             s3_access_key=self.s3_access_key,
             s3_secret_key=self.s3_secret_key,
             s3_secure=False,
-            nats_url=f"nats://{c['nats']['address']}",
+            nats_url=self.nats_url,
             home=self.home,
         )
 
@@ -83,6 +84,7 @@ def up(say=print, with_trainer: bool = False) -> Stack:
         internal_token=secrets_["internal_token"],
         s3_access_key=secrets_["s3_access_key"],
         s3_secret_key=secrets_["s3_secret_key"],
+        nats_url=stack.nats_url(state["components"], secrets_, embedded.NATS_SERVICE_USER),
     )
 
 
