@@ -289,3 +289,48 @@ def test_detection_evaluation_matches_boxes_and_finds_dropped_and_swapped_labels
     assert recall >= 0.8 and precision >= 0.8, (sorted(corrupted), sorted(found))
     kinds = {e["case_id"]: e["kind"] for e in out.label_errors}
     assert sum(kinds.get(k) == v for k, v in corrupted.items()) >= 0.7 * len(corrupted), kinds
+
+
+def segmentation_scene(n: int = 30, size: int = 64, seed: int = 5):
+    """Masks of three classes (background, left block, right block) and a segmenter that sees them (pooled
+    probabilities 0.9 on the true class); in 6 masks a 24 px square was relabelled on purpose."""
+    rng = np.random.default_rng(seed)
+    outputs, targets, corrupted, cases = [], [], set(), []
+    for i in range(n):
+        mask = torch.zeros((size, size), dtype=torch.long)
+        x = int(rng.integers(4, 20))
+        mask[8:40, x : x + 20] = 1
+        mask[30:60, x + 24 : x + 44] = 2
+        mask[:2] = 255  # an unlabelled strip, never an issue
+        truth = mask.clone()
+        if i % 5 == 2:
+            y0, x0 = int(rng.integers(0, 40)), int(rng.integers(0, 40))
+            mask[y0 : y0 + 24, x0 : x0 + 24] = (truth[y0 : y0 + 24, x0 : x0 + 24] + 1) % 3
+            corrupted.add(f"s{i}")
+        one_hot = torch.nn.functional.one_hot(truth.clamp_max(2), 3).permute(2, 0, 1).float() * 0.85 + 0.05
+        small = torch.nn.functional.adaptive_avg_pool2d(one_hot[None], evaluation.SEG_PROB_SIDE)[0]
+        outputs.append((truth.clamp_max(2).to(torch.int16), small.to(torch.float16)))
+        targets.append(mask)
+        cases.append({"id": f"s{i}", "image_key": "k", "sha256": f"h{i}", "width": size, "height": size})
+    return cases, outputs, targets, corrupted
+
+
+def test_segmentation_finds_relabelled_regions():
+    cases, outputs, targets, corrupted = segmentation_scene()
+    cm = evaluation.ClassMap(["bg", "left", "right"], ["bg", "left", "right"])
+    out = evaluation._segmentation(
+        class_map=cm, cases=cases, outputs=outputs, targets=targets, ignore_index=255, in_sample={"h0"}
+    )
+    assert out.summary.metrics["miou"] > 0.8 and out.summary.confusion_matrix.unit == "pixels"
+    low = {c["id"] for c in out.cases if c["iou"] < 0.95}
+    assert low == corrupted  # the relabelled squares cost those cases their IoU
+    found = {e["case_id"] for e in out.label_errors}
+    recall = len(found & corrupted) / len(corrupted)
+    precision = len(found & corrupted) / max(1, len(found))
+    print(
+        f"segmentation label errors: {len(corrupted)} relabelled, {len(found)} flagged, recall {recall:.2f}, precision {precision:.2f}"
+    )
+    assert recall >= 0.8 and precision >= 0.8, (sorted(corrupted), sorted(found))
+    assert "1 case(s) the model trained on were left out" in out.summary.label_error_method
+    e = next(e for e in out.label_errors if e["case_id"] in corrupted)
+    assert e["kind"] == "wrong_mask_region" and e["given_label"] != e["suggested_label"] and "%" in e["evidence"]

@@ -51,6 +51,10 @@ NO_OBJECT, NOT_FOUND = "(no object)", "(not found)"
 # correct detections (the confident-learning idea: each class's own threshold from the model's scores).
 CONFIDENT_QUANTILE = 0.1
 TOUCH_IOU = 0.1  # a labelled object no prediction overlaps even this much went unseen by the model
+# Segmentation label errors: cleanlab over probabilities pooled to SEG_PROB_SIDE x SEG_PROB_SIDE cells; a case
+# is suspected when at least SEG_MIN_SHARE of its labelled cells are issues.
+SEG_PROB_SIDE = 32
+SEG_MIN_SHARE = 0.05
 
 
 # -- what is evaluated ---------------------------------------------------------------------------
@@ -184,7 +188,8 @@ def predict(
     progress_interval_s: float = 1.0,
 ) -> tuple[list, list]:
     """The model's outputs for every item, in item order: (outputs, targets). Classification: softmax
-    probabilities [M]; segmentation: the model's class per pixel [S,S]; detectors: their output dict on the CPU."""
+    probabilities [M]; segmentation: (the model's class per pixel [S,S], probabilities pooled [M,s,s]);
+    detectors: their output dict on the CPU."""
     progress = progress or Progress()
     model.eval().to(device)
     loader = DataLoader(
@@ -213,8 +218,12 @@ def predict(
                     logits = torch.nn.functional.interpolate(
                         logits, size=target.shape[-2:], mode="bilinear", align_corners=False
                     )
-                if task == tasks.SEGMENTATION:  # the class per pixel is all it needs (a softmax would not fit)
-                    out = list(logits.argmax(1).to(torch.int16).cpu())
+                if task == tasks.SEGMENTATION:
+                    # the class per pixel, and the probabilities pooled to a small grid for the label-error
+                    # search (full-size softmaxes of a whole split would not fit in memory)
+                    side = SEG_PROB_SIDE if logits.shape[1] <= 50 else SEG_PROB_SIDE // 2
+                    small = torch.nn.functional.adaptive_avg_pool2d(torch.softmax(logits, 1), side)
+                    out = list(zip(logits.argmax(1).to(torch.int16).cpu(), small.to(torch.float16).cpu(), strict=True))
                 else:
                     out = list(torch.softmax(logits, 1).cpu())
         for i, o, t in zip(index, out, target, strict=True):
@@ -469,7 +478,7 @@ def _classification_label_errors(cases, labels: np.ndarray, probs: np.ndarray, c
 # -- semantic segmentation -------------------------------------------------------------------------
 
 
-def _segmentation(*, class_map: ClassMap, cases, outputs, targets, ignore_index, **_) -> Evaluated:
+def _segmentation(*, class_map: ClassMap, cases, outputs, targets, ignore_index, in_sample, **_) -> Evaluated:
     from PIL import Image
     from torchmetrics.functional.classification import multiclass_confusion_matrix
 
@@ -478,7 +487,7 @@ def _segmentation(*, class_map: ClassMap, cases, outputs, targets, ignore_index,
     col_of_model = torch.tensor(class_map.column_of_model)
     total = torch.zeros((n_cols, n_cols), dtype=torch.int64)
     records, masks = [], {}
-    for case, classes, mask in zip(cases, outputs, targets, strict=True):
+    for case, (classes, _small), mask in zip(cases, outputs, targets, strict=True):
         pred = col_of_model[classes.long()]  # [S,S] in columns
         mask = mask.clone()
         mask[(mask >= k) | (mask < 0)] = ignore_index
@@ -531,8 +540,74 @@ def _segmentation(*, class_map: ClassMap, cases, outputs, targets, ignore_index,
         {"miou": float(np.mean(ious)) if ious else 0.0, "pixel_acc": float(total[:k].diag().sum()) / max(labelled, 1.0)}
     )
     report = {"confusion_matrix": _set_matrix(summary, class_map.classes, columns, total[:k].numpy(), "pixels")}
-    summary.label_error_method = "not searched for semantic segmentation (per-case mean IoU ranks the cases instead)"
-    return Evaluated(summary, report, records, [], masks)
+    label_errors, method = _segmentation_label_errors(cases, outputs, targets, class_map, in_sample, ignore_index)
+    summary.label_error_method = method
+    return Evaluated(summary, report, records, label_errors, masks)
+
+
+def _segmentation_label_errors(cases, outputs, targets, class_map: ClassMap, in_sample, ignore_index: int):
+    """Confident learning per pixel (cleanlab.segmentation: find_label_issues and get_label_quality_scores)
+    over the out-of-sample cases, at the pooled resolution; a case is suspected when SEG_MIN_SHARE of its
+    labelled cells are issues. The evidence names the commonest given -> predicted pair among them."""
+    from cleanlab.segmentation.filter import find_label_issues
+    from cleanlab.segmentation.rank import get_label_quality_scores
+
+    k = class_map.k
+    idx = [i for i, c in enumerate(cases) if c.get("sha256") not in in_sample]
+    left_out = len(cases) - len(idx)
+    note = f"; {left_out} case(s) the model trained on were left out" if left_out else ""
+    if len(idx) < 2:
+        return [], f"not searched: too few out-of-sample cases ({len(idx)}){note}"
+    model_of_column = torch.tensor(class_map.column_of_model).argsort()
+    probs = torch.stack([outputs[i][1].float()[model_of_column[:k]] for i in idx])  # [N,K,s,s], dataset classes
+    probs = probs / probs.sum(1, keepdim=True).clamp_min(1e-12)
+    side = probs.shape[-1]
+    masks = torch.stack([targets[i] for i in idx]).float()[:, None]
+    labels = torch.nn.functional.interpolate(masks, size=(side, side), mode="nearest")[:, 0].long()
+    ignored = (labels < 0) | (labels >= k) | (labels == ignore_index)
+    predicted = probs.argmax(1)
+    labels = torch.where(ignored, predicted, labels)  # unlabelled cells: never an issue
+    present = sorted(set(labels.unique().tolist()) | set(predicted.unique().tolist()))
+    if len(present) < 2:
+        return [], f"not searched: fewer than 2 classes in the out-of-sample cases{note}"
+    remap = torch.full((k,), -1, dtype=torch.long)
+    remap[present] = torch.arange(len(present))
+    lab = remap[labels].numpy()
+    pp = probs[:, present]
+    pp = (pp / pp.sum(1, keepdim=True).clamp_min(1e-12)).numpy()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        issues = find_label_issues(lab, pp, n_jobs=1, verbose=False)
+        scores, _ = get_label_quality_scores(lab, pp, n_jobs=1, verbose=False)
+    issues &= ~ignored.numpy()
+    out = []
+    for n, i in enumerate(idx):
+        labelled = int((~ignored[n]).sum())
+        hits = int(issues[n].sum())
+        if not labelled or hits / labelled < SEG_MIN_SHARE:
+            continue
+        given = labels[n][torch.from_numpy(issues[n])]
+        said = predicted[n][torch.from_numpy(issues[n])]
+        pairs = torch.stack([given, said], 1).unique(dim=0, return_counts=True)
+        (g, p), count = pairs[0][pairs[1].argmax()].tolist(), int(pairs[1].max())
+        case = cases[i]
+        out.append(
+            {
+                "case_id": case["id"],
+                "source_path": case.get("source_path", ""),
+                "kind": "wrong_mask_region",
+                "given_label": class_map.classes[g],
+                "suggested_label": class_map.classes[p],
+                "score": float(1.0 - scores[n]),
+                "evidence": f"{hits / labelled:.0%} of its labelled area the model confidently sees otherwise, mostly "
+                f"{class_map.classes[p]!r} where the mask says {class_map.classes[g]!r} ({count} of {hits} cells)",
+                "box": [],
+            }
+        )
+    method = (
+        f"confident learning per pixel (cleanlab.segmentation, probabilities pooled to {side}x{side}) over "
+        f"{len(idx)} out-of-sample case(s); a case is suspected from {SEG_MIN_SHARE:.0%} of its labelled area{note}"
+    )
+    return out, method
 
 
 # -- detection and instance segmentation ------------------------------------------------------------
