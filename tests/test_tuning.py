@@ -120,6 +120,9 @@ async def test_four_trial_search_picks_the_best_and_registers_it(stack, settings
     best_task = await get(training, best.task_id)
     assert {a.name: a.object.key for a in done.artifacts} == {a.name: a.object.key for a in best_task.artifacts}
     assert done.hyperparameters.learning_rate == pytest.approx(best.hyperparameters.learning_rate)
+    # and its evaluation (on the val split: the dataset has no test split) is the best trial's
+    assert done.evaluation_id and done.evaluation_id == best_task.evaluation_id
+    assert done.evaluation.case_count > 0 and done.evaluation.split_note.startswith("val split")
     # trials are separate jobs spread over the trainers; they do not crowd the task list
     nodes = {(await get(training, t.task_id)).trainer_node for t in trials}
     assert nodes == {"node-0", "node-1"}
