@@ -4,11 +4,11 @@ import json
 
 import pytest
 
+from services.common.datasetstats import from_dataset, similarity
 from services.common.errors import FailedPrecondition
 from services.recommend import throughput
 from services.recommend.outcomes import Outcome, evidence, family_of
 from services.recommend.ranking import DatasetStats, rank
-from services.recommend.stats import from_dataset, similarity
 from services.recommend.throughput import ThroughputTable
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2
@@ -184,6 +184,8 @@ def test_constraints_filter_candidates():
 def test_small_dataset_changes_strategy():
     s = rank(ZOO, preference=2, data_type=0, stats=DatasetStats(train_cases=40, num_classes=2), table=TABLE)[0]
     assert s.transfer_strategy == common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE
+    big = rank(ZOO, preference=2, data_type=0, stats=DatasetStats(train_cases=4000, num_classes=2), table=TABLE)[0]
+    assert big.transfer_strategy == common_pb2.TRANSFER_STRATEGY_PROBE_THEN_FINE_TUNE
     assert s.hyperparameters.batch_size <= 10
     medical = rank(
         ZOO,
@@ -192,8 +194,10 @@ def test_small_dataset_changes_strategy():
         stats=DatasetStats(train_cases=40, num_classes=2, grayscale_fraction=1.0),
         table=TABLE,
     )[0]
-    assert medical.transfer_strategy == common_pb2.TRANSFER_STRATEGY_GRADUAL_UNFREEZE
-    assert medical.hyperparameters.backbone_lr_multiplier == 0.5
+    # far from ImageNet: the probe, then fine-tuning every layer at the gentle SGD rate
+    assert medical.transfer_strategy == common_pb2.TRANSFER_STRATEGY_PROBE_THEN_FINE_TUNE
+    assert medical.hyperparameters.optimizer == common_pb2.OPTIMIZER_SGD
+    assert medical.hyperparameters.backbone_lr_multiplier == 1.0
 
 
 def test_resolution_and_statistics_steer_hyperparameters():

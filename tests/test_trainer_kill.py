@@ -86,7 +86,11 @@ async def test_killed_trainer_job_is_resumed_by_another(stack, settings, tmp_pat
     try:
         task = (
             await training.CreateTrainingTask(
-                request(dataset_id, hyperparameters=C.Hyperparameters(epochs=6, batch_size=4, image_size=48))
+                request(
+                    dataset_id,
+                    transfer_strategy=C.TRANSFER_STRATEGY_FINE_TUNE_ALL,
+                    hyperparameters=C.Hyperparameters(epochs=6, batch_size=4, image_size=48, early_stopping_patience=0),
+                )
             )
         ).task
         s3 = objectstore.make_client(settings)

@@ -264,9 +264,7 @@ async def test_a_trainer_lost_on_the_last_delivery_before_any_event_fails_the_ta
 
 
 @pytest.mark.slow
-async def test_service_restart_requeues_then_fails_a_task_whose_trainers_were_killed(
-    settings, tmp_path, catalog_path
-):
+async def test_service_restart_requeues_then_fails_a_task_whose_trainers_were_killed(settings, tmp_path, catalog_path):
     from test_trainer_kill import drop_consumer, trainer_env
     from test_training_service import MOBILENET, make_dataset, request
 

@@ -97,7 +97,10 @@ async def test_create_train_watch_to_success(stack, settings, tmp_path):
     task = (await training.CreateTrainingTask(request(dataset_id, request_id="req-1"))).task
     stored = (await zoo.GetModel(mpb.GetModelRequest(model_id=MOBILENET))).model.weights
     assert task.pretrained_weights == stored and stored.sha256.startswith("b0353104")
-    assert task.state == T.TASK_STATE_QUEUED and task.hyperparameters.learning_rate == pytest.approx(1e-3)
+    # the recipe on this tiny dataset (services.common.recipes): linear probe, SGD at 1e-3 per 16 images
+    assert task.state == T.TASK_STATE_QUEUED and task.transfer_strategy == C.TRANSFER_STRATEGY_LINEAR_PROBE
+    hp = task.hyperparameters
+    assert hp.learning_rate == pytest.approx(1e-3 * hp.batch_size / 16)
     again = (await training.CreateTrainingTask(request(dataset_id, request_id="req-1"))).task
     assert again.id == task.id
 
@@ -116,14 +119,15 @@ async def test_create_train_watch_to_success(stack, settings, tmp_path):
     assert states[:3] == [T.TASK_STATE_PENDING, T.TASK_STATE_QUEUED, T.TASK_STATE_RUNNING]
     assert states[-1] == T.TASK_STATE_SUCCEEDED
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
-    assert sum(e.WhichOneof("event") == "epoch_metrics" for e in events) == 2
+    # the recipe's linear probe reports as epoch 0, then the two epochs
+    assert [e.epoch_metrics.epoch for e in events if e.WhichOneof("event") == "epoch_metrics"] == [0, 1, 2]
 
     done = (await training.GetTrainingTask(pb.GetTrainingTaskRequest(task_id=task.id))).task
     assert done.state == T.TASK_STATE_SUCCEEDED and "val_top1" in done.metrics
     assert {"checkpoint", "best_checkpoint", "model.pt", "metrics.json", "model.onnx"} <= {
         a.name for a in done.artifacts
     }
-    assert done.trainer_node == "test-trainer" and done.attempt == 1 and len(done.epoch_metrics) == 2
+    assert done.trainer_node == "test-trainer" and done.attempt == 1 and len(done.epoch_metrics) == 3
     with pytest.raises(grpc.RpcError) as exc:
         await training.CancelTrainingTask(pb.CancelTrainingTaskRequest(task_id=task.id))
     assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION

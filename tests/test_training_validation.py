@@ -249,31 +249,36 @@ def good_request(**kw) -> pb.CreateTrainingTaskRequest:
     return pb.CreateTrainingTaskRequest(**base)
 
 
-async def test_zero_hyperparameters_take_the_models_defaults(store):
-    """Two models with different zoo defaults resolve an empty request differently; set values win."""
-    from services.modelzoo.defaults import default_hyperparameters
+async def test_zero_hyperparameters_take_the_models_recipe_on_the_dataset(store):
+    """Two models with different recipes resolve an empty request differently; set values win; a model
+    chosen by hand trains with the recipe auto select would give it on the same dataset
+    (services.common.recipes, the recommender's suggestions use it too)."""
+    from services.common import datasetstats, recipes
 
     cnn = make_model()
-    cnn.default_hyperparameters.CopyFrom(default_hyperparameters("mobilenet_v2", ["classification"], 3_500_000, 224))
+    cnn.family = "mobilenet_v2"
     vit = make_model("tv/vit_b_16.imagenet1k_v1")
-    vit.default_hyperparameters.CopyFrom(default_hyperparameters("vit", ["classification"], 86_000_000, 224))
+    vit.family = "vit"
     domain = make_domain(store, zoo=FakeZoo(cnn, vit))
     empty = C.Hyperparameters()
-    a = (await domain.create(good_request(hyperparameters=empty))).hyperparameters
+    a = await domain.create(good_request(hyperparameters=empty))
     b = (await domain.create(good_request(model_id=vit.id, hyperparameters=empty))).hyperparameters
-    assert (a.optimizer, a.learning_rate, a.weight_decay) == (
-        C.OPTIMIZER_ADAMW,
-        pytest.approx(1e-3),
-        pytest.approx(1e-4),
-    )
-    assert (b.learning_rate, b.weight_decay, b.label_smoothing) == (
-        pytest.approx(1e-4),
-        pytest.approx(0.05),
-        pytest.approx(0.1),
-    )
-    assert a.epochs == b.epochs == 10 and a.warmup_epochs == 1 and a.image_size == 224
+    expected = recipes.recipe(cnn, "classification", datasetstats.from_version(make_dataset().latest_version))
+    assert a.transfer_strategy == expected.transfer_strategy == C.TRANSFER_STRATEGY_LINEAR_PROBE  # 16 images
+    for name in ("optimizer", "learning_rate", "weight_decay", "batch_size", "epochs", "early_stopping_patience"):
+        assert getattr(a.hyperparameters, name) == getattr(expected.hyperparameters, name), name
+    a = a.hyperparameters
+    assert (a.optimizer, a.backbone_lr_multiplier, a.warmup_epochs) == (C.OPTIMIZER_SGD, 1.0, 0)
+    assert (b.optimizer, b.weight_decay, b.label_smoothing) == (C.OPTIMIZER_ADAMW, pytest.approx(0.05), 0.1)
+    assert a.image_size == b.image_size == 224 and a.early_stopping_patience == recipes.EARLY_STOPPING_PATIENCE
     mine = await domain.create(good_request(model_id=vit.id, hyperparameters=C.Hyperparameters(learning_rate=3e-4)))
     assert mine.hyperparameters.learning_rate == pytest.approx(3e-4) and mine.hyperparameters.weight_decay == 0.05
+    # a strategy asked for gets the recipe for that strategy: a random head learns at the full rate
+    tuned = await domain.create(
+        good_request(hyperparameters=empty, transfer_strategy=C.TRANSFER_STRATEGY_FINE_TUNE_ALL)
+    )
+    assert tuned.transfer_strategy == C.TRANSFER_STRATEGY_FINE_TUNE_ALL
+    assert (tuned.hyperparameters.optimizer, tuned.hyperparameters.backbone_lr_multiplier) == (C.OPTIMIZER_ADAMW, 0.1)
 
 
 async def test_create_resolves_defaults_and_queues_a_self_contained_job(store):
@@ -282,7 +287,8 @@ async def test_create_resolves_defaults_and_queues_a_self_contained_job(store):
     task = await domain.create(good_request())
     assert task.state == T.TASK_STATE_QUEUED
     assert task.hyperparameters.epochs == 2 and task.hyperparameters.image_size == 224
-    assert task.hyperparameters.batch_size == 32 and task.transfer_strategy == C.TRANSFER_STRATEGY_FINE_TUNE_ALL
+    # 16 training images: a quarter of them per batch, and the linear probe only (services.common.recipes)
+    assert task.hyperparameters.batch_size == 4 and task.transfer_strategy == C.TRANSFER_STRATEGY_LINEAR_PROBE
     assert task.dataset_version_id == "v1"
     [(subject, payload, msg_id)] = publisher.jobs
     assert subject == "trainyard.jobs.classification" and msg_id == f"{task.id}-1"
@@ -366,11 +372,21 @@ async def test_compute_resources_are_validated_stored_and_sent_to_the_trainer(st
     with pytest.raises(errors.InvalidArgument) as exc:  # 64 x 64 processes
         await domain.create(good_request(resources=C.ComputeResources(processes_per_node=64, nodes=64)))
     assert "at most 256" in exc.value.violations["resources.processes_per_node"]
-    # the resolved (default 32) global batch must split evenly over 2 x 3 processes
+    # a global batch asked for must split evenly over 2 x 3 processes; the recipe's is rounded up to do so
     with pytest.raises(errors.InvalidArgument) as exc:
-        await domain.create(good_request(resources=C.ComputeResources(processes_per_node=3, nodes=2)))
-    assert "batch_size 32" in exc.value.violations["resources.processes_per_node"]
+        await domain.create(
+            good_request(
+                resources=C.ComputeResources(processes_per_node=3, nodes=2),
+                hyperparameters=C.Hyperparameters(epochs=2, batch_size=4),
+            )
+        )
+    assert "batch_size 4" in exc.value.violations["resources.processes_per_node"]
     assert publisher.jobs == [] and store.list("default")[0] == []
+    six = await domain.create(
+        good_request(resources=C.ComputeResources(processes_per_node=3, nodes=2), hyperparameters=C.Hyperparameters())
+    )
+    assert six.hyperparameters.batch_size == 6
+    publisher.jobs.clear()
 
     task = await domain.create(good_request(resources=C.ComputeResources(processes_per_node=4, nodes=2)))
     assert (task.resources.processes_per_node, task.resources.nodes) == (4, 2)

@@ -29,7 +29,7 @@ from trainyard.training.v1 import training_service_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
-TINY = C.Hyperparameters(epochs=2, batch_size=8, image_size=32)
+TINY = C.Hyperparameters(epochs=2, batch_size=8, image_size=32, early_stopping_patience=0)
 
 
 async def get(training, task_id: str) -> T.TrainingTask:
@@ -77,6 +77,8 @@ class Trainers:
 
 
 def search_request(dataset_id: str, search: T.HyperparameterSearch, **kw) -> pb.CreateTrainingTaskRequest:
+    # every epoch trains (no probe, no early stopping), so the trials' epoch counts are the searched ones
+    kw.setdefault("transfer_strategy", C.TRANSFER_STRATEGY_FINE_TUNE_ALL)
     return request(dataset_id, name="search", search=search, **kw)
 
 
@@ -167,7 +169,9 @@ async def test_median_pruner_stops_a_diverging_trial_early(stack, settings, tmp_
         objective_metric="val_loss",
         pruning=T.Pruning(method=T.PRUNING_METHOD_MEDIAN, warmup_epochs=1, startup_trials=2),
     )
-    hp = C.Hyperparameters(epochs=epochs, batch_size=8, image_size=32, optimizer=C.OPTIMIZER_SGD)
+    hp = C.Hyperparameters(
+        epochs=epochs, batch_size=8, image_size=32, optimizer=C.OPTIMIZER_SGD, early_stopping_patience=0
+    )
     task = (await training.CreateTrainingTask(search_request(dataset_id, search, hyperparameters=hp))).task
     assert task.search.max_trials == 3 and task.search.direction == T.OBJECTIVE_DIRECTION_MINIMIZE
     async with Trainers(settings, tmp_path) as trainers:
@@ -375,7 +379,7 @@ async def test_search_survives_a_trainer_being_killed(stack, settings, tmp_path)
         method=T.SEARCH_METHOD_GRID,
         parameters=[T.SearchParameter(name="learning_rate", choices=["0.001", "0.003"])],
     )
-    hp = C.Hyperparameters(epochs=3, batch_size=4, image_size=32)
+    hp = C.Hyperparameters(epochs=3, batch_size=4, image_size=32, early_stopping_patience=0)
     proc = None
     try:
         task = (await training.CreateTrainingTask(search_request(dataset_id, search, hyperparameters=hp))).task

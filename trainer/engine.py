@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from trainer import probe
 from trainer.models import BuiltModel, param_groups, set_trainable, unfreeze_epoch
 from trainer.tasks import Adapter, ClassificationAdapter, grad_scaler, lower_is_better
 
@@ -48,6 +49,8 @@ class FitConfig:
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0: never
     early_stopping_metric: str = ""  # default: the task's primary metric
     task: str = "classification"
+    # Fit the head on frozen features before the first epoch (trainer.probe); reported as epoch 0.
+    probe_first: bool = False
 
 
 @dataclass
@@ -186,8 +189,11 @@ def fit(
     resume: dict | None = None,
     progress_interval_s: float = 1.0,
     adapter: Adapter | None = None,
+    probe_loader: DataLoader | None = None,
 ) -> dict:
-    """Train for cfg.epochs (from the checkpoint's epoch when resuming); returns the final evaluation."""
+    """Train for cfg.epochs (from the checkpoint's epoch when resuming); returns the final evaluation of
+    the best epoch's model. With cfg.probe_first, probe_loader (the train images as validation sees
+    them) feeds a linear probe of the head before the first epoch."""
     hooks = hooks or Hooks()
     adapter = adapter or ClassificationAdapter(
         num_classes=cfg.num_classes, class_names=cfg.class_names, label_smoothing=cfg.label_smoothing
@@ -195,8 +201,8 @@ def fit(
     model = built.model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = adapter.fixed_input_size
-        if adapter.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+    if adapter.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(built, cfg)
     steps = max(1, len(train_loader))
     scheduler = make_scheduler(optimizer, steps, cfg)
@@ -204,6 +210,7 @@ def fit(
     watch = cfg.early_stopping_metric or adapter.primary_metric
     start_epoch, history = 0, []
     best: dict = {"value": None, "epoch": 0}
+    best_state: dict | None = None  # the best epoch's weights: the model the task reports and exports
     if resume is not None:
         model.load_state_dict(resume["model"])
         load_optimizer_state(optimizer, resume["optimizer"])
@@ -213,6 +220,7 @@ def fit(
         start_epoch = int(resume["epoch"])
         history = list(resume.get("history", []))
         best = dict(resume.get("best") or best)
+        best_state = resume.get("best_model")  # the best checkpoint's weights (job.py reads them back)
         # The metrics event of an epoch can be lost when a trainer dies right after its checkpoint;
         # publish the checkpoint's history again (consumers apply epoch metrics by epoch).
         if hooks.epoch_end is not None:
@@ -220,6 +228,17 @@ def fit(
                 hooks.epoch_end(int(entry["epoch"]), dict(entry["values"]))
         if resume.get("stopped_early") and int(resume.get("config", {}).get("epochs", 0)) == cfg.epochs:
             start_epoch = cfg.epochs  # it stopped early; a redelivery only finishes the job
+    if cfg.probe_first and resume is None and probe_loader is not None and probe.can_probe(built.head):
+        values = _linear_probe(built, model, adapter, probe_loader, val_loader, device, hooks)
+        history.append({"epoch": 0, "values": values})
+        value = values.get(watch)
+        if value is not None:
+            best = {"value": value, "epoch": 0, "metric": watch}
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if hooks.save_best is not None:
+                hooks.save_best({"model": model.state_dict(), "epoch": 0}, watch, value)
+        if hooks.epoch_end is not None:
+            hooks.epoch_end(0, values)
     started = time.monotonic()
     images_done = 0
     stopped_early = False
@@ -269,6 +288,7 @@ def fit(
         value = values.get(watch)
         if value is not None and _better(value, best["value"], watch):
             best = {"value": value, "epoch": epoch + 1, "metric": watch}
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if hooks.save_best is not None:
                 hooks.save_best({"model": model.state_dict(), "epoch": epoch + 1}, watch, value)
         patience = cfg.early_stopping_patience
@@ -296,14 +316,40 @@ def fit(
                     f"(best {best['value']:.4f} at epoch {best['epoch']})"
                 )
             break
+    if history and best_state is not None and best["epoch"] != history[-1]["epoch"]:
+        # the user gets the best epoch's model, and its metrics, not the last epoch's
+        model.load_state_dict(best_state)
+        if hooks.log is not None:
+            hooks.log(f"the model of epoch {best['epoch']} ({watch} {best['value']:.4f}) is the result")
     final = evaluate(model, adapter, val_loader, device, full=True)
     final["history"] = history
     final["best"] = best
     final["stopped_early"] = stopped_early
     if history:
-        final["train_loss"] = history[-1]["values"]["train_loss"]
+        if "train_loss" in history[-1]["values"]:  # not after a linear probe alone (epoch 0)
+            final["train_loss"] = history[-1]["values"]["train_loss"]
         final["epochs_trained"] = history[-1]["epoch"]
     return final
+
+
+def _linear_probe(built, model, adapter, probe_loader, val_loader, device, hooks: Hooks) -> dict[str, float]:
+    """The head fitted on frozen features (trainer.probe); the val metrics of the probed model."""
+    started = time.monotonic()
+    train = probe.head_inputs(model, built.head, probe_loader, device, adapter.channels_last)
+    val = probe.head_inputs(model, built.head, val_loader, device, adapter.channels_last)
+    l2 = probe.fit_head(built.head, train, val, adapter.class_weights)
+    with torch.no_grad():
+        logits = val[0].to(built.head.weight.device) @ built.head.weight.T
+        if built.head.bias is not None:
+            logits = logits + built.head.bias
+    values = {k: v for k, v in adapter.scores(logits.float().cpu(), val[1]).items() if isinstance(v, float)}
+    if hooks.log is not None:
+        hooks.log(
+            f"linear probe on frozen features: {len(train[1])} train images, L2 {l2:g}, "
+            f"{adapter.primary_metric} {values.get(adapter.primary_metric, float('nan')):.4f} "
+            f"in {time.monotonic() - started:.1f} s"
+        )
+    return values
 
 
 def _trains(cfg: FitConfig, epoch: int) -> bool:

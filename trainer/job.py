@@ -23,7 +23,7 @@ from services.common.onnxmeta import OnnxMetadata
 from trainer import artifacts as art
 from trainer import data, distributed, engine, tasks
 from trainer.errors import PermanentJobError, is_out_of_memory, out_of_memory_reason
-from trainer.models import FROM_SCRATCH, BuiltModel, build_model
+from trainer.models import FROM_SCRATCH, LINEAR_PROBE, PROBE_THEN_FINE_TUNE, BuiltModel, build_model
 from trainer.storage import ObjectStore
 from trainyard.events.v1 import events_pb2
 
@@ -142,6 +142,7 @@ class Training:
     built: BuiltModel
     train_ds: Dataset
     val_ds: Dataset
+    probe_ds: Dataset | None  # the train images as validation sees them, for the linear probe
     adapter: tasks.Adapter
     cfg: engine.FitConfig
     mean: list[float]
@@ -153,6 +154,7 @@ def build_training(prep: Prepared) -> Training:
     job, task, classes = prep.job, prep.task, prep.classes
     hp, spec = job.hyperparameters, job.model
     engine.seed_everything(hp.seed)
+    probe_ds = None
     built = build_model(
         spec.library,
         spec.architecture,
@@ -173,6 +175,9 @@ def build_training(prep: Prepared) -> Training:
         val_ds = tasks.ClassificationDataset(
             val_items, tasks.classification_transform(hp.image_size, mean, std, False), hp.image_size
         )
+        probe = job.transfer_strategy in (PROBE_THEN_FINE_TUNE, LINEAR_PROBE) and prep.weights_path is not None
+        if probe:
+            probe_ds = tasks.ClassificationDataset(train_items, val_ds.transform, hp.image_size)
     elif task == "segmentation":
         # dense datasets decode a big JPEG reduced to no less than the square the transform resizes to
         train_ds = tasks.SegmentationDataset(
@@ -213,13 +218,14 @@ def build_training(prep: Prepared) -> Training:
         early_stopping_patience=hp.early_stopping_patience,
         early_stopping_metric=hp.early_stopping_metric,
         task=task,
+        probe_first=probe_ds is not None,
     )
-    return Training(built, train_ds, val_ds, adapter, cfg, mean, std)
+    return Training(built, train_ds, val_ds, probe_ds, adapter, cfg, mean, std)
 
 
 def _loaders(
     training: Training, hp, device: torch.device, workers: int, prefetch: data.Prefetcher | None = None
-) -> tuple[DataLoader, DataLoader]:
+) -> tuple[DataLoader, DataLoader, DataLoader | None]:
     """One process: the whole batch per step, in the per-epoch order (seed + epoch) that an N-process run
     shards (a DistributedSampler of one replica), so both runs see the same batches. With a prefetcher,
     each epoch's order is streamed into the cache ahead of the reads."""
@@ -247,7 +253,15 @@ def _loaders(
         pin_memory=device.type == "cuda",
         collate_fn=adapter.collate,
     )
-    return train_loader, val_loader
+    probe_loader = None
+    if training.probe_ds is not None:
+        probe_sampler = SequentialSampler(training.probe_ds)
+        if prefetch is not None:
+            probe_sampler = prefetch.sampler(probe_sampler, training.probe_ds.items)
+        probe_loader = DataLoader(
+            training.probe_ds, batch_size=batch, sampler=probe_sampler, num_workers=workers, collate_fn=adapter.collate
+        )
+    return train_loader, val_loader, probe_loader
 
 
 def run_job(
@@ -298,6 +312,10 @@ def run_job(
             resume = None
         elif saved.get("epochs") != hp.epochs:
             reporter.log(f"continuing from epoch {resume['epoch']} to {hp.epochs} epochs")
+    if resume is not None and (resume.get("best") or {}).get("epoch"):
+        best_ckpt = load_checkpoint(store, bucket, prefix + BEST_CHECKPOINT)
+        if best_ckpt is not None and best_ckpt.get("epoch") == resume["best"]["epoch"]:
+            resume["best_model"] = best_ckpt["model"]
     resumed_from = int(resume["epoch"]) if resume else 0
     if on_resume is not None:
         on_resume(resumed_from)
@@ -428,7 +446,7 @@ def run_job(
             final = state["final"]
         else:
             training = build_training(prep)
-            train_loader, val_loader = _loaders(training, hp, device, workers, prefetch)
+            train_loader, val_loader, probe_loader = _loaders(training, hp, device, workers, prefetch)
             final = engine.fit(
                 training.built,
                 train_loader,
@@ -439,6 +457,7 @@ def run_job(
                 resume,
                 progress_interval_s,
                 training.adapter,
+                probe_loader,
             )
     except FloatingPointError as exc:
         raise PermanentJobError(str(exc)) from exc

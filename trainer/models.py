@@ -10,7 +10,7 @@ from torch import nn
 from trainer import architectures
 from trainer.errors import PermanentJobError
 
-FINE_TUNE_ALL, LINEAR_PROBE, GRADUAL_UNFREEZE, FROM_SCRATCH = 1, 2, 3, 4
+FINE_TUNE_ALL, LINEAR_PROBE, GRADUAL_UNFREEZE, FROM_SCRATCH, PROBE_THEN_FINE_TUNE = 1, 2, 3, 4, 5
 
 
 @dataclass

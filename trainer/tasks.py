@@ -289,7 +289,9 @@ class Adapter:
 
     @property
     def channels_last(self) -> bool:
-        """Whether the GPU trains this task's networks in channels_last. Classifiers: yes, as is usual.
+        """Whether this task's networks train in channels_last. Classifiers: yes, as is usual on GPUs, and on
+        CPUs too (oneDNN; MobileNetV2 trained 1.5x faster at 224 px on 2 cores, EfficientNet-B0 1.4x,
+        MobileNetV3 1.5x, ResNet-18 1.06x, ConvNeXt-T the same).
         Segmenters: no; on an H200 (bf16, batch 16, 224 px) NCHW trained LR-ASPP and DeepLabV3 with
         MobileNetV3 about 1.3x faster and FCN-ResNet50 1.14x, DeepLabV3-ResNet50 0.8x. Detectors: their
         list-of-images inputs stay NCHW."""
@@ -311,7 +313,7 @@ class Adapter:
 
 def _to_device(images, device, channels_last: bool = False):
     images = images.to(device, non_blocking=True)
-    if channels_last and device.type == "cuda":
+    if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images
 
@@ -350,6 +352,20 @@ class ClassificationAdapter(Adapter):
 
     @torch.inference_mode()
     def evaluate(self, model, loader, device, full=False) -> dict:
+        model.eval()
+        logits, targets = [], []
+        for images, labels in loader:
+            images = _to_device(images, device, True)
+            with _autocast(device):
+                logits.append(model(images).float().cpu())
+            targets.append(labels.cpu())
+        if not logits:
+            return {"val_loss": 0.0}
+        return self.scores(torch.cat(logits), torch.cat(targets), full)
+
+    def scores(self, logits: torch.Tensor, targets: torch.Tensor, full: bool = False) -> dict:
+        """The validation metrics of a split's logits (also used by the linear probe, which has them without
+        running the network again)."""
         from torchmetrics.classification import (
             MulticlassAccuracy,
             MulticlassConfusionMatrix,
@@ -359,36 +375,23 @@ class ClassificationAdapter(Adapter):
         )
 
         n = self.num_classes
-        model.eval()
         metrics = {
             "val_top1": MulticlassAccuracy(num_classes=n, top_k=1, average="micro"),
             "val_f1_macro": MulticlassF1Score(num_classes=n, average="macro"),
         }
         if n >= 5:
             metrics["val_top5"] = MulticlassAccuracy(num_classes=n, top_k=5, average="micro")
-        per_class = {}
         if full:
-            per_class = {
+            metrics |= {
                 "precision": MulticlassPrecision(num_classes=n, average=None),
                 "recall": MulticlassRecall(num_classes=n, average=None),
                 "f1": MulticlassF1Score(num_classes=n, average=None),
                 "confusion_matrix": MulticlassConfusionMatrix(num_classes=n),
             }
-        criterion = nn.CrossEntropyLoss()
-        total, seen = 0.0, 0
-        for images, targets in loader:
-            images = _to_device(images, device, True)
-            with _autocast(device):
-                logits = model(images)
-            logits, targets = logits.float().cpu(), targets.cpu()
-            total += criterion(logits, targets).item() * images.shape[0]
-            seen += images.shape[0]
-            for metric in (*metrics.values(), *per_class.values()):
-                metric.update(logits, targets)
-        out: dict = {"val_loss": total / max(seen, 1)}
-        if seen:
-            out.update({k: float(m.compute()) for k, m in metrics.items()})
-            out.update({k: m.compute().tolist() for k, m in per_class.items()})
+        out: dict = {"val_loss": float(nn.functional.cross_entropy(logits, targets))}
+        for name, metric in metrics.items():
+            value = metric(logits, targets)
+            out[name] = float(value) if value.ndim == 0 else value.tolist()
         return out
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from services.common import identity
 from services.common.errors import FailedPrecondition, InvalidArgument, require
+from services.common.recipes import default_hyperparameters
 from services.modelzoo import pulls, zoo
-from services.modelzoo.defaults import default_hyperparameters
 from services.modelzoo.zoo import (
     FamilyView,
     ModelQuery,

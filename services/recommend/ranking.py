@@ -20,9 +20,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.common import recipes
+from services.common.datasetstats import DatasetStats
 from services.common.errors import FailedPrecondition
 from services.recommend.outcomes import QUALITY_METRICS, Outcome, evidence
-from services.recommend.stats import DatasetStats
 from services.recommend.throughput import TABLE_DIR, Estimate, ThroughputTable, load_tables, table_for
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2
@@ -78,10 +79,6 @@ def _log_scale(value: float, low: float, high: float) -> float:
     return min(1.0, max(0.0, (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))))
 
 
-def _round32(value: float) -> int:
-    return int(max(32, round(value / 32) * 32))
-
-
 def suggest_hyperparameters(
     model: modelzoo_pb2.Model,
     stats: DatasetStats,
@@ -90,82 +87,10 @@ def suggest_hyperparameters(
     data_type: int = 0,
     task_type: str = "classification",
 ) -> tuple[common_pb2.Hyperparameters, common_pb2.TransferStrategy.ValueType, list[str]]:
-    notes: list[str] = []
-    default = model.default_input_size or 224
-    image_size = default
-    if task_type == "classification":
-        side = stats.median_side
-        if side and 2 * side < default:
-            image_size = max(96, min(default, _round32(2 * side)))
-            notes.append(
-                f"images are about {side:.0f} px: train at {image_size} px (more upscaling adds cost, not detail)"
-            )
-        if preference == Pref.TRAINING_PREFERENCE_FASTEST and device_class == "cpu" and image_size > 160:
-            image_size = 160
-            notes.append("image size 160 to keep CPU epochs short")
-    else:
-        small = stats.small_object_fraction or 0.0
-        if small > 0.3:
-            notes.append(f"{small:.0%} small objects: keep the full {default} px input")
-        elif preference == Pref.TRAINING_PREFERENCE_FASTEST and device_class == "cpu" and image_size > 512:
-            image_size = 512
-            notes.append("image size 512 to keep CPU epochs short")
-
-    strategy = common_pb2.TRANSFER_STRATEGY_FINE_TUNE_ALL
-    if stats.train_cases and stats.train_cases < 1000:
-        epochs = 15
-        notes.append(f"{stats.train_cases} training images: fine-tune all layers for {epochs} epochs")
-    elif stats.train_cases >= 50000:
-        epochs = 8
-        notes.append(f"{stats.train_cases} training images: fewer epochs ({epochs}) suffice")
-    else:
-        epochs = 10
-    if preference == Pref.TRAINING_PREFERENCE_FASTEST:
-        epochs = max(3, epochs // 2)
-    elif preference == Pref.TRAINING_PREFERENCE_MOST_ACCURATE:
-        epochs = epochs * 3 // 2
-    far_domain = (
-        data_type
-        in (
-            common_pb2.DATA_TYPE_MEDICAL,
-            common_pb2.DATA_TYPE_MICROSCOPY,
-            common_pb2.DATA_TYPE_DOCUMENT,
-        )
-        or (stats.grayscale_fraction or 0.0) > 0.8
-    )
-    if stats.train_cases and stats.train_cases < 100:
-        if far_domain:
-            strategy = common_pb2.TRANSFER_STRATEGY_GRADUAL_UNFREEZE
-            notes.append("under 100 images far from ImageNet: train the head first, then unfreeze gradually")
-        else:
-            strategy = common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE
-            notes.append("under 100 training images: linear probe to avoid overfitting")
-    backbone_multiplier = 0.1
-    if far_domain and strategy != common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE:
-        backbone_multiplier = 0.5
-        notes.append(
-            "images unlike ImageNet photos (grayscale/medical/document): backbone learns at 0.5x the head rate"
-        )
-    if strategy == common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE:
-        backbone_multiplier = 0.0
-    batch = 64 if device_class == "gpu" else 16
-    if stats.train_cases:
-        batch = max(2, min(batch, stats.train_cases // 4 or 2))
-    label_smoothing = 0.1 if task_type == "classification" and stats.num_classes >= 100 else 0.0
-    if label_smoothing:
-        notes.append(f"{stats.num_classes} classes: label smoothing 0.1")
-    hp = common_pb2.Hyperparameters(
-        epochs=epochs,
-        batch_size=batch,
-        learning_rate=1e-3,
-        backbone_lr_multiplier=backbone_multiplier,
-        weight_decay=0.05,
-        image_size=image_size,
-        optimizer=common_pb2.OPTIMIZER_ADAMW,
-        warmup_epochs=1 if epochs >= 5 else 0,
-        label_smoothing=label_smoothing,
-    )
-    return hp, strategy, notes
+    """The suggestion's hyperparameters: the model's recipe on this dataset (services.common.recipes, the
+    same the training service fills in when the model is chosen by hand)."""
+    r = recipes.recipe(model, task_type, stats, preference, device_class, data_type)
+    return r.hyperparameters, r.transfer_strategy, r.notes
 
 
 def _estimate(table: ThroughputTable, model: modelzoo_pb2.Model, image_size: int) -> Estimate:

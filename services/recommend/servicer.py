@@ -9,14 +9,14 @@ import time
 
 import grpc
 
+from services.common import datasetstats as dataset_stats
 from services.common import identity
 from services.common.channels import call_metadata, call_timeout, internal_channel
+from services.common.datasetstats import DatasetStats
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
 from services.common.settings import Settings
-from services.recommend import stats as dataset_stats
 from services.recommend.outcomes import MAX_OUTCOMES, Outcome, family_of, quality_metric
 from services.recommend.ranking import rank
-from services.recommend.stats import DatasetStats
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc

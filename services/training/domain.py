@@ -14,7 +14,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from services.common import errors, fields, identity
+from services.common import datasetstats, errors, fields, identity, recipes
 from services.common.messaging import cancel_subject, jobs_subject
 from services.common.objectstore import ARTIFACTS_BUCKET
 from services.training import hyperparams, search_space, tuning
@@ -385,8 +385,20 @@ class TrainingDomain:
             model_id = req.model_id.strip()
             if model_id.startswith("trained/"):
                 mode = training_pb2.TRAINING_MODE_SELECTION_RETRAINING
-        strategy = strategy or C.TRANSFER_STRATEGY_FINE_TUNE_ALL
         model = await self.zoo.get_model(model_id)
+        # the zero fields take the model's recipe on this dataset, whichever way the model was chosen
+        recipe = recipes.recipe(
+            model,
+            task_type_short(req.task_type),
+            datasetstats.from_version(version),
+            auto.preference if auto is not None else C.TRAINING_PREFERENCE_BALANCED,
+            recipes.DEVICE_CLASS,
+            auto.data_type if auto is not None else C.DATA_TYPE_UNSPECIFIED,
+            strategy,
+            hp.batch_size,
+            hyperparams.world_size(req.resources),
+        )
+        strategy = strategy or recipe.transfer_strategy
         logs: tuple[str, ...] = ()
         if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH and req.task_type in model.task_types:
             model, logs = await self._fetch_weights(model)
@@ -394,7 +406,7 @@ class TrainingDomain:
         bad = hyperparams.violations(hp) | hyperparams.metric_violations(hp, req.task_type)
         if bad:
             raise errors.InvalidArgument(bad)
-        hp = hyperparams.resolve(hyperparams.merge(hp, model.default_hyperparameters), model.default_input_size)
+        hp = hyperparams.resolve(hyperparams.merge(hp, recipe.hyperparameters), model.default_input_size)
         bad = hyperparams.resources_violations(req.resources, hp.batch_size)
         if bad:
             raise errors.InvalidArgument(bad)
@@ -463,7 +475,7 @@ class TrainingDomain:
                 dataset_id=req.dataset_id,
                 data_type=req.auto_select.data_type,
                 preference=req.auto_select.preference,
-                device_class="cpu",
+                device_class=recipes.DEVICE_CLASS,
             )
         )
         if not resp.suggestions:

@@ -54,6 +54,7 @@ class TransferStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSFER_STRATEGY_LINEAR_PROBE: _ClassVar[TransferStrategy]
     TRANSFER_STRATEGY_GRADUAL_UNFREEZE: _ClassVar[TransferStrategy]
     TRANSFER_STRATEGY_FROM_SCRATCH: _ClassVar[TransferStrategy]
+    TRANSFER_STRATEGY_PROBE_THEN_FINE_TUNE: _ClassVar[TransferStrategy]
 
 class Optimizer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -108,6 +109,7 @@ TRANSFER_STRATEGY_FINE_TUNE_ALL: TransferStrategy
 TRANSFER_STRATEGY_LINEAR_PROBE: TransferStrategy
 TRANSFER_STRATEGY_GRADUAL_UNFREEZE: TransferStrategy
 TRANSFER_STRATEGY_FROM_SCRATCH: TransferStrategy
+TRANSFER_STRATEGY_PROBE_THEN_FINE_TUNE: TransferStrategy
 OPTIMIZER_UNSPECIFIED: Optimizer
 OPTIMIZER_SGD: Optimizer
 OPTIMIZER_ADAM: Optimizer

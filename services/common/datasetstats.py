@@ -1,4 +1,5 @@
-"""Dataset statistics as ranking inputs, read from GetDataset's Dataset message.
+"""Dataset statistics as inputs of the recipe (services.common.recipes) and the ranking, read from a
+Dataset's version message.
 
 Counts (train/val cases, classes, per-class counts) come from the dataset version every dataset
 service version returns. Richer statistics (image size percentiles, grayscale fraction, objects per
@@ -94,7 +95,10 @@ def _p50(percentiles: Message | None) -> float | None:
 
 
 def from_dataset(dataset: Message) -> DatasetStats:
-    version = dataset.latest_version
+    return from_version(dataset.latest_version)
+
+
+def from_version(version: Message) -> DatasetStats:
     counts = [c.count for c in version.classes if c.count > 0]
     imbalance = max(counts) / min(counts) if counts else 1.0
     statistics = _field(version, "statistics")  # DatasetStatistics, when the dataset service fills it
