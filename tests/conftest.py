@@ -80,6 +80,8 @@ def settings(nats_server: NatsServer, s3_server: S3Server, database_url: str, tm
         listen="127.0.0.1:0",
         DATABASE_URL=database_url,
         s3_endpoint=s3_server.endpoint,
+        # links handed to clients: the same server under another name, so a test can tell them apart
+        s3_public_endpoint=s3_server.endpoint.replace("127.0.0.1", "localhost"),
         s3_access_key=s3_server.access_key,
         s3_secret_key=s3_server.secret_key,
         s3_secure=False,

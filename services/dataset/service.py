@@ -330,6 +330,8 @@ class Datasets:
         # Imports write through a client without the SDK's own retries (make_client(retries=1)), so that
         # dataset_object_store_retry_s governs how long an outage is waited for.
         self.import_s3 = import_s3 if import_s3 is not None else s3
+        # Links handed to clients are signed for the public endpoint, never the internal one (none: no links).
+        self.public_s3 = objectstore.public_client(settings)
         self.settings = settings
         self._manifests: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = Lock()
@@ -659,9 +661,7 @@ class Datasets:
             if case.get("mask_key"):
                 mask = objectstore.get_bytes(self.s3, objectstore.DATASETS_BUCKET, case["mask_key"])
             jpeg = preview.render_case(data, case, classes, size, mask_bytes=mask, ignore_index=ignore)
-            url = self.s3.presigned_get_object(
-                objectstore.DATASETS_BUCKET, case["image_key"], expires=timedelta(minutes=15)
-            )
+            url = self.link(objectstore.DATASETS_BUCKET, case["image_key"], timedelta(minutes=15))
             out = {**case, "preview_jpeg": jpeg, "image_url": url}
             if mask is not None:
                 out["mask_png"] = mask
@@ -669,6 +669,12 @@ class Datasets:
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(render, chosen)), classes
+
+    def link(self, bucket: str, key: str, expires: timedelta) -> str:
+        """A presigned GET on the public endpoint (TRAINYARD_S3_PUBLIC_ENDPOINT); "" when none is configured."""
+        if self.public_s3 is None:
+            return ""
+        return self.public_s3.presigned_get_object(bucket, key, expires=expires)
 
     # ------------------------------------------------------------ export
 
@@ -692,7 +698,7 @@ class Datasets:
             size = path.stat().st_size
         finally:
             path.unlink(missing_ok=True)
-        url = self.s3.presigned_get_object(objectstore.ARTIFACTS_BUCKET, key, expires=timedelta(hours=1))
+        url = self.link(objectstore.ARTIFACTS_BUCKET, key, timedelta(hours=1))
         return {"bucket": objectstore.ARTIFACTS_BUCKET, "key": key, "sha256": sha.hexdigest(), "size_bytes": size}, url
 
     # ------------------------------------------------------------ imports from the upload bucket
