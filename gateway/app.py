@@ -138,4 +138,5 @@ async def start(settings: Settings) -> RunningService:
 
     running = RunningService(server, port, closers=[engine.dispose, close_channels])
     running.authenticator = authenticator  # type: ignore[attr-defined]
+    running.gateway = gateway  # type: ignore[attr-defined]
     return running

@@ -398,7 +398,9 @@ async def test_a_killed_member_fails_the_attempt_and_the_retry_resumes(settings,
         done = lambda: any(o == "succeeded" for w in workers for t, o in w.outcomes if t == task_id)  # noqa: E731
         await run_workers_until(workers, done, timeout=240)
         await killer
-    await asyncio.sleep(0.5)
+    async with asyncio.timeout(30):  # the final event reaches this subscription too
+        while not any(e.WhichOneof("event") == "succeeded" for e in events):
+            await asyncio.sleep(0.05)
     await sub.unsubscribe()
     assert killed
     kinds = [(e.attempt, e.WhichOneof("event")) for e in events]

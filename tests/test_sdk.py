@@ -142,18 +142,30 @@ def test_concurrent_streams_per_key_are_limited_with_retry_info(platform):
         yield dsr.CreateDatasetRequest(metadata=dsr.CreateDatasetMetadata(name="held"))
         release.wait(30)
 
+    limiter = next(r.gateway for r in platform.running if hasattr(r, "gateway")).stream_limiter
+
+    def until_open(count: int) -> None:
+        """Poll the gateway until `count` streams of the admin key are open."""
+        deadline = time.monotonic() + 30
+        while limiter.open("admin") != count:
+            assert time.monotonic() < deadline, f"{limiter.open('admin')} streams open, not {count}"
+            time.sleep(0.02)
+
     with Client(platform.gateway_address, platform.admin_token) as ty:
         stub = ty._datasets
         futures = [stub.CreateDataset.future(held(), metadata=ty._metadata, timeout=30) for _ in range(2)]
         try:
-            time.sleep(1.0)
+            until_open(2)
             with pytest.raises(sdk.ResourceExhaustedError) as err:
                 ty.datasets.upload(__file__, name="third")
             assert err.value.reason == "TOO_MANY_STREAMS"
             assert err.value.retry_after and err.value.retry_after > 0
+            names = [d.name for d in ty.datasets.list()]  # unary calls are never limited by streams
+            assert "held" not in names and "third" not in names
         finally:
             for future in futures:
                 future.cancel()
             release.set()
-        time.sleep(0.5)
-        assert ty.datasets.list() is not None  # unary calls were never limited
+        until_open(0)  # the held streams' slots are free again: a new upload gets to the service
+        with pytest.raises(sdk.InvalidArgumentError):
+            ty.datasets.upload(__file__, name="third")  # not an archive

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -104,11 +105,21 @@ async def test_one_sweep_requeues_fails_and_republishes_by_queue_state(tmp_path)
         await js.publish(messaging.events_subject(ids["final"]), done.SerializeToString())  # not applied yet
 
         lease = 1.0
-        await asyncio.sleep(lease + 0.3)
+        reconciler = Reconciler(js, domain, lease_s=lease, interval_s=60, pending_grace_s=0)
+
+        async def all_silent_for_a_lease() -> bool:  # what the sweep judges by: the stream's last event times
+            for name in ("requeue", "last", "gone", "early", "waiting"):
+                last = await reconciler._last_event(ids[name])
+                if last is not None and (datetime.now(UTC) - last[0]).total_seconds() < lease:
+                    return False
+            return True
+
+        async with asyncio.timeout(30):
+            while not await all_silent_for_a_lease():
+                await asyncio.sleep(0.05)
         beat = trainer_event(ids["alive"], 1, heartbeat=events_pb2.JobHeartbeat(epoch=1))
         await js.publish(messaging.events_subject(ids["alive"]), beat.SerializeToString())
 
-        reconciler = Reconciler(js, domain, lease_s=lease, interval_s=60, pending_grace_s=0)
         result = await reconciler.sweep()
         assert result.republished == [ids["pending"]]
         assert result.requeued == [ids["requeue"]]
@@ -353,10 +364,18 @@ async def test_service_restart_requeues_then_fails_a_task_whose_trainers_were_ki
             stub, task.id, lambda t: t.state == T.TASK_STATE_RUNNING and t.trainer_node == "second-trainer", 180
         )
         assert running.attempt == 2
-        await asyncio.sleep(lease + 1.5)  # several sweeps with heartbeats arriving
-        assert (await stub.GetTrainingTask(pb.GetTrainingTaskRequest(task_id=task.id))).task.state == (
-            T.TASK_STATE_RUNNING
-        )
+        # the lease holds while heartbeats arrive: sweeps that ran a whole lease after the task started
+        # running (each one would have requeued it without them) leave it RUNNING
+        reconciler = training.reconciler
+        judged_after = time.monotonic() + lease
+        sweeps = []
+        async with asyncio.timeout(60):
+            while len(sweeps) < 3:
+                await asyncio.sleep(0.1)
+                if time.monotonic() > judged_after and reconciler.sweeps not in sweeps:
+                    sweeps.append(reconciler.sweeps)
+                    got = (await stub.GetTrainingTask(pb.GetTrainingTaskRequest(task_id=task.id))).task
+                    assert got.state == T.TASK_STATE_RUNNING and got.attempt == 2, got
         second.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         failed = await wait_for(stub, task.id, lambda t: t.state != T.TASK_STATE_RUNNING, 60)

@@ -503,7 +503,9 @@ async def test_watch_replays_history_then_follows_until_final(store):
             seen.append(ev)
 
     watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.1)
+    async with asyncio.timeout(5):
+        while len(seen) < 2:  # the history (pending, queued) is out: the watch follows from here
+            await asyncio.sleep(0.01)
     await domain.apply_trainer_event(trainer_event(task.id, started=events_pb2.JobStarted()), 1)
     await domain.apply_trainer_event(trainer_event(task.id, log="hello"), 2)
     cancelled = await domain.cancel(task.id)

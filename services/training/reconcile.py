@@ -103,6 +103,7 @@ class Reconciler:
         self.lease_s = lease_s
         self.interval_s = interval_s
         self.pending_grace_s = pending_grace_s
+        self.sweeps = 0  # sweeps done (tests poll it)
         self._task: asyncio.Task | None = None
 
     # -- the loop ----------------------------------------------------------------------------
@@ -131,6 +132,7 @@ class Reconciler:
     # -- one sweep ---------------------------------------------------------------------------
 
     async def sweep(self) -> SweepResult:
+        self.sweeps += 1
         result = SweepResult()
         now = datetime.now(UTC)
         pending, running, queued = await asyncio.to_thread(self._candidates)

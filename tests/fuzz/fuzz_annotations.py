@@ -73,15 +73,37 @@ def import_bytes(data: bytes, workdir: Path, suffix: str = ".zip", **options):
     return import_archive(path, workdir / "work", ImportOptions(**options), LIMITS)
 
 
-def check_annotations(fmt: str, text: bytes, *, forced: bool = True) -> str:
-    """Import `text` as a `fmt` annotation file. Returns "ok" or "invalid"; other exceptions propagate."""
+def check_annotations(fmt: str, text: bytes, *, forced: bool = True):
+    """Import `text` as a `fmt` annotation file: the ImportResult, or None when it was refused with
+    InvalidArgument (carrying a field violation). Any other exception propagates (a bug). An import
+    that succeeds must be sound: every label and box class indexes a class, every box is finite and
+    lies inside its image, every case's size is its image's."""
     with tempfile.TemporaryDirectory(prefix="fuzz-ann-") as tmp:
         try:
-            import_bytes(zip_bytes(layout(fmt, text)), Path(tmp), format=fmt if forced else "auto")
+            result = import_bytes(zip_bytes(layout(fmt, text)), Path(tmp), format=fmt if forced else "auto")
         except InvalidArgument as exc:
             assert exc.violations, "InvalidArgument without a field violation"
-            return "invalid"
-    return "ok"
+            return None
+    check_sound(result, layout(fmt, text))
+    return result
+
+
+def check_sound(result, members: dict[str, bytes]) -> None:
+    """What every successful import must give (see check_annotations)."""
+    import math
+
+    sizes = {name: Image.open(io.BytesIO(data)).size for name, data in members.items() if name.endswith(".png")}
+    assert result.cases, "an import without a case"
+    for case in result.cases:
+        assert case.source_path in sizes, f"{case.source_path} is no image of the archive"
+        assert (case.width, case.height) == sizes[case.source_path]
+        if case.label is not None:
+            assert 0 <= case.label < len(result.classes)
+        for box in case.boxes or ():
+            assert 0 <= box["class"] < len(result.classes)
+            x1, y1, x2, y2 = box["bbox"]
+            assert all(math.isfinite(v) for v in (x1, y1, x2, y2)), box
+            assert 0 <= x1 < x2 <= case.width and 0 <= y1 < y2 <= case.height, box
 
 
 def fuzz_one(data: bytes) -> None:
@@ -89,7 +111,7 @@ def fuzz_one(data: bytes) -> None:
     if not data:
         return
     selector, text = data[0], data[1:]
-    check_annotations(FORMATS[selector % len(FORMATS)], text, forced=bool(selector & 0x80))
+    check_annotations(FORMATS[selector % len(FORMATS)], text, forced=bool(selector & 0x80))  # sound or refused
 
 
 def main() -> None:  # pragma: no cover - needs atheris
