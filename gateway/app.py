@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gateway import http
 from gateway.auth import Authenticator
 from gateway.keys import KeyStore
 from gateway.limits import FailureLimiter, RateLimiter, StreamLimiter
@@ -136,7 +137,22 @@ async def start(settings: Settings) -> RunningService:
     async def close_channels() -> None:
         await asyncio.gather(*(channel.close() for channel in channels.values()))
 
-    running = RunningService(server, port, closers=[engine.dispose, close_channels])
+    closers = [engine.dispose, close_channels]
+    http_server = None
+    if settings.http_listen:
+        app = http.application(
+            gateway,
+            read_max_bytes=settings.max_message_bytes,
+            cors_origins=settings.cors_origins(),
+            console_dir=settings.console_dir or http.CONSOLE_DIR,
+        )
+        http_server = http.HttpServer(app, settings.http_listen, settings.shutdown_grace)
+        await http_server.start()
+        closers.append(http_server.stop)  # closed first: its calls go through the channels
+        log.info("gateway HTTP port listening", extra={"url": http_server.url, "cors": settings.cors_origins()})
+
+    running = RunningService(server, port, closers=closers)
     running.authenticator = authenticator  # type: ignore[attr-defined]
+    running.http = http_server  # type: ignore[attr-defined]
     running.gateway = gateway  # type: ignore[attr-defined]
     return running

@@ -16,6 +16,13 @@ class GatewaySettings(Settings):
     # A token `ty_<key_id>_<secret>` upserted at start as an admin key of bootstrap_project.
     bootstrap_token: str = ""
     bootstrap_project: str = "default"
+    # The HTTP port (Connect, gRPC-Web, JSON over HTTP, and the console's files), "host:port"; empty: none.
+    http_listen: str = ""
+    # Origins whose pages may call the HTTP port from a browser (CORS), comma-separated, or "*" for any;
+    # empty (the default): no CORS answers, so only the console served by the port itself calls it.
+    http_cors_origins: str = ""
+    # The console's built files served at the HTTP port's root (default: console/dist of this checkout).
+    console_dir: Path | None = None
     # Serve TLS when both are set (PEM files).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -57,6 +64,16 @@ class GatewaySettings(Settings):
         if value and parse_token(value) is None:
             raise ValueError("expected ty_<key_id>_<secret> (key id: letters, digits, '-'; secret: 16+ characters)")
         return value
+
+    @field_validator("http_listen")
+    @classmethod
+    def _http_listen(cls, value: str) -> str:
+        if value and not value.rpartition(":")[2].isdigit():
+            raise ValueError("expected host:port (port 0: any free port)")
+        return value
+
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.http_cors_origins.split(",") if origin.strip()]
 
     @field_validator("bootstrap_project")
     @classmethod

@@ -31,6 +31,7 @@ class InProcessPlatform:
         self.running: list = []
         self.services: dict[str, str] = {}
         self.gateway_address = ""
+        self.http_url = ""  # the gateway's HTTP port (Connect, gRPC-Web, JSON, console) when asked for
         self._worker = None
         self._trainer_task = None
 
@@ -74,6 +75,9 @@ class InProcessPlatform:
         )
         self.running.append(gateway)
         self.gateway_address = gateway.address
+        self.gateway = gateway.gateway
+        if getattr(gateway, "http", None) is not None:
+            self.http_url = gateway.http.url
         if self.trainer:
             from trainer.settings import TrainerSettings
             from trainer.worker import Worker
