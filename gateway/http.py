@@ -30,6 +30,7 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from protobuf.wkt import Any as WireAny
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 
@@ -333,7 +334,10 @@ class HttpFront:
                 message = {**message, "headers": [*message.get("headers", ()), *SECURITY_HEADERS]}
             await send(message)
 
-        await self.static(scope, receive, secured)
+        try:
+            await self.static(scope, receive, secured)
+        except HTTPException as exc:  # StaticFiles outside a Starlette app raises its 404s and 405s
+            await _plain(send, exc.status_code, f"{exc.detail}\n".encode())
 
 
 def _is_grpc(scope) -> bool:

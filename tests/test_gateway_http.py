@@ -7,9 +7,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import shutil
+import subprocess
 import struct
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from google.rpc import error_details_pb2
@@ -250,3 +254,34 @@ def test_console_files_are_served_with_a_strict_policy(platform):
         policy = response.headers["content-security-policy"]
     assert "<title>trainyard" in page
     assert "default-src 'self'" in policy
+
+
+def test_maintained_clients_from_node(platform, tmp_path):
+    """@connectrpc/connect-node's Connect (JSON, binary) and gRPC-Web transports against the port."""
+    node = shutil.which("node")
+    root = Path(__file__).resolve().parents[1]
+    if node is None or not (root / "node_modules" / "@connectrpc" / "connect-node").is_dir():
+        pytest.skip("node or node_modules missing (npm ci at the repository root)")
+    archive = make_classification_archive(classes=("a", "b"), per_class=4, size=16, seed=5)
+    body = envelope(ds.CreateDatasetRequest(metadata=ds.CreateDatasetMetadata(name="node-watch")).SerializeToString())
+    body += envelope(ds.CreateDatasetRequest(chunk=archive).SerializeToString())
+    status, _, answer = post(
+        platform, "/trainyard.dataset.v1.DatasetService/CreateDataset", body, content_type="application/connect+proto"
+    )
+    assert status == 200
+    dataset = ds.CreateDatasetResponse.FromString(envelopes(answer)[0][1]).dataset
+    env = {
+        **os.environ,
+        "TRAINYARD_HTTP_URL": platform.http_url,
+        "TRAINYARD_TOKEN": platform.admin_token,
+        "TRAINYARD_IMPORT_ID": dataset.latest_version.import_id,
+    }
+    run = subprocess.run(
+        [node, "--test", str(root / "tests" / "node" / "gateway_http.test.mjs")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "# fail 0" in run.stdout

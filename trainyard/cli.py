@@ -1,6 +1,6 @@
 """The `trainyard` command.
 
-    trainyard stack up [--gateway-port N] [--no-trainer] [--no-import-weights] [--timeout S]
+    trainyard stack up [--gateway-port N] [--console-port N] [--no-trainer] [--no-import-weights] [--timeout S]
     trainyard stack down | status | env
     trainyard stack logs [NAME] [-n LINES] [-f]
     trainyard auth token
@@ -40,6 +40,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
     state = stack.up(
         _home(args),
         gateway_port=args.gateway_port,
+        console_port=args.console_port,
         with_trainer=not args.no_trainer,
         import_weights=not args.no_import_weights,
         timeout=args.timeout,
@@ -48,6 +49,8 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
     home = state["home"]
     console.print()
     console.print(f"[bold green]trainyard is up[/]: gateway at [bold]{state['gateway']}[/]")
+    if state.get("console"):
+        console.print(f"  console (and Connect/JSON over HTTP): [bold]{state['console']}[/]  sign in with the admin token")
     console.print(f"  admin token (project default): [bold]trainyard auth token[/]  (stored in {home}/admin-token)")
     console.print("  send it as metadata  authorization: Bearer <token>")
     console.print(f"  logs in {home}/logs;  [bold]trainyard stack status[/];  [bold]trainyard stack down[/]")
@@ -1648,6 +1651,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="gateway port (default $TRAINYARD_GATEWAY_PORT or 50051; 0 picks a free one)",
+    )
+    up_p.add_argument(
+        "--console-port",
+        type=int,
+        default=None,
+        help="the console's HTTP port (default $TRAINYARD_CONSOLE_PORT or 50080; 0 picks a free one)",
     )
     up_p.add_argument("--no-trainer", action="store_true", help="do not start a trainer")
     up_p.add_argument("--no-import-weights", action="store_true", help="skip importing the MobileNetV2 weights")

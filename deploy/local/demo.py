@@ -193,11 +193,16 @@ def main() -> None:
     console.print(f"stack home: {home}")
     started = time.monotonic()
     state = stack.up(home, say=console.print)
+    console.print(
+        f"console: [bold]{state['console']}[/] (sign in with the admin token: trainyard auth token; "
+        "make demo ARGS=--keep-running keeps it up)"
+    )
     try:
         final = run_flow(state["gateway"], stack.admin_token(home), home, args.epochs)
         print_confusion(home, final)
         top1 = final.metrics.get("val_top1", 0.0)
         console.print(f"[bold green]done in {time.monotonic() - started:.0f} s: validation top-1 {top1:.3f}")
+        console.print(f"the task in the browser: {state['console']}#/tasks/{final.id}")
     finally:
         if not args.keep_running:
             stack.down(home, say=console.print)

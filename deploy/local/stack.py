@@ -46,6 +46,10 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout (or site-packages) ho
 
 DEFAULT_GATEWAY_PORT = 50051
 GATEWAY_PORT_ENV = "TRAINYARD_GATEWAY_PORT"
+# The gateway's HTTP port: the console, Connect, gRPC-Web and JSON over HTTP.
+DEFAULT_CONSOLE_PORT = 50080
+CONSOLE_PORT_ENV = "TRAINYARD_CONSOLE_PORT"
+CONSOLE_URL_ENV = "TRAINYARD_CONSOLE_URL"
 HOME_ENV = "TRAINYARD_HOME"
 MOBILENET_ID = "tv/mobilenet_v2.imagenet1k_v1"
 
@@ -335,25 +339,41 @@ def _reuse(port: int | None, taken: set[int]) -> int | None:
 
 def resolve_gateway_port(requested: int | None, say: Say) -> int:
     """--gateway-port, else TRAINYARD_GATEWAY_PORT, else 50051 (a free port when 50051 is taken)."""
+    return _resolve_port(requested, GATEWAY_PORT_ENV, DEFAULT_GATEWAY_PORT, "gateway", "--gateway-port", say)
+
+
+def resolve_console_port(requested: int | None, say: Say, taken: set[int] = frozenset()) -> int:
+    """--console-port, else TRAINYARD_CONSOLE_PORT, else 50080 (a free port when 50080 is taken)."""
+    return _resolve_port(requested, CONSOLE_PORT_ENV, DEFAULT_CONSOLE_PORT, "console", "--console-port", say, taken)
+
+
+def _resolve_port(
+    requested: int | None, variable: str, default: int, what: str, flag: str, say: Say, taken: set[int] = frozenset()
+) -> int:
     explicit = requested
-    if explicit is None and os.environ.get(GATEWAY_PORT_ENV):
-        raw = os.environ[GATEWAY_PORT_ENV]
+    if explicit is None and os.environ.get(variable):
+        raw = os.environ[variable]
         if not raw.isdigit() or not 0 <= int(raw) <= 65535:
-            raise StackError(f"{GATEWAY_PORT_ENV} must be a port number 0..65535, got {raw!r}")
+            raise StackError(f"{variable} must be a port number 0..65535, got {raw!r}")
         explicit = int(raw)
     if explicit == 0:
-        return free_port()
+        port = free_port()
+        while port in taken:
+            port = free_port()
+        return port
     if explicit is not None:
-        if not port_is_free(explicit):
+        if explicit in taken or not port_is_free(explicit):
             raise StackError(
-                f"gateway port {explicit} is in use on {HOST}; choose another with --gateway-port or {GATEWAY_PORT_ENV} "
+                f"{what} port {explicit} is in use on {HOST}; choose another with {flag} or {variable} "
                 "(0 picks a free one)"
             )
         return explicit
-    if port_is_free(DEFAULT_GATEWAY_PORT):
-        return DEFAULT_GATEWAY_PORT
+    if default not in taken and port_is_free(default):
+        return default
     port = free_port()
-    say(f"[yellow]port {DEFAULT_GATEWAY_PORT} is in use; the gateway listens on {port} instead[/]")
+    while port in taken:
+        port = free_port()
+    say(f"[yellow]port {default} is in use; the {what} listens on {port} instead[/]")
     return port
 
 
@@ -361,6 +381,7 @@ def up(
     home: Path | None = None,
     *,
     gateway_port: int | None = None,
+    console_port: int | None = None,
     with_trainer: bool = True,
     import_weights: bool = True,
     timeout: float = 300.0,
@@ -385,7 +406,8 @@ def up(
     secrets_ = load_secrets(layout)
     old = previous.get("components", {})
     gw_port = resolve_gateway_port(gateway_port, say)
-    taken = {gw_port}
+    http_port = resolve_console_port(console_port, say, {gw_port})
+    taken = {gw_port, http_port}
 
     state: dict[str, Any] = {
         "home": str(layout.home),
@@ -455,6 +477,8 @@ def up(
         def launch(name: str) -> ManagedProcess:
             component = BY_NAME[name]
             env = process_env(layout, state, secrets_, name, listen.get(name))
+            if name == "gateway":
+                env["TRAINYARD_HTTP_LISTEN"] = f"{HOST}:{http_port}"
             process = start_process(
                 name,
                 [sys.executable, "-m", component.module],
@@ -466,6 +490,8 @@ def up(
             )
             address = listen.get(name, "")
             ports = {"grpc": int(address.rpartition(":")[2])} if address else {}
+            if name == "gateway":
+                ports["http"] = http_port
             record(name, process, address, ports)
             return process
 
@@ -494,6 +520,7 @@ def up(
         raise
 
     state["gateway"] = listen["gateway"]
+    state["console"] = f"http://{HOST}:{http_port}/"
     save_state(layout, state)
     return state
 
@@ -687,4 +714,6 @@ def stack_client_env(home: Path | None = None) -> dict[str, str]:
     env = client_env(layout, state, load_secrets(layout, create=False))
     if state.get("gateway"):
         env["TRAINYARD_GATEWAY_ADDRESS"] = state["gateway"]
+    if state.get("console"):
+        env[CONSOLE_URL_ENV] = state["console"]
     return env
