@@ -57,7 +57,11 @@ def main() -> int:
         fresh = generate(out)
         committed = {p.relative_to(OUT) for p in OUT.rglob("*") if p.is_file()} if OUT.exists() else set()
         if args.check:
-            stale = [str(p) for p in fresh if not (OUT / p).exists() or not filecmp.cmp(out / "gen" / p, OUT / p, shallow=False)]
+            stale = [
+                str(p)
+                for p in fresh
+                if not (OUT / p).exists() or not filecmp.cmp(out / "gen" / p, OUT / p, shallow=False)
+            ]
             stale += [str(p) for p in committed - set(fresh)]
             if stale:
                 print("stale TypeScript client (run `make protos-ts`):", *stale, sep="\n  ", file=sys.stderr)

@@ -9,8 +9,8 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import struct
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path

@@ -50,7 +50,9 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
     console.print()
     console.print(f"[bold green]trainyard is up[/]: gateway at [bold]{state['gateway']}[/]")
     if state.get("console"):
-        console.print(f"  console (and Connect/JSON over HTTP): [bold]{state['console']}[/]  sign in with the admin token")
+        console.print(
+            f"  console (and Connect/JSON over HTTP): [bold]{state['console']}[/]  sign in with the admin token"
+        )
     console.print(f"  admin token (project default): [bold]trainyard auth token[/]  (stored in {home}/admin-token)")
     console.print("  send it as metadata  authorization: Bearer <token>")
     console.print(f"  logs in {home}/logs;  [bold]trainyard stack status[/];  [bold]trainyard stack down[/]")
