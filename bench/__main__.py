@@ -3,7 +3,8 @@
 Benchmarks: throughput (1), datapath (2), import (3), api (4), dispatch (5), events (6), memory (7),
 recommend (8: recommendation quality, bench/recommend_quality.py; its quick setting in quick mode),
 evaluation (9: evaluation throughput vs a bare PyTorch loop), predict (10: Predict through the gateway vs
-bare onnxruntime; bench/evaluation.py).
+bare onnxruntime; bench/evaluation.py), console (11: the console's first load in Chromium, and Connect/JSON
+over the HTTP port against gRPC for ListModels and GetTrainingTask; bench/console.py).
 Every one runs its baseline in the same run; the report goes to bench/results/latest.{json,md}.
 """
 
@@ -18,7 +19,19 @@ import time
 import traceback
 from pathlib import Path
 
-ALL = ("throughput", "datapath", "import", "api", "dispatch", "events", "memory", "recommend", "evaluation", "predict")
+ALL = (
+    "throughput",
+    "datapath",
+    "import",
+    "api",
+    "dispatch",
+    "events",
+    "memory",
+    "recommend",
+    "evaluation",
+    "predict",
+    "console",
+)
 STACKLESS = {"throughput", "recommend", "evaluation"}
 
 MODES = {
@@ -94,6 +107,11 @@ async def stack_benches(selected: set[str], mode: str, images: int, results: lis
         task = await services.create_task(s, dataset.id, "bench-get")
         with services.RssSampler(pids) as sampler:
             await step("api", services.bench_api(s, dataset.id, task.id, cfg["api_seconds"], cfg["levels"]))
+        if "console" in selected:
+            from bench import console as console_bench
+
+            loads = {"tiny": 2, "quick": 5, "full": 10}[mode]
+            await step("console", console_bench.run(s, task.id, cfg["api_seconds"] * 2, loads))
         if "memory" in selected:
             for name, pid in pids.items():
                 loaded = sampler.peak[name] if "api" in selected else services.rss_mib(pid)

@@ -157,8 +157,13 @@ test("task list, and a narrow window", async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `page wider than the window by ${overflow} px`);
   await shot("train-narrow");
-  // Keyboard: from the top of the page the first tab stop is the skip link, then the navigation.
-  await page.evaluate(() => (document.activeElement instanceof HTMLElement ? document.activeElement.blur() : undefined));
+  // Keyboard: the skip link, then the navigation, then (from the main region) the task types by Tab alone.
+  await page.focus(".skip");
   await page.keyboard.press("Tab");
-  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "New training");
+  await page.focus("#main");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("name")), "task-type");
+  await page.keyboard.press("Space");
+  await page.locator("#dataset").waitFor();
 });
