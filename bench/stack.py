@@ -73,7 +73,9 @@ def up(say=print, with_trainer: bool = False) -> Stack:
     os.environ.setdefault("TRAINYARD_RATE_LIMIT_PER_SECOND", "1000000")
     os.environ.setdefault("TRAINYARD_RATE_LIMIT_BURST", "1000000")
     home = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
-    state = stack.up(home, gateway_port=0, console_port=0, with_trainer=with_trainer, import_weights=True, say=lambda s: None)
+    state = stack.up(
+        home, gateway_port=0, console_port=0, with_trainer=with_trainer, import_weights=True, say=lambda s: None
+    )
     layout = stack.Layout(home)
     secrets_ = stack.load_secrets(layout, create=False)
     say(f"stack up in {home}: gateway {state['gateway']}")

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -48,7 +49,7 @@ def test_stack_up_status_down(tmp_path, catalog_file):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_") and k != "DATABASE_URL"}
     env.update({"TRAINYARD_MODELZOO_CATALOG": str(catalog_file), "COLUMNS": "200"})
     try:
-        up = cli(home, "stack", "up", "--gateway-port", "0", env=env)
+        up = cli(home, "stack", "up", "--gateway-port", "0", "--console-port", "0", env=env)
         assert up.returncode == 0, up.stdout + up.stderr
         state = json.loads((home / "stack.json").read_text())
         comps = state["components"]
@@ -64,6 +65,19 @@ def test_stack_up_status_down(tmp_path, catalog_file):
             assert stat.S_IMODE((home / secret).stat().st_mode) == 0o600
         token = cli(home, "auth", "token", env=env).stdout.strip()
         assert token == (home / "admin-token").read_text().strip() and token.startswith("ty_")
+
+        # The console's URL is printed and exported; its HTTP port answers JSON with the same token.
+        assert state["console"] in up.stdout
+        assert f"export TRAINYARD_CONSOLE_URL={state['console']}" in cli(home, "stack", "env", env=env).stdout
+        request = urllib.request.Request(
+            state["console"] + "trainyard.modelzoo.v1.ModelZooService/ListModels",
+            data=b'{"page_size": 3}',
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert len(json.loads(answer.read())["models"]) == 3
+        with urllib.request.urlopen(state["console"], timeout=30) as page:
+            assert b"trainyard console" in page.read()
 
         status = cli(home, "stack", "status", env=env)
         assert status.returncode == 0, status.stdout + status.stderr
