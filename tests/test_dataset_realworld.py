@@ -70,15 +70,15 @@ def pennfudan_files(n: int = 4) -> dict[str, bytes | str]:
             "# Compatible with PASCAL Annotation Version 1.00",
             f'Image filename : "PennFudanPed/PNGImages/{name}.png"',
             "Image size (X x Y x C) : 160 x 120 x 3",
-            'Objects with ground truth : 2 { "PASpersonWalking" "PASpersonWalking" }',
+            'Objects with ground truth : 2 { "PASpersonWalking" "PASpersonStanding" }',
         ]
-        for k in (1, 2):
+        for k, pose in ((1, "Walking"), (2, "Standing")):  # as the real set: poses of one class
             x0, y0 = 10 + 70 * (k - 1), 20
             mask[y0 : y0 + 80, x0 : x0 + 40] = k
             lines += [
-                f'Bounding box for object {k} "PASpersonWalking" (Xmin, Ymin) - (Xmax, Ymax) : '
+                f'Bounding box for object {k} "PASperson{pose}" (Xmin, Ymin) - (Xmax, Ymax) : '
                 f"({x0 + 1}, {y0 + 1}) - ({x0 + 40}, {y0 + 80})",
-                f'Pixel mask for object {k} "PASpersonWalking" : "PennFudanPed/PedMasks/{name}_mask.png"',
+                f'Pixel mask for object {k} "PASperson{pose}" : "PennFudanPed/PedMasks/{name}_mask.png"',
             ]
         palette = Image.fromarray(mask, "L").convert("P")
         palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
@@ -94,7 +94,9 @@ def test_pennfudan_pascal_text_gives_detection_and_instance_masks(tmp_path):
     result = import_archive(write_zip(tmp_path / "PennFudanPed.zip", pennfudan_files()), tmp_path / "w")
     assert result.format == "voc"
     assert result.task_types == ["detection", "instance_segmentation"]
-    assert result.classes == ["PASpersonWalking"]
+    # PASCAL 2005 pose labels are one class (the real set came in as PASpersonWalking / PASpersonStanding)
+    assert result.classes == ["PASperson"]
+    assert any("PASpersonStanding, PASpersonWalking are one class, PASperson" in w for w in result.warnings)
     # the readme's example is no fifth case, and no duplicate of FudanPed00001 (issue 18: 171 cases, 425 boxes)
     assert len(result.cases) == 4 and all("PNGImages" in c.source_path for c in result.cases)
     assert sum(len(c.boxes) for c in result.cases) == 8
@@ -109,7 +111,7 @@ def test_pennfudan_pascal_text_gives_detection_and_instance_masks(tmp_path):
 def test_pennfudan_as_semantic_segmentation_rasterises_the_instances(tmp_path):
     archive = write_zip(tmp_path / "PennFudanPed.zip", pennfudan_files(2))
     result = import_archive(archive, tmp_path / "w", ImportOptions(task="segmentation"))
-    assert result.task_types == ["segmentation"] and result.classes == ["background", "PASpersonWalking"]
+    assert result.task_types == ["segmentation"] and result.classes == ["background", "PASperson"]
     assert all(values == [0, 1] for values in result.mask_classes.values())
 
 

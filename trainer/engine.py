@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from trainer import probe
+from trainer.memory import release_free_memory
 from trainer.models import BuiltModel, param_groups, set_trainable, unfreeze_epoch
 from trainer.tasks import Adapter, ClassificationAdapter, grad_scaler, lower_is_better
 
@@ -163,6 +164,7 @@ def train_one_epoch(
             loss.backward()
             optimizer.step()
         scheduler.step()
+        release_free_memory()
         seen += n
         if on_step is not None:
             on_step(step, steps, n)
@@ -282,6 +284,7 @@ def fit(
         values.update(
             {k: v for k, v in evaluate(model, adapter, val_loader, device).items() if isinstance(v, int | float)}
         )
+        release_free_memory()
         if hooks.reduce is not None:
             values = hooks.reduce(values)
         history.append({"epoch": epoch + 1, "values": values})

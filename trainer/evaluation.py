@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
+from services.common import onnxmeta
 from trainer import tasks
 from trainer.errors import PermanentJobError
 from trainyard.common.v1 import common_pb2
@@ -150,18 +151,21 @@ def _collate(batch):
     return images, list(targets) if isinstance(targets, tuple) else targets, list(index)
 
 
-def eval_dataset(task: str, items: Sequence, image_size: int, mean, std) -> Dataset:
-    """The evaluation transform of each task type (the same as the trainer's validation)."""
+def eval_dataset(task: str, items: Sequence, image_size: int | tuple[int, int], mean, std) -> Dataset:
+    """The evaluation transform of each task type (the same as the trainer's validation); image_size is
+    (height, width) for a segmentation model trained at that shape (tasks.input_size)."""
     if task == tasks.CLASSIFICATION:
         return tasks.ClassificationDataset(
             items, tasks.classification_transform(image_size, mean, std, False), image_size
         )
     if task == tasks.SEGMENTATION:
-        return tasks.SegmentationDataset(
-            items, tasks.dense_transform(image_size, False, normalize=(mean, std)), image_size
-        )
+        side = min(image_size) if isinstance(image_size, tuple) else image_size
+        return tasks.SegmentationDataset(items, tasks.dense_transform(image_size, False, normalize=(mean, std)), side)
     return tasks.DetectionDataset(
-        items, tasks.dense_transform(image_size, False), task == tasks.INSTANCE_SEGMENTATION, image_size
+        items,
+        tasks.dense_transform(image_size, False, keep_aspect=True),
+        task == tasks.INSTANCE_SEGMENTATION,
+        image_size,
     )
 
 
@@ -244,7 +248,7 @@ def evaluate(
     cases: Sequence[dict],
     items: Sequence,
     *,
-    image_size: int,
+    image_size: int | tuple[int, int],
     mean: Sequence[float],
     std: Sequence[float],
     device: torch.device,
@@ -649,6 +653,14 @@ def _ap_per_class(ev, k: int) -> list[float | None]:
     return out
 
 
+def _to_case(case: dict, image_size: int) -> tuple[float, float]:
+    """Factors from the detector's input frame (the shorter side at image_size, tasks.dense_transform's
+    keep_aspect) back to the case's own pixels."""
+    width, height = case.get("width") or image_size, case.get("height") or image_size
+    w, h = onnxmeta.resized(width, height, image_size, onnxmeta.SHORTER_SIDE)
+    return width / w, height / h
+
+
 def _detection(
     *, task, class_map: ClassMap, cases, outputs, targets, image_size, in_sample, threshold, **_
 ) -> Evaluated:
@@ -792,7 +804,7 @@ def _detection(
             taken = {j for j, _ in swapped}
             free_dt = [j for j in free_dt if j not in taken]
             free_gt = [a for a in free_gt if all(a is not g for _, g in swapped)]
-        sx_, sy_ = case.get("width", image_size) / image_size, case.get("height", image_size) / image_size
+        sx_, sy_ = _to_case(case, image_size)
         for j, a in swapped:
             matrix[a["category_id"] - 1, pred["cols"][j]] += 1
         for a in free_gt:
@@ -812,7 +824,7 @@ def _detection(
             kinds.append("MISSED_OBJECT")
         n_objects = len([a for a in anns if a["id"] not in gt_ignored])
         wrong = len(swapped) + len(free_dt) + len(free_gt)
-        sx, sy = case.get("width", image_size) / image_size, case.get("height", image_size) / image_size
+        sx, sy = _to_case(case, image_size)
         parts = [f"{len(hits)} of {n_objects} object(s) found"]
         if swapped:
             parts.append(

@@ -178,7 +178,7 @@ def run_evaluation_job(
         class_map,
         cases,
         items,
-        image_size=hp.image_size,
+        image_size=tasks.input_size(hp.image_size, hp.image_width),
         mean=mean,
         std=std,
         device=device,

@@ -19,6 +19,7 @@ from google.protobuf.json_format import MessageToDict
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from services.common import onnxmeta
 from services.common.onnxmeta import OnnxMetadata
 from trainer import artifacts as art
 from trainer import data, distributed, engine, tasks
@@ -179,19 +180,26 @@ def build_training(prep: Prepared) -> Training:
         if probe:
             probe_ds = tasks.ClassificationDataset(train_items, val_ds.transform, hp.image_size)
     elif task == "segmentation":
-        # dense datasets decode a big JPEG reduced to no less than the square the transform resizes to
+        # dense datasets decode a big JPEG reduced to no less than what the transform resizes to
+        size = tasks.input_size(hp.image_size, hp.image_width)
+        side = min(hp.image_size, hp.image_width or hp.image_size)
         train_ds = tasks.SegmentationDataset(
-            train_items, tasks.dense_transform(hp.image_size, True, augmentation, (mean, std)), hp.image_size
+            train_items, tasks.dense_transform(size, True, augmentation, (mean, std)), side
         )
         val_ds = tasks.SegmentationDataset(
-            val_items, tasks.dense_transform(hp.image_size, False, normalize=(mean, std)), hp.image_size
+            val_items, tasks.dense_transform(size, False, normalize=(mean, std)), side, full_masks=True
         )
     else:  # detectors normalise inside (their GeneralizedRCNNTransform)
         masks = task == "instance_segmentation"
         train_ds = tasks.DetectionDataset(
-            train_items, tasks.dense_transform(hp.image_size, True, augmentation), masks, hp.image_size
+            train_items,
+            tasks.dense_transform(hp.image_size, True, augmentation, keep_aspect=True),
+            masks,
+            hp.image_size,
         )
-        val_ds = tasks.DetectionDataset(val_items, tasks.dense_transform(hp.image_size, False), masks, hp.image_size)
+        val_ds = tasks.DetectionDataset(
+            val_items, tasks.dense_transform(hp.image_size, False, keep_aspect=True), masks, hp.image_size
+        )
     adapter = tasks.make_adapter(
         task,
         len(classes),
@@ -489,6 +497,7 @@ def run_job(
             "num_classes": len(classes),
             "class_names": classes,
             "image_size": hp.image_size,
+            "image_width": hp.image_width,
             "mean": mean,
             "std": std,
             "transfer_strategy": int(job.transfer_strategy),
@@ -570,7 +579,7 @@ def run_job(
             bucket=bucket,
             prefix=prefix,
             device=device,
-            image_size=hp.image_size,
+            image_size=tasks.input_size(hp.image_size, hp.image_width),
             mean=mean,
             std=std,
             batch_size=hp.batch_size,
@@ -584,12 +593,15 @@ def run_job(
     if export:
         # detectors are checked on a real val image (random noise gives them nothing to detect)
         example = (
-            training.val_ds[0][0] if task in art.DETECTION_TASKS else torch.rand(2, 3, hp.image_size, hp.image_size)
+            training.val_ds[0][0]
+            if task in art.DETECTION_TASKS
+            else torch.rand(2, 3, hp.image_size, hp.image_width or hp.image_size)
         )
         metadata = OnnxMetadata(
             task_type=task,
             class_names=classes,
             input_size=hp.image_size,
+            resize=onnxmeta.resize_mode(task, hp.image_size, hp.image_width),
             mean=mean,
             std=std,
             threshold=evaluated.summary.default_threshold if evaluated is not None else 0.5,

@@ -8,6 +8,7 @@ background a torchvision detector needs); semantic segmentation batches are (ima
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,13 +108,33 @@ def classification_transform(image_size: int, mean, std, train: bool, preset: st
         if preset == "strong":
             ops.append(v2.RandomRotation(15))
     else:
-        ops.append(v2.Resize((image_size, image_size), antialias=True))
+        shape = image_size if isinstance(image_size, tuple) else (image_size, image_size)
+        ops.append(v2.Resize(shape, antialias=True))
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]
     return v2.Compose(ops)
 
 
-def dense_transform(image_size: int, train: bool, preset: str = DEFAULT_AUGMENTATION, normalize=None):
-    """Image + boxes + masks transformed together (tv_tensors); resized to a square image_size."""
+# A detector's longer side may be at most this many times its shorter (torchvision's 1333 / 800).
+MAX_ASPECT = 1333 / 800
+
+
+def input_size(image_size: int, image_width: int = 0) -> int | tuple[int, int]:
+    """What dense_transform resizes to: a square side, or (height, width) for a semantic-segmentation run
+    that keeps its images' aspect (Hyperparameters.image_width)."""
+    return (image_size, image_width) if image_width else image_size
+
+
+def dense_transform(
+    image_size: int | tuple[int, int],
+    train: bool,
+    preset: str = DEFAULT_AUGMENTATION,
+    normalize=None,
+    keep_aspect: bool = False,
+):
+    """Image + boxes + masks transformed together (tv_tensors): resized to a square image_size or to
+    (height, width), or with keep_aspect (detectors, whose batches are lists) the shorter side to
+    image_size and the longer side at most MAX_ASPECT times that: a 480x360 street scene is not squashed
+    into a square."""
     ops: list = []
     if train and preset != "none":
         ops.append(v2.RandomHorizontalFlip())
@@ -121,7 +142,12 @@ def dense_transform(image_size: int, train: bool, preset: str = DEFAULT_AUGMENTA
             ops.append(v2.ColorJitter(0.2, 0.2, 0.2))
         if preset == "strong":
             ops.append(v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.8, 1.2)))
-    ops += [v2.Resize((image_size, image_size), antialias=True), v2.ToDtype(torch.float32, scale=True)]
+    if keep_aspect:
+        ops.append(v2.Resize(image_size, max_size=math.ceil(image_size * MAX_ASPECT), antialias=True))
+    else:
+        shape = image_size if isinstance(image_size, tuple) else (image_size, image_size)
+        ops.append(v2.Resize(shape, antialias=True))
+    ops.append(v2.ToDtype(torch.float32, scale=True))
     if normalize is not None:
         ops.append(v2.Normalize(mean=list(normalize[0]), std=list(normalize[1])))
     return v2.Compose(ops)
@@ -232,13 +258,21 @@ class DetectionDataset(Dataset):
         return img.as_subclass(torch.Tensor), out
 
 
-class SegmentationDataset(Dataset):
-    """(normalised image [3,S,S], class mask [S,S] int64 with ignore_index) pairs. With min_side, a
-    big JPEG decodes reduced (see DetectionDataset) and its mask is resized nearest to match, so
-    class and ignore values stay exact."""
+# Validation scores a semantic segmentation at its labels' own resolution, up to this many pixels (a
+# larger mask is scored at a nearest-neighbour reduction: logits upsampled to 12 Mpx x 150 classes would
+# not fit in memory).
+SCORED_MASK_PIXELS = 1024 * 1024
 
-    def __init__(self, items: Sequence[Item], transform, min_side: int = 0) -> None:
+
+class SegmentationDataset(Dataset):
+    """(normalised image [3,H,W], class mask [H,W] int64 with ignore_index) pairs. With min_side, a
+    big JPEG decodes reduced (see DetectionDataset) and its mask is resized nearest to match, so
+    class and ignore values stay exact. With full_masks (validation), the mask stays at its own
+    resolution (at most SCORED_MASK_PIXELS): predictions are scored against the labels as given."""
+
+    def __init__(self, items: Sequence[Item], transform, min_side: int = 0, full_masks: bool = False) -> None:
         self.items, self.transform, self.min_side = list(items), transform, min_side
+        self.full_masks = full_masks
 
     def __len__(self) -> int:
         return len(self.items)
@@ -255,6 +289,13 @@ class SegmentationDataset(Dataset):
                 f"case {item.case.get('id')} ({item.case.get('source_path')}): mask is {mask.size[0]}x{mask.size[1]}, "
                 f"image is {full[0]}x{full[1]}"
             )
+        if self.full_masks:
+            w, h = mask.size
+            if w * h > SCORED_MASK_PIXELS:
+                scale = (SCORED_MASK_PIXELS / (w * h)) ** 0.5
+                mask = mask.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.NEAREST)
+            img = self.transform(tv_tensors.Image(v2.functional.pil_to_tensor(image)))
+            return img.as_subclass(torch.Tensor), torch.from_numpy(__import__("numpy").array(mask, dtype="int64"))
         if mask.size != image.size:
             mask = mask.resize(image.size, Image.NEAREST)
         img, msk = self.transform(
@@ -266,6 +307,13 @@ class SegmentationDataset(Dataset):
 
 def detection_collate(batch):
     return [b[0] for b in batch], [b[1] for b in batch]
+
+
+def segmentation_collate(batch):
+    """Images stacked; masks stacked when they share a size, else a list (validation at label resolution)."""
+    images, masks = torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+    same = all(m.shape == masks[0].shape for m in masks)
+    return images, torch.stack(masks) if same else masks
 
 
 # -- adapters ----------------------------------------------------------------------------------
@@ -466,7 +514,10 @@ class DetectionAdapter(Adapter):
 
 
 class SegmentationAdapter(Adapter):
-    """Semantic segmentation: {"out": logits [N,C,H,W]}; cross-entropy with the dataset's ignore index."""
+    """Semantic segmentation: {"out": logits [N,C,H,W]}; cross-entropy with the dataset's ignore index.
+    Validation upsamples the logits to each mask's own size before scoring."""
+
+    collate = staticmethod(segmentation_collate)
 
     def _logits(self, model, images):
         out = model(images)
@@ -503,15 +554,18 @@ class SegmentationAdapter(Adapter):
             images = _to_device(images, device, self.channels_last)
             with _autocast(device):
                 logits = self._logits(model, images).float()
-            if logits.shape[-2:] != masks.shape[-2:]:
-                logits = nn.functional.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
-            logits, masks = logits.cpu(), self._labels(masks.cpu())
-            if (masks != ignore).any():
-                total += criterion(logits, masks).item() * images.shape[0]
-            seen += images.shape[0]
-            pred = logits.argmax(1)
-            iou.update(pred, masks)
-            acc.update(pred, masks)
+            for row, target in zip(logits, masks, strict=True):
+                if row.shape[-2:] != target.shape[-2:]:
+                    row = nn.functional.interpolate(
+                        row[None], size=target.shape[-2:], mode="bilinear", align_corners=False
+                    )[0]
+                row, target = row[None].cpu(), self._labels(target[None].cpu())
+                if (target != ignore).any():
+                    total += criterion(row, target).item()
+                seen += 1
+                pred = row.argmax(1)
+                iou.update(pred, target)
+                acc.update(pred, target)
         per_class = iou.compute()
         # classes absent from both prediction and ground truth have no IoU: leave them out of the mean
         present = torch.zeros(n, dtype=torch.bool)

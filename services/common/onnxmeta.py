@@ -9,7 +9,13 @@ from dataclasses import dataclass
 PREFIX = "trainyard."
 TASK_TYPE = PREFIX + "task_type"  # "classification", "detection", "segmentation", "instance_segmentation"
 CLASS_NAMES = PREFIX + "class_names"  # JSON list, in output order (detectors: label i + 1 is class i)
-INPUT_SIZE = PREFIX + "input_size"  # square side in pixels the image is resized to
+INPUT_SIZE = PREFIX + "input_size"  # square side (or shorter side, or height: see RESIZE) in pixels
+# How an image is resized before the model: "square" (input_size x input_size; files without this key),
+# "shorter_side" (detectors: the shorter side to input_size, the aspect kept, the longer side at most
+# 1333/800 of it), or "<height>x<width>" (semantic segmentation trained at that shape).
+RESIZE = PREFIX + "resize"
+SQUARE, SHORTER_SIDE = "square", "shorter_side"
+MAX_ASPECT = 1333 / 800
 MEAN = PREFIX + "mean"  # JSON list of 3
 STD = PREFIX + "std"  # JSON list of 3
 THRESHOLD = PREFIX + "threshold"  # the default confidence threshold (F1-best of its evaluation)
@@ -17,6 +23,28 @@ MODEL_ID = PREFIX + "model_id"  # the zoo model the training started from
 TASK_ID = PREFIX + "task_id"  # the training task that produced it
 PREPROCESS = PREFIX + "preprocess"  # how to feed it, in words
 DETECTION_TASKS = ("detection", "instance_segmentation")
+
+
+def resize_mode(task_type: str, image_size: int, image_width: int = 0) -> str:
+    """RESIZE of a model trained at image_size (and image_width) for the task type."""
+    if task_type in DETECTION_TASKS:
+        return SHORTER_SIDE
+    if image_width:
+        return f"{image_size}x{image_width}"
+    return SQUARE
+
+
+def resized(width: int, height: int, input_size: int, resize: str = SQUARE) -> tuple[int, int]:
+    """(width, height) an image of that size is resized to before the model."""
+    if resize == SHORTER_SIDE:
+        scale = input_size / min(width, height)
+        if max(width, height) * scale > input_size * MAX_ASPECT:
+            scale = input_size * MAX_ASPECT / max(width, height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    if resize != SQUARE:
+        h, w = (int(v) for v in resize.split("x"))
+        return w, h
+    return input_size, input_size
 
 
 def preprocess_note(task_type: str) -> str:
@@ -41,12 +69,14 @@ class OnnxMetadata:
     threshold: float
     model_id: str = ""
     task_id: str = ""
+    resize: str = SQUARE
 
     def props(self) -> dict[str, str]:
         return {
             TASK_TYPE: self.task_type,
             CLASS_NAMES: json.dumps(self.class_names),
             INPUT_SIZE: str(self.input_size),
+            RESIZE: self.resize,
             MEAN: json.dumps([float(v) for v in self.mean]),
             STD: json.dumps([float(v) for v in self.std]),
             THRESHOLD: f"{self.threshold:.6g}",
@@ -68,6 +98,7 @@ class OnnxMetadata:
                 threshold=float(props[THRESHOLD]),
                 model_id=props.get(MODEL_ID, ""),
                 task_id=props.get(TASK_ID, ""),
+                resize=_resize(props.get(RESIZE, SQUARE)),
             )
         except KeyError as exc:
             raise ValueError(
@@ -75,3 +106,12 @@ class OnnxMetadata:
             ) from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"the ONNX file's trainyard metadata cannot be read: {exc}") from None
+
+
+def _resize(value: str) -> str:
+    if value in (SQUARE, SHORTER_SIDE):
+        return value
+    h, _, w = value.partition("x")
+    if not (h.isdigit() and w.isdigit()):
+        raise ValueError(f"{RESIZE} is {value!r}: expected square, shorter_side or <height>x<width>")
+    return value

@@ -40,6 +40,17 @@ TRANSFORMERS = frozenset(
     {"vit", "deit", "swin", "swin_v2", "maxvit", "levit", "mobilevit", "efficientvit", "fastvit", "edgenext"}
 )
 MODERN_CONVNETS = frozenset({"convnext", "convnext_v2"})
+MIN_DENSE_SIZE = 256  # detection and segmentation inputs are not shrunk below this
+MAX_ASPECT = 1333 / 800  # a segmentation input's longer side is at most this times its shorter (as detectors')
+# Pixels per image a detection or segmentation run trains at, by device class and preference ("balanced"
+# on a CPU: about 320 x 320; the published full-resolution recipes need a GPU's speed); none: no limit.
+DENSE_PIXEL_BUDGET = {
+    ("cpu", Pref.TRAINING_PREFERENCE_FASTEST): 256 * 256,
+    ("cpu", Pref.TRAINING_PREFERENCE_BALANCED): 320 * 320,
+    ("cpu", Pref.TRAINING_PREFERENCE_SMALLEST): 320 * 320,
+    ("gpu", Pref.TRAINING_PREFERENCE_FASTEST): 512 * 512,
+    ("gpu", Pref.TRAINING_PREFERENCE_BALANCED): 1024 * 1024,
+}
 LARGE_PARAMS = 150_000_000  # above this a classifier's default batch is halved (memory)
 # Epochs without improvement of the task's primary metric before a run stops (with its best epoch's model).
 EARLY_STOPPING_PATIENCE = 3
@@ -112,6 +123,32 @@ def _round32(value: float) -> int:
     return int(max(32, round(value / 32) * 32))
 
 
+def _dense_size(
+    default: int, task_type: str, stats: DatasetStats, preference: int, device_class: str, notes: list[str]
+) -> tuple[int, int]:
+    """(image_size, image_width) of a detection or segmentation run: the images' own resolution (upscaling
+    adds cost, not detail) unless objects are small, within the pixel budget of the device and preference;
+    semantic segmentation keeps the images' aspect (image_width), detectors keep it themselves."""
+    side, small = stats.median_side, stats.small_object_fraction or 0.0
+    aspect = stats.median_width / stats.median_height if side else 1.0
+    size = default
+    if small > 0.3:
+        notes.append(f"{small:.0%} small objects: keep the full {default} px input")
+    elif side and side < default:
+        size = max(MIN_DENSE_SIZE, _round32(side))
+        notes.append(f"images are about {side:.0f} px on their shorter side: train at {size} px, not upscaled")
+    budget = DENSE_PIXEL_BUDGET.get((device_class, preference))
+    long_side = size * max(aspect, 1 / aspect)
+    if budget and size * long_side > budget and small <= 0.3:
+        size = max(MIN_DENSE_SIZE, _round32((budget / max(aspect, 1 / aspect)) ** 0.5))
+        notes.append(f"at most {budget / 1e3:.0f}k pixels per image on {device_class}: {size} px on the shorter side")
+    if task_type != "segmentation" or abs(aspect - 1) < 0.1:
+        return size, 0
+    if aspect > 1:  # landscape: size is the height
+        return size, _round32(size * min(aspect, MAX_ASPECT))
+    return _round32(size / max(aspect, 1 / MAX_ASPECT)), size
+
+
 def has_weights(model: modelzoo_pb2.Model) -> bool:
     """Pre-trained weights are in the store or can be brought in."""
     return model.weight_status in (modelzoo_pb2.WEIGHT_STATUS_IN_STORE, modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE)
@@ -147,7 +184,7 @@ def recipe(
     notes: list[str] = []
     base = model_recipe(model.family, list(model.task_types), model.num_params)
     default_size = model.default_input_size or 224
-    image_size = default_size
+    image_size, image_width = default_size, 0
     if task_type == "classification":
         side = stats.median_side
         if side and 2 * side < default_size:
@@ -159,12 +196,7 @@ def recipe(
             image_size = 160
             notes.append("image size 160 to keep CPU epochs short")
     else:
-        small = stats.small_object_fraction or 0.0
-        if small > 0.3:
-            notes.append(f"{small:.0%} small objects: keep the full {default_size} px input")
-        elif preference == Pref.TRAINING_PREFERENCE_FASTEST and device_class == "cpu" and image_size > 512:
-            image_size = 512
-            notes.append("image size 512 to keep CPU epochs short")
+        image_size, image_width = _dense_size(default_size, task_type, stats, preference, device_class, notes)
 
     epochs = base.epochs
     if stats.train_cases and stats.train_cases < 1000:
@@ -187,6 +219,7 @@ def recipe(
         warmup_epochs=base.warmup_epochs if epochs >= 5 else 0,
         label_smoothing=base.label_smoothing,
         image_size=image_size,
+        image_width=image_width,
         early_stopping_patience=EARLY_STOPPING_PATIENCE,
     )
     default = common_pb2.TRANSFER_STRATEGY_FINE_TUNE_ALL

@@ -496,6 +496,15 @@ _PT_BOX = re.compile(
     re.I,
 )
 _PT_MASK = re.compile(r'Pixel mask for object (\d+) "([^"]*)"\s*:\s*"([^"]+)"', re.I)
+# PASCAL 2005 labels are a class and a pose or view: PASpersonWalking, PAScarSide, PASbicycle.
+_PT_POSED = re.compile(r"PAS([a-z]+)[A-Z]\w*")
+
+
+def pascal_class(label: str) -> str:
+    """The class of a PASCAL 1.0 label: its pose or view dropped (PASpersonWalking and PASpersonStanding
+    are both PASperson), as the VOC challenges scored them; any other label as it is."""
+    posed = _PT_POSED.fullmatch(label)
+    return f"PAS{posed.group(1)}" if posed else label
 
 
 def is_pascal_text(data: bytes) -> bool:
@@ -558,8 +567,9 @@ def parse_pascal_text(docs: list[tuple[Any, str]], images: list[Any], read: Read
         if not objs:
             item.error = item.error or f"{entry.name}: no 'Bounding box for object' lines"
         pending.append((item, objs))
-    classes = sorted({obj[1] for _, objs in pending for obj in objs if obj[1]})
-    names = {n: i for i, n in enumerate(classes)}
+    labels = sorted({obj[1] for _, objs in pending for obj in objs if obj[1]})
+    classes = sorted({pascal_class(label) for label in labels})
+    names = {label: classes.index(pascal_class(label)) for label in labels}
     items: list[Item] = []
     for item, objs in pending:
         for number, name, box, mask_entry, where in objs:
@@ -581,6 +591,10 @@ def parse_pascal_text(docs: list[tuple[Any, str]], images: list[Any], read: Read
             item.objects.append(obj)  # type: ignore[union-attr]
         items.append(item)
     warnings = [f"{len(mask_entries)} instance mask image(s) used as annotations"] if mask_entries else []
+    merged = {c: [label for label in labels if pascal_class(label) == c and label != c] for c in classes}
+    for cls, poses in merged.items():
+        if poses:
+            warnings.append(f"PASCAL pose labels {', '.join(poses)} are one class, {cls}")
     layout = Layout("voc", items, classes, ["box", "polygon"] if has_mask else ["box"], warnings, rejected)
     layout.annotation_images = set(mask_entries)
     return layout

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from services.common import drawing
+from services.common import drawing, onnxmeta
 from services.common.onnxmeta import DETECTION_TASKS, OnnxMetadata
 from trainyard.inference.v1 import inference_pb2
 
@@ -189,8 +189,8 @@ def _resolve(future: asyncio.Future, value, exc) -> None:
 def prepare(image: Image.Image, meta: OnnxMetadata) -> np.ndarray:
     """[3, S, S] float32: resized (bilinear, antialiased), in [0, 1], normalised unless a detector (which
     normalises inside)."""
-    size = meta.input_size
-    arr = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    size = onnxmeta.resized(image.width, image.height, meta.input_size, meta.resize)
+    arr = np.asarray(image.resize(size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
     if meta.task_type not in DETECTION_TASKS:
         arr = (arr - np.asarray(meta.mean, dtype=np.float32)) / np.asarray(meta.std, dtype=np.float32)
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
@@ -214,19 +214,20 @@ async def predict(
     threshold: float,
     top_k: int,
     draw: bool,
-    batch: np.ndarray | None = None,
+    batch: list[np.ndarray] | None = None,
 ) -> list[inference_pb2.Prediction]:
-    """Predictions for the images; `batch` is them already prepared (prepare()), else done here."""
+    """Predictions for the images; `batch` is them already prepared (prepare()), else done here. Detectors
+    take one image at a time (each keeps its own aspect); the others run as one stacked batch."""
     meta = loaded.meta
     if batch is None:
-        batch = np.stack([prepare(im, meta) for im in images])
+        batch = [prepare(im, meta) for im in images]
     out = []
     if meta.task_type in DETECTION_TASKS:
         for image, name, x in zip(images, names, batch, strict=True):
             outputs = await asyncio.to_thread(loaded.session.run, None, {loaded.input_name: x})
             out.append(_detections(dict(zip(loaded.output_names, outputs, strict=True)), image, name, meta, threshold))
     else:
-        logits = await loaded.batcher.run(batch)
+        logits = await loaded.batcher.run(np.stack(batch))
         for image, name, row in zip(images, names, logits, strict=True):
             if meta.task_type == "segmentation":
                 out.append(_class_mask(row, image, name, meta))
@@ -248,7 +249,8 @@ async def predict(
 
 def _detections(outputs: dict, image: Image.Image, name: str, meta: OnnxMetadata, threshold: float):
     prediction = inference_pb2.Prediction(name=name, width=image.width, height=image.height)
-    sx, sy = image.width / meta.input_size, image.height / meta.input_size
+    width, height = onnxmeta.resized(image.width, image.height, meta.input_size, meta.resize)
+    sx, sy = image.width / width, image.height / height
     scores = outputs["scores"]
     for j in np.argsort(-scores):
         if scores[j] < threshold:

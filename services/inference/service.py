@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
-
 from services.common import errors, identity
 from services.common.imaging import BadImage, decode_upload
 from services.inference.predictor import Sessions, predict, prepare
@@ -97,6 +95,6 @@ class InferenceDomain:
         decoded = await asyncio.gather(*(self._decode(i, image, loaded.meta) for i, image in enumerate(req.images)))
         names = [image.name or image.case.case_id or f"image {i}" for i, image in enumerate(req.images)]
         threshold = req.threshold if req.HasField("threshold") else loaded.meta.threshold
-        images, batch = [d[0] for d in decoded], np.stack([d[1] for d in decoded])
+        images, batch = [d[0] for d in decoded], [d[1] for d in decoded]
         predictions = await predict(loaded, images, names, threshold, req.top_k, req.draw, batch=batch)
         return inference_service_pb2.PredictResponse(predictions=predictions, model=model_info(ref, loaded))

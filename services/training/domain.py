@@ -403,7 +403,7 @@ class TrainingDomain:
         if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH and req.task_type in model.task_types:
             model, logs = await self._fetch_weights(model)
         check_model(model, req.task_type, strategy)
-        bad = hyperparams.violations(hp) | hyperparams.metric_violations(hp, req.task_type)
+        bad = hyperparams.violations(hp) | hyperparams.task_violations(hp, req.task_type)
         if bad:
             raise errors.InvalidArgument(bad)
         hp = hyperparams.resolve(hyperparams.merge(hp, recipe.hyperparameters), model.default_input_size)

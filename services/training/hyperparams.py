@@ -89,17 +89,21 @@ def violations(hp: common_pb2.Hyperparameters, prefix: str = "hyperparameters") 
     return bad
 
 
-def metric_violations(
-    hp: common_pb2.Hyperparameters, task_type: int, prefix: str = "hyperparameters"
-) -> dict[str, str]:
-    """An early_stopping_metric the task type does not report."""
+def task_violations(hp: common_pb2.Hyperparameters, task_type: int, prefix: str = "hyperparameters") -> dict[str, str]:
+    """Fields the task type cannot take: an early_stopping_metric it does not report, an image_width
+    other than semantic segmentation's."""
+    bad = {}
     name = hp.early_stopping_metric
     known = TASK_METRICS.get(task_type, ())
     if name and known and name not in known:
-        return {
-            f"{prefix}.early_stopping_metric": f"{name!r} is not a metric of this task type; one of {', '.join(known)}"
-        }
-    return {}
+        bad[f"{prefix}.early_stopping_metric"] = (
+            f"{name!r} is not a metric of this task type; one of {', '.join(known)}"
+        )
+    if hp.image_width and task_type != common_pb2.TASK_TYPE_SEGMENTATION:
+        bad[f"{prefix}.image_width"] = "applies to semantic segmentation only (other task types keep image_size)"
+    elif hp.image_width and not 16 <= hp.image_width <= 2048:
+        bad[f"{prefix}.image_width"] = f"must be in 16..2048 (0 for a square of image_size), got {hp.image_width}"
+    return bad
 
 
 def merge(user: common_pb2.Hyperparameters, suggested: common_pb2.Hyperparameters) -> common_pb2.Hyperparameters:
