@@ -136,6 +136,14 @@ export declare type Hyperparameters = Message<"trainyard.common.v1.Hyperparamete
    * @generated from field: string early_stopping_metric = 17;
    */
   earlyStoppingMetric: string;
+
+  /**
+   * Semantic segmentation only: images are resized to image_size (height) x image_width (width), so a
+   * 480x360 scene set keeps its 4:3 shape; 0 for a square of image_size.
+   *
+   * @generated from field: int32 image_width = 18;
+   */
+  imageWidth: number;
 };
 
 /**
