@@ -230,6 +230,25 @@ def test_chest_xray_with_its_nested_copy_and_mac_junk(tmp_path):
     assert len(result.grayscale) == len(result.images)
 
 
+def test_brain_tumor_with_its_nested_copy_of_the_class_folders(tmp_path):
+    """Kaggle's brain tumour MRI zip: yes/, no/ and brain_tumor_dataset/{yes,no}/ with the same files. The
+    copy was imported as a third class holding every image again (issue 16); now it is left out."""
+    files: dict[str, bytes | str] = {}
+    for cls, n in (("yes", 6), ("no", 4)):
+        for i in range(n):
+            data = jpeg((32 + i, 32))
+            files[f"{cls}/Y{i}.jpg"] = data
+            files[f"brain_tumor_dataset/{cls}/Y{i}.jpg"] = data
+    result = import_archive(write_zip(tmp_path / "brain.zip", files), tmp_path / "w")
+    assert result.classes == ["no", "yes"] and len(result.cases) == 10
+    assert not any(c.source_path.startswith("brain_tumor_dataset/") for c in result.cases)
+    assert any("left out brain_tumor_dataset/: a copy of the class folders no, yes" in w for w in result.warnings)
+    # a folder that repeats the class folders with other files keeps them, in their own classes
+    files["extra/yes/new.jpg"], files["extra/no/new.jpg"] = jpeg((50, 50)), jpeg((51, 51))
+    more = import_archive(write_zip(tmp_path / "more.zip", files), tmp_path / "w2")
+    assert more.classes == ["no", "yes"] and len(more.cases) == 12
+
+
 def test_train_and_test_folders_without_val(tmp_path):
     files = {f"{split}/{c}/{i}.jpg": jpeg() for split in ("train", "test") for c in ("a", "b") for i in range(5)}
     result = import_archive(write_zip(tmp_path / "x.zip", files), tmp_path / "w")

@@ -441,6 +441,8 @@ def _image_folder(images: list[_Entry], warnings: list[str]) -> list[_Item]:
     depth = _strip_wrapper([e.name for e in images])
     rel = {e.name: e.name.split("/")[depth:] for e in images}
     has_split = any(formats.split_name(p) for parts in rel.values() for p in parts[:-1])
+    if not has_split:
+        images, rel = _without_nested_copies(images, rel, warnings)
     items: list[_Item] = []
     loose: list[_Entry] = []
     for entry in images:
@@ -469,6 +471,44 @@ def _image_folder(images: list[_Entry], warnings: list[str]) -> list[_Item]:
         names = ", ".join(repr(e.name) for e in loose[:3])
         warnings.append(f"ignored {len(loose)} image(s) outside {where} folders, e.g. {names}")
     return items
+
+
+def _without_nested_copies(
+    images: list[_Entry], rel: dict[str, list[str]], warnings: list[str]
+) -> tuple[list[_Entry], dict[str, list[str]]]:
+    """Leave out a top folder that repeats the class folders beside it file for file (Kaggle's brain tumour
+    set: yes/, no/ and brain_tumor_dataset/{yes,no}/ holding the same files), which would otherwise be a
+    class of its own holding every image again. A folder whose files differ keeps its images, labelled by
+    their own class folder."""
+    top: dict[str, dict[tuple[str, ...], int]] = defaultdict(dict)
+    for entry in images:
+        parts = rel[entry.name]
+        if len(parts) >= 2:
+            top[parts[0]][tuple(parts[1:])] = entry.size
+    classes = {name for name, files in top.items() if all(len(k) == 1 for k in files)}
+    copies: dict[str, bool] = {}  # folder -> its files are all in the class folders beside it
+    for name, files in top.items():
+        inner = {k[0] for k in files if len(k) == 2}
+        if len(inner) < 2 or not inner <= classes - {name} or any(len(k) != 2 for k in files):
+            continue
+        copies[name] = all(top[cls].get((file,)) == size for (cls, file), size in files.items())
+    if not copies:
+        return images, rel
+    kept, relabelled = [], dict(rel)
+    for entry in images:
+        parts = rel[entry.name]
+        if parts[0] in copies:
+            if copies[parts[0]]:
+                continue
+            relabelled[entry.name] = parts[1:]
+        kept.append(entry)
+    for name, same in sorted(copies.items()):
+        inner = sorted({k[0] for k in top[name]})
+        if same:
+            warnings.append(f"left out {name}/: a copy of the class folders {', '.join(inner)} (the same files)")
+        else:
+            warnings.append(f"{name}/ repeats the class folders {', '.join(inner)}: its images keep those classes")
+    return kept, relabelled
 
 
 _FILE_NAME_LABEL = re.compile(r"^(.*?[A-Za-z].*?)[._\- ]*\(?\d+\)?$")
