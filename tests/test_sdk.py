@@ -63,7 +63,7 @@ def test_whole_flow_in_a_few_lines(platform, tmp_path):
             request_id="sdk-1",
         )
         epochs = {e.epoch_metrics.epoch for e in ty.training.watch(task.id) if e.HasField("epoch_metrics")}
-        assert epochs == {1, 2}
+        assert {1, 2} <= epochs <= {0, 1, 2}  # epoch 0: a classification head probed before fine-tuning
         done = ty.training.get(task.id)
         assert done.state == training_pb2.TASK_STATE_SUCCEEDED and "val_top1" in done.metrics
         # idempotent create: the same request_id is the same task
