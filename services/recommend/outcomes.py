@@ -52,6 +52,7 @@ class Outcome:
     image_size: int
     batch_size: int
     learning_rate: float
+    data_type: int = 0  # what the task's images showed (DataType; 0: not said, natural photos)
 
 
 @dataclass(frozen=True)

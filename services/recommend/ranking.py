@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.common import recipes
-from services.common.datasetstats import DatasetStats
+from services.common.datasetstats import DatasetStats, similarity
 from services.common.errors import FailedPrecondition
-from services.recommend.outcomes import QUALITY_METRICS, Outcome, evidence
+from services.recommend.outcomes import QUALITY_METRICS, Outcome, evidence, quality_metric
 from services.recommend.throughput import TABLE_DIR, Estimate, ThroughputTable, load_tables, table_for
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2
@@ -46,6 +46,9 @@ DEFAULT_TRAIN_CASES = 1000
 # from which the published quality counts fully again.
 SCRATCH_QUALITY = 0.5
 SCRATCH_FULL_CASES = 100_000
+# A trained model of the project whose images were of another kind than asked for scores this much less.
+TRAINED_OTHER_DOMAIN_PENALTY = 0.3
+TRAINED_PREFIX = "trained/"
 _TABLES: dict[str, ThroughputTable] | None = None
 
 
@@ -117,8 +120,10 @@ def rank(
     task_type: str = "classification",
     table: ThroughputTable | None = None,
     outcomes: Sequence[Outcome] = (),
+    dataset_id: str = "",
 ) -> list[recommend_pb2.Suggestion]:
-    """Score every candidate and return the best `limit`, highest score first.
+    """Score every candidate and return the best `limit`, highest score first. The project's trained
+    models (trained/<task id>) are judged by what they measured on their own data (_trained_prior).
 
     Raises FailedPrecondition naming the constraint when candidates exist but none meets the constraints.
     """
@@ -128,6 +133,8 @@ def rank(
     w_quality, w_time, w_size = WEIGHTS[preference]
     metric_name = QUALITY_METRICS.get(task_type, ("quality",))[0]
     dropped = {"max_params": 0, "max_training_seconds": 0, "max_latency_ms": 0}
+    catalog = {m.id: m for m in models}
+    tasks = {o.task_id: o for o in outcomes}
     scored: list[tuple[float, recommend_pb2.Suggestion]] = []
     for model in models:
         if max_params and model.num_params > max_params:
@@ -146,17 +153,29 @@ def rank(
             dropped["max_latency_ms"] += 1
             continue
 
-        reference = _reference_quality(model)
         status = model.weight_status
+        trained = model.id.startswith(TRAINED_PREFIX)
+        # a trained model's "reference metrics" are its own final metrics (best_epoch among them), never a
+        # published quality: it is judged by what it measured on its own data instead
+        reference = None if trained else _reference_quality(model)
         from_scratch = status not in (modelzoo_pb2.WEIGHT_STATUS_IN_STORE, modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE)
         prior = reference if reference is not None else 0.6
         scratch_note = ""
-        if from_scratch:
+        if trained:
+            prior, trained_factors = _trained_prior(
+                model, catalog.get(model.base_model_id), tasks.get(model.task_id), stats, dataset_id, data_type,
+                task_type,
+            )  # fmt: skip
+        elif from_scratch:
             prior, scratch_note = _scratch_prior(prior, stats)
-        seen = evidence(list(outcomes), model.id, stats, task_type) if outcomes else None
+        seen = evidence(list(outcomes), model.id, stats, task_type) if outcomes and not trained else None
         expected = seen.blend(prior) if seen else prior
         quality = min(1.0, max(0.0, (expected - 0.5) / 0.45))
-        if seen:
+        if trained:
+            measured_text, penalty, domain_text = trained_factors
+            factors.append(_Factor(measured_text, w_quality * quality))
+            factors.append(_Factor(domain_text, penalty))
+        elif seen:
             factors.append(
                 _Factor(
                     f"learned from {seen.count} finished task(s) on similar data: achieved {metric_name} "
@@ -184,6 +203,8 @@ def rank(
             _Factor(f"{model.num_params / 1e6:.1f}M parameters, {model.gflops:.2f} GFLOPs", w_size * size_score)
         )
         score = w_quality * quality + w_time * time_score + w_size * size_score
+        if trained:
+            score += trained_factors[1]
 
         if status == modelzoo_pb2.WEIGHT_STATUS_IN_STORE:
             factors.append(_Factor("pre-trained weights are in the store"))
@@ -204,7 +225,7 @@ def rank(
                 factors.append(_Factor("feature pyramid suits the many small objects", 0.05))
         if data_type in (common_pb2.DATA_TYPE_MEDICAL, common_pb2.DATA_TYPE_MICROSCOPY) and "imagenet" in (
             model.pretrain_dataset or ""
-        ):
+        ):  # fmt: skip
             factors.append(_Factor("ImageNet features transfer less directly to medical/microscopy images"))
 
         low, high = _quality_band(expected, stats, data_type, seen.weight if seen else 0.0)
@@ -224,6 +245,9 @@ def rank(
             quality_metric=metric_name,
             outcomes_used=seen.count if seen else 0,
             expected_latency_ms=round(latency_ms, 3),
+            data_type=data_type,
+            preference=preference,
+            dataset_id=dataset_id,
         )
         scored.append((score, suggestion))
 
@@ -241,6 +265,7 @@ def rank(
     if max_latency_ms:
         constraints.append(f"inference within {max_latency_ms:g} ms/image")
     for position, suggestion in enumerate(best, start=1):
+        suggestion.rank = position
         suggestion.rationale = (
             f"#{position} for preference '{label}'. Deciding factors: "
             + "; ".join(suggestion.factors[:3])
@@ -250,6 +275,59 @@ def rank(
             + f". Time estimate {suggestion.throughput_source}. Constraints: {', '.join(constraints)}."
         )
     return best
+
+
+def _data_type_name(data_type: int) -> str:
+    value = data_type or common_pb2.DATA_TYPE_NATURAL_PHOTO  # unspecified means natural photos
+    return common_pb2.DataType.Name(value).removeprefix("DATA_TYPE_").lower().replace("_", " ")
+
+
+def _trained_prior(
+    model: modelzoo_pb2.Model,
+    base: modelzoo_pb2.Model | None,
+    task: Outcome | None,
+    stats: DatasetStats,
+    dataset_id: str,
+    data_type: int,
+    task_type: str,
+) -> tuple[float, tuple[str, float, str]]:
+    """Expected quality of retraining one of the project's trained models on this dataset, with its factors
+    (quality text, score adjustment, domain text).
+
+    What it measured on its own data counts in proportion to how alike that data is to this dataset (fully
+    on the same dataset; datasetstats.similarity otherwise, 0.5 when its task is not known); the rest comes
+    from the network it started from (its published quality, 0.6 without one). Trained on another kind of
+    images than asked for (data type; unspecified is natural photos), its features fit other data: it ranks
+    below the catalog's networks with pre-trained weights.
+    """
+    measured = quality_metric(task_type, dict(model.metrics))
+    base_quality = (_reference_quality(base) if base is not None else None) or 0.6
+    if dataset_id and model.dataset_id == dataset_id:
+        sim, how = 1.0, "the same dataset"
+    elif task is not None:
+        sim = similarity(stats, task.stats)
+        how = f"data {sim:.0%} alike"
+    else:
+        sim, how = 0.5, "data of unknown likeness"
+    if measured is None:
+        prior = base_quality
+        text = f"trained model without a measured quality; its network's expected quality {prior:.3f}"
+    else:
+        metric, value = measured
+        prior = sim * value + (1.0 - sim) * base_quality
+        text = (
+            f"measured {metric} {value:.3f} on its own data (dataset {model.dataset_id}; {how}): "
+            f"expected quality {prior:.3f}"
+        )
+    theirs = task.data_type if task is not None else 0
+    if _data_type_name(theirs) != _data_type_name(data_type):
+        return prior, (
+            text,
+            -TRAINED_OTHER_DOMAIN_PENALTY,
+            f"trained on {_data_type_name(theirs)} images, not {_data_type_name(data_type)}: its features fit "
+            "other data",
+        )
+    return prior, (text, 0.0, f"trained on {_data_type_name(theirs)} images, like these")
 
 
 def _scratch_prior(reference: float, stats: DatasetStats) -> tuple[float, str]:

@@ -172,6 +172,7 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
                     image_size=hp.image_size,
                     batch_size=hp.batch_size,
                     learning_rate=hp.learning_rate,
+                    data_type=task.data_type,
                 )
             )
         return outcomes
@@ -213,6 +214,7 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
             limit=request.max_suggestions or 5,
             task_type=kind,
             outcomes=outcomes,
+            dataset_id=request.dataset_id,
         )
         if not suggestions:
             raise FailedPrecondition("no zoo model serves this task type")

@@ -25,7 +25,7 @@ from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2
 from trainyard.events.v1 import events_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2
-from trainyard.recommend.v1 import recommend_service_pb2
+from trainyard.recommend.v1 import recommend_pb2, recommend_service_pb2
 from trainyard.training.v1 import training_pb2, training_service_pb2
 
 log = logging.getLogger(__name__)
@@ -160,16 +160,34 @@ def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> d
         bad["dataset_id"] = "required"
     selection = req.WhichOneof("model_selection")
     if selection is None:
-        bad["model_selection"] = "required: set model_id, preset_id or auto_select"
+        bad["model_selection"] = "required: set model_id, preset_id, auto_select or suggestion"
     elif selection == "model_id" and not req.model_id.strip():
         bad["model_id"] = "must not be empty"
     elif selection == "preset_id" and not req.preset_id.strip():
         bad["preset_id"] = "must not be empty"
-    elif selection == "auto_select":
-        if req.auto_select.data_type not in C.DataType.values():
-            bad["auto_select.data_type"] = f"unknown data type {req.auto_select.data_type}"
-        if req.auto_select.preference not in C.TrainingPreference.values():
-            bad["auto_select.preference"] = f"unknown preference {req.auto_select.preference}"
+    elif selection in ("auto_select", "suggestion"):
+        chosen = getattr(req, selection)
+        if chosen.data_type not in C.DataType.values():
+            bad[f"{selection}.data_type"] = f"unknown data type {chosen.data_type}"
+        if chosen.preference not in C.TrainingPreference.values():
+            bad[f"{selection}.preference"] = f"unknown preference {chosen.preference}"
+        if req.data_type and chosen.data_type and req.data_type != chosen.data_type:
+            bad["data_type"] = (
+                f"{C.DataType.Name(req.data_type)} contradicts {selection}.data_type "
+                f"{C.DataType.Name(chosen.data_type)}; leave it unset"
+            )
+    if selection == "suggestion":
+        suggestion = req.suggestion
+        if not suggestion.model_id.strip():
+            bad["suggestion.model_id"] = "required: the suggested zoo model"
+        if suggestion.transfer_strategy not in C.TransferStrategy.values():
+            bad["suggestion.transfer_strategy"] = f"unknown transfer strategy {suggestion.transfer_strategy}"
+        bad.update(hyperparams.violations(suggestion.hyperparameters, "suggestion.hyperparameters"))
+        texts = {"suggestion.rationale": ("description", suggestion.rationale)}
+        texts |= {f"suggestion.factors[{i}]": ("description", f) for i, f in enumerate(suggestion.factors)}
+        bad.update(fields.text_violations(texts))
+    if req.data_type not in C.DataType.values():
+        bad["data_type"] = f"unknown data type {req.data_type}"
     if req.transfer_strategy not in C.TransferStrategy.values():
         bad["transfer_strategy"] = f"unknown transfer strategy {req.transfer_strategy}"
     if len(req.request_id) > MAX_REQUEST_ID:
@@ -231,6 +249,19 @@ def check_model(model: modelzoo_pb2.Model, task_type: int, strategy: int) -> Non
             reason="WEIGHTS_NOT_IN_STORE",
             metadata={"model_id": model.id},
         )
+
+
+def _suggestion_rationale(suggestion: recommend_pb2.Suggestion) -> str:
+    lines = [suggestion.rationale.strip()] if suggestion.rationale.strip() else []
+    lines += [f"- {f}" for f in suggestion.factors]
+    return "\n".join(lines) or f"suggestion {suggestion.model_id} (score {suggestion.score:.2f})"
+
+
+def _as_in_store(model: modelzoo_pb2.Model) -> modelzoo_pb2.Model:
+    out = modelzoo_pb2.Model()
+    out.CopyFrom(model)
+    out.weight_status = modelzoo_pb2.WEIGHT_STATUS_IN_STORE
+    return out
 
 
 def build_job(
@@ -323,17 +354,19 @@ class TrainingDomain:
         bad = request_violations(req)
         if bad:
             raise errors.InvalidArgument(bad)
-        if req.request_id:
+        if req.request_id and not req.validate_only:
             existing = await asyncio.to_thread(self.store.find_by_request_id, project, req.request_id)
             if existing is not None:
                 return await self._enqueue_if_pending(existing)
-        await self._check_quotas(project)
         if req.task_type not in SUPPORTED_TASK_TYPES:
             raise errors.FailedPrecondition(
                 f"no trainer runs {task_type_short(req.task_type)} tasks yet; supported: "
                 + ", ".join(task_type_short(t) for t in SUPPORTED_TASK_TYPES),
                 reason="TASK_TYPE_NOT_SUPPORTED",
             )
+        if req.validate_only:
+            return self._preview(await self._resolve(req, project, fetch=False))
+        await self._check_quotas(project)
         new = await self._resolve(req, project)
         if new.search is not None:
             task, _created = await asyncio.to_thread(self.tuner.create_study, new)
@@ -341,7 +374,37 @@ class TrainingDomain:
             task, _created = await asyncio.to_thread(self.store.insert_pending, new)
         return await self._enqueue_if_pending(task)
 
-    async def _resolve(self, req: training_service_pb2.CreateTrainingTaskRequest, project: str) -> NewTask:
+    @staticmethod
+    def _preview(new: NewTask) -> training_pb2.TrainingTask:
+        """The task a validate_only request would create: resolved, not stored."""
+        task = training_pb2.TrainingTask(
+            project=new.project,
+            name=new.name,
+            description=new.description,
+            task_type=new.task_type,
+            dataset_id=new.dataset_id,
+            dataset_version_id=new.dataset_version_id,
+            model_id=new.model_id,
+            mode=new.mode,
+            transfer_strategy=new.transfer_strategy,
+            hyperparameters=new.hyperparameters,
+            selection_rationale=new.selection_rationale,
+            preset_id=new.preset_id,
+            data_type=new.data_type,
+        )
+        if new.auto_select is not None:
+            task.auto_select.CopyFrom(new.auto_select)
+        if new.suggestion is not None:
+            task.suggestion.CopyFrom(new.suggestion)
+        if new.resources is not None:
+            task.resources.CopyFrom(new.resources)
+        if new.search is not None:
+            task.search.CopyFrom(new.search)
+        return task
+
+    async def _resolve(
+        self, req: training_service_pb2.CreateTrainingTaskRequest, project: str, *, fetch: bool = True
+    ) -> NewTask:
         dataset = await self.datasets.get_dataset(req.dataset_id)
         if req.dataset_version_id:
             version = await self.datasets.get_dataset_version(req.dataset_version_id)
@@ -357,12 +420,28 @@ class TrainingDomain:
         strategy = req.transfer_strategy
         rationale = ""
         auto: training_pb2.AutoSelect | None = None
+        suggestion: recommend_pb2.Suggestion | None = None
         mode = training_pb2.TRAINING_MODE_SELECTION_GENERAL
         preset_id = ""
+        data_type = req.data_type
+        preference = C.TRAINING_PREFERENCE_BALANCED
         selection = req.WhichOneof("model_selection")
         if selection == "auto_select":
             auto = req.auto_select
-            model_id, strategy, hp, rationale = await self._auto_select(req)
+            suggestion = await self._auto_select(req)
+            selection = "suggestion"
+        elif selection == "suggestion":
+            suggestion = req.suggestion
+        if suggestion is not None:
+            # used whole: the suggested model, strategy and hyperparameters, the request's own values on top
+            model_id = suggestion.model_id.strip()
+            strategy = req.transfer_strategy or suggestion.transfer_strategy
+            hp = hyperparams.merge(req.hyperparameters, suggestion.hyperparameters)
+            rationale = _suggestion_rationale(suggestion)
+            data_type = data_type or suggestion.data_type
+            preference = suggestion.preference or preference
+            if model_id.startswith("trained/"):
+                mode = training_pb2.TRAINING_MODE_SELECTION_RETRAINING
         elif selection == "preset_id":
             preset = await self.zoo.get_preset(req.preset_id.strip())
             if preset.task_type != req.task_type:
@@ -381,27 +460,33 @@ class TrainingDomain:
             model_id, preset_id = preset.model_id, preset.id
             mode = training_pb2.TRAINING_MODE_SELECTION_SPECIALIZED
             rationale = f"specialized preset {preset.id}: {preset.name}"
+            data_type = data_type or preset.data_type
         else:
             model_id = req.model_id.strip()
             if model_id.startswith("trained/"):
                 mode = training_pb2.TRAINING_MODE_SELECTION_RETRAINING
+        if mode == training_pb2.TRAINING_MODE_SELECTION_RETRAINING and not data_type:
+            data_type = await asyncio.to_thread(self.store.data_type_of, project, model_id.removeprefix("trained/"))
         model = await self.zoo.get_model(model_id)
         # the zero fields take the model's recipe on this dataset, whichever way the model was chosen
         recipe = recipes.recipe(
             model,
             task_type_short(req.task_type),
             datasetstats.from_version(version),
-            auto.preference if auto is not None else C.TRAINING_PREFERENCE_BALANCED,
+            preference,
             recipes.DEVICE_CLASS,
-            auto.data_type if auto is not None else C.DATA_TYPE_UNSPECIFIED,
+            data_type,
             strategy,
             hp.batch_size,
             hyperparams.world_size(req.resources),
         )
         strategy = strategy or recipe.transfer_strategy
         logs: tuple[str, ...] = ()
-        if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH and req.task_type in model.task_types:
+        if fetch and strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH and req.task_type in model.task_types:
             model, logs = await self._fetch_weights(model)
+        if not fetch and model.weight_status == modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE:
+            # a preview: the real create fetches them first; judge the model as if they were in the store
+            model = _as_in_store(model)
         check_model(model, req.task_type, strategy)
         bad = hyperparams.violations(hp) | hyperparams.task_violations(hp, req.task_type)
         if bad:
@@ -438,6 +523,8 @@ class TrainingDomain:
             job=job,
             resources=req.resources,
             logs=logs,
+            data_type=data_type,
+            suggestion=suggestion,
         )
 
     async def _fetch_weights(self, model: modelzoo_pb2.Model) -> tuple[modelzoo_pb2.Model, tuple[str, ...]]:
@@ -466,7 +553,8 @@ class TrainingDomain:
         )
         return model, (line,)
 
-    async def _auto_select(self, req) -> tuple[str, int, common_pb2.Hyperparameters, str]:
+    async def _auto_select(self, req) -> recommend_pb2.Suggestion:
+        """The top suggestion of the recommender for this request."""
         if self.recommender is None:
             raise errors.Unavailable("auto_select needs the recommendation service, which is not configured")
         resp = await self.recommender.recommend(
@@ -483,13 +571,7 @@ class TrainingDomain:
                 "auto_select found no model for this task and dataset; choose a model_id instead",
                 reason="NO_SUGGESTION",
             )
-        top = resp.suggestions[0]
-        strategy = req.transfer_strategy or top.transfer_strategy
-        hp = hyperparams.merge(req.hyperparameters, top.hyperparameters)
-        lines = [top.rationale.strip()] if top.rationale.strip() else []
-        lines += [f"- {f}" for f in top.factors]
-        rationale = "\n".join(lines) or f"top suggestion {top.model_id} (score {top.score:.2f})"
-        return top.model_id, strategy, hp, rationale
+        return resp.suggestions[0]
 
     async def _enqueue_if_pending(self, task: training_pb2.TrainingTask) -> training_pb2.TrainingTask:
         if task.HasField("search"):

@@ -58,6 +58,10 @@ class TrainingTaskRow(SQLModel, table=True):
     # The evaluation made when the task succeeded: its id and its EvaluationSummary proto.
     evaluation_id: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
     evaluation: bytes = Field(default=b"", sa_type=sa.LargeBinary, sa_column_kwargs={"server_default": ""})
+    # What the images show (DataType), and the recommend.v1.Suggestion proto the task was created from
+    # (NULL when the model was not chosen from a recommendation).
+    data_type: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    suggestion: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
 
 
 class TrainingTaskEventRow(SQLModel, table=True):

@@ -12,6 +12,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
+from services.common import recipes
 from services.training import hyperparams
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2
@@ -144,8 +145,12 @@ def default_range(name: str, task_type: int, model: modelzoo_pb2.Model | None) -
 
 
 def schema(task_type: int, model: modelzoo_pb2.Model | None) -> list[T.HyperparameterSpec]:
-    """One spec per Hyperparameters field, with defaults for the model when given."""
-    default = hyperparams.resolve(C.Hyperparameters(), model.default_input_size if model is not None else 0)
+    """One spec per Hyperparameters field, with defaults for the model when given (its recipe without a
+    dataset, Model.default_hyperparameters; CreateTrainingTask with validate_only shows them for a dataset)."""
+    recipe = model.default_hyperparameters if model is not None else C.Hyperparameters()
+    default = hyperparams.resolve(recipe, model.default_input_size if model is not None else 0)
+    if not default.HasField("early_stopping_patience"):
+        default.early_stopping_patience = recipes.EARLY_STOPPING_PATIENCE
     in_space = {p.name for p in default_space(task_type, model)}
     out = []
     for name, param in PARAMS.items():

@@ -27,6 +27,7 @@ from services.training.evaluations import automatic_evaluation
 from services.training.models import TrainingTaskEventRow, TrainingTaskRow
 from trainyard.common.v1 import common_pb2
 from trainyard.events.v1 import events_pb2
+from trainyard.recommend.v1 import recommend_pb2
 from trainyard.training.v1 import training_pb2
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class NewTask:
     search_task_id: str = ""  # a trial: its search task
     trial_number: int | None = None
     logs: tuple[str, ...] = ()  # what resolving it did (a weights pull), the task's first log lines
+    data_type: int = 0
+    suggestion: recommend_pb2.Suggestion | None = None  # the recommendation it was created from
 
 
 def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
@@ -100,7 +103,10 @@ def to_proto(row: TrainingTaskRow) -> training_pb2.TrainingTask:
         attempt=row.attempt,
         metrics=json.loads(row.metrics or "{}"),
         selection_rationale=row.selection_rationale,
+        data_type=row.data_type or 0,
     )
+    if row.suggestion:
+        task.suggestion.ParseFromString(row.suggestion)
     if row.auto_select:
         task.auto_select.ParseFromString(row.auto_select)
     if row.search:
@@ -195,6 +201,14 @@ class TaskStore:
         if row is None:
             raise errors.NotFound(f"training task {task_id!r} not found")
         return row
+
+    def data_type_of(self, project: str, task_id: str) -> int:
+        """What the images of the project's task showed (DataType); 0 when unknown or the task is gone."""
+        with Session(self.engine) as session:
+            query = select(TrainingTaskRow.data_type).where(
+                TrainingTaskRow.id == task_id, TrainingTaskRow.project == project
+            )
+            return int(session.exec(query).first() or 0)
 
     def get(self, project: str, task_id: str) -> training_pb2.TrainingTask:
         with Session(self.engine) as session:
@@ -331,6 +345,8 @@ class TaskStore:
             search=new.search.SerializeToString() if new.search is not None else None,
             search_task_id=new.search_task_id or None,
             trial_number=new.trial_number,
+            data_type=new.data_type,
+            suggestion=new.suggestion.SerializeToString() if new.suggestion is not None else None,
         )
         new.job.task_id = row.id
         new.job.output_prefix = task_prefix(row.id)

@@ -642,6 +642,7 @@ class Tuner:
             resources=search_task.resources if search_task.HasField("resources") else None,
             search_task_id=search_task.id,
             trial_number=number,
+            data_type=search_task.data_type,
         )
 
     def _ended_line(self, trial: TrialRecord, trials: list[TrialRecord], study: TrainingStudyRow) -> str:

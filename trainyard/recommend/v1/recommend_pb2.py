@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from trainyard.common.v1 import common_pb2 as trainyard_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&trainyard/recommend/v1/recommend.proto\x12\x16trainyard.recommend.v1\x1a trainyard/common/v1/common.proto\"\xd7\x03\n\nSuggestion\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x18\n\x10pretrain_dataset\x18\x02 \x01(\t\x12@\n\x11transfer_strategy\x18\x03 \x01(\x0e\x32%.trainyard.common.v1.TransferStrategy\x12=\n\x0fhyperparameters\x18\x04 \x01(\x0b\x32$.trainyard.common.v1.Hyperparameters\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x11\n\trationale\x18\x06 \x01(\t\x12\x0f\n\x07\x66\x61\x63tors\x18\x07 \x03(\t\x12\"\n\x1a\x65xpected_seconds_per_epoch\x18\x08 \x01(\x01\x12\x1c\n\x14\x65xpected_quality_low\x18\t \x01(\x01\x12\x1d\n\x15\x65xpected_quality_high\x18\n \x01(\x01\x12!\n\x19\x65xpected_training_seconds\x18\x0b \x01(\x01\x12\x19\n\x11throughput_source\x18\x0c \x01(\t\x12\x16\n\x0equality_metric\x18\r \x01(\t\x12\x15\n\routcomes_used\x18\x0e \x01(\x05\x12\x1b\n\x13\x65xpected_latency_ms\x18\x0f \x01(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&trainyard/recommend/v1/recommend.proto\x12\x16trainyard.recommend.v1\x1a trainyard/common/v1/common.proto\"\xe8\x04\n\nSuggestion\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x18\n\x10pretrain_dataset\x18\x02 \x01(\t\x12@\n\x11transfer_strategy\x18\x03 \x01(\x0e\x32%.trainyard.common.v1.TransferStrategy\x12=\n\x0fhyperparameters\x18\x04 \x01(\x0b\x32$.trainyard.common.v1.Hyperparameters\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x11\n\trationale\x18\x06 \x01(\t\x12\x0f\n\x07\x66\x61\x63tors\x18\x07 \x03(\t\x12\"\n\x1a\x65xpected_seconds_per_epoch\x18\x08 \x01(\x01\x12\x1c\n\x14\x65xpected_quality_low\x18\t \x01(\x01\x12\x1d\n\x15\x65xpected_quality_high\x18\n \x01(\x01\x12!\n\x19\x65xpected_training_seconds\x18\x0b \x01(\x01\x12\x19\n\x11throughput_source\x18\x0c \x01(\t\x12\x16\n\x0equality_metric\x18\r \x01(\t\x12\x15\n\routcomes_used\x18\x0e \x01(\x05\x12\x1b\n\x13\x65xpected_latency_ms\x18\x0f \x01(\x01\x12\x0c\n\x04rank\x18\x10 \x01(\x05\x12\x30\n\tdata_type\x18\x11 \x01(\x0e\x32\x1d.trainyard.common.v1.DataType\x12;\n\npreference\x18\x12 \x01(\x0e\x32\'.trainyard.common.v1.TrainingPreference\x12\x12\n\ndataset_id\x18\x13 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trainyard.recommend.v1.reco
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUGGESTION']._serialized_start=101
-  _globals['_SUGGESTION']._serialized_end=572
+  _globals['_SUGGESTION']._serialized_end=717
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Suggestion(_message.Message):
-    __slots__ = ("model_id", "pretrain_dataset", "transfer_strategy", "hyperparameters", "score", "rationale", "factors", "expected_seconds_per_epoch", "expected_quality_low", "expected_quality_high", "expected_training_seconds", "throughput_source", "quality_metric", "outcomes_used", "expected_latency_ms")
+    __slots__ = ("model_id", "pretrain_dataset", "transfer_strategy", "hyperparameters", "score", "rationale", "factors", "expected_seconds_per_epoch", "expected_quality_low", "expected_quality_high", "expected_training_seconds", "throughput_source", "quality_metric", "outcomes_used", "expected_latency_ms", "rank", "data_type", "preference", "dataset_id")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     PRETRAIN_DATASET_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,10 @@ class Suggestion(_message.Message):
     QUALITY_METRIC_FIELD_NUMBER: _ClassVar[int]
     OUTCOMES_USED_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PREFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     pretrain_dataset: str
     transfer_strategy: _common_pb2.TransferStrategy
@@ -39,4 +43,8 @@ class Suggestion(_message.Message):
     quality_metric: str
     outcomes_used: int
     expected_latency_ms: float
-    def __init__(self, model_id: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., score: _Optional[float] = ..., rationale: _Optional[str] = ..., factors: _Optional[_Iterable[str]] = ..., expected_seconds_per_epoch: _Optional[float] = ..., expected_quality_low: _Optional[float] = ..., expected_quality_high: _Optional[float] = ..., expected_training_seconds: _Optional[float] = ..., throughput_source: _Optional[str] = ..., quality_metric: _Optional[str] = ..., outcomes_used: _Optional[int] = ..., expected_latency_ms: _Optional[float] = ...) -> None: ...
+    rank: int
+    data_type: _common_pb2.DataType
+    preference: _common_pb2.TrainingPreference
+    dataset_id: str
+    def __init__(self, model_id: _Optional[str] = ..., pretrain_dataset: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., score: _Optional[float] = ..., rationale: _Optional[str] = ..., factors: _Optional[_Iterable[str]] = ..., expected_seconds_per_epoch: _Optional[float] = ..., expected_quality_low: _Optional[float] = ..., expected_quality_high: _Optional[float] = ..., expected_training_seconds: _Optional[float] = ..., throughput_source: _Optional[str] = ..., quality_metric: _Optional[str] = ..., outcomes_used: _Optional[int] = ..., expected_latency_ms: _Optional[float] = ..., rank: _Optional[int] = ..., data_type: _Optional[_Union[_common_pb2.DataType, str]] = ..., preference: _Optional[_Union[_common_pb2.TrainingPreference, str]] = ..., dataset_id: _Optional[str] = ...) -> None: ...

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from trainyard.common.v1 import common_pb2 as _common_pb2
+from trainyard.recommend.v1 import recommend_pb2 as _recommend_pb2
 from trainyard.training.v1 import evaluation_pb2 as _evaluation_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -149,7 +150,7 @@ class Artifact(_message.Message):
     def __init__(self, name: _Optional[str] = ..., object: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
 
 class TrainingTask(_message.Message):
-    __slots__ = ("id", "project", "name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "mode", "auto_select", "transfer_strategy", "hyperparameters", "state", "failure_reason", "trainer_node", "attempt", "progress", "metrics", "epoch_metrics", "artifacts", "create_time", "start_time", "end_time", "selection_rationale", "preset_id", "resources", "search", "search_task_id", "trial_number", "pretrained_weights", "evaluation_id", "evaluation")
+    __slots__ = ("id", "project", "name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "mode", "auto_select", "transfer_strategy", "hyperparameters", "state", "failure_reason", "trainer_node", "attempt", "progress", "metrics", "epoch_metrics", "artifacts", "create_time", "start_time", "end_time", "selection_rationale", "preset_id", "resources", "search", "search_task_id", "trial_number", "pretrained_weights", "evaluation_id", "evaluation", "data_type", "suggestion")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +190,8 @@ class TrainingTask(_message.Message):
     PRETRAINED_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_ID_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTION_FIELD_NUMBER: _ClassVar[int]
     id: str
     project: str
     name: str
@@ -221,7 +224,9 @@ class TrainingTask(_message.Message):
     pretrained_weights: _common_pb2.ObjectRef
     evaluation_id: str
     evaluation: _evaluation_pb2.EvaluationSummary
-    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mode: _Optional[_Union[TrainingModeSelection, str]] = ..., auto_select: _Optional[_Union[AutoSelect, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., failure_reason: _Optional[str] = ..., trainer_node: _Optional[str] = ..., attempt: _Optional[int] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., epoch_metrics: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_rationale: _Optional[str] = ..., preset_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., search: _Optional[_Union[HyperparameterSearch, _Mapping]] = ..., search_task_id: _Optional[str] = ..., trial_number: _Optional[int] = ..., pretrained_weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., evaluation_id: _Optional[str] = ..., evaluation: _Optional[_Union[_evaluation_pb2.EvaluationSummary, _Mapping]] = ...) -> None: ...
+    data_type: _common_pb2.DataType
+    suggestion: _recommend_pb2.Suggestion
+    def __init__(self, id: _Optional[str] = ..., project: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mode: _Optional[_Union[TrainingModeSelection, str]] = ..., auto_select: _Optional[_Union[AutoSelect, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., failure_reason: _Optional[str] = ..., trainer_node: _Optional[str] = ..., attempt: _Optional[int] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., epoch_metrics: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., selection_rationale: _Optional[str] = ..., preset_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., search: _Optional[_Union[HyperparameterSearch, _Mapping]] = ..., search_task_id: _Optional[str] = ..., trial_number: _Optional[int] = ..., pretrained_weights: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., evaluation_id: _Optional[str] = ..., evaluation: _Optional[_Union[_evaluation_pb2.EvaluationSummary, _Mapping]] = ..., data_type: _Optional[_Union[_common_pb2.DataType, str]] = ..., suggestion: _Optional[_Union[_recommend_pb2.Suggestion, _Mapping]] = ...) -> None: ...
 
 class SearchParameter(_message.Message):
     __slots__ = ("name", "low", "high", "log", "step", "choices")

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from trainyard.common.v1 import common_pb2 as _common_pb2
+from trainyard.recommend.v1 import recommend_pb2 as _recommend_pb2
 from trainyard.training.v1 import evaluation_pb2 as _evaluation_pb2
 from trainyard.training.v1 import training_pb2 as _training_pb2
 from google.protobuf.internal import containers as _containers
@@ -13,7 +14,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateTrainingTaskRequest(_message.Message):
-    __slots__ = ("name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "auto_select", "preset_id", "transfer_strategy", "hyperparameters", "request_id", "resources", "search")
+    __slots__ = ("name", "description", "task_type", "dataset_id", "dataset_version_id", "model_id", "auto_select", "preset_id", "suggestion", "transfer_strategy", "hyperparameters", "request_id", "resources", "search", "data_type", "validate_only")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -22,11 +23,14 @@ class CreateTrainingTaskRequest(_message.Message):
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     AUTO_SELECT_FIELD_NUMBER: _ClassVar[int]
     PRESET_ID_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTION_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     SEARCH_FIELD_NUMBER: _ClassVar[int]
+    DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     task_type: _common_pb2.TaskType
@@ -35,12 +39,15 @@ class CreateTrainingTaskRequest(_message.Message):
     model_id: str
     auto_select: _training_pb2.AutoSelect
     preset_id: str
+    suggestion: _recommend_pb2.Suggestion
     transfer_strategy: _common_pb2.TransferStrategy
     hyperparameters: _common_pb2.Hyperparameters
     request_id: str
     resources: _common_pb2.ComputeResources
     search: _training_pb2.HyperparameterSearch
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., auto_select: _Optional[_Union[_training_pb2.AutoSelect, _Mapping]] = ..., preset_id: _Optional[str] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., request_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., search: _Optional[_Union[_training_pb2.HyperparameterSearch, _Mapping]] = ...) -> None: ...
+    data_type: _common_pb2.DataType
+    validate_only: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., task_type: _Optional[_Union[_common_pb2.TaskType, str]] = ..., dataset_id: _Optional[str] = ..., dataset_version_id: _Optional[str] = ..., model_id: _Optional[str] = ..., auto_select: _Optional[_Union[_training_pb2.AutoSelect, _Mapping]] = ..., preset_id: _Optional[str] = ..., suggestion: _Optional[_Union[_recommend_pb2.Suggestion, _Mapping]] = ..., transfer_strategy: _Optional[_Union[_common_pb2.TransferStrategy, str]] = ..., hyperparameters: _Optional[_Union[_common_pb2.Hyperparameters, _Mapping]] = ..., request_id: _Optional[str] = ..., resources: _Optional[_Union[_common_pb2.ComputeResources, _Mapping]] = ..., search: _Optional[_Union[_training_pb2.HyperparameterSearch, _Mapping]] = ..., data_type: _Optional[_Union[_common_pb2.DataType, str]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class CreateTrainingTaskResponse(_message.Message):
     __slots__ = ("task",)
