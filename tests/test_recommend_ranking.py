@@ -1,5 +1,6 @@
 """Unit tests of the recommendation ranking, throughput tables, dataset statistics and outcome feedback."""
 
+import dataclasses
 import json
 
 import pytest
@@ -290,3 +291,62 @@ def test_evidence_uses_network_and_family():
     assert seen.best.model_id == "tv/resnet50.imagenet1k_v1"
     assert evidence(past, "tv/mobilenet_v2.imagenet1k_v1", stats, "classification") is None
     assert evidence(past, "tv/resnet50.imagenet1k_v1", stats, "detection") is None
+
+
+def trained_model(task_id: str, base: modelzoo_pb2.Model, metrics: dict[str, float], dataset_id: str):
+    """A trained model as the zoo lists it: its task's final metrics are also its reference metrics."""
+    m = modelzoo_pb2.Model()
+    m.CopyFrom(base)
+    del m.reference_metrics[:]
+    m.id, m.origin, m.task_id, m.base_model_id, m.dataset_id = (
+        f"trained/{task_id}",
+        "trained",
+        task_id,
+        base.id,
+        dataset_id,
+    )
+    m.pretrain_dataset = f"dataset:{dataset_id}"
+    m.metrics.update(metrics)
+    m.reference_metrics.extend(
+        common_pb2.Metric(name=k, value=v, dataset=dataset_id, source=f"task:{task_id}")
+        for k, v in sorted(metrics.items())
+    )
+    return m
+
+
+def test_trained_models_rank_by_what_they_measured_and_their_data_type():
+    stats = DatasetStats(train_cases=300, val_cases=60, num_classes=2)
+    base = ZOO[1]  # mobilenet_v2
+    metrics = {"best_epoch": 2.0, "epochs": 3.0, "train_loss": 0.1, "val_top1": 0.96, "val_loss": 0.2}
+    shapes = trained_model("tt-shapes", base, metrics, "ds-shapes")
+    past = [dataclasses.replace(outcome(base.id, 0.96, stats, "tt-shapes"), data_type=0)]
+    ranked = rank([*ZOO[:3], shapes], preference=2, data_type=0, stats=stats, table=TABLE, outcomes=past)
+    mine = next(s for s in ranked if s.model_id == "trained/tt-shapes")
+    text = " ".join(mine.factors)
+    # best_epoch 2 is never read as a quality of 0.02; the measured val_top1 is
+    assert "0.020" not in text and "published reference quality" not in text
+    assert "measured val_top1 0.960 on its own data" in text and "trained on natural photo images, like these" in text
+    assert ranked[0].model_id == "trained/tt-shapes"  # alike data, measured 0.96: ahead of the catalog networks
+    assert [s.rank for s in ranked] == list(range(1, len(ranked) + 1))
+    # asked for medical images: a model trained on natural photos ranks below every catalog network with weights
+    medical = rank(
+        [*ZOO[:3], shapes], preference=2, data_type=common_pb2.DATA_TYPE_MEDICAL, stats=stats, table=TABLE,
+        outcomes=past,
+    )  # fmt: skip
+    assert medical[-1].model_id == "trained/tt-shapes"
+    assert "trained on natural photo images, not medical" in " ".join(medical[-1].factors)
+    assert all(s.data_type == common_pb2.DATA_TYPE_MEDICAL for s in medical)
+    # a model trained on medical images is not penalised for them
+    xray = [dataclasses.replace(past[0], data_type=common_pb2.DATA_TYPE_MEDICAL)]
+    again = rank(
+        [*ZOO[:3], shapes], preference=2, data_type=common_pb2.DATA_TYPE_MEDICAL, stats=stats, table=TABLE,
+        outcomes=xray,
+    )  # fmt: skip
+    assert again[0].model_id == "trained/tt-shapes"
+    # measured on far-off data, the measurement counts little: the network's own published quality decides
+    far = [
+        dataclasses.replace(past[0], stats=DatasetStats(train_cases=200_000, num_classes=1000, grayscale_fraction=1.0))
+    ]
+    distant = rank([*ZOO[:3], shapes], preference=2, data_type=0, stats=stats, table=TABLE, outcomes=far)
+    factor = next(f for f in next(s for s in distant if s.model_id == "trained/tt-shapes").factors if "measured" in f)
+    assert "0% alike" in factor or "1% alike" in factor

@@ -673,139 +673,12 @@ def _task_rows(items) -> list[list]:
     ]
 
 
-def _hyperparameters(args) -> dict:
-    hp = {}
-    for name in ("epochs", "batch_size", "learning_rate", "image_size"):
-        value = getattr(args, name, None)
-        if value is not None:
-            hp[name] = value
-    return hp
-
-
-def _search(args):
-    """The --search flags as a HyperparameterSearch, or None."""
-    from trainyard.client import hyperparameter_search
-
-    if not getattr(args, "search", None):
-        return None
-    return hyperparameter_search(
-        args.search,
-        args.param or [],
-        max_trials=args.trials or 0,
-        parallelism=args.parallel or 0,
-        max_duration_seconds=int((args.max_minutes or 0) * 60),
-        objective_metric=args.objective or "",
-        pruning=args.prune,
-        warmup_epochs=args.prune_warmup or 0,
-    )
-
-
 def cmd_train_start(args) -> int:
-    from trainyard.client import task_type_name
+    """The General Training flow, asking for what the flags leave out (trainyard/wizard.py)."""
+    from trainyard import wizard
 
-    interactive = not (args.task_type and args.dataset and (args.model or args.auto) and args.name)
     with _client(args) as ty:
-        task_type = args.task_type
-        if not task_type:
-            task_type = _ask(
-                "task type",
-                flag="--task-type",
-                choices=["classification", "detection", "segmentation", "instance_segmentation"],
-                default="classification",
-            )
-        dataset_id = args.dataset
-        if not dataset_id:
-            fitting = ty.datasets.list(task_type)
-            if not fitting:
-                raise ValueError(
-                    f"no dataset fits {task_type}; import one with `trainyard datasets import PATH --name N`"
-                )
-            _table(
-                f"datasets for {task_type}",
-                ["#", *DATASET_COLUMNS],
-                [[i + 1, *row] for i, row in enumerate(_dataset_rows(fitting))],
-            )
-            pick = _ask("dataset (# or id)", flag="--dataset", default="1")
-            dataset_id = fitting[int(pick) - 1].id if pick.isdigit() and 0 < int(pick) <= len(fitting) else pick
-            cases = ty.datasets.preview(dataset_id, count=4)
-            console.print(
-                "preview: "
-                + "; ".join(
-                    f"{escape(c.source_path)} [{escape(','.join(a.class_name for a in c.annotations))}]" for c in cases
-                )
-            )
-        model_id, auto = args.model, args.auto
-        if not model_id and not auto:
-            how = _ask("model selection", flag="--model or --auto", choices=["auto", "manual"], default="auto")
-            if how == "auto":
-                suggestions = ty.recommend(
-                    task_type,
-                    dataset_id,
-                    data_type=args.data_type,
-                    preference=args.preference or "balanced",
-                    max_suggestions=5,
-                )
-                if suggestions:
-                    _table("suggestions", SUGGESTION_COLUMNS, _suggestion_rows(suggestions))
-                    pick = _ask("suggestion (#)", flag="--model", default="1")
-                    model_id = (
-                        suggestions[int(pick) - 1].model_id
-                        if pick.isdigit() and 0 < int(pick) <= len(suggestions)
-                        else pick
-                    )
-                else:
-                    auto = True
-            else:
-                models = ty.models.list(task_type, weights_in_store=True, limit=20) or ty.models.list(
-                    task_type, limit=20
-                )
-                _table("models", ["#", *MODEL_COLUMNS], [[i + 1, *row] for i, row in enumerate(_model_rows(models))])
-                pick = _ask("model (# or id)", flag="--model", default="1")
-                model_id = models[int(pick) - 1].id if pick.isdigit() and 0 < int(pick) <= len(models) else pick
-        name = args.name or _ask(
-            "task name", flag="--name", default=f"{task_type_name(ty_task_type(task_type))}-{dataset_id[:8]}"
-        )
-        if (
-            interactive
-            and _ask(
-                f"start [bold]{escape(name)}[/]?",
-                flag="all of --task-type, --dataset, --model and --name",
-                choices=["y", "n"],
-                default="y",
-            )
-            != "y"
-        ):
-            console.print("not started")
-            return 1
-        if model_id and not auto and not args.from_scratch:
-            _pull_first(ty, model_id)
-        task = ty.training.create(
-            name,
-            task_type,
-            dataset_id,
-            model_id or "",
-            auto=auto,
-            transfer_strategy=args.transfer_strategy,
-            from_scratch=args.from_scratch,
-            data_type=args.data_type,
-            preference=args.preference,
-            description=args.description or "",
-            hyperparameters=_hyperparameters(args) or None,
-            search=_search(args),
-            resources={"processes_per_node": args.processes_per_node or 0, "nodes": args.nodes or 0}
-            if args.processes_per_node or args.nodes
-            else None,
-        )
-        if args.output == "json" and not args.watch:
-            _json(task)
-            return 0
-        console.print(
-            f"[green]started[/] task [bold]{escape(task.name)}[/] ({task.id}) with model {escape(task.model_id or 'auto')}"
-        )
-        if args.watch:
-            return _watch(ty, task.id, args.output)
-        console.print(f"  follow it: [bold]trainyard train watch {task.id}[/]")
-    return 0
+        return wizard.run(ty, args)
 
 
 def _pull_first(ty, model_id: str) -> None:
@@ -823,12 +696,6 @@ def _pull_first(ty, model_id: str) -> None:
             err.print("  train from scratch explicitly with [bold]--from-scratch[/], or upload them:")
             err.print(f"  [bold]trainyard models import FILE --model {escape(p.model_id)}[/]")
             raise SystemExit(1)
-
-
-def ty_task_type(value) -> int:
-    from trainyard.client import task_type
-
-    return task_type(value)
 
 
 def _watch(ty, task_id: str, output: str = "table", after: int = 0) -> int:
@@ -1517,45 +1384,9 @@ def add_flow_commands(sub) -> None:
         dest="train_command", metavar="ACTION", required=True
     )
     p = leaf(tr, "start", cmd_train_start, "start a training task (asks for what the flags leave out)")
-    p.add_argument("--task-type")
-    p.add_argument("--dataset")
-    p.add_argument("--model")
-    p.add_argument("--auto", action="store_true", help="let the platform pick the model")
-    p.add_argument("--data-type")
-    p.add_argument("--preference")
-    p.add_argument("--name")
-    p.add_argument("--description")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--image-size", type=int)
-    p.add_argument(
-        "--processes-per-node", type=int, help="data-parallel processes on each trainer (one GPU each on CUDA)"
-    )
-    p.add_argument("--nodes", type=int, help="trainers that train the task together (multi-node)")
-    p.add_argument(
-        "--transfer-strategy",
-        help="fine_tune_all, linear_probe, gradual_unfreeze or from_scratch (default fine_tune_all)",
-    )
-    p.add_argument(
-        "--from-scratch",
-        action="store_true",
-        help="train from random weights (never done silently: a model without weights is refused otherwise)",
-    )
-    p.add_argument("--watch", action="store_true", help="follow the task to its end")
-    p.add_argument("--search", metavar="METHOD", help="search hyperparameters instead: random, tpe or grid")
-    p.add_argument(
-        "--param",
-        action="append",
-        metavar="SPEC",
-        help="searched hyperparameter: NAME (default range), NAME=LOW:HIGH[:log|:step=S] or NAME=A,B,C; repeatable",
-    )
-    p.add_argument("--trials", type=int, help="search: trials in all (default 10)")
-    p.add_argument("--parallel", type=int, help="search: trials at the same time (default 1)")
-    p.add_argument("--max-minutes", type=float, help="search: time budget")
-    p.add_argument("--objective", help="search: metric to optimise (default the task type's primary metric)")
-    p.add_argument("--prune", help="search: none, median or asha")
-    p.add_argument("--prune-warmup", type=int, help="search: epochs before a trial may be pruned")
+    from trainyard.wizard import add_flags
+
+    add_flags(p)
     p = leaf(tr, "watch", cmd_train_watch, "follow a task: epochs, live metrics, logs")
     p.add_argument("id")
     p.add_argument("--after", type=int, default=0, help="resume after this event sequence (from an ended watch)")

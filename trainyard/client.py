@@ -12,7 +12,11 @@
         print(ty.training.get(task.id).metrics)
 
 Methods return the generated protobuf messages (trainyard.<area>.v1.*_pb2), so the generated
-stubs stay the reference for every field. Calls retry with exponential backoff on UNAVAILABLE;
+stubs stay the reference for every field; `enum_name(message, field)` reads any enum field as its
+short name ("succeeded", not 4) and `to_dict(message)` gives a whole result with enum names. Every
+RPC of the API has a call here (`SDK_CALLS` maps each to it); Lists come back whole (`list`) or as
+lazy iterators (`iter`, or `iterate("ListModels", ...)` for any List), streams as iterators.
+Calls retry with exponential backoff on UNAVAILABLE;
 creates carry an auto-generated request_id so a retried create never makes a second resource.
 Failures raise TrainyardError subclasses (NotFoundError, InvalidArgumentError with
 `.violations`, PermissionDeniedError, ResourceExhaustedError with `.retry_after` ...).
@@ -22,19 +26,23 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import random
 import tarfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -187,6 +195,72 @@ def short_name(name: str, prefix: str) -> str:
     return name[len(prefix) :].lower() if name.startswith(prefix) else name.lower()
 
 
+def _prefix(enum: EnumDescriptor) -> str:
+    """The prefix every value of a Buf-style enum shares: TASK_STATE_ of TASK_STATE_UNSPECIFIED."""
+    first = enum.values_by_number.get(0)
+    return first.name.removesuffix("UNSPECIFIED") if first is not None else ""
+
+
+def enum_name(message: Message, field: str) -> str | list[str]:
+    """An enum field of any message as its short name: enum_name(task, "state") == "succeeded" (a
+    repeated enum field gives a list). TypeError for a field that is not an enum."""
+    descriptor = message.DESCRIPTOR.fields_by_name.get(field)
+    if descriptor is None or descriptor.enum_type is None:
+        raise TypeError(f"{message.DESCRIPTOR.name}.{field} is not an enum field")
+    enum = descriptor.enum_type
+    value = getattr(message, field)
+
+    def one(number: int) -> str:
+        known = enum.values_by_number.get(number)
+        return short_name(known.name, _prefix(enum)) if known is not None else str(number)
+
+    return [one(v) for v in value] if descriptor.is_repeated else one(value)
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """A result as plain Python: enum fields by short name ("succeeded"), timestamps as datetimes, nested
+    messages as dicts, maps as dicts; unset fields left out, bytes kept as bytes."""
+    out: dict[str, Any] = {}
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            out[field.name] = {k: _plain(value_field, v) for k, v in value.items()}
+        elif field.is_repeated:
+            out[field.name] = [_plain(field, v) for v in value]
+        else:
+            out[field.name] = _plain(field, value)
+    return out
+
+
+def _plain(field: FieldDescriptor, value: Any) -> Any:
+    if field.enum_type is not None:
+        known = field.enum_type.values_by_number.get(value)
+        return short_name(known.name, _prefix(field.enum_type)) if known is not None else value
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if field.message_type.full_name == "google.protobuf.Timestamp":
+            return value.ToDatetime(tzinfo=UTC) if value.seconds or value.nanos else None
+        return to_dict(value)
+    return value
+
+
+# Every RPC the SDK makes, by full method name ("trainyard.training.v1.TrainingService/CreateTrainingTask"),
+# and the SDK call that makes it; a test checks that every RPC of the API is here.
+SDK_CALLS: dict[str, str] = {}
+
+
+def _rpc(*methods: str):
+    """Marks the SDK call that makes these RPCs ("TrainingService/CreateTrainingTask")."""
+
+    def mark(fn):
+        for method in methods:
+            service, _, name = method.partition("/")
+            area = service.removesuffix("Service").lower().replace("recommendation", "recommend")
+            SDK_CALLS[f"trainyard.{area}.v1.{service}/{name}"] = fn.__qualname__
+        return fn
+
+    return mark
+
+
 def task_type(value: Any) -> int:
     return _enum(common_pb2.TaskType, "TASK_TYPE_", value, "task_type")
 
@@ -242,6 +316,27 @@ def weights_selection(
         task_type=globals()["task_type"](task_type),
         preset_ids=list(presets),
     )
+
+
+def make_hyperparameters(**values: Any) -> common_pb2.Hyperparameters:
+    """Hyperparameters from keyword values, enum fields by name: make_hyperparameters(epochs=5,
+    optimizer="sgd", lr_schedule="one_cycle"). None leaves a field unset (the recipe's default)."""
+    hp = common_pb2.Hyperparameters()
+    for name, value in values.items():
+        field = hp.DESCRIPTOR.fields_by_name.get(name)
+        if field is None:
+            known = ", ".join(f.name for f in hp.DESCRIPTOR.fields)
+            raise InvalidArgumentError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"no hyperparameter {name!r}; one of {known}",
+                violations={f"hyperparameters.{name}": "unknown hyperparameter"},
+            )
+        if value is None:
+            continue
+        if field.enum_type is not None:
+            value = _enum(_enum_wrapper(field.enum_type), _prefix(field.enum_type), value, f"hyperparameters.{name}")
+        setattr(hp, name, value)
+    return hp
 
 
 def search_parameter(text: str) -> training_pb2.SearchParameter:
@@ -320,6 +415,7 @@ class Client:
     address: "host:port" of the gateway; token: an API key or short-lived token.
     tls: use TLS (root_certificates: PEM bytes of the CA, default the system roots).
     timeout: default seconds per unary call; retries: attempts after the first on UNAVAILABLE.
+    interceptors: grpc client interceptors wrapped around the channel (tracing, logging).
     """
 
     def __init__(
@@ -333,6 +429,7 @@ class Client:
         retries: int = 4,
         backoff: float = 0.25,
         max_message_bytes: int = 64 * 1024 * 1024,
+        interceptors: Sequence[Any] = (),
     ) -> None:
         if not address:
             raise ValueError(f"no gateway address: pass one or set {ADDRESS_ENV}")
@@ -352,6 +449,8 @@ class Client:
             self.channel = grpc.secure_channel(address, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(address, options=options)
+        if interceptors:
+            self.channel = grpc.intercept_channel(self.channel, *interceptors)
         self._datasets = dataset_service_pb2_grpc.DatasetServiceStub(self.channel)
         self._zoo = modelzoo_service_pb2_grpc.ModelZooServiceStub(self.channel)
         self._recommend = recommend_service_pb2_grpc.RecommendationServiceStub(self.channel)
@@ -411,8 +510,44 @@ class Client:
                 raise error_from_rpc(exc) from None
         raise AssertionError("unreachable")
 
+    def _method(self, rpc: str):
+        """(stub method, request class, the repeated field of the response) of an RPC by its name."""
+        for stub, module in (
+            (self._datasets, dataset_service_pb2),
+            (self._zoo, modelzoo_service_pb2),
+            (self._recommend, recommend_service_pb2),
+            (self._training, training_service_pb2),
+            (self._auth, auth_service_pb2),
+            (self._inference, inference_service_pb2),
+        ):
+            for service in module.DESCRIPTOR.services_by_name.values():
+                method = service.methods_by_name.get(rpc)
+                if method is not None:
+                    items = [f.name for f in method.output_type.fields if f.is_repeated and f.message_type]
+                    request_class = message_factory.GetMessageClass(method.input_type)
+                    return getattr(stub, rpc), request_class, (items[0] if items else "")
+        raise ValueError(f"no RPC named {rpc!r}")
+
+    def iterate(self, rpc: str, **fields: Any) -> Iterator[Any]:
+        """Every item of a paged List RPC, fetched a page at a time as the iteration goes:
+        iterate("ListModels", task_type="classification", family="resnet"). Enum fields take names."""
+        method, request_class, items = self._method(rpc)
+        if "page_token" not in request_class.DESCRIPTOR.fields_by_name or not items:
+            raise ValueError(f"{rpc} is not a paged List")
+        request = request_class()
+        for name, value in fields.items():
+            field = request_class.DESCRIPTOR.fields_by_name.get(name)
+            if field is None:
+                raise ValueError(f"{rpc} has no field {name!r}")
+            if field.enum_type is not None:
+                enum_wrapper = _enum_wrapper(field.enum_type)
+                value = _enum(enum_wrapper, _prefix(field.enum_type), value, name)
+            setattr(request, name, value)
+        return _iter_pages(self, method, request, items)
+
     # -- flow -----------------------------------------------------------------------------------
-    def recommend(
+    @_rpc("RecommendationService/Recommend")
+    def recommendation(
         self,
         task_type: Any,
         dataset_id: str = "",
@@ -421,9 +556,13 @@ class Client:
         preference: Any = None,
         max_params: int = 0,
         max_training_seconds: float = 0.0,
+        max_latency_ms: float = 0.0,
+        device_class: str = "",
         max_suggestions: int = 0,
-    ) -> list[recommend_pb2.Suggestion]:
-        """Ranked model suggestions for a task type (and dataset); best first."""
+    ) -> recommend_service_pb2.RecommendResponse:
+        """Ranked model suggestions with the dataset statistics the ranking used (dataset_factors).
+        Pass a chosen suggestion whole to training.create(suggestion=...): its model, transfer
+        strategy and hyperparameters are then the task's, and the task records it."""
         request = recommend_service_pb2.RecommendRequest(
             task_type=globals()["task_type"](task_type),
             dataset_id=dataset_id,
@@ -431,10 +570,17 @@ class Client:
             preference=_enum(common_pb2.TrainingPreference, "TRAINING_PREFERENCE_", preference, "preference"),
             max_params=max_params,
             max_training_seconds=max_training_seconds,
+            max_latency_ms=max_latency_ms,
+            device_class=device_class,
             max_suggestions=max_suggestions,
         )
-        return list(self.call(self._recommend.Recommend, request).suggestions)
+        return self.call(self._recommend.Recommend, request)
 
+    def recommend(self, task_type: Any, dataset_id: str = "", **kw: Any) -> list[recommend_pb2.Suggestion]:
+        """Ranked model suggestions for a task type (and dataset); best first (see recommendation())."""
+        return list(self.recommendation(task_type, dataset_id, **kw).suggestions)
+
+    @_rpc("InferenceService/Predict")
     def predict(
         self,
         model_id: str,
@@ -469,14 +615,17 @@ class Client:
             request.threshold = threshold
         return self.call(self._inference.Predict, request, timeout=timeout)
 
+    @_rpc("InferenceService/GetModelInfo")
     def model_info(self, model_id: str) -> inference_pb2.ModelInfo:
         """What a trained model's ONNX export says about itself (classes, input size, threshold)."""
         request = inference_service_pb2.GetModelInfoRequest(model_id=model_id)
         return self.call(self._inference.GetModelInfo, request).model
 
+    @_rpc("AuthService/WhoAmI")
     def whoami(self) -> auth_pb2.ApiKey:
         return self.call(self._auth.WhoAmI, auth_service_pb2.WhoAmIRequest()).key
 
+    @_rpc("AuthService/CreateToken")
     def create_token(self, ttl_seconds: int = 3600, role: Any = None) -> auth_service_pb2.CreateTokenResponse:
         """A short-lived token acting as this client's key (at most its role)."""
         request = auth_service_pb2.CreateTokenRequest(
@@ -484,23 +633,59 @@ class Client:
         )
         return self.call(self._auth.CreateToken, request)
 
+    @_rpc("AuthService/ListAuditEntries")
     def audit(self, page_size: int = 50, method_contains: str = "") -> list[auth_pb2.AuditEntry]:
         """The newest audit entries of this project (admin only)."""
         request = auth_service_pb2.ListAuditEntriesRequest(page_size=page_size, method_contains=method_contains)
         return list(self.call(self._auth.ListAuditEntries, request).entries)
 
 
-def _pages(client: Client, method, request, field: str, limit: int | None) -> list:
-    """Every item of a paged List (or the first `limit`)."""
-    items: list = []
+def _iter_pages(client: Client, method, request, field: str) -> Iterator:
+    """Every item of a paged List, a page fetched when the previous one is used up."""
     while True:
         response = client.call(method, request)
-        items.extend(getattr(response, field))
-        if limit is not None and len(items) >= limit:
-            return items[:limit]
+        yield from getattr(response, field)
         if not response.next_page_token:
-            return items
+            return
         request.page_token = response.next_page_token
+
+
+def _pages(client: Client, method, request, field: str, limit: int | None) -> list:
+    """Every item of a paged List (or the first `limit`)."""
+    return list(itertools.islice(_iter_pages(client, method, request, field), limit))
+
+
+def _enum_wrapper(descriptor: EnumDescriptor):
+    """The generated enum wrapper (Name, Value, keys) of an enum descriptor."""
+    from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+    return EnumTypeWrapper(descriptor)
+
+
+def _download_url(url: str, out: Path, sha256: str = "") -> Path:
+    """Fetch a presigned URL into `out` (written to out.part, renamed when complete and its sha256 matches)."""
+    import urllib.request
+
+    if not url:
+        raise FailedPreconditionError(
+            grpc.StatusCode.FAILED_PRECONDITION, "the platform gave no download URL (no public object-store endpoint)"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(out.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=600) as response, part.open("wb") as fh:  # noqa: S310 - presigned
+            while chunk := response.read(CHUNK_SIZE):
+                fh.write(chunk)
+                digest.update(chunk)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise UnavailableError(grpc.StatusCode.UNAVAILABLE, f"download of {out.name} failed: {exc}") from None
+    if sha256 and digest.hexdigest() != sha256:
+        part.unlink(missing_ok=True)
+        raise TrainyardError(grpc.StatusCode.DATA_LOSS, f"{out.name}: the download does not match its sha256 {sha256}")
+    part.replace(out)
+    return out
 
 
 @dataclass
@@ -516,6 +701,41 @@ class Datasets:
     def __init__(self, client: Client) -> None:
         self._c = client
 
+    def check_name(self, name: str) -> None:
+        """Refuse a dataset name before anything is uploaded: InvalidArgumentError for a bad one,
+        AlreadyExistsError when the project has a dataset of that name (the service would refuse it only
+        after the whole archive was sent)."""
+        from services.common.fields import name_violation
+
+        why = name_violation(name)
+        if why is not None:
+            raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, f"name: {why}", violations={"name": why})
+        taken = next((d for d in self.iter() if d.name == name), None)
+        if taken is not None:
+            raise AlreadyExistsError(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"a dataset named {name!r} already exists ({taken.id}); nothing was uploaded",
+                metadata={"name": name, "dataset_id": taken.id},
+            )
+
+    def _stream(self, path: Path, first: Any, request_class, chunk_size: int, progress) -> Iterator:
+        total = path.stat().st_size
+
+        def requests() -> Iterator:
+            yield first
+            sent = 0
+            if progress:
+                progress(0, total)
+            with path.open("rb") as fh:
+                while chunk := fh.read(chunk_size):
+                    sent += len(chunk)
+                    yield request_class(chunk=chunk)
+                    if progress:
+                        progress(sent, total)
+
+        return requests
+
+    @_rpc("DatasetService/CreateDataset")
     def upload(
         self,
         path: str | Path,
@@ -541,13 +761,16 @@ class Datasets:
         accept_partial imports the good cases when some are bad instead of rejecting the archive;
         ignore_index is the mask value of unlabelled pixels (255 when None; e.g. 11 for a void value 11);
         drop_duplicates keeps one case of each group of identical images within a split.
+        The name is checked first (check_name), unless a request_id is given (a retry of an upload
+        whose answer was lost returns its dataset).
         """
         path = Path(path)
         if not path.is_file():
             raise InvalidArgumentError(
                 grpc.StatusCode.INVALID_ARGUMENT, f"{path}: no such file", violations={"path": "no such file"}
             )
-        total = path.stat().st_size
+        if request_id is None:
+            self.check_name(name)
         metadata = dataset_service_pb2.CreateDatasetMetadata(
             name=name,
             description=description,
@@ -562,18 +785,13 @@ class Datasets:
             request_id=request_id or str(uuid.uuid4()),
         )
 
-        def requests() -> Iterator[dataset_service_pb2.CreateDatasetRequest]:
-            yield dataset_service_pb2.CreateDatasetRequest(metadata=metadata)
-            sent = 0
-            if progress:
-                progress(0, total)
-            with path.open("rb") as fh:
-                while chunk := fh.read(chunk_size):
-                    sent += len(chunk)
-                    yield dataset_service_pb2.CreateDatasetRequest(chunk=chunk)
-                    if progress:
-                        progress(sent, total)
-
+        requests = self._stream(
+            path,
+            dataset_service_pb2.CreateDatasetRequest(metadata=metadata),
+            dataset_service_pb2.CreateDatasetRequest,
+            chunk_size,
+            progress,
+        )
         for attempt in range(self._c.retries + 1):
             try:
                 response = self._c._datasets.CreateDataset(requests(), timeout=timeout, metadata=self._c._metadata)
@@ -585,20 +803,170 @@ class Datasets:
                 raise error_from_rpc(exc) from None
         raise AssertionError("unreachable")
 
+    @_rpc("DatasetService/CreateDatasetVersion")
+    def add_version(
+        self,
+        dataset_id: str,
+        path: str | Path,
+        *,
+        mode: Any = None,
+        format: Any = None,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+        split_seed: int = 0,
+        accept_partial: bool = False,
+        ignore_index: int | None = None,
+        drop_duplicates: bool = False,
+        request_id: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        timeout: float | None = None,
+    ) -> dataset_pb2.DatasetVersion:
+        """Upload an archive as the next version of a dataset: its cases are added (replacing those with
+        the same source path), or replace all of them with mode="replace_all". The dataset is looked up
+        first, so an unknown one fails before anything is sent."""
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidArgumentError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{path}: no such file", violations={"path": "no such file"}
+            )
+        self.get(dataset_id)
+        metadata = dataset_service_pb2.CreateDatasetVersionMetadata(
+            dataset_id=dataset_id,
+            mode=_enum(dataset_service_pb2.VersionMode, "VERSION_MODE_", mode, "mode"),
+            format=_enum(dataset_pb2.DatasetFormat, "DATASET_FORMAT_", format, "format"),
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            split_seed=split_seed,
+            accept_partial=accept_partial,
+            ignore_index=ignore_index,
+            drop_duplicates=drop_duplicates,
+            request_id=request_id or str(uuid.uuid4()),
+        )
+        requests = self._stream(
+            path,
+            dataset_service_pb2.CreateDatasetVersionRequest(metadata=metadata),
+            dataset_service_pb2.CreateDatasetVersionRequest,
+            chunk_size,
+            progress,
+        )
+        for attempt in range(self._c.retries + 1):
+            try:
+                stub = self._c._datasets.CreateDatasetVersion
+                return stub(requests(), timeout=timeout, metadata=self._c._metadata).version
+            except grpc.RpcError as exc:  # the same request_id makes a resent upload safe
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self._c.retries:
+                    self._c._sleep_before_retry(attempt, exc)
+                    continue
+                raise error_from_rpc(exc) from None
+        raise AssertionError("unreachable")
+
+    @_rpc("DatasetService/ImportDataset")
+    def import_object(
+        self,
+        key: str,
+        *,
+        bucket: str = "",
+        name: str = "",
+        dataset_id: str = "",
+        mode: Any = None,
+        description: str = "",
+        format: Any = None,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+        task_type: Any = None,
+        accept_partial: bool = False,
+        drop_duplicates: bool = False,
+        request_id: str | None = None,
+    ) -> dataset_pb2.ImportStatus:
+        """Start importing an archive already in the object store's upload bucket (`key`), as a new dataset
+        `name` or as the next version of `dataset_id`; returns at once with the import's first status
+        (follow it with watch_import / wait_import)."""
+        request = dataset_service_pb2.ImportDatasetRequest(
+            source=common_pb2.ObjectRef(bucket=bucket, key=key),
+            metadata=dataset_service_pb2.CreateDatasetMetadata(
+                name=name,
+                description=description,
+                format=_enum(dataset_pb2.DatasetFormat, "DATASET_FORMAT_", format, "format"),
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+                task_type=globals()["task_type"](task_type),
+                accept_partial=accept_partial,
+                drop_duplicates=drop_duplicates,
+                request_id=request_id or str(uuid.uuid4()),
+            ),
+            dataset_id=dataset_id,
+            mode=_enum(dataset_service_pb2.VersionMode, "VERSION_MODE_", mode, "mode"),
+        )
+        return getattr(self._c.call(self._c._datasets.ImportDataset, request), "import")
+
+    @_rpc("DatasetService/WatchImport")
+    def watch_import(self, import_id: str) -> Iterator[dataset_pb2.ImportStatus]:
+        """An import's status as it changes, until it succeeds or fails (reconnects on UNAVAILABLE)."""
+        attempt = 0
+        while True:
+            stream = self._c._datasets.WatchImport(
+                dataset_service_pb2.WatchImportRequest(import_id=import_id), metadata=self._c._metadata
+            )
+            try:
+                for response in stream:
+                    attempt = 0
+                    yield response.status
+                return
+            except grpc.RpcError as exc:
+                error = error_from_rpc(exc)
+                # a stalled import will not move on by itself: only a lost connection is retried
+                if error.code == grpc.StatusCode.UNAVAILABLE and error.reason != "IMPORT_STALLED":
+                    if attempt < self._c.retries:
+                        self._c._sleep_before_retry(attempt, exc)
+                        attempt += 1
+                        continue
+                raise error from None
+            finally:
+                stream.cancel()
+
+    def wait_import(self, import_id: str) -> dataset_pb2.ImportStatus:
+        """Block until the import ends; its last status (state SUCCEEDED with dataset_id and version_id,
+        or FAILED with the reason)."""
+        statuses = list(self.watch_import(import_id))
+        return statuses[-1] if statuses else self.report(import_id).status
+
+    @_rpc("DatasetService/ExportDatasetVersion")
+    def export(
+        self, version_id: str, format: Any, out: str | Path | None = None
+    ) -> dataset_service_pb2.ExportDatasetVersionResponse:
+        """Write a version as a zip (coco, image_folder or mask_png) in the object store; with `out`, also
+        download it there (through its presigned URL, checked against its sha256 when the store gives one)."""
+        request = dataset_service_pb2.ExportDatasetVersionRequest(
+            version_id=version_id, format=_enum(dataset_pb2.ExportFormat, "EXPORT_FORMAT_", format, "format")
+        )
+        response = self._c.call(self._c._datasets.ExportDatasetVersion, request, timeout=max(self._c.timeout, 600))
+        if out is not None:
+            _download_url(response.url, Path(out), response.archive.sha256)
+        return response
+
+    def iter(self, task_type: Any = None) -> Iterator[dataset_pb2.Dataset]:
+        """Datasets of the project, a page at a time; with task_type, only those that can train it."""
+        request = dataset_service_pb2.ListDatasetsRequest(task_type=globals()["task_type"](task_type), page_size=100)
+        return _iter_pages(self._c, self._c._datasets.ListDatasets, request, "datasets")
+
+    @_rpc("DatasetService/ListDatasets")
     def list(self, task_type: Any = None, *, limit: int | None = None) -> list[dataset_pb2.Dataset]:
         """Datasets of the project; with task_type, only those whose annotations can train it."""
-        request = dataset_service_pb2.ListDatasetsRequest(task_type=globals()["task_type"](task_type), page_size=100)
-        return _pages(self._c, self._c._datasets.ListDatasets, request, "datasets", limit)
+        return list(itertools.islice(self.iter(task_type), limit))
 
+    @_rpc("DatasetService/GetDataset")
     def get(self, dataset_id: str) -> dataset_pb2.Dataset:
         return self._c.call(
             self._c._datasets.GetDataset, dataset_service_pb2.GetDatasetRequest(dataset_id=dataset_id)
         ).dataset
 
+    @_rpc("DatasetService/GetDatasetVersion")
     def version(self, version_id: str) -> dataset_pb2.DatasetVersion:
         request = dataset_service_pb2.GetDatasetVersionRequest(version_id=version_id)
         return self._c.call(self._c._datasets.GetDatasetVersion, request).version
 
+    @_rpc("DatasetService/PreviewCases")
     def preview(
         self, dataset_id: str, count: int = 8, *, version_id: str = "", thumbnail_size: int = 0, seed: int = 0
     ) -> list[dataset_pb2.Case]:
@@ -608,9 +976,11 @@ class Datasets:
         )
         return list(self._c.call(self._c._datasets.PreviewCases, request).cases)
 
+    @_rpc("DatasetService/DeleteDataset")
     def delete(self, dataset_id: str) -> None:
         self._c.call(self._c._datasets.DeleteDataset, dataset_service_pb2.DeleteDatasetRequest(dataset_id=dataset_id))
 
+    @_rpc("DatasetService/GetImportReport")
     def report(self, import_id: str) -> ImportReport:
         """The full report of an import (every page): a version's `import_id`, or the `import_id` in the
         metadata of an import's error (`exc.metadata["import_id"]`)."""
@@ -629,6 +999,37 @@ class Models:
     def __init__(self, client: Client) -> None:
         self._c = client
 
+    @staticmethod
+    def _request(task_type, family, query, pretrain_dataset, max_params, weights_in_store, origin, page_size):
+        return modelzoo_service_pb2.ListModelsRequest(
+            task_type=task_type_fn(task_type),
+            family=family,
+            query=query,
+            pretrain_dataset=pretrain_dataset,
+            max_params=max_params,
+            weights_in_store=weights_in_store,
+            origin=origin,
+            page_size=page_size,
+        )
+
+    def iter(
+        self,
+        task_type: Any = None,
+        *,
+        family: str = "",
+        query: str = "",
+        pretrain_dataset: str = "",
+        max_params: int = 0,
+        weights_in_store: bool = False,
+        origin: str = "",
+    ) -> Iterator[modelzoo_pb2.Model]:
+        """Zoo models, a page at a time; origin "catalog" or "trained" (the project's trained models)."""
+        request = self._request(
+            task_type, family, query, pretrain_dataset, max_params, weights_in_store, origin, page_size=500
+        )
+        return _iter_pages(self._c, self._c._zoo.ListModels, request, "models")
+
+    @_rpc("ModelZooService/ListModels")
     def list(
         self,
         task_type: Any = None,
@@ -638,37 +1039,55 @@ class Models:
         pretrain_dataset: str = "",
         max_params: int = 0,
         weights_in_store: bool = False,
+        origin: str = "",
         limit: int | None = None,
     ) -> list[modelzoo_pb2.Model]:
-        request = modelzoo_service_pb2.ListModelsRequest(
-            task_type=task_type_fn(task_type),
+        items = self.iter(
+            task_type,
             family=family,
             query=query,
             pretrain_dataset=pretrain_dataset,
             max_params=max_params,
             weights_in_store=weights_in_store,
-            page_size=500,
+            origin=origin,
         )
-        return _pages(self._c, self._c._zoo.ListModels, request, "models", limit)
+        return list(itertools.islice(items, limit))
 
+    def count(
+        self, task_type: Any = None, *, family: str = "", query: str = "", origin: str = "", weights_in_store=False
+    ) -> int:
+        """How many models match (ListModels' total_size), without listing them."""
+        request = self._request(task_type, family, query, "", 0, weights_in_store, origin, page_size=1)
+        return self._c.call(self._c._zoo.ListModels, request).total_size
+
+    def trained(self, task_type: Any = None) -> list[modelzoo_pb2.Model]:
+        """The project's trained models (trained/<task id>, named by their task's name), newest first."""
+        items = self.list(task_type, origin="trained")
+        return sorted(items, key=lambda m: (m.create_time.seconds, m.id), reverse=True)
+
+    @_rpc("ModelZooService/ListModelFamilies")
     def families(self, task_type: Any = None) -> list[modelzoo_pb2.ModelFamily]:
         request = modelzoo_service_pb2.ListModelFamiliesRequest(task_type=task_type_fn(task_type), page_size=500)
         return _pages(self._c, self._c._zoo.ListModelFamilies, request, "families", None)
 
+    @_rpc("ModelZooService/GetModel")
     def get(self, model_id: str) -> modelzoo_pb2.Model:
         return self._c.call(self._c._zoo.GetModel, modelzoo_service_pb2.GetModelRequest(model_id=model_id)).model
 
+    @_rpc("ModelZooService/ImportWeights")
     def import_weights(self, model_id: str, timeout: float = 600.0) -> modelzoo_pb2.Model:
         """Bring a catalog model's pre-trained weights into the store from the configured sources
         (idempotent; pull() does the same for many models, with progress)."""
         request = modelzoo_service_pb2.ImportWeightsRequest(model_id=model_id)
         return self._c.call(self._c._zoo.ImportWeights, request, timeout=timeout).model
 
+    @_rpc("ModelZooService/DeleteTrainedModel")
     def delete(self, model_id: str) -> None:
         """Remove a trained model (trained/<task id>) from the project's zoo; refused while a task uses it."""
         request = modelzoo_service_pb2.DeleteTrainedModelRequest(model_id=model_id)
         self._c.call(self._c._zoo.DeleteTrainedModel, request)
 
+    @_rpc("ModelZooService/PullWeights")
     def pull(
         self,
         model_ids: Iterable[str] = (),
@@ -706,6 +1125,7 @@ class Models:
                 stream.cancel()
         raise AssertionError("unreachable")
 
+    @_rpc("ModelZooService/UploadWeights")
     def upload_weights(
         self,
         source: str | Path | IO[bytes],
@@ -722,7 +1142,8 @@ class Models:
         """Upload a weight file (a path or a binary file object) as a catalog model's weights: the
         project's own, or with public=True (platform operators only) every project's. The service
         checks the sha256 and size (computed here from a path when not given) and that the file loads
-        into the architecture with a strict key match. progress(sent_bytes, total_bytes)."""
+        into the architecture with a strict key match. progress(sent_bytes, total_bytes). An unknown
+        model fails before anything is sent."""
         if isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():
@@ -743,6 +1164,7 @@ class Models:
                     chunk_size=chunk_size,
                     timeout=timeout,
                 )
+        self.get(model_id)
         header = modelzoo_service_pb2.UploadWeightsHeader(
             model_id=model_id,
             size_bytes=size_bytes,
@@ -767,6 +1189,7 @@ class Models:
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
 
+    @_rpc("ModelZooService/ListPresets")
     def presets(self, task_type: Any = None, data_type: Any = None) -> list[modelzoo_pb2.Preset]:
         """Specialized training presets, each saying whether its weights are ready (weight_status)
         and which model to pull when not (weights_model_id)."""
@@ -777,6 +1200,7 @@ class Models:
         )
         return _pages(self._c, self._c._zoo.ListPresets, request, "presets", None)
 
+    @_rpc("ModelZooService/GetPreset")
     def preset(self, preset_id: str) -> modelzoo_pb2.Preset:
         request = modelzoo_service_pb2.GetPresetRequest(preset_id=preset_id)
         return self._c.call(self._c._zoo.GetPreset, request).preset
@@ -840,6 +1264,7 @@ class Weights:
     def __init__(self, client: Client) -> None:
         self._c = client
 
+    @_rpc("ModelZooService/ExportWeights")
     def bundle(
         self,
         out: str | Path,
@@ -1018,6 +1443,7 @@ class Training:
     def __init__(self, client: Client) -> None:
         self._c = client
 
+    @_rpc("TrainingService/CreateTrainingTask")
     def create(
         self,
         name: str,
@@ -1026,6 +1452,8 @@ class Training:
         model_id: str = "",
         *,
         auto: bool = False,
+        suggestion: recommend_pb2.Suggestion | None = None,
+        preset: str = "",
         data_type: Any = None,
         preference: Any = None,
         description: str = "",
@@ -1036,9 +1464,17 @@ class Training:
         search: training_pb2.HyperparameterSearch | None = None,
         resources: common_pb2.ComputeResources | dict | None = None,
         from_scratch: bool = False,
+        validate_only: bool = False,
         timeout: float | None = None,
     ) -> training_pb2.TrainingTask:
-        """Validate and queue a training task; model_id, or auto=True to let the platform choose.
+        """Validate and queue a training task. The model: model_id (a catalog model, or trained/<task id> to
+        retrain one of the project's trained models), suggestion (one of recommend()'s, used whole: its
+        model, transfer strategy and hyperparameters, recorded on the task; transfer_strategy and
+        hyperparameters given here override them), preset (a specialized preset id), or auto=True to let
+        the platform pick (its top suggestion for data_type and preference). data_type says what the
+        images show (the recipe and later recommendations of the trained model take it into account).
+        validate_only=True resolves the task without creating it: every hyperparameter and the transfer
+        strategy it would train with (nothing stored, queued or fetched).
         Weights a configured source provides are fetched first (the task's log says so; allow for the
         download in `timeout`); a model without weights is refused unless from_scratch=True (or
         transfer_strategy="from_scratch"): training from scratch is never a silent fallback.
@@ -1047,7 +1483,7 @@ class Training:
         resources, e.g. {"processes_per_node": 4, "nodes": 2}: data-parallel training over that many
         processes; the hyperparameters' batch_size is then the global batch (deploy/README.md)."""
         if isinstance(hyperparameters, dict):
-            hyperparameters = common_pb2.Hyperparameters(**hyperparameters)
+            hyperparameters = make_hyperparameters(**hyperparameters)
         if isinstance(resources, dict):
             resources = common_pb2.ComputeResources(**resources)
         strategy = _enum(common_pb2.TransferStrategy, "TRANSFER_STRATEGY_", transfer_strategy, "transfer_strategy")
@@ -1067,50 +1503,96 @@ class Training:
             dataset_id=dataset_id,
             dataset_version_id=dataset_version_id,
             transfer_strategy=strategy,
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id or ("" if validate_only else str(uuid.uuid4())),
+            validate_only=validate_only,
         )
+        chosen = [k for k, v in (("model_id", model_id), ("suggestion", suggestion), ("preset", preset)) if v]
+        if len(chosen) > 1 or (chosen and auto):
+            both = ", ".join(chosen + (["auto"] if auto else []))
+            raise InvalidArgumentError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"choose the model one way: {both} given",
+                violations={"model_selection": f"only one of model_id, suggestion, preset, auto ({both} given)"},
+            )
+        data_type_value = _enum(common_pb2.DataType, "DATA_TYPE_", data_type, "data_type")
         if hyperparameters is not None:
             request.hyperparameters.CopyFrom(hyperparameters)
         if search is not None:
             request.search.CopyFrom(search)
         if resources is not None:
             request.resources.CopyFrom(resources)
-        if auto or not model_id:
+        if suggestion is not None:
+            request.suggestion.CopyFrom(suggestion)
+            request.data_type = data_type_value
+        elif preset:
+            request.preset_id = preset
+            request.data_type = data_type_value
+        elif model_id:
+            request.model_id = model_id
+            request.data_type = data_type_value
+        else:
             request.auto_select.CopyFrom(
                 training_pb2.AutoSelect(
-                    data_type=_enum(common_pb2.DataType, "DATA_TYPE_", data_type, "data_type"),
+                    data_type=data_type_value,
                     preference=_enum(common_pb2.TrainingPreference, "TRAINING_PREFERENCE_", preference, "preference"),
                 )
             )
-        else:
-            request.model_id = model_id
         return self._c.call(self._c._training.CreateTrainingTask, request, timeout=timeout).task
 
+    def plan(self, *args: Any, **kwargs: Any) -> training_pb2.TrainingTask:
+        """create(..., validate_only=True): the task as it would be created (the model, transfer strategy
+        and every hyperparameter filled in by the recipe), without creating it."""
+        return self.create(*args, validate_only=True, **kwargs)
+
+    @_rpc("TrainingService/ContinueTrainingTask")
+    def continue_task(self, task_id: str, additional_epochs: int) -> training_pb2.TrainingTask:
+        """Train a SUCCEEDED or CANCELLED task for more epochs from its last checkpoint (queued again)."""
+        request = training_service_pb2.ContinueTrainingTaskRequest(task_id=task_id, additional_epochs=additional_epochs)
+        return self._c.call(self._c._training.ContinueTrainingTask, request).task
+
+    @_rpc("TrainingService/GetTrainingTask")
     def get(self, task_id: str) -> training_pb2.TrainingTask:
         return self._c.call(
             self._c._training.GetTrainingTask, training_service_pb2.GetTrainingTaskRequest(task_id=task_id)
         ).task
 
-    def list(self, state: Any = None, *, limit: int | None = None) -> list[training_pb2.TrainingTask]:
+    def iter(
+        self, state: Any = None, *, model_id: str = "", active_only: bool = False
+    ) -> Iterator[training_pb2.TrainingTask]:
+        """The project's tasks, newest first, a page at a time (only those in `state`, starting from
+        `model_id`, or not ended)."""
         request = training_service_pb2.ListTrainingTasksRequest(
-            state=_enum(training_pb2.TaskState, "TASK_STATE_", state, "state"), page_size=100
+            state=_enum(training_pb2.TaskState, "TASK_STATE_", state, "state"),
+            model_id=model_id,
+            active_only=active_only,
+            page_size=100,
         )
-        return _pages(self._c, self._c._training.ListTrainingTasks, request, "tasks", limit)
+        return _iter_pages(self._c, self._c._training.ListTrainingTasks, request, "tasks")
 
+    @_rpc("TrainingService/ListTrainingTasks")
+    def list(
+        self, state: Any = None, *, model_id: str = "", active_only: bool = False, limit: int | None = None
+    ) -> list[training_pb2.TrainingTask]:
+        return list(itertools.islice(self.iter(state, model_id=model_id, active_only=active_only), limit))
+
+    @_rpc("TrainingService/CancelTrainingTask")
     def cancel(self, task_id: str) -> training_pb2.TrainingTask:
         request = training_service_pb2.CancelTrainingTaskRequest(task_id=task_id)
         return self._c.call(self._c._training.CancelTrainingTask, request).task
 
+    @_rpc("TrainingService/DeleteTrainingTask")
     def delete(self, task_id: str) -> training_service_pb2.DeleteTrainingTaskResponse:
         """Delete an ended task with its checkpoints and artifacts (and a search's trials)."""
         request = training_service_pb2.DeleteTrainingTaskRequest(task_id=task_id)
         return self._c.call(self._c._training.DeleteTrainingTask, request)
 
+    @_rpc("TrainingService/ListTrials")
     def trials(self, task_id: str, *, limit: int | None = None) -> list[training_pb2.Trial]:
         """Every trial of a hyperparameter search task, by number (none for a task that is not one)."""
         request = training_service_pb2.ListTrialsRequest(task_id=task_id, page_size=500)
         return _pages(self._c, self._c._training.ListTrials, request, "trials", limit)
 
+    @_rpc("TrainingService/GetHyperparameterSchema")
     def hyperparameter_schema(
         self, model_id: str = "", task_type: Any = None
     ) -> training_service_pb2.GetHyperparameterSchemaResponse:
@@ -1120,6 +1602,7 @@ class Training:
         )
         return self._c.call(self._c._training.GetHyperparameterSchema, request)
 
+    @_rpc("TrainingService/WatchTrainingTask")
     def watch(
         self, task_id: str, *, from_start: bool = True, after_sequence: int = 0
     ) -> Iterator[training_pb2.TaskEvent]:
@@ -1161,11 +1644,13 @@ class Training:
             finally:
                 stream.cancel()
 
+    @_rpc("TrainingService/GetTaskArtifacts")
     def artifacts(self, task_id: str, expires_in_seconds: int = 0) -> list[training_service_pb2.ArtifactLink]:
         """The task's artifacts with download links (on the configured public object-store endpoint)."""
         request = training_service_pb2.GetTaskArtifactsRequest(task_id=task_id, expires_in_seconds=expires_in_seconds)
         return list(self._c.call(self._c._training.GetTaskArtifacts, request).links)
 
+    @_rpc("TrainingService/ReadTaskArtifact")
     def download(
         self,
         task_id: str,
@@ -1231,6 +1716,7 @@ class Evaluations:
     def __init__(self, client: Client) -> None:
         self._c = client
 
+    @_rpc("TrainingService/CreateEvaluation")
     def create(
         self,
         model_id: str,
@@ -1253,6 +1739,7 @@ class Evaluations:
         )
         return self._c.call(self._c._training.CreateEvaluation, request).evaluation
 
+    @_rpc("TrainingService/GetEvaluation")
     def get(self, evaluation_id: str) -> evaluation_pb2.Evaluation:
         request = training_service_pb2.GetEvaluationRequest(evaluation_id=evaluation_id)
         return self._c.call(self._c._training.GetEvaluation, request).evaluation
@@ -1266,14 +1753,17 @@ class Evaluations:
             )
         return self.get(task.evaluation_id)
 
+    @_rpc("TrainingService/ListEvaluations")
     def list(self, model_id: str = "", *, limit: int | None = None) -> list[evaluation_pb2.Evaluation]:
         request = training_service_pb2.ListEvaluationsRequest(model_id=model_id, page_size=100)
         return _pages(self._c, self._c._training.ListEvaluations, request, "evaluations", limit)
 
+    @_rpc("TrainingService/CancelEvaluation")
     def cancel(self, evaluation_id: str) -> evaluation_pb2.Evaluation:
         request = training_service_pb2.CancelEvaluationRequest(evaluation_id=evaluation_id)
         return self._c.call(self._c._training.CancelEvaluation, request).evaluation
 
+    @_rpc("TrainingService/WatchEvaluation")
     def watch(self, evaluation_id: str) -> Iterator[training_service_pb2.WatchEvaluationResponse]:
         """Changes (the evaluation, log lines) until it ends."""
         request = training_service_pb2.WatchEvaluationRequest(evaluation_id=evaluation_id)
@@ -1287,6 +1777,7 @@ class Evaluations:
             pass
         return self.get(evaluation_id)
 
+    @_rpc("TrainingService/ListEvaluationCases")
     def cases(
         self,
         evaluation_id: str,
@@ -1310,6 +1801,7 @@ class Evaluations:
         )
         return _pages(self._c, self._c._training.ListEvaluationCases, request, "cases", limit)
 
+    @_rpc("TrainingService/ListLabelErrors")
     def label_errors(
         self, evaluation_id: str, *, previews: bool = False, thumbnail_size: int = 0, limit: int | None = 50
     ) -> list[evaluation_pb2.LabelError]:
@@ -1327,6 +1819,7 @@ class Keys:
     def __init__(self, client: Client) -> None:
         self._c = client
 
+    @_rpc("AuthService/CreateApiKey")
     def create(
         self,
         name: str,
@@ -1350,10 +1843,12 @@ class Keys:
             request.expire_time.FromSeconds(int(time.time()) + expire_seconds)
         return self._c.call(self._c._auth.CreateApiKey, request)
 
+    @_rpc("AuthService/ListApiKeys")
     def list(self) -> list[auth_pb2.ApiKey]:
         request = auth_service_pb2.ListApiKeysRequest(page_size=500)
         return _pages(self._c, self._c._auth.ListApiKeys, request, "keys", None)
 
+    @_rpc("AuthService/RevokeApiKey")
     def revoke(self, key_id: str) -> auth_pb2.ApiKey:
         return self._c.call(self._c._auth.RevokeApiKey, auth_service_pb2.RevokeApiKeyRequest(key_id=key_id)).key
 
@@ -1362,25 +1857,30 @@ class Projects:
     def __init__(self, client: Client) -> None:
         self._c = client
 
+    @_rpc("AuthService/CreateProject")
     def create(self, project_id: str, display_name: str = "") -> auth_service_pb2.CreateProjectResponse:
         """A new project and its first admin key (`.admin_token`, shown only once)."""
         request = auth_service_pb2.CreateProjectRequest(project_id=project_id, display_name=display_name)
         return self._c.call(self._c._auth.CreateProject, request, retry=False)
 
+    @_rpc("AuthService/ListProjects")
     def list(self) -> list[auth_pb2.Project]:
         request = auth_service_pb2.ListProjectsRequest(page_size=500)
         return _pages(self._c, self._c._auth.ListProjects, request, "projects", None)
 
+    @_rpc("AuthService/AddProjectMember")
     def add_member(self, member: str, role: Any) -> auth_pb2.ProjectMember:
         request = auth_service_pb2.AddProjectMemberRequest(
             member=member, role=_enum(auth_pb2.Role, "ROLE_", role, "role")
         )
         return self._c.call(self._c._auth.AddProjectMember, request).member
 
+    @_rpc("AuthService/ListProjectMembers")
     def members(self) -> list[auth_pb2.ProjectMember]:
         request = auth_service_pb2.ListProjectMembersRequest(page_size=500)
         return _pages(self._c, self._c._auth.ListProjectMembers, request, "members", None)
 
+    @_rpc("AuthService/RemoveProjectMember")
     def remove_member(self, member: str) -> list[str]:
         request = auth_service_pb2.RemoveProjectMemberRequest(member=member)
         return list(self._c.call(self._c._auth.RemoveProjectMember, request).revoked_key_ids)
