@@ -18,6 +18,14 @@ from pathlib import Path
 from services.common.settings import Settings
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class InProcessPlatform:
     def __init__(self, settings: Settings, catalog_path: Path, *, trainer: bool = True, gateway: dict | None = None):
         self.base = settings.model_copy(
@@ -49,13 +57,15 @@ class InProcessPlatform:
         base = self.base
         dataset = await start_dataset(base)
         self.running.append(dataset)
-        zoo = await start_modelzoo(base)
+        # the zoo asks the training service (started after it) whether a task uses a trained model
+        training_listen = f"127.0.0.1:{_free_port()}"
+        zoo = await start_modelzoo(base.model_copy(update={"training_address": training_listen}))
         self.running.append(zoo)
         wired = base.model_copy(update={"dataset_address": dataset.address, "modelzoo_address": zoo.address})
         recommend = await start_recommend(wired)
         self.running.append(recommend)
         wired = wired.model_copy(update={"recommend_address": recommend.address})
-        training = await start_training(wired)
+        training = await start_training(wired.model_copy(update={"listen": training_listen}))
         self.running.append(training)
         wired = wired.model_copy(update={"training_address": training.address})
         inference = await start_inference(wired)

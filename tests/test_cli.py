@@ -97,12 +97,14 @@ def test_train_start_interactive(env, capsys, monkeypatch, tmp_path):
     ds_id = run_json(capsys, "datasets", "import", str(archive), "--name", "cli-pets", "--val-fraction", "0.25")["id"]
     datasets = run_json(capsys, "datasets", "list", "--task-type", "classification")
     number = [d["id"] for d in datasets].index(ds_id) + 1
-    answers = ["classification", str(number), "manual", MOBILENET, "interactive-task", "y"]
+    # task type, dataset, "train on it?", keep the tuning, no search, name, no description, start, no watch
+    answers = ["classification", str(number), "y", "", "n", "interactive-task", "", "y", "n"]
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(answers) + "\n"))
     capsys.readouterr()
-    assert main(["train", "start", "--epochs", "1", "--image-size", "32", "--batch-size", "8"]) == 0
+    argv = ["train", "start", "--model", MOBILENET, "--epochs", "1", "--image-size", "32", "--batch-size", "8"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "preview:" in out and "started" in out
+    assert "contact sheet of" in out and "[train] " in out and "started" in out
     task = next(t for t in run_json(capsys, "train", "list") if t["name"] == "interactive-task")
     assert task["dataset_id"] == ds_id and task["model_id"] == MOBILENET
     assert main(["train", "cancel", task["id"]]) in (0, 1)

@@ -402,7 +402,7 @@ def _model_rows(items) -> list[list]:
     return [
         [
             m.id,
-            m.family,
+            f"{m.name} ({m.family})" if m.name else m.family,  # a trained model by its task's name
             f"{m.num_params / 1e6:.1f}",
             f"{m.gflops:.2f}",
             m.pretrain_dataset,
@@ -414,8 +414,12 @@ def _model_rows(items) -> list[list]:
 
 def cmd_models_list(args) -> int:
     with _client(args) as ty:
-        items = ty.models.list(args.task_type, family=args.family or "", query=args.query or "", limit=args.limit)
-    return _out(args, items, "models", MODEL_COLUMNS, _model_rows(items))
+        limit = args.limit or None  # 0: all
+        filters = {"family": args.family or "", "query": args.query or "", "origin": args.origin or ""}
+        items = ty.models.list(args.task_type, limit=limit, **filters)
+        total = ty.models.count(args.task_type, **filters) if limit and len(items) == limit else len(items)
+    title = f"models ({len(items)} of {total}{'; --limit 0 lists all' if total > len(items) else ''})"
+    return _out(args, items, title, MODEL_COLUMNS, _model_rows(items))
 
 
 def cmd_models_families(args) -> int:
@@ -1337,7 +1341,10 @@ def add_flow_commands(sub) -> None:
     p.add_argument("--task-type")
     p.add_argument("--family")
     p.add_argument("--query")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument(
+        "--origin", choices=["catalog", "trained"], help="only catalog models, or the project's trained ones"
+    )
+    p.add_argument("--limit", type=int, default=50, help="rows to show (0: all)")
     leaf(mz, "families", cmd_models_families, "model families").add_argument("--task-type")
     leaf(mz, "show", cmd_models_show, "one model").add_argument("id")
     p = leaf(mz, "pull", cmd_models_pull, "fetch pre-trained weights from the zoo's configured sources")

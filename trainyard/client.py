@@ -866,7 +866,7 @@ class Datasets:
         self,
         key: str,
         *,
-        bucket: str = "",
+        bucket: str = "trainyard-uploads",
         name: str = "",
         dataset_id: str = "",
         mode: Any = None,
@@ -1627,9 +1627,11 @@ class Training:
                     seen = max(seen, event.sequence)
                     attempt = 0
                     yield event
+                    # an ended state in the replayed history of a continued task is not the end: ask
                     if event.HasField("task") and event.task.state in TERMINAL_STATES:
-                        stream.cancel()
-                        return
+                        if self.get(task_id).state in TERMINAL_STATES:
+                            stream.cancel()
+                            return
                 return
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self._c.retries:

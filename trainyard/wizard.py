@@ -76,7 +76,9 @@ class Again(ValueError):
 
 
 # -- asking ----------------------------------------------------------------------------------------
-def ask(prompt: str, *, flag: str, default: str | None = None, parse: Callable[[str], Any] = str) -> Any:
+def ask(
+    prompt: str, *, flag: str, default: str | None = None, parse: Callable[[str], Any] = str, label: str = ""
+) -> Any:
     """Ask until `parse` accepts the answer (it raises Again with the reason otherwise). Without a
     terminal answer (stdin ended) a ValueError names `flag`, the way to give the answer without asking."""
     from rich.prompt import Prompt
@@ -87,7 +89,7 @@ def ask(prompt: str, *, flag: str, default: str | None = None, parse: Callable[[
         except EOFError:
             console.print()
             raise ValueError(
-                f"no answer for '{prompt}': stdin ended (not a terminal?); pass {flag}, or run in a terminal to be asked"
+                f"no answer for '{label or prompt}': stdin ended (not a terminal?); pass {flag}, or run in a terminal to be asked"
             ) from None
         try:
             return parse((text or "").strip())
@@ -151,6 +153,7 @@ def pick(
 
     return ask(
         f"{what} (#{' or id' if keys else ''})",
+        label=what,
         flag=flag,
         default=str(default) if default is not None and items else None,
         parse=parse,
@@ -202,7 +205,10 @@ class Wizard:
                 named = [d for d in self.ty.datasets.iter(task_type) if d.name == wanted]
                 if len(named) == 1:
                     return named[0]
-                raise
+                # the service names what is wrong with the whole request at once (NOT_FOUND among it)
+                from trainyard.dataset.v1 import dataset_pb2
+
+                return dataset_pb2.Dataset(id=wanted, name=wanted)
         self.asked = True
         console.rule(f"2. dataset for {task_type}")
         fitting = self.ty.datasets.list(task_type)
