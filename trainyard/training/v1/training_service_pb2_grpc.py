@@ -137,7 +137,8 @@ class TrainingServiceServicer:
         model, FAILED_PRECONDITION when the dataset or model cannot train the task type,
         RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) when the project has as many tasks running as its
         quota allows or its tasks store more bytes than its storage quota (delete ended tasks).
-        Nothing is queued when it fails. A retry with the same request_id returns the same task.
+        Nothing is queued when it fails. A retry with the same request_id returns the same task. With
+        validate_only it only resolves the task (the same checks, nothing stored).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,7 +39,8 @@ class TrainingServiceStub:
     model, FAILED_PRECONDITION when the dataset or model cannot train the task type,
     RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) when the project has as many tasks running as its
     quota allows or its tasks store more bytes than its storage quota (delete ended tasks).
-    Nothing is queued when it fails. A retry with the same request_id returns the same task.
+    Nothing is queued when it fails. A retry with the same request_id returns the same task. With
+    validate_only it only resolves the task (the same checks, nothing stored).
     """
     GetTrainingTask: _grpc.UnaryUnaryMultiCallable[_training_service_pb2.GetTrainingTaskRequest, _training_service_pb2.GetTrainingTaskResponse]
     """GetTrainingTask returns one task. Fails with NOT_FOUND."""
@@ -136,7 +137,8 @@ class TrainingServiceAsyncStub(TrainingServiceStub):
     model, FAILED_PRECONDITION when the dataset or model cannot train the task type,
     RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) when the project has as many tasks running as its
     quota allows or its tasks store more bytes than its storage quota (delete ended tasks).
-    Nothing is queued when it fails. A retry with the same request_id returns the same task.
+    Nothing is queued when it fails. A retry with the same request_id returns the same task. With
+    validate_only it only resolves the task (the same checks, nothing stored).
     """
     GetTrainingTask: _aio.UnaryUnaryMultiCallable[_training_service_pb2.GetTrainingTaskRequest, _training_service_pb2.GetTrainingTaskResponse]  # type: ignore[assignment]
     """GetTrainingTask returns one task. Fails with NOT_FOUND."""
@@ -236,7 +238,8 @@ class TrainingServiceServicer(metaclass=_abc_1.ABCMeta):
         model, FAILED_PRECONDITION when the dataset or model cannot train the task type,
         RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) when the project has as many tasks running as its
         quota allows or its tasks store more bytes than its storage quota (delete ended tasks).
-        Nothing is queued when it fails. A retry with the same request_id returns the same task.
+        Nothing is queued when it fails. A retry with the same request_id returns the same task. With
+        validate_only it only resolves the task (the same checks, nothing stored).
         """
 
     @_abc_1.abstractmethod
