@@ -535,3 +535,41 @@ async def test_list_pages_newest_first_with_state_filter(store):
     with pytest.raises(errors.InvalidArgument) as exc:
         store.list("default", page_token="garbage!")
     assert "page_token" in exc.value.violations
+
+
+async def test_a_suggestion_is_validated_used_whole_and_recorded(store):
+    from trainyard.recommend.v1 import recommend_pb2
+
+    publisher = RecordingPublisher()
+    domain = make_domain(store, publisher)
+    suggestion = recommend_pb2.Suggestion(
+        model_id="tv/mobilenet_v2.imagenet1k_v1",
+        transfer_strategy=C.TRANSFER_STRATEGY_LINEAR_PROBE,
+        hyperparameters=C.Hyperparameters(epochs=4, batch_size=6, learning_rate=0.02, image_size=64),
+        rank=2,
+        data_type=C.DATA_TYPE_AERIAL,
+        preference=C.TRAINING_PREFERENCE_FASTEST,
+        rationale="#2 for preference 'fastest'",
+        factors=["small and fast"],
+    )
+    bad = good_request(
+        suggestion=recommend_pb2.Suggestion(model_id="", hyperparameters=C.Hyperparameters(epochs=-1)),
+        data_type=C.DATA_TYPE_MEDICAL,
+    )
+    bad.suggestion.data_type = C.DATA_TYPE_AERIAL
+    with pytest.raises(errors.InvalidArgument) as exc:
+        await domain.create(bad)
+    assert {"suggestion.model_id", "suggestion.hyperparameters.epochs", "data_type"} <= set(exc.value.violations)
+    # a preview stores and queues nothing, and shows what the task would be
+    plan = await domain.create(good_request(suggestion=suggestion, validate_only=True, request_id="p-1"))
+    assert not plan.id and plan.hyperparameters.learning_rate == pytest.approx(0.02)
+    assert store.list("default")[0] == [] and publisher.jobs == []
+    task = await domain.create(good_request(suggestion=suggestion, hyperparameters=C.Hyperparameters(epochs=1)))
+    assert task.transfer_strategy == C.TRANSFER_STRATEGY_LINEAR_PROBE and task.suggestion == suggestion
+    hp = task.hyperparameters
+    assert (hp.epochs, hp.batch_size, hp.image_size) == (1, 6, 64) and hp.learning_rate == pytest.approx(0.02)
+    assert task.data_type == C.DATA_TYPE_AERIAL and task.mode == T.TRAINING_MODE_SELECTION_GENERAL
+    assert "#2 for preference 'fastest'" in task.selection_rationale and "- small and fast" in task.selection_rationale
+    assert store.get("default", task.id).suggestion == suggestion  # stored, not only returned
+    # retraining its trained model inherits what the images showed
+    assert store.data_type_of("default", task.id) == C.DATA_TYPE_AERIAL
