@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Hyperparameters, TransferStrategy } from "../../common/v1/common_pb.js";
+import type { DataType, Hyperparameters, TrainingPreference, TransferStrategy } from "../../common/v1/common_pb.js";
 
 /**
  * Describes the file trainyard/recommend/v1/recommend.proto.
@@ -123,6 +123,34 @@ export declare type Suggestion = Message<"trainyard.recommend.v1.Suggestion"> & 
    * @generated from field: double expected_latency_ms = 15;
    */
   expectedLatencyMs: number;
+
+  /**
+   * Position in the ranking, from 1.
+   *
+   * @generated from field: int32 rank = 16;
+   */
+  rank: number;
+
+  /**
+   * The data type the ranking was made for (as asked; unspecified: natural photos).
+   *
+   * @generated from field: trainyard.common.v1.DataType data_type = 17;
+   */
+  dataType: DataType;
+
+  /**
+   * The training preference the ranking was made for (balanced when none was asked).
+   *
+   * @generated from field: trainyard.common.v1.TrainingPreference preference = 18;
+   */
+  preference: TrainingPreference;
+
+  /**
+   * The dataset the ranking was made for; empty without one.
+   *
+   * @generated from field: string dataset_id = 19;
+   */
+  datasetId: string;
 };
 
 /**

@@ -7,6 +7,7 @@ import type { Message } from "@bufbuild/protobuf";
 import type { ComputeResources, DataType, Hyperparameters, ObjectRef, TaskType, TrainingPreference, TransferStrategy } from "../../common/v1/common_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { EvaluationSummary } from "./evaluation_pb.js";
+import type { Suggestion } from "../../recommend/v1/recommend_pb.js";
 
 /**
  * Describes the file trainyard/training/v1/training.proto.
@@ -389,6 +390,22 @@ export declare type TrainingTask = Message<"trainyard.training.v1.TrainingTask">
    * @generated from field: trainyard.training.v1.EvaluationSummary evaluation = 32;
    */
   evaluation?: EvaluationSummary | undefined;
+
+  /**
+   * What the images show: the request's data_type, else the one auto-select or the suggestion was made
+   * for, else the preset's; for retraining, the trained model's task's. Unspecified: natural photos.
+   *
+   * @generated from field: trainyard.common.v1.DataType data_type = 33;
+   */
+  dataType: DataType;
+
+  /**
+   * The recommendation the task was created from: the suggestion chosen (CreateTrainingTaskRequest
+   * .suggestion) or auto-select's top one, as it was ranked; unset when the model was chosen otherwise.
+   *
+   * @generated from field: trainyard.recommend.v1.Suggestion suggestion = 34;
+   */
+  suggestion?: Suggestion | undefined;
 };
 
 /**

@@ -4,8 +4,9 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { ComputeResources, Hyperparameters, Split, TaskType, TransferStrategy } from "../../common/v1/common_pb.js";
+import type { ComputeResources, DataType, Hyperparameters, Split, TaskType, TransferStrategy } from "../../common/v1/common_pb.js";
 import type { AutoSelect, HyperparameterSearch, HyperparameterSpec, ObjectiveDirection, TaskEvent, TaskState, TrainingTask, Trial } from "./training_pb.js";
+import type { Suggestion } from "../../recommend/v1/recommend_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { CaseErrorKind, CaseResult, Evaluation, LabelError } from "./evaluation_pb.js";
 
@@ -85,6 +86,17 @@ export declare type CreateTrainingTaskRequest = Message<"trainyard.training.v1.C
      */
     value: string;
     case: "presetId";
+  } | {
+    /**
+     * A suggestion of RecommendationService.Recommend, used whole: its model, transfer strategy and
+     * hyperparameters (this request's own transfer_strategy and non-zero hyperparameters override them).
+     * The task records it (TrainingTask.suggestion) with the data type it was made for. Bad values fail
+     * with field violations named "suggestion.<field>".
+     *
+     * @generated from field: trainyard.recommend.v1.Suggestion suggestion = 14;
+     */
+    value: Suggestion;
+    case: "suggestion";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -122,6 +134,25 @@ export declare type CreateTrainingTaskRequest = Message<"trainyard.training.v1.C
    * @generated from field: trainyard.training.v1.HyperparameterSearch search = 13;
    */
   search?: HyperparameterSearch | undefined;
+
+  /**
+   * What the images show: the recipe takes it into account, and the recommender when it ranks the trained
+   * model later. auto_select and suggestion carry their own (a different value here is INVALID_ARGUMENT);
+   * unspecified takes theirs, a preset's, or for retraining the trained model's task's.
+   *
+   * @generated from field: trainyard.common.v1.DataType data_type = 15;
+   */
+  dataType: DataType;
+
+  /**
+   * Only validate and resolve the request (AIP-163): the response's task shows the model, transfer
+   * strategy and every hyperparameter the task would train with, but nothing is stored, queued or
+   * fetched (weights a source provides would be fetched at the real create). Its id is empty and its
+   * state unspecified.
+   *
+   * @generated from field: bool validate_only = 16;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -137,7 +168,7 @@ export declare const CreateTrainingTaskRequestSchema: GenMessage<CreateTrainingT
  */
 export declare type CreateTrainingTaskResponse = Message<"trainyard.training.v1.CreateTrainingTaskResponse"> & {
   /**
-   * The task, state QUEUED.
+   * The task, state QUEUED (with validate_only: resolved, not stored, state unspecified).
    *
    * @generated from field: trainyard.training.v1.TrainingTask task = 1;
    */
@@ -1222,7 +1253,8 @@ export declare const TrainingService: GenService<{
    * model, FAILED_PRECONDITION when the dataset or model cannot train the task type,
    * RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED) when the project has as many tasks running as its
    * quota allows or its tasks store more bytes than its storage quota (delete ended tasks).
-   * Nothing is queued when it fails. A retry with the same request_id returns the same task.
+   * Nothing is queued when it fails. A retry with the same request_id returns the same task. With
+   * validate_only it only resolves the task (the same checks, nothing stored).
    *
    * @generated from rpc trainyard.training.v1.TrainingService.CreateTrainingTask
    */
