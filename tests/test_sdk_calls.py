@@ -77,7 +77,9 @@ class Recorder(
 @pytest.fixture(scope="module")
 def platform(nats_server, s3_server, tmp_path_factory, catalog_path):
     home = tmp_path_factory.mktemp("sdkcalls")
-    settings = platform_settings(nats_server, s3_server, home)
+    # links handed to clients (exports) are signed for the public endpoint: here the same server by another name
+    public = s3_server.endpoint.replace("127.0.0.1", "localhost")
+    settings = platform_settings(nats_server, s3_server, home).model_copy(update={"s3_public_endpoint": public})
     with InProcessPlatform(settings, catalog_path) as p:
         p.settings = settings
         yield p

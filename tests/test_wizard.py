@@ -78,14 +78,23 @@ def answer(child: pexpect.spawn, prompt: str, text: str) -> str:
     return shown
 
 
-def tune(child: pexpect.spawn, *changes: str) -> str:
-    """The tuning step: each NAME=VALUE change, then keep. What the first screen showed."""
+def tune(child: pexpect.spawn, *changes: str, search: tuple[str, ...] = ()) -> str:
+    """The tuning step: each NAME=VALUE change, then keep; a search when `search` gives its answers (method,
+    trials, parallel, parameters...). What the first screen showed."""
     shown = answer(child, "change a value", changes[0] if changes else "")
     for change in changes[1:]:
         answer(child, "change a value", change)
     if changes:
         answer(child, "change a value", "")
-    answer(child, "search hyperparameters instead of training once?", "n")
+    answer(child, "search hyperparameters instead of training once?", "y" if search else "n")
+    if search:
+        method, trials, parallel, *params = search
+        answer(child, "search method (# or id)", method)
+        answer(child, "trials in all", trials)
+        answer(child, "trials at the same time", parallel)
+        for i, spec in enumerate(params):  # every spec after the first is there because the one before was refused
+            seen = answer(child, "searched hyperparameters", spec)
+            assert not i or "try again" in seen, seen
     return shown
 
 
@@ -197,10 +206,18 @@ def test_retraining_lists_trained_models_by_their_task_name(platform, ty):
     answer(child, "training mode (# or id)", "retraining")
     shown = answer(child, "trained model (# or id)", "wizard-shapes-mobilenet_v2")
     assert f"trained/{first.id}" in shown and "wizard-shapes-mobilenet_v2" in shown and "val_top1" in shown
-    tune(child, "epochs=1", "image_size=32")
-    finish(child, "wizard-retrained")
+    # a search of two trials; a spec that does not read is asked again
+    tune(
+        child,
+        "epochs=1",
+        "image_size=32",
+        search=("random", "2", "2", "learning_rate=1e-4:x", "learning_rate=1e-4:1e-2:log"),
+    )
+    summary = finish(child, "wizard-retrained")
+    assert "random, 2 trials, 2 at a time" in summary
     task = task_named(ty, "wizard-retrained")
     assert task.state == training_pb2.TASK_STATE_SUCCEEDED and task.model_id == f"trained/{first.id}"
+    assert len(ty.training.trials(task.id)) == 2 and task.search.parameters[0].name == "learning_rate"
     assert task.mode == training_pb2.TRAINING_MODE_SELECTION_RETRAINING
     assert task.data_type == common_pb2.DATA_TYPE_MEDICAL  # what the trained model's task said
 

@@ -502,8 +502,10 @@ class Wizard:
             + "  (NAME, NAME=LOW:HIGH[:log] or NAME=A,B; comma-free specs separated by spaces)",
             markup=False,
         )
-        params = ask("searched hyperparameters (enter for the default space)", flag="--param", default="")
-        return hyperparameter_search(method, params.split() if params else [], max_trials=trials, parallelism=parallel)
+        params = ask(
+            "searched hyperparameters (enter for the default space)", flag="--param", default="", parse=_search_specs
+        )
+        return hyperparameter_search(method, params, max_trials=trials, parallelism=parallel)
 
     # -- 4. name, description, summary, start
     def name(self, dataset, plan) -> tuple[str, str]:
@@ -883,6 +885,17 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _search_specs(text: str) -> list:
+    """Searched hyperparameters as SearchParameter messages from space-separated specs; a spec that does
+    not read asks again."""
+    from trainyard.client import InvalidArgumentError, search_parameter
+
+    try:
+        return [search_parameter(spec) for spec in text.split()]
+    except InvalidArgumentError as exc:
+        raise Again(exc.message) from None
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
