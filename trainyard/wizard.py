@@ -568,8 +568,9 @@ def run(ty, args: argparse.Namespace) -> int:
         if not args.yes and not yes(f"start {name}?", flag="--yes"):
             console.print("not started")
             return 1
-    if selection.get("model_id") and not selection.get("from_scratch"):
-        _pull_first(ty, selection["model_id"])
+    chosen = selection.get("model_id") or (plan.model_id if selection.get("suggestion") is not None else "")
+    if chosen and not selection.get("from_scratch"):
+        _pull_first(ty, chosen)  # with a progress bar, before the task exists
     task = ty.training.create(**keywords, **selection)
     if args.output == "json" and not args.watch:
         from trainyard.cli import _json
