@@ -858,7 +858,7 @@ def _parse_change(text: str, schema) -> tuple[str, Any] | None:
         return name, raw
     spec = schema.get(name)
     if spec is None:
-        raise Again(f"no hyperparameter {name!r}; one of transfer_strategy, {', '.join(schema)}")
+        return name, _typed(name, raw, schema)
     if spec.choices:
         if raw not in spec.choices:
             raise Again(f"{name} must be one of {', '.join(spec.choices)}")
@@ -897,6 +897,24 @@ def _search_specs(text: str) -> list:
         return [search_parameter(spec) for spec in text.split()]
     except InvalidArgumentError as exc:
         raise Again(exc.message) from None
+
+
+def _typed(name: str, raw: str, schema) -> Any:
+    """A value of a Hyperparameters field the schema does not describe (yet), by its type; the service
+    checks its range when the task is planned again."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    from trainyard.common.v1 import common_pb2
+
+    field = common_pb2.Hyperparameters.DESCRIPTOR.fields_by_name.get(name)
+    if field is None:
+        raise Again(f"no hyperparameter {name!r}; one of transfer_strategy, {', '.join(schema)}")
+    if field.enum_type is not None or field.type == FieldDescriptor.TYPE_STRING:
+        return raw
+    try:
+        return float(raw) if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT) else int(raw)
+    except ValueError:
+        raise Again(f"{name} takes a number, not {raw!r}") from None
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
