@@ -42,6 +42,23 @@ MODELS = [
 ]
 # Measured resolution-major in this order, so a run cut short by --max-seconds still covers every network.
 RESOLUTIONS = (160, 96, 224)
+# Detectors and segmenters as the trainer builds them (heads on an ImageNet backbone), with their task
+# type, timed on their own loss at 4:3 inputs (shorter side = the resolution), as street and indoor
+# photos mostly are; the service estimates other shapes by their pixel count.
+DENSE_MODELS = [
+    ("combo", "fasterrcnn+mobilenet_v2", "detection"),
+    ("combo", "fcos+mobilenet_v2", "detection"),
+    ("combo", "retinanet+mobilenet_v2", "detection"),
+    ("combo", "ssdlite+mobilenet_v2", "detection"),
+    ("combo", "maskrcnn+mobilenet_v2", "instance_segmentation"),
+    ("combo", "lraspp+mobilenet_v2", "segmentation"),
+    ("combo", "deeplabv3+mobilenet_v2", "segmentation"),
+    ("combo", "fcn+mobilenet_v2", "segmentation"),
+    ("combo", "fpn+mobilenet_v2", "segmentation"),
+    ("combo", "unet+mobilenet_v2", "segmentation"),
+]
+DENSE_RESOLUTIONS = (288, 416)
+DENSE_ASPECT = 4 / 3
 
 
 def build(library: str, architecture: str, num_classes: int = 10):
@@ -77,9 +94,9 @@ def time_config(
     model = build(library, architecture).to(device)
     gmacs = forward_gmacs(model, resolution, device)
     images = torch.randn(batch, 3, resolution, resolution, device=device)
-    if device.type == "cuda":  # as the trainer runs: channels_last, its mixed precision
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
+    # as the trainer runs classifiers: channels_last (CPU and GPU), mixed precision on a GPU
+    model = model.to(memory_format=torch.channels_last)
+    images = images.contiguous(memory_format=torch.channels_last)
     targets = torch.randint(0, 10, (batch,), device=device)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -114,6 +131,90 @@ def time_config(
         "batch_size": batch,
         "gmacs": round(gmacs, 4),
         # Best step: other processes on a shared machine only ever slow a step down.
+        "train_images_per_second": round(scale * batch / min(train_times), 3),
+        "train_images_per_second_mean": round(scale * batch * len(train_times) / sum(train_times), 3),
+        "eval_images_per_second": round(scale * batch / min(eval_times), 3),
+        "steps_timed": len(train_times),
+    }
+
+
+def time_dense(
+    library: str, architecture: str, task: str, resolution: int, batch: int, seconds: float, device, clock, scale: float
+) -> dict:
+    """A detector's or segmenter's training step on its own loss (random 4:3 images, two boxes or a random
+    mask each) and its inference, as time_config does for classifiers."""
+    import torch
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from trainer.architectures import DETECTION_TASKS, build_network
+
+    torch.manual_seed(0)
+    classes = 3
+    model = build_network(library, architecture, task, classes, input_size=resolution).to(device)
+    height, width = resolution, int(round(resolution * DENSE_ASPECT / 32) * 32)
+    detector = task in DETECTION_TASKS
+    if detector:
+        images = [torch.rand(3, height, width, device=device) for _ in range(batch)]
+        box = torch.tensor([[0.1 * width, 0.1 * height, 0.5 * width, 0.8 * height]], device=device)
+        targets = []
+        for _ in range(batch):
+            target = {"boxes": torch.cat([box, box + 0.3 * height]), "labels": torch.tensor([1, 2], device=device)}
+            if task == "instance_segmentation":
+                masks = torch.zeros(2, height, width, dtype=torch.uint8, device=device)
+                for m, (x0, y0, x1, y1) in zip(masks, target["boxes"].int().tolist(), strict=True):
+                    m[y0:y1, x0:x1] = 1
+                target["masks"] = masks
+            targets.append(target)
+        run = lambda: model(images)  # noqa: E731
+
+        def loss_of() -> torch.Tensor:
+            return sum(model(images, targets).values())
+    else:
+        images = torch.randn(batch, 3, height, width, device=device)
+        masks = torch.randint(0, classes, (batch, height, width), device=device)
+        criterion = nn.CrossEntropyLoss()
+        run = lambda: model(images)  # noqa: E731
+
+        def loss_of() -> torch.Tensor:
+            out = model(images)
+            return criterion(out["out"] if isinstance(out, dict) else out, masks)
+
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(images[:1])
+    gmacs = counter.get_total_flops() / 2e9
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def train_step() -> None:
+        loss = loss_of()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    model.train()
+    train_step()
+    sync()
+    train_times = _timed(train_step, sync, min_runs=2, seconds=seconds, clock=clock)
+    model.eval()
+    with torch.inference_mode():
+        run()
+        sync()
+        eval_times = _timed(run, sync, min_runs=2, seconds=seconds / 3, clock=clock)
+    return {
+        "library": library,
+        "architecture": architecture,
+        "task": task,
+        # the square of the same pixel count: the service compares shapes by their pixels
+        "resolution": int(round((height * width) ** 0.5)),
+        "height": height,
+        "width": width,
+        "batch_size": batch,
+        "gmacs": round(gmacs, 4),
         "train_images_per_second": round(scale * batch / min(train_times), 3),
         "train_images_per_second_mean": round(scale * batch * len(train_times) / sum(train_times), 3),
         "eval_images_per_second": round(scale * batch / min(eval_times), 3),
@@ -174,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-seconds", type=float, default=170.0, help="stop starting configurations after this")
     parser.add_argument("--resolutions", default=",".join(map(str, RESOLUTIONS)))
+    parser.add_argument("--dense-resolutions", default=",".join(map(str, DENSE_RESOLUTIONS)))
+    parser.add_argument("--only", default="", help="comma-separated architectures to measure (default: all)")
+    parser.add_argument("--merge", action="store_true", help="keep the table's other entries, replace these")
     args = parser.parse_args(argv)
 
     import torch
@@ -190,27 +294,44 @@ def main(argv: list[str] | None = None) -> int:
     batch = args.batch_size or (64 if device_class == "gpu" else 8)
     resolutions = [int(r) for r in args.resolutions.split(",") if r]
     out = args.out or DEFAULT_OUT_DIR / f"{device_class}.json"
+    only = {a for a in args.only.split(",") if a}
     entries, skipped, started = [], [], time.monotonic()
-    for resolution in resolutions:
-        for library, architecture in MODELS:
-            if time.monotonic() - started > args.max_seconds:
-                skipped.append(f"{library}/{architecture}@{resolution}")
-                continue
+    plan = [(lib, arch, None, r) for r in resolutions for lib, arch in MODELS]
+    plan += [
+        (lib, arch, task, r)
+        for r in (int(v) for v in args.dense_resolutions.split(",") if v)
+        for lib, arch, task in DENSE_MODELS
+    ]
+    for library, architecture, task, resolution in plan:
+        if only and architecture not in only:
+            continue
+        if time.monotonic() - started > args.max_seconds:
+            skipped.append(f"{library}/{architecture}@{resolution}")
+            continue
+        if task is None:
             entry = time_config(library, architecture, resolution, batch, args.seconds, device, clock, scale)
-            entries.append(entry)
-            print(
-                f"{library}/{architecture} @{resolution}px: {entry['gmacs']:.3f} GMACs, "
-                f"train {entry['train_images_per_second']:.1f} img/s, eval {entry['eval_images_per_second']:.1f} img/s",
-                file=sys.stderr,
-            )
+        else:
+            dense_batch = max(2, batch // 2)
+            entry = time_dense(library, architecture, task, resolution, dense_batch, args.seconds, device, clock, scale)
+        entries.append(entry)
+        print(
+            f"{library}/{architecture} @{entry['resolution']}px: {entry['gmacs']:.3f} GMACs, "
+            f"train {entry['train_images_per_second']:.1f} img/s, eval {entry['eval_images_per_second']:.1f} img/s",
+            file=sys.stderr,
+        )
+    if args.merge and out.exists():
+        measured = {(e["library"], e["architecture"], e["resolution"]) for e in entries}
+        old = json.loads(out.read_text()).get("entries", [])
+        entries += [e for e in old if (e["library"], e["architecture"], e["resolution"]) not in measured]
     host["load_average_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     table = {
         "schema": SCHEMA,
         "device_class": device_class,
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "measure_seconds": round(time.monotonic() - started, 1),
-        "method": "random input, cross-entropy, AdamW step; on CUDA the trainer's mixed precision (bfloat16 where supported) "
-        "and channels_last; one warm-up step, then "
+        "method": "random input, cross-entropy, AdamW step, channels_last (classifiers; detectors and segmenters: "
+        "their own losses, an SGD step, 4:3 inputs with `resolution` the side of a square of the same pixels); on "
+        "CUDA the trainer's mixed precision (bfloat16 where supported); one warm-up step, then "
         "images/s of the fastest timed step (and the mean over all timed steps)"
         + (
             f"; timed by process CPU time on one thread and multiplied by the {cores} cores a trainer uses "

@@ -66,13 +66,103 @@ class _Factor:
     contribution: float = 0.0  # signed score contribution; the largest magnitudes decide
 
 
-def _reference_quality(model: modelzoo_pb2.Model) -> float | None:
-    preferred = ("top1", "acc@1", "imagenet_top1", "map", "box_map", "miou")
-    metrics = sorted(model.reference_metrics, key=lambda m: preferred.index(m.name) if m.name in preferred else 99)
-    for metric in metrics:
-        if metric.value > 0:
-            return metric.value / 100.0 if metric.value > 1 else metric.value
+# The published metric that says how good a model is at each task type, in order of preference.
+REFERENCE_METRICS = {
+    "classification": ("top1", "acc@1", "imagenet_top1"),
+    "detection": ("box_map", "map"),
+    "instance_segmentation": ("mask_map", "box_map", "map"),
+    "segmentation": ("miou",),
+}
+# Where the published figures of each task type lie (weakest, strongest zoo model): quality is a model's
+# place in that range, so a COCO box mAP of 0.33 and an ImageNet top-1 of 0.72 compare within their task.
+QUALITY_RANGE = {
+    "classification": (0.5, 0.95),
+    "detection": (0.15, 0.5),
+    "instance_segmentation": (0.15, 0.45),
+    "segmentation": (0.4, 0.75),
+}
+# A prior without any published figure, as a fraction of the task's range.
+UNKNOWN_QUALITY = 0.25
+
+
+def _published(model: modelzoo_pb2.Model, task_type: str) -> float | None:
+    for name in REFERENCE_METRICS.get(task_type, ()):
+        for metric in model.reference_metrics:
+            if metric.name == name and metric.value > 0:
+                return metric.value / 100.0 if metric.value > 1 else metric.value
     return None
+
+
+def _mobile(model: modelzoo_pb2.Model) -> bool:
+    """A light backbone (MobileNet, EfficientNet): the class a head's published figure depends on most."""
+    name = f"{model.backbone} {model.architecture}".lower()
+    return any(light in name for light in ("mobilenet", "efficientnet", "mnasnet", "shufflenet"))
+
+
+def head_references(models: Sequence[modelzoo_pb2.Model], task_type: str) -> dict[tuple[str, bool], tuple[float, str]]:
+    """Per head family and backbone class (light or not), the best published quality of the zoo's models
+    of that family at their full input size (torchvision's fasterrcnn_mobilenet_v3_large_fpn for a Faster
+    R-CNN on a light backbone). A combo of a head on another backbone has no figure of its own, and the
+    ImageNet top-1 of its backbone says nothing about its head."""
+    best: dict[tuple[str, bool], tuple[int, float, str]] = {}
+    for model in models:
+        value = _published(model, task_type)
+        if value is None or model.backbone_model_id or "_320" in model.architecture:
+            continue
+        key = (model.family, _mobile(model))
+        # the family's first recipe (its smallest model), not a later improved one (v2: more epochs, tricks)
+        if key not in best or model.num_params < best[key][0]:
+            best[key] = (model.num_params, value, model.id)
+    return {key: (value, model_id) for key, (_, value, model_id) in best.items()}
+
+
+def _head_reference(
+    model: modelzoo_pb2.Model, heads: dict[tuple[str, bool], tuple[float, str]]
+) -> tuple[float, str] | None:
+    """A combo's expected quality from its head family's figure on the same backbone class; a family
+    published only on the other class is scaled by the light/heavy ratio of the families published on both."""
+    mobile = _mobile(model)
+    if model.family == "mask_rcnn" and (model.family, mobile) not in heads:
+        # on boxes alone Mask R-CNN trains as Faster R-CNN: its box figure came with mask supervision
+        model = modelzoo_pb2.Model(family="faster_rcnn", backbone=model.backbone, architecture=model.architecture)
+    if (model.family, mobile) in heads:
+        value, source = heads[(model.family, mobile)]
+        return value, f" (of its head, as {source})"
+    if (model.family, not mobile) not in heads:
+        return None
+    ratios = [
+        heads[(family, True)][0] / heads[(family, False)][0]
+        for family, light in heads
+        if light and (family, False) in heads
+    ]
+    if not ratios:
+        return None
+    ratio = sorted(ratios)[len(ratios) // 2]
+    ratio = ratio if mobile else 1 / ratio
+    value, source = heads[(model.family, not mobile)]
+    return (
+        value * ratio,
+        f" (of its head, as {source}, scaled {ratio:.2f} for its {'light' if mobile else 'heavy'} backbone)",
+    )
+
+
+def _reference_quality(
+    model: modelzoo_pb2.Model, task_type: str = "classification", heads: dict | None = None
+) -> tuple[float | None, str]:
+    """The model's own published quality for the task type, else its head family's (dense tasks)."""
+    own = _published(model, task_type)
+    if own is not None:
+        return own, ""
+    if task_type != "classification" and heads:
+        found = _head_reference(model, heads)
+        if found is not None:
+            return found
+    return None, ""
+
+
+def _quality(expected: float, task_type: str) -> float:
+    low, high = QUALITY_RANGE.get(task_type, QUALITY_RANGE["classification"])
+    return min(1.0, max(0.0, (expected - low) / (high - low)))
 
 
 def _log_scale(value: float, low: float, high: float) -> float:
@@ -96,14 +186,35 @@ def suggest_hyperparameters(
     return r.hyperparameters, r.transfer_strategy, r.notes
 
 
-def _estimate(table: ThroughputTable, model: modelzoo_pb2.Model, image_size: int) -> Estimate:
-    return table.estimate(model.library, model.architecture, model.gflops, model.default_input_size, image_size)
+def pixel_side(hp: common_pb2.Hyperparameters, stats: DatasetStats, task_type: str) -> int:
+    """The side of a square with the pixels a run's images have: segmentation trains at image_size x
+    image_width, a detector keeps its images' aspect (the shorter side at image_size)."""
+    if task_type == "segmentation":
+        return round(math.sqrt(hp.image_size * (hp.image_width or hp.image_size)))
+    if task_type in ("detection", "instance_segmentation") and stats.median_side:
+        aspect = max(stats.median_width, stats.median_height) / stats.median_side
+        return round(hp.image_size * math.sqrt(min(aspect, recipes.MAX_ASPECT)))
+    return hp.image_size
+
+
+def _estimate(table: ThroughputTable, model: modelzoo_pb2.Model, side: int) -> Estimate:
+    return table.estimate(model.library, model.architecture, model.gflops, model.default_input_size, side)
 
 
 def epoch_seconds(estimate: Estimate, stats: DatasetStats) -> float:
     train = stats.train_cases or DEFAULT_TRAIN_CASES
     val = stats.val_cases or max(1, train // 5)
     return train / estimate.train_images_per_second + val / estimate.eval_images_per_second
+
+
+def run_seconds(estimate: Estimate, stats: DatasetStats, hp: common_pb2.Hyperparameters, strategy: int) -> float:
+    """Every planned epoch with its validation, and the linear probe's one pass over train and val (early
+    stopping may end a run sooner)."""
+    total = epoch_seconds(estimate, stats) * hp.epochs
+    if strategy in (common_pb2.TRANSFER_STRATEGY_PROBE_THEN_FINE_TUNE, common_pb2.TRANSFER_STRATEGY_LINEAR_PROBE):
+        train = stats.train_cases or DEFAULT_TRAIN_CASES
+        total += (train + (stats.val_cases or max(1, train // 5))) / estimate.eval_images_per_second
+    return total
 
 
 def rank(
@@ -136,15 +247,17 @@ def rank(
     catalog = {m.id: m for m in models}
     tasks = {o.task_id: o for o in outcomes}
     scored: list[tuple[float, recommend_pb2.Suggestion]] = []
+    heads = head_references(models, task_type)
     for model in models:
         if max_params and model.num_params > max_params:
             dropped["max_params"] += 1
             continue
         factors: list[_Factor] = []
         hp, strategy, notes = suggest_hyperparameters(model, stats, preference, device_class, data_type, task_type)
-        estimate = _estimate(table, model, hp.image_size)
+        side = pixel_side(hp, stats, task_type)
+        estimate = _estimate(table, model, side)
         per_epoch = epoch_seconds(estimate, stats)
-        total = per_epoch * hp.epochs
+        total = run_seconds(estimate, stats, hp, strategy)
         latency_ms = 1000.0 / estimate.eval_images_per_second
         if max_training_seconds and total > max_training_seconds:
             dropped["max_training_seconds"] += 1
@@ -157,9 +270,10 @@ def rank(
         trained = model.id.startswith(TRAINED_PREFIX)
         # a trained model's "reference metrics" are its own final metrics (best_epoch among them), never a
         # published quality: it is judged by what it measured on its own data instead
-        reference = None if trained else _reference_quality(model)
+        reference, reference_source = (None, "") if trained else _reference_quality(model, task_type, heads)
         from_scratch = status not in (modelzoo_pb2.WEIGHT_STATUS_IN_STORE, modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE)
-        prior = reference if reference is not None else 0.6
+        low, high = QUALITY_RANGE.get(task_type, QUALITY_RANGE["classification"])
+        prior = reference if reference is not None else low + UNKNOWN_QUALITY * (high - low)
         scratch_note = ""
         if trained:
             prior, trained_factors = _trained_prior(
@@ -170,7 +284,7 @@ def rank(
             prior, scratch_note = _scratch_prior(prior, stats)
         seen = evidence(list(outcomes), model.id, stats, task_type) if outcomes and not trained else None
         expected = seen.blend(prior) if seen else prior
-        quality = min(1.0, max(0.0, (expected - 0.5) / 0.45))
+        quality = _quality(expected, task_type)
         if trained:
             measured_text, penalty, domain_text = trained_factors
             factors.append(_Factor(measured_text, w_quality * quality))
@@ -186,15 +300,19 @@ def rank(
         elif from_scratch:
             factors.append(_Factor(scratch_note, w_quality * quality))
         elif reference is not None:
-            factors.append(_Factor(f"published reference quality {reference:.3f}", w_quality * quality))
+            factors.append(
+                _Factor(f"published reference quality {reference:.3f}{reference_source}", w_quality * quality)
+            )
         else:
-            factors.append(_Factor("no published quality (assumed 0.60)", w_quality * quality))
+            factors.append(_Factor(f"no published quality (assumed {prior:.2f})", w_quality * quality))
 
         time_score = 1.0 - _log_scale(total, 1.0, 1e5)
         factors.append(
             _Factor(
-                f"expected {per_epoch:.1f} s/epoch, {total / 60:.1f} min for {hp.epochs} epochs on {device_class} "
-                f"at {hp.image_size} px ({estimate.source}: {estimate.basis})",
+                f"expected {per_epoch:.1f} s/epoch, at most {total / 60:.1f} min for {hp.epochs} epochs on "
+                f"{device_class} at {hp.image_size}"
+                + (f"x{hp.image_width}" if hp.image_width else "")
+                + f" px ({estimate.source}: {estimate.basis}; early stopping may end it sooner)",
                 w_time * time_score,
             )
         )
@@ -296,12 +414,15 @@ def _trained_prior(
 
     What it measured on its own data counts in proportion to how alike that data is to this dataset (fully
     on the same dataset; datasetstats.similarity otherwise, 0.5 when its task is not known); the rest comes
-    from the network it started from (its published quality, 0.6 without one). Trained on another kind of
+    from the network it started from (its published quality, UNKNOWN_QUALITY of the task's range without
+    one). Trained on another kind of
     images than asked for (data type; unspecified is natural photos), its features fit other data: it ranks
     below the catalog's networks with pre-trained weights.
     """
     measured = quality_metric(task_type, dict(model.metrics))
-    base_quality = (_reference_quality(base) if base is not None else None) or 0.6
+    low, high = QUALITY_RANGE.get(task_type, QUALITY_RANGE["classification"])
+    published = _reference_quality(base, task_type)[0] if base is not None else None
+    base_quality = published or low + UNKNOWN_QUALITY * (high - low)
     if dataset_id and model.dataset_id == dataset_id:
         sim, how = 1.0, "the same dataset"
     elif task is not None:
