@@ -252,3 +252,57 @@ def test_a_network_whose_recipe_lowers_batchnorm_momentum_evaluates_as_it_trains
     cfg = engine.FitConfig(epochs=10, num_classes=4, learning_rate=1e-3, weight_decay=0.05)
     final = engine.fit(built, train, val, cfg, torch.device("cpu"))  # 1.0 from epoch 7 on; 0.25 throughout at 0.01
     assert final["val_top1"] >= 0.9, [h["values"]["val_top1"] for h in final["history"]]
+
+
+class _SlowLoader:
+    """A train loader whose every batch takes `delay` seconds: epochs of a known length."""
+
+    def __init__(self, loader, delay: float) -> None:
+        self.loader, self.delay, self.sampler = loader, delay, loader.sampler
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        import time
+
+        for batch in self.loader:
+            time.sleep(self.delay)
+            yield batch
+
+
+def test_a_time_budget_plans_the_epochs_that_fit_and_stops_in_time():
+    """Issue 16: "train for at most N minutes": the first epoch's length plans the rest, the learning-rate
+    schedule ends where the plan does, and the run stops in time with its best epoch's model."""
+    import time
+
+    train, val = loaders()
+    slow = _SlowLoader(train, 0.05)  # 6 batches: an epoch takes about 0.3 s
+    logs: list[str] = []
+    seen: list[tuple[int, dict]] = []
+    cfg = engine.FitConfig(epochs=50, num_classes=2, learning_rate=0.05, time_budget_s=4.0)
+    hooks = engine.Hooks(log=logs.append, epoch_end=lambda e, v: seen.append((e, v)))
+    started = time.monotonic()
+    final = engine.fit(tiny_model(), slow, val, cfg, torch.device("cpu"), hooks)
+    took = time.monotonic() - started
+    trained = len(seen)
+    assert 3 <= trained < 50 and took < 4.0 + took / trained  # within the budget, give or take an epoch
+    assert any("epochs fit; the learning-rate schedule now ends at epoch" in line for line in logs)
+    # the schedule was planned to end with the run: the last epoch's learning rate is near zero
+    assert seen[-1][1]["lr"] < 0.2 * 0.05
+    assert final["training_seconds"] == pytest.approx(took, abs=0.5)
+    assert final["best"]["epoch"] >= 1 and final["val_top1"] >= 0.8
+
+
+def test_a_resumed_run_counts_the_time_its_earlier_attempts_spent():
+    train, val = loaders()
+    saved: list[dict] = []
+    cfg = engine.FitConfig(epochs=3, num_classes=2, learning_rate=0.05, time_budget_s=600)
+    engine.fit(tiny_model(), train, val, cfg, torch.device("cpu"), engine.Hooks(save_checkpoint=saved.append))
+    checkpoint = dict(saved[-1], epoch=1, seconds=600.0, stopped_by="")  # as if the first attempt used it all
+    logs: list[str] = []
+    resumed = engine.FitConfig(epochs=3, num_classes=2, learning_rate=0.05, time_budget_s=600)
+    final = engine.fit(
+        tiny_model(), train, val, resumed, torch.device("cpu"), engine.Hooks(log=logs.append), checkpoint
+    )
+    assert final["stopped_by"] == "time_budget" and any("stopping after epoch 1" in line for line in logs)

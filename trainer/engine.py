@@ -52,6 +52,9 @@ class FitConfig:
     task: str = "classification"
     # Fit the head on frozen features before the first epoch (trainer.probe); reported as epoch 0.
     probe_first: bool = False
+    # Seconds the run may take (probe, epochs and validation, over every attempt); 0: no limit. The epochs
+    # that fit are planned from the time the epochs so far took (see _plan_for_budget).
+    time_budget_s: float = 0.0
 
 
 @dataclass
@@ -230,6 +233,10 @@ def fit(
                 hooks.epoch_end(int(entry["epoch"]), dict(entry["values"]))
         if resume.get("stopped_early") and int(resume.get("config", {}).get("epochs", 0)) == cfg.epochs:
             start_epoch = cfg.epochs  # it stopped early; a redelivery only finishes the job
+        if resume.get("stopped_by") == STOPPED_BY_BUDGET and cfg.time_budget_s:
+            start_epoch = cfg.epochs  # its time was up; a redelivery only finishes the job
+    # the time budget counts every attempt: what earlier ones spent comes with the checkpoint
+    clock = _RunClock(float((resume or {}).get("seconds", 0.0)), list((resume or {}).get("epoch_seconds", [])))
     if cfg.probe_first and resume is None and probe_loader is not None and probe.can_probe(built.head):
         values = _linear_probe(built, model, adapter, probe_loader, val_loader, device, hooks)
         history.append({"epoch": 0, "values": values})
@@ -244,8 +251,14 @@ def fit(
     started = time.monotonic()
     images_done = 0
     stopped_early = False
+    stopped_by = ""
     train_model, wrapped_for = model, None
-    for epoch in range(start_epoch, cfg.epochs):
+    epoch = start_epoch
+    while epoch < cfg.epochs:  # the time budget may plan fewer epochs (or more again, up to those asked for)
+        if cfg.time_budget_s and not _plan_for_budget(cfg, clock, epoch, hooks):
+            stopped_by = STOPPED_BY_BUDGET
+            break
+        epoch_started = time.monotonic()
         seed_everything(cfg.seed + epoch + 1009 * hooks.seed_offset)  # epochs are at most 1000
         if hasattr(train_loader.sampler, "set_epoch"):  # a new order per epoch, the same on every process
             train_loader.sampler.set_epoch(epoch)
@@ -285,8 +298,13 @@ def fit(
             {k: v for k, v in evaluate(model, adapter, val_loader, device).items() if isinstance(v, int | float)}
         )
         release_free_memory()
+        # timed here and averaged with the other processes' below, so every process plans the same epochs
+        values["epoch_seconds"] = time.monotonic() - epoch_started
+        values["run_seconds"] = clock.elapsed()
         if hooks.reduce is not None:
             values = hooks.reduce(values)
+        clock.epochs.append(values["epoch_seconds"])
+        clock.synced = values["run_seconds"]
         history.append({"epoch": epoch + 1, "values": values})
         value = values.get(watch)
         if value is not None and _better(value, best["value"], watch):
@@ -296,6 +314,8 @@ def fit(
                 hooks.save_best({"model": model.state_dict(), "epoch": epoch + 1}, watch, value)
         patience = cfg.early_stopping_patience
         stopped_early = bool(patience and value is not None and epoch + 1 - best["epoch"] >= patience)
+        if stopped_early:
+            stopped_by = STOPPED_BY_PATIENCE
         if hooks.save_checkpoint is not None:
             hooks.save_checkpoint(
                 {
@@ -308,6 +328,9 @@ def fit(
                     "history": history,
                     "best": best,
                     "stopped_early": stopped_early,
+                    "stopped_by": stopped_by,
+                    "seconds": clock.synced,
+                    "epoch_seconds": clock.epochs,
                 }
             )
         if hooks.epoch_end is not None:  # after the checkpoint: a reported epoch is never trained again
@@ -319,6 +342,7 @@ def fit(
                     f"(best {best['value']:.4f} at epoch {best['epoch']})"
                 )
             break
+        epoch += 1
     if history and best_state is not None and best["epoch"] != history[-1]["epoch"]:
         # the user gets the best epoch's model, and its metrics, not the last epoch's
         model.load_state_dict(best_state)
@@ -328,6 +352,8 @@ def fit(
     final["history"] = history
     final["best"] = best
     final["stopped_early"] = stopped_early
+    final["stopped_by"] = stopped_by
+    final["training_seconds"] = clock.elapsed()
     if history:
         if "train_loss" in history[-1]["values"]:  # not after a linear probe alone (epoch 0)
             final["train_loss"] = history[-1]["values"]["train_loss"]
@@ -353,6 +379,51 @@ def _linear_probe(built, model, adapter, probe_loader, val_loader, device, hooks
             f"in {time.monotonic() - started:.1f} s"
         )
     return values
+
+
+STOPPED_BY_PATIENCE, STOPPED_BY_BUDGET = "early_stopping", "time_budget"
+
+
+class _RunClock:
+    """Seconds a run has trained, over every attempt, and how long each epoch took (with validation)."""
+
+    def __init__(self, spent: float = 0.0, epochs: list[float] | None = None) -> None:
+        self.spent, self.epochs, self.started = spent, list(epochs or []), time.monotonic()
+        self.asked = 0  # the epochs asked for, before the budget planned fewer
+        self.synced = spent  # run seconds at the end of the last epoch, the same in every process
+
+    def elapsed(self) -> float:
+        return self.spent + time.monotonic() - self.started
+
+
+def _plan_for_budget(cfg: FitConfig, clock: _RunClock, epoch: int, hooks: Hooks) -> bool:
+    """Before a 0-based epoch: whether it still fits the time budget, and how many of the asked-for epochs
+    fit, which the plan (and with it the learning-rate schedule and the ETA) then ends at. The first epoch
+    always runs: nothing is known about its length before it; later ones are measured without it once
+    there are others (it pays for warming up)."""
+    if not clock.epochs:
+        return True
+    clock.asked = clock.asked or cfg.epochs
+    recent = (clock.epochs[1:] or clock.epochs)[-3:]
+    per_epoch = sorted(recent)[len(recent) // 2]
+    left = cfg.time_budget_s - clock.synced
+    fits = int(left // per_epoch)
+    if fits < 1:
+        if hooks.log is not None:
+            hooks.log(
+                f"time budget {cfg.time_budget_s:.0f} s: {left:.0f} s left, an epoch takes {per_epoch:.0f} s; "
+                f"stopping after epoch {epoch}"
+            )
+        return False
+    planned = min(clock.asked, epoch + fits)
+    if planned != cfg.epochs:
+        if hooks.log is not None:
+            hooks.log(
+                f"time budget {cfg.time_budget_s:.0f} s: an epoch takes {per_epoch:.1f} s, so {planned} of "
+                f"{clock.asked} epochs fit; the learning-rate schedule now ends at epoch {planned}"
+            )
+        cfg.epochs = planned
+    return True
 
 
 def _trains(cfg: FitConfig, epoch: int) -> bool:

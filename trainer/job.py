@@ -226,6 +226,7 @@ def build_training(prep: Prepared) -> Training:
         early_stopping_patience=hp.early_stopping_patience,
         early_stopping_metric=hp.early_stopping_metric,
         task=task,
+        time_budget_s=float(hp.time_budget_seconds),
         probe_first=probe_ds is not None,
     )
     return Training(built, train_ds, val_ds, probe_ds, adapter, cfg, mean, std)
@@ -550,6 +551,8 @@ def run_job(
         "history": final.get("history", []),
         "best": best,
         "stopped_early": bool(final.get("stopped_early")),
+        "stopped_by": final.get("stopped_by", ""),
+        "training_seconds": final.get("training_seconds"),
         "hyperparameters": hp_dict,
         "transfer_strategy": int(job.transfer_strategy),
         "device": str(device),

@@ -19,6 +19,7 @@ DEFAULT_WEIGHT_DECAY = 1e-4
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_OPTIMIZER = common_pb2.OPTIMIZER_ADAMW
 DEFAULT_SEED = 42
+MAX_TIME_BUDGET_S = 7 * 24 * 3600
 AUGMENTATION_PRESETS = ("none", "light", "standard", "strong")
 METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # Metrics each task type reports per epoch (early stopping can watch any of them).
@@ -72,6 +73,8 @@ def violations(hp: common_pb2.Hyperparameters, prefix: str = "hyperparameters") 
         add("lr_step_epochs", f"must be in 0..1000, got {hp.lr_step_epochs}")
     if not _finite(hp.lr_step_gamma) or not 0 <= hp.lr_step_gamma <= 1:
         add("lr_step_gamma", f"must be in (0, 1] (0 for the default 0.1), got {hp.lr_step_gamma}")
+    if not 0 <= hp.time_budget_seconds <= MAX_TIME_BUDGET_S:
+        add("time_budget_seconds", f"must be in 0..{MAX_TIME_BUDGET_S} (0: no limit), got {hp.time_budget_seconds}")
     if hp.augmentation and hp.augmentation not in AUGMENTATION_PRESETS:
         add(
             "augmentation",

@@ -82,7 +82,12 @@ PARAMS: dict[str, Param] = {
         Param("backbone_lr_multiplier", FLOAT, "Learning rate of the backbone as a multiple of learning_rate.", 0, 10,
               search=(0.01, 1.0, True)),
         Param("weight_decay", FLOAT, "L2 weight decay.", 0, 1, search=(1e-6, 1e-2, True)),
-        Param("image_size", INT, "Square input side in pixels.", 16, 2048, search_choices=("160", "224", "256")),
+        Param("image_size", INT, "Square input side in pixels (segmentation: the height).", 16, 2048,
+              search_choices=("160", "224", "256")),
+        Param("image_width", INT, "Semantic segmentation: the width images are resized to (0: square).", 0, 2048,
+              searchable=False),
+        Param("time_budget_seconds", INT, "Train for at most this many seconds, with the best epoch's model "
+              "(0: no limit).", 0, hyperparams.MAX_TIME_BUDGET_S, searchable=False),
         _enum("optimizer", C.Optimizer, "OPTIMIZER_", "Optimisation algorithm.", ("sgd", "adamw")),
         Param("seed", INT, "Random seed.", 0, 2**62, searchable=False),
         Param("warmup_epochs", INT, "Epochs of linear warm-up; at most epochs.", 0, 1000, search=(0, 1, False)),

@@ -24,37 +24,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n trainyard/common/v1/common.proto\x12\x13trainyard.common.v1\"\xb6\x04\n\x0fHyperparameters\x12\x0e\n\x06\x65pochs\x18\x01 \x01(\x05\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\x12\x1e\n\x16\x62\x61\x63kbone_lr_multiplier\x18\x04 \x01(\x01\x12\x14\n\x0cweight_decay\x18\x05 \x01(\x01\x12\x12\n\nimage_size\x18\x06 \x01(\x05\x12\x31\n\toptimizer\x18\x07 \x01(\x0e\x32\x1e.trainyard.common.v1.Optimizer\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x15\n\rwarmup_epochs\x18\t \x01(\x05\x12\x17\n\x0flabel_smoothing\x18\n \x01(\x01\x12\x34\n\x0blr_schedule\x18\x0b \x01(\x0e\x32\x1f.trainyard.common.v1.LrSchedule\x12\x16\n\x0elr_step_epochs\x18\x0c \x01(\x05\x12\x15\n\rlr_step_gamma\x18\r \x01(\x01\x12\x14\n\x0c\x61ugmentation\x18\x0e \x01(\t\x12<\n\x0f\x63lass_weighting\x18\x0f \x01(\x0e\x32#.trainyard.common.v1.ClassWeighting\x12$\n\x17\x65\x61rly_stopping_patience\x18\x10 \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x15\x65\x61rly_stopping_metric\x18\x11 \x01(\t\x12\x13\n\x0bimage_width\x18\x12 \x01(\x05\x42\x1a\n\x18_early_stopping_patience\"L\n\tObjectRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"F\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\"=\n\x10\x43omputeResources\x12\x1a\n\x12processes_per_node\x18\x01 \x01(\x05\x12\r\n\x05nodes\x18\x02 \x01(\x05*\x9d\x01\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18TASK_TYPE_CLASSIFICATION\x10\x01\x12\x17\n\x13TASK_TYPE_DETECTION\x10\x02\x12\x1a\n\x16TASK_TYPE_SEGMENTATION\x10\x03\x12#\n\x1fTASK_TYPE_INSTANCE_SEGMENTATION\x10\x04*\x9c\x01\n\x0e\x41nnotationType\x12\x1f\n\x1b\x41NNOTATION_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41NNOTATION_TYPE_LABEL\x10\x01\x12\x17\n\x13\x41NNOTATION_TYPE_BOX\x10\x02\x12\x18\n\x14\x41NNOTATION_TYPE_MASK\x10\x03\x12\x1b\n\x17\x41NNOTATION_TYPE_POLYGON\x10\x04*N\n\x05Split\x12\x15\n\x11SPLIT_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSPLIT_TRAIN\x10\x01\x12\r\n\tSPLIT_VAL\x10\x02\x12\x0e\n\nSPLIT_TEST\x10\x03*\xd0\x01\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x41TA_TYPE_NATURAL_PHOTO\x10\x01\x12\x15\n\x11\x44\x41TA_TYPE_MEDICAL\x10\x02\x12\x16\n\x12\x44\x41TA_TYPE_DOCUMENT\x10\x03\x12\x14\n\x10\x44\x41TA_TYPE_AERIAL\x10\x04\x12\x18\n\x14\x44\x41TA_TYPE_MICROSCOPY\x10\x05\x12\x18\n\x14\x44\x41TA_TYPE_INDUSTRIAL\x10\x06\x12\x13\n\x0f\x44\x41TA_TYPE_OTHER\x10\x07*\xc5\x01\n\x12TrainingPreference\x12#\n\x1fTRAINING_PREFERENCE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTRAINING_PREFERENCE_FASTEST\x10\x01\x12 \n\x1cTRAINING_PREFERENCE_BALANCED\x10\x02\x12%\n!TRAINING_PREFERENCE_MOST_ACCURATE\x10\x03\x12 \n\x1cTRAINING_PREFERENCE_SMALLEST\x10\x04*\xf6\x01\n\x10TransferStrategy\x12!\n\x1dTRANSFER_STRATEGY_UNSPECIFIED\x10\x00\x12#\n\x1fTRANSFER_STRATEGY_FINE_TUNE_ALL\x10\x01\x12\"\n\x1eTRANSFER_STRATEGY_LINEAR_PROBE\x10\x02\x12&\n\"TRANSFER_STRATEGY_GRADUAL_UNFREEZE\x10\x03\x12\"\n\x1eTRANSFER_STRATEGY_FROM_SCRATCH\x10\x04\x12*\n&TRANSFER_STRATEGY_PROBE_THEN_FINE_TUNE\x10\x05*b\n\tOptimizer\x12\x19\n\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x11\n\rOPTIMIZER_SGD\x10\x01\x12\x12\n\x0eOPTIMIZER_ADAM\x10\x02\x12\x13\n\x0fOPTIMIZER_ADAMW\x10\x03*\x8c\x01\n\nLrSchedule\x12\x1b\n\x17LR_SCHEDULE_UNSPECIFIED\x10\x00\x12\x16\n\x12LR_SCHEDULE_COSINE\x10\x01\x12\x14\n\x10LR_SCHEDULE_STEP\x10\x02\x12\x19\n\x15LR_SCHEDULE_ONE_CYCLE\x10\x03\x12\x18\n\x14LR_SCHEDULE_CONSTANT\x10\x04*\x9e\x01\n\x0e\x43lassWeighting\x12\x1f\n\x1b\x43LASS_WEIGHTING_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43LASS_WEIGHTING_NONE\x10\x01\x12%\n!CLASS_WEIGHTING_INVERSE_FREQUENCY\x10\x02\x12*\n&CLASS_WEIGHTING_SQRT_INVERSE_FREQUENCY\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n trainyard/common/v1/common.proto\x12\x13trainyard.common.v1\"\xd3\x04\n\x0fHyperparameters\x12\x0e\n\x06\x65pochs\x18\x01 \x01(\x05\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\x12\x1e\n\x16\x62\x61\x63kbone_lr_multiplier\x18\x04 \x01(\x01\x12\x14\n\x0cweight_decay\x18\x05 \x01(\x01\x12\x12\n\nimage_size\x18\x06 \x01(\x05\x12\x31\n\toptimizer\x18\x07 \x01(\x0e\x32\x1e.trainyard.common.v1.Optimizer\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x15\n\rwarmup_epochs\x18\t \x01(\x05\x12\x17\n\x0flabel_smoothing\x18\n \x01(\x01\x12\x34\n\x0blr_schedule\x18\x0b \x01(\x0e\x32\x1f.trainyard.common.v1.LrSchedule\x12\x16\n\x0elr_step_epochs\x18\x0c \x01(\x05\x12\x15\n\rlr_step_gamma\x18\r \x01(\x01\x12\x14\n\x0c\x61ugmentation\x18\x0e \x01(\t\x12<\n\x0f\x63lass_weighting\x18\x0f \x01(\x0e\x32#.trainyard.common.v1.ClassWeighting\x12$\n\x17\x65\x61rly_stopping_patience\x18\x10 \x01(\x05H\x00\x88\x01\x01\x12\x1d\n\x15\x65\x61rly_stopping_metric\x18\x11 \x01(\t\x12\x13\n\x0bimage_width\x18\x12 \x01(\x05\x12\x1b\n\x13time_budget_seconds\x18\x13 \x01(\x05\x42\x1a\n\x18_early_stopping_patience\"L\n\tObjectRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"F\n\x06Metric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\"=\n\x10\x43omputeResources\x12\x1a\n\x12processes_per_node\x18\x01 \x01(\x05\x12\r\n\x05nodes\x18\x02 \x01(\x05*\x9d\x01\n\x08TaskType\x12\x19\n\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18TASK_TYPE_CLASSIFICATION\x10\x01\x12\x17\n\x13TASK_TYPE_DETECTION\x10\x02\x12\x1a\n\x16TASK_TYPE_SEGMENTATION\x10\x03\x12#\n\x1fTASK_TYPE_INSTANCE_SEGMENTATION\x10\x04*\x9c\x01\n\x0e\x41nnotationType\x12\x1f\n\x1b\x41NNOTATION_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41NNOTATION_TYPE_LABEL\x10\x01\x12\x17\n\x13\x41NNOTATION_TYPE_BOX\x10\x02\x12\x18\n\x14\x41NNOTATION_TYPE_MASK\x10\x03\x12\x1b\n\x17\x41NNOTATION_TYPE_POLYGON\x10\x04*N\n\x05Split\x12\x15\n\x11SPLIT_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSPLIT_TRAIN\x10\x01\x12\r\n\tSPLIT_VAL\x10\x02\x12\x0e\n\nSPLIT_TEST\x10\x03*\xd0\x01\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x41TA_TYPE_NATURAL_PHOTO\x10\x01\x12\x15\n\x11\x44\x41TA_TYPE_MEDICAL\x10\x02\x12\x16\n\x12\x44\x41TA_TYPE_DOCUMENT\x10\x03\x12\x14\n\x10\x44\x41TA_TYPE_AERIAL\x10\x04\x12\x18\n\x14\x44\x41TA_TYPE_MICROSCOPY\x10\x05\x12\x18\n\x14\x44\x41TA_TYPE_INDUSTRIAL\x10\x06\x12\x13\n\x0f\x44\x41TA_TYPE_OTHER\x10\x07*\xc5\x01\n\x12TrainingPreference\x12#\n\x1fTRAINING_PREFERENCE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTRAINING_PREFERENCE_FASTEST\x10\x01\x12 \n\x1cTRAINING_PREFERENCE_BALANCED\x10\x02\x12%\n!TRAINING_PREFERENCE_MOST_ACCURATE\x10\x03\x12 \n\x1cTRAINING_PREFERENCE_SMALLEST\x10\x04*\xf6\x01\n\x10TransferStrategy\x12!\n\x1dTRANSFER_STRATEGY_UNSPECIFIED\x10\x00\x12#\n\x1fTRANSFER_STRATEGY_FINE_TUNE_ALL\x10\x01\x12\"\n\x1eTRANSFER_STRATEGY_LINEAR_PROBE\x10\x02\x12&\n\"TRANSFER_STRATEGY_GRADUAL_UNFREEZE\x10\x03\x12\"\n\x1eTRANSFER_STRATEGY_FROM_SCRATCH\x10\x04\x12*\n&TRANSFER_STRATEGY_PROBE_THEN_FINE_TUNE\x10\x05*b\n\tOptimizer\x12\x19\n\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x11\n\rOPTIMIZER_SGD\x10\x01\x12\x12\n\x0eOPTIMIZER_ADAM\x10\x02\x12\x13\n\x0fOPTIMIZER_ADAMW\x10\x03*\x8c\x01\n\nLrSchedule\x12\x1b\n\x17LR_SCHEDULE_UNSPECIFIED\x10\x00\x12\x16\n\x12LR_SCHEDULE_COSINE\x10\x01\x12\x14\n\x10LR_SCHEDULE_STEP\x10\x02\x12\x19\n\x15LR_SCHEDULE_ONE_CYCLE\x10\x03\x12\x18\n\x14LR_SCHEDULE_CONSTANT\x10\x04*\x9e\x01\n\x0e\x43lassWeighting\x12\x1f\n\x1b\x43LASS_WEIGHTING_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43LASS_WEIGHTING_NONE\x10\x01\x12%\n!CLASS_WEIGHTING_INVERSE_FREQUENCY\x10\x02\x12*\n&CLASS_WEIGHTING_SQRT_INVERSE_FREQUENCY\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'trainyard.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKTYPE']._serialized_start=840
-  _globals['_TASKTYPE']._serialized_end=997
-  _globals['_ANNOTATIONTYPE']._serialized_start=1000
-  _globals['_ANNOTATIONTYPE']._serialized_end=1156
-  _globals['_SPLIT']._serialized_start=1158
-  _globals['_SPLIT']._serialized_end=1236
-  _globals['_DATATYPE']._serialized_start=1239
-  _globals['_DATATYPE']._serialized_end=1447
-  _globals['_TRAININGPREFERENCE']._serialized_start=1450
-  _globals['_TRAININGPREFERENCE']._serialized_end=1647
-  _globals['_TRANSFERSTRATEGY']._serialized_start=1650
-  _globals['_TRANSFERSTRATEGY']._serialized_end=1896
-  _globals['_OPTIMIZER']._serialized_start=1898
-  _globals['_OPTIMIZER']._serialized_end=1996
-  _globals['_LRSCHEDULE']._serialized_start=1999
-  _globals['_LRSCHEDULE']._serialized_end=2139
-  _globals['_CLASSWEIGHTING']._serialized_start=2142
-  _globals['_CLASSWEIGHTING']._serialized_end=2300
+  _globals['_TASKTYPE']._serialized_start=869
+  _globals['_TASKTYPE']._serialized_end=1026
+  _globals['_ANNOTATIONTYPE']._serialized_start=1029
+  _globals['_ANNOTATIONTYPE']._serialized_end=1185
+  _globals['_SPLIT']._serialized_start=1187
+  _globals['_SPLIT']._serialized_end=1265
+  _globals['_DATATYPE']._serialized_start=1268
+  _globals['_DATATYPE']._serialized_end=1476
+  _globals['_TRAININGPREFERENCE']._serialized_start=1479
+  _globals['_TRAININGPREFERENCE']._serialized_end=1676
+  _globals['_TRANSFERSTRATEGY']._serialized_start=1679
+  _globals['_TRANSFERSTRATEGY']._serialized_end=1925
+  _globals['_OPTIMIZER']._serialized_start=1927
+  _globals['_OPTIMIZER']._serialized_end=2025
+  _globals['_LRSCHEDULE']._serialized_start=2028
+  _globals['_LRSCHEDULE']._serialized_end=2168
+  _globals['_CLASSWEIGHTING']._serialized_start=2171
+  _globals['_CLASSWEIGHTING']._serialized_end=2329
   _globals['_HYPERPARAMETERS']._serialized_start=58
-  _globals['_HYPERPARAMETERS']._serialized_end=624
-  _globals['_OBJECTREF']._serialized_start=626
-  _globals['_OBJECTREF']._serialized_end=702
-  _globals['_METRIC']._serialized_start=704
-  _globals['_METRIC']._serialized_end=774
-  _globals['_COMPUTERESOURCES']._serialized_start=776
-  _globals['_COMPUTERESOURCES']._serialized_end=837
+  _globals['_HYPERPARAMETERS']._serialized_end=653
+  _globals['_OBJECTREF']._serialized_start=655
+  _globals['_OBJECTREF']._serialized_end=731
+  _globals['_METRIC']._serialized_start=733
+  _globals['_METRIC']._serialized_end=803
+  _globals['_COMPUTERESOURCES']._serialized_start=805
+  _globals['_COMPUTERESOURCES']._serialized_end=866
 # @@protoc_insertion_point(module_scope)

@@ -125,7 +125,7 @@ CLASS_WEIGHTING_INVERSE_FREQUENCY: ClassWeighting
 CLASS_WEIGHTING_SQRT_INVERSE_FREQUENCY: ClassWeighting
 
 class Hyperparameters(_message.Message):
-    __slots__ = ("epochs", "batch_size", "learning_rate", "backbone_lr_multiplier", "weight_decay", "image_size", "optimizer", "seed", "warmup_epochs", "label_smoothing", "lr_schedule", "lr_step_epochs", "lr_step_gamma", "augmentation", "class_weighting", "early_stopping_patience", "early_stopping_metric", "image_width")
+    __slots__ = ("epochs", "batch_size", "learning_rate", "backbone_lr_multiplier", "weight_decay", "image_size", "optimizer", "seed", "warmup_epochs", "label_smoothing", "lr_schedule", "lr_step_epochs", "lr_step_gamma", "augmentation", "class_weighting", "early_stopping_patience", "early_stopping_metric", "image_width", "time_budget_seconds")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,7 @@ class Hyperparameters(_message.Message):
     EARLY_STOPPING_PATIENCE_FIELD_NUMBER: _ClassVar[int]
     EARLY_STOPPING_METRIC_FIELD_NUMBER: _ClassVar[int]
     IMAGE_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    TIME_BUDGET_SECONDS_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     batch_size: int
     learning_rate: float
@@ -162,7 +163,8 @@ class Hyperparameters(_message.Message):
     early_stopping_patience: int
     early_stopping_metric: str
     image_width: int
-    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., backbone_lr_multiplier: _Optional[float] = ..., weight_decay: _Optional[float] = ..., image_size: _Optional[int] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., seed: _Optional[int] = ..., warmup_epochs: _Optional[int] = ..., label_smoothing: _Optional[float] = ..., lr_schedule: _Optional[_Union[LrSchedule, str]] = ..., lr_step_epochs: _Optional[int] = ..., lr_step_gamma: _Optional[float] = ..., augmentation: _Optional[str] = ..., class_weighting: _Optional[_Union[ClassWeighting, str]] = ..., early_stopping_patience: _Optional[int] = ..., early_stopping_metric: _Optional[str] = ..., image_width: _Optional[int] = ...) -> None: ...
+    time_budget_seconds: int
+    def __init__(self, epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., backbone_lr_multiplier: _Optional[float] = ..., weight_decay: _Optional[float] = ..., image_size: _Optional[int] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., seed: _Optional[int] = ..., warmup_epochs: _Optional[int] = ..., label_smoothing: _Optional[float] = ..., lr_schedule: _Optional[_Union[LrSchedule, str]] = ..., lr_step_epochs: _Optional[int] = ..., lr_step_gamma: _Optional[float] = ..., augmentation: _Optional[str] = ..., class_weighting: _Optional[_Union[ClassWeighting, str]] = ..., early_stopping_patience: _Optional[int] = ..., early_stopping_metric: _Optional[str] = ..., image_width: _Optional[int] = ..., time_budget_seconds: _Optional[int] = ...) -> None: ...
 
 class ObjectRef(_message.Message):
     __slots__ = ("bucket", "key", "sha256", "size_bytes")
