@@ -144,6 +144,16 @@ export declare type Hyperparameters = Message<"trainyard.common.v1.Hyperparamete
    * @generated from field: int32 image_width = 18;
    */
   imageWidth: number;
+
+  /**
+   * Train for at most this many seconds of the job's own run (the linear probe, every epoch and its
+   * validation, summed over attempts): from the time the first epoch took, the trainer plans how many of
+   * the epochs fit, ends the learning-rate schedule there, and stops in time with the best epoch's model.
+   * 0: no limit; at most 604800 (a week).
+   *
+   * @generated from field: int32 time_budget_seconds = 19;
+   */
+  timeBudgetSeconds: number;
 };
 
 /**
