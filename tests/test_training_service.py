@@ -221,6 +221,17 @@ async def assert_old_head_rows_kept(settings, tmp_path, done) -> None:
     assert torch.equal(head["classifier.1.weight"][:2], trained["classifier.1.weight"])
     assert torch.equal(head["classifier.1.bias"][:2], trained["classifier.1.bias"])
     assert torch.equal(head["features.0.0.weight"], trained["features.0.0.weight"])
+    # a dataset with other classes (issue 16: auto select offered the ants/bees model for brain scans, and
+    # the job failed): the trained features carry over, the head starts anew
+    from trainer.job import kept_head_rows
+
+    assert kept_head_rows(["circle", "square"], ["circle", "square", "star"])[0] == 2
+    rows, note = kept_head_rows(["circle", "square"], ["no", "yes"])
+    assert rows is None and "its head starts anew" in note
+    other = await asyncio.to_thread(build_model, "torchvision", "mobilenet_v2", 2, path, 2, task="classification")
+    state = other.model.state_dict()
+    assert torch.equal(state["features.0.0.weight"], trained["features.0.0.weight"])
+    assert not torch.equal(state["classifier.1.weight"], trained["classifier.1.weight"])
 
 
 def upload_random_weights(settings, model_id: str) -> C.ObjectRef:

@@ -120,6 +120,22 @@ def class_weights(cases: list[dict], task: str, num_classes: int, mode: int) -> 
     return [w / mean if w else 1.0 for w in raw]
 
 
+def kept_head_rows(old_classes: list[str], classes: list[str]) -> tuple[int | None, str]:
+    """Retraining a model trained here: how many of its head's class rows to keep (its classes first in the
+    dataset's, in order), or None when the dataset has other classes: its features carry over and its head
+    starts anew. With what to log."""
+    if not old_classes:
+        return None, ""
+    if classes[: len(old_classes)] != old_classes:
+        return None, (
+            f"the trained model's classes {old_classes} are not the first of this dataset's {classes}: its "
+            "features are kept and its head starts anew"
+        )
+    if len(classes) > len(old_classes):
+        return len(old_classes), f"new classes {classes[len(old_classes) :]} get new head rows; the old keep theirs"
+    return len(old_classes), ""
+
+
 @dataclass
 class Prepared:
     """Everything a training process needs, on local disk and picklable: a data-parallel rank builds
@@ -375,17 +391,11 @@ def run_job(
     keep |= {p.name for p in (weights_path, backbone_path) if p}
     cache.prune(keep)
 
-    old_classes = list(spec.weights_class_names)
     weights_num_classes = None
-    if old_classes and weights_path is not None:
-        if classes[: len(old_classes)] != old_classes:
-            raise PermanentJobError(
-                f"retraining keeps the trained classes in order: the dataset's classes must start with {old_classes}, "
-                f"got {classes}"
-            )
-        weights_num_classes = len(old_classes)
-        if len(classes) > len(old_classes):
-            reporter.log(f"new classes {classes[len(old_classes) :]} get new head rows; the old classes keep theirs")
+    if weights_path is not None:
+        weights_num_classes, note = kept_head_rows(list(spec.weights_class_names), classes)
+        if note:
+            reporter.log(note)
     prep = Prepared(
         job=job,
         task=task,
