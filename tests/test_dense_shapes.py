@@ -114,3 +114,25 @@ def test_onnx_metadata_says_how_to_resize():
     assert onnxmeta.resize_mode("detection", 288) == onnxmeta.SHORTER_SIDE
     assert onnxmeta.resize_mode("segmentation", 288, 384) == "288x384"
     assert onnxmeta.resize_mode("classification", 224) == onnxmeta.SQUARE
+
+
+def test_a_detector_fine_tuned_from_imagenet_keeps_its_first_stages_frozen():
+    from trainer.architectures import freeze_early_stages
+    from trainer.models import FINE_TUNE_ALL, BuiltModel, head_of, set_trainable
+
+    detector = build_network("combo", "fasterrcnn+mobilenet_v2", "detection", 2, input_size=256)
+    assert freeze_early_stages(detector, "mobilenet_v2") > 0
+    body = detector.backbone.body
+    assert not any(p.requires_grad for p in body["6"].parameters())  # up to stride 8 on a light backbone
+    assert all(p.requires_grad for p in body["7"].parameters())
+    built = BuiltModel(detector, head_of(detector, "detection"))
+    assert set_trainable(built, FINE_TUNE_ALL, 0, 3)  # the backbone trains: but not its first stages
+    assert not any(p.requires_grad for p in body["0"].parameters()) and all(
+        p.requires_grad for p in body["7"].parameters()
+    )
+    resnet = build_network("combo", "fasterrcnn+resnet18", "detection", 2, input_size=256)
+    freeze_early_stages(resnet, "resnet18")
+    assert not any(p.requires_grad for p in resnet.backbone.body.layer1.parameters())  # up to stride 4
+    assert all(p.requires_grad for p in resnet.backbone.body.layer2.parameters())
+    ssd = build_network("combo", "ssdlite+mobilenet_v2", "detection", 2)
+    assert freeze_early_stages(ssd, "mobilenet_v2") == 0  # SSDlite's recipe trains it whole

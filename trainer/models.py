@@ -207,5 +207,6 @@ def set_trainable(built: BuiltModel, strategy: int, epoch: int, epochs: int) -> 
     backbone_trains = first is not None and epoch >= first
     head_ids = head_parameter_ids(built)
     for param in built.model.parameters():
-        param.requires_grad_(backbone_trains or id(param) in head_ids)
+        # a detector's first backbone stages stay frozen (architectures.freeze_early_stages)
+        param.requires_grad_((backbone_trains or id(param) in head_ids) and not getattr(param, "stays_frozen", False))
     return backbone_trains

@@ -82,8 +82,8 @@ class Recipe:
 def model_recipe(family: str, task_types: tuple[str, ...] | list[str], num_params: int = 0) -> ModelRecipe:
     """The default recipe of a model from its family, task types and size (no dataset known)."""
     tasks = set(task_types)
-    if family in TWO_STAGE_DETECTORS:  # torchvision: SGD 0.02 at 16 images; 4 images here
-        return ModelRecipe(SGD, 0.005, 4, 12, 1e-4)
+    if family in TWO_STAGE_DETECTORS:  # torchvision's detection tutorial: SGD 0.005 at 2 images; 4 here
+        return ModelRecipe(SGD, 0.01, 4, 12, 1e-4)
     if family in ONE_STAGE_DETECTORS:  # torchvision: SGD 0.01 at 16 images
         return ModelRecipe(SGD, 0.0025, 4, 12, 1e-4)
     if family == "ssdlite":  # torchvision: SGD 0.15 at 192 images, weight decay 4e-5
@@ -93,7 +93,7 @@ def model_recipe(family: str, task_types: tuple[str, ...] | list[str], num_param
     if family in SEGMENTERS or "segmentation" in tasks:  # torchvision: SGD 0.02 at 32 images
         return ModelRecipe(SGD, 0.01, 8, 12, 4e-5 if family == "lraspp" else 1e-4)
     if tasks & {"detection", "instance_segmentation"}:  # a detector family not named above
-        return ModelRecipe(SGD, 0.005, 4, 12, 1e-4)
+        return ModelRecipe(SGD, 0.01, 4, 12, 1e-4)
     batch = 16 if num_params > LARGE_PARAMS else 32
     if family in TRANSFORMERS:
         return ModelRecipe(ADAMW, 1e-4, batch, 10, 0.05, label_smoothing=0.1)
@@ -200,7 +200,7 @@ def recipe(
 
     epochs = base.epochs
     if stats.train_cases and stats.train_cases < 1000:
-        epochs = max(epochs, 15) if task_type != "classification" else 10
+        epochs = epochs if task_type != "classification" else 10
         notes.append(f"{stats.train_cases} training images: up to {epochs} epochs, stopping early")
     elif stats.train_cases >= 50000:
         epochs = min(epochs, 8)
