@@ -57,6 +57,7 @@ lint: venv $(BUF) protos-check protos-ts-check console-check
 	cd protos && ../$(BUF) lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 test: venv
 	$(BIN)/python -m pytest
