@@ -89,7 +89,7 @@ async def stack_benches(selected: set[str], mode: str, images: int, results: lis
             results.extend(imported)
         if "datapath" in selected:
             from bench import datapath
-            from services.common import objectstore
+            from kernel import objectstore
 
             say("datapath ...")
             try:

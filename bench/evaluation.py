@@ -141,8 +141,8 @@ async def run_predict(s, mode: str, say=print) -> list[Result]:
     and bare onnxruntime on the downloaded model.onnx, alternately."""
     import onnxruntime as ort
 
-    from services.common import objectstore
-    from services.common.onnxmeta import OnnxMetadata
+    from kernel import objectstore
+    from kernel.onnxmeta import OnnxMetadata
     from services.dataset.samples import upload_chunks
     from services.inference.predictor import prepare
     from trainyard.common.v1 import common_pb2

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import grpc
 
-from services.common import messaging
-from services.common.settings import Settings
+from kernel import messaging
+from kernel.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -221,7 +221,7 @@ def evaluate(budget: float, points: float, n_train: int, n_val: int, say=lambda 
     - no weights: a fresh store, every candidate trains from scratch;
     - fastest: with every candidate alike (no weights), is the top pick the fastest to train of the top five.
     """
-    from services.common.datasetstats import DatasetStats
+    from kernel.datasetstats import DatasetStats
     from services.recommend.ranking import rank
     from trainyard.common.v1 import common_pb2
 

@@ -15,7 +15,7 @@ import psutil
 
 from bench.report import Result, percentile, summary_ms
 from bench.stack import Stack
-from services.common import objectstore
+from kernel import objectstore
 from services.dataset.samples import make_classification_archive, upload_chunks
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_service_pb2 as ds

@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 
 from deploy.local import embedded, stack
-from services.common import identity
-from services.common.settings import Settings
+from kernel import identity
+from kernel.settings import Settings
 
 
 @dataclass

@@ -37,8 +37,8 @@ def _rss_mib() -> tuple[float, float]:
 def _platform(args: dict) -> dict:
     import torch
 
-    from services.common import objectstore
-    from services.common.settings import Settings
+    from kernel import objectstore
+    from kernel.settings import Settings
     from trainer import data
     from trainer.job import run_job
     from trainer.storage import S3Store
@@ -155,7 +155,7 @@ def _child(side: str, args: dict, timeout: float) -> dict:
 
 
 def run(settings, manifest_ref, timeout: float = 1800) -> list[Result]:
-    from services.common import objectstore
+    from kernel import objectstore
     from trainer import data
     from trainer.storage import S3Store
 

@@ -263,7 +263,7 @@ def run_platform(s, spec: Dataset, archive: Path, name: str) -> tuple[Run, dict]
 
 def describe(s, version, archive: Path, workdir: Path, task_type: str) -> Path:
     """dataset.json for the script: the archive extracted, and the platform's classes and split of it."""
-    from services.common import objectstore
+    from kernel import objectstore
 
     client = objectstore.make_client(s.settings())
     ref = version.manifest

@@ -1,5 +1,5 @@
 from gateway.app import start
 from gateway.settings import GatewaySettings
-from services.common.server import run_main
+from kernel.server import run_main
 
 run_main("gateway", start, GatewaySettings)

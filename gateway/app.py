@@ -20,9 +20,9 @@ from gateway.routes import BACKEND_SERVICES, FRONTED_SERVICES
 from gateway.servicer import AuthServicer
 from gateway.settings import GatewaySettings, gateway_settings
 from gateway.tenancy import Tenancy
-from services.common.db import make_engine, migrate
-from services.common.server import RunningService, server_options
-from services.common.settings import Settings
+from kernel.db import make_engine, migrate
+from kernel.server import RunningService, server_options
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from gateway import tokens
 from gateway.keys import ROLES, UNAUTHENTICATED_MESSAGE, KeyInfo, KeyStore, utcnow
 from gateway.limits import FailureLimiter, LimitExceeded
-from services.common.errors import Unauthenticated
+from kernel.errors import Unauthenticated
 
 
 def peer_host(peer: str) -> str:

@@ -1,6 +1,6 @@
 """API keys: create, verify, list, revoke; stored in SQL with only the secret's hash.
 
-Plain, synchronous domain code (the servicer runs it in a thread). Raises services.common.errors.
+Plain, synchronous domain code (the servicer runs it in a thread). Raises kernel.errors.
 A retried CreateApiKey (same request_id in the project, same name/role/expiry) returns the same
 key with a fresh secret: the first token was never seen by the caller, and a token is shown only once.
 """
@@ -16,8 +16,8 @@ from sqlmodel import Session, col, select
 
 from gateway import paging, tokens
 from gateway.models import GatewayApiKey
-from services.common import fields
-from services.common.errors import InvalidArgument, NotFound, Unauthenticated
+from kernel import fields
+from kernel.errors import InvalidArgument, NotFound, Unauthenticated
 
 ROLES = ("viewer", "editor", "admin")
 _RANK = {role: i for i, role in enumerate(ROLES)}

@@ -11,7 +11,7 @@ import time
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2
 
-from services.common.errors import ResourceExhausted
+from kernel.errors import ResourceExhausted
 
 
 class LimitExceeded(ResourceExhausted):

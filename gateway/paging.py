@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from services.common.errors import InvalidArgument
+from kernel.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500

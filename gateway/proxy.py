@@ -26,8 +26,8 @@ from gateway.limits import RateLimiter, StreamLimiter, UploadTooLarge
 from gateway.routes import ROUTES, Route
 from gateway.servicer import AuthServicer
 from gateway.tenancy import Tenancy
-from services.common import fields, identity
-from services.common.errors import PermissionDenied, TrainyardError, Unavailable, translate
+from kernel import fields, identity
+from kernel.errors import PermissionDenied, TrainyardError, Unavailable, translate
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from gateway import tokens
 from gateway.auth import Authenticator
 from gateway.keys import ROLES, KeyInfo, KeyStore, role_at_least
 from gateway.tenancy import AuditInfo, MemberInfo, ProjectInfo, Tenancy
-from services.common.errors import InvalidArgument, PermissionDenied
+from kernel.errors import InvalidArgument, PermissionDenied
 from trainyard.auth.v1 import auth_pb2, auth_service_pb2
 
 _ROLE_TO_PROTO = {

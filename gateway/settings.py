@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from gateway.tokens import parse_token
-from services.common.settings import Settings
+from kernel.settings import Settings
 
 
 class GatewaySettings(Settings):

@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 from gateway.keys import ROLES, KeyInfo, KeyStore, _utc, utcnow
 from gateway.models import GatewayAuditEntry, GatewayProject, GatewayProjectMember
 from gateway.paging import decode_page, encode_page, page_size
-from services.common import fields
-from services.common.errors import AlreadyExists, InvalidArgument, NotFound
+from kernel import fields
+from kernel.errors import AlreadyExists, InvalidArgument, NotFound
 
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{1,62}")
 MAX_MEMBER = 128

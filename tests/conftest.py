@@ -4,7 +4,7 @@
 - s3_server (session): .endpoint "127.0.0.1:<port>", .access_key, .secret_key (deploy.local.embedded.S3Server).
 - database_url (function): a fresh empty database: a sqlite file under tmp_path, or a new PostgreSQL
   database (dropped afterwards) when TRAINYARD_TEST_POSTGRES_URL is set.
-- settings (function): services.common.settings.Settings wired to the three above.
+- settings (function): kernel.settings.Settings wired to the three above.
 - catalog_path (session): the model zoo catalog of the session (services.modelzoo.catalog.shared_catalog).
 - zoo_settings (function): settings for a model zoo service: that catalog and an empty offline weights folder.
 
@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # `pytest` from the venv without an editable inst
     sys.path.insert(0, str(ROOT))
 
 from deploy.local.embedded import NatsServer, S3Server, start_nats, start_s3  # noqa: E402
-from services.common.settings import Settings  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 POSTGRES_ENV = "TRAINYARD_TEST_POSTGRES_URL"
 # No test reaches the internet: every zoo (in-process or a stack's subprocess) fetches weights only from

@@ -15,7 +15,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from services.common.settings import Settings
+from kernel.settings import Settings
 
 
 def _free_port() -> int:

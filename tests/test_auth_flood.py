@@ -13,7 +13,7 @@ from gateway.app import start
 from gateway.auth import peer_host
 from gateway.limits import LimitExceeded
 from gateway.settings import GatewaySettings
-from services.common.errors import Unauthenticated, error_reason
+from kernel.errors import Unauthenticated, error_reason
 from trainyard.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
 pytestmark = pytest.mark.integration

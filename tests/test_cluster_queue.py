@@ -13,7 +13,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from deploy.local.embedded import start_nats_cluster
-from services.common import messaging
+from kernel import messaging
 from trainer.worker import durable_name
 from trainyard.events.v1 import events_pb2
 

@@ -8,8 +8,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common.errors import error_reason, field_violations
-from services.common.settings import Settings
+from kernel.errors import error_reason, field_violations
+from kernel.settings import Settings
 from services.recommend.app import start
 from trainyard.recommend.v1 import recommend_service_pb2, recommend_service_pb2_grpc
 
@@ -17,7 +17,7 @@ from trainyard.recommend.v1 import recommend_service_pb2, recommend_service_pb2_
 def test_bad_setting_names_the_variable():
     env = {"TRAINYARD_LISTEN": "nowhere", "TRAINYARD_SHUTDOWN_GRACE": "-1", "PATH": "/usr/bin"}
     proc = subprocess.run(
-        [sys.executable, "-c", "from services.common.settings import load_settings; load_settings()"],
+        [sys.executable, "-c", "from kernel.settings import load_settings; load_settings()"],
         env=env,
         capture_output=True,
         text=True,
@@ -96,7 +96,7 @@ def test_concurrent_migrations_on_postgresql_take_turns(database_url):
 
     import sqlalchemy as sa
 
-    from services.common import db
+    from kernel import db
 
     if not database_url.startswith("postgresql"):
         pytest.skip("needs PostgreSQL (TRAINYARD_TEST_POSTGRES_URL)")
@@ -129,8 +129,8 @@ def test_concurrent_migrations_on_postgresql_take_turns(database_url):
 
 async def test_calls_made_for_a_caller_get_no_more_time_than_it_has_left():
     """The services' interceptor records the caller's deadline; calls on its behalf use what is left."""
-    from services.common.channels import call_timeout
-    from services.common.server import ServiceInterceptor
+    from kernel.channels import call_timeout
+    from kernel.server import ServiceInterceptor
 
     async def time_left(request: bytes, context) -> bytes:
         return str(call_timeout(30.0)).encode()
@@ -168,7 +168,7 @@ async def test_calls_made_for_a_caller_get_no_more_time_than_it_has_left():
     ],
 )
 def test_a_failed_call_to_another_service_keeps_the_code_the_caller_can_act_on(code, expected):
-    from services.common.errors import from_rpc_error
+    from kernel.errors import from_rpc_error
 
     exc = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="it said no")
     mapped = from_rpc_error(exc, "model zoo")

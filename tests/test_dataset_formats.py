@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common.errors import InvalidArgument
+from kernel.errors import InvalidArgument
 from services.dataset import importer, samples
 from services.dataset.importer import ImportOptions, import_archive
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common.errors import InvalidArgument
+from kernel.errors import InvalidArgument
+from kernel.imaging import to_rgb
 from services.dataset import importer
-from services.dataset.images import decode_image, to_rgb
+from services.dataset.images import decode_image
 from services.dataset.importer import ImportLimits, ImportOptions, import_archive, task_types_for
 from services.dataset.preview import render_thumbnail
 from services.dataset.samples import make_classification_archive, upload_chunks

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from services.common.errors import InvalidArgument
+from kernel.errors import InvalidArgument
 from services.dataset.importer import ImportOptions, import_archive
 
 RNG = np.random.default_rng(0)

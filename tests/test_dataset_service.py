@@ -10,9 +10,9 @@ import grpc
 import pytest
 from PIL import Image
 
-from services.common import objectstore
-from services.common.errors import field_violations
-from services.common.identity import PROJECT_KEY
+from kernel import objectstore
+from kernel.errors import field_violations
+from kernel.identity import PROJECT_KEY
 from services.dataset.app import start
 from services.dataset.samples import make_classification_archive, upload_chunks
 from trainyard.common.v1 import common_pb2

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common import objectstore
+from kernel import objectstore
 from services.dataset.app import start
 from services.dataset.samples import (
     make_classification_archive,

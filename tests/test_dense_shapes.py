@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from services.common import onnxmeta, recipes
-from services.common.datasetstats import DatasetStats
+from kernel import onnxmeta, recipes
+from kernel.datasetstats import DatasetStats
 from trainer import tasks
 from trainer.architectures import build_network
 from trainyard.common.v1 import common_pb2

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.common import messaging
+from kernel import messaging
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "deploy" / "compose" / "docker-compose.yml"
@@ -58,7 +58,7 @@ def pod_spec(doc: dict) -> dict:
 def known_env() -> set[str]:
     """Every environment variable a trainyard process reads (the settings classes' fields)."""
     from gateway.settings import GatewaySettings
-    from services.common.settings import Settings
+    from kernel.settings import Settings
     from services.dataset.settings import DatasetSettings
     from services.modelzoo.settings import ModelZooSettings
     from trainer.settings import TrainerSettings

@@ -190,7 +190,7 @@ def test_two_nodes_simulated_by_two_launchers_on_one_machine(one_process: dict) 
 
 @pytest.mark.integration
 async def test_nodes_rendezvous_over_nats_or_none_starts(nats_server) -> None:
-    from services.common import messaging
+    from kernel import messaging
     from trainer.distributed import RendezvousTimeout, rendezvous
 
     nc = await messaging.connect(nats_server.url, "test-rendezvous")

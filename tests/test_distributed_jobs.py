@@ -155,7 +155,7 @@ ACK_WAIT = 3.0  # shorter than a run: only heartbeats during the run keep the jo
 async def queue(nats_server, settings):
     """JetStream with the classification consumers dropped before and after, so the trainers here create
     them with a short ack wait (an existing durable keeps its config) and later tests get their own."""
-    from services.common import messaging
+    from kernel import messaging
     from trainer.worker import durable_name, members_durable_name
 
     nc = await messaging.connect(nats_server.url, "test-distributed")
@@ -177,7 +177,7 @@ async def queue(nats_server, settings):
 
 @pytest.fixture
 def s3(settings):
-    from services.common import objectstore
+    from kernel import objectstore
 
     client = objectstore.make_client(settings)
     objectstore.ensure_buckets(client)
@@ -203,7 +203,7 @@ def worker_settings(settings, tmp_path: Path, name: str):
 def s3_job(client, task_id: str, **kw) -> events_pb2.TrainingJob:
     from test_trainer_integration import upload_dataset
 
-    from services.common import objectstore
+    from kernel import objectstore
 
     job = make_job(task_id, upload_dataset(client)[2], **kw)
     job.output_bucket = objectstore.ARTIFACTS_BUCKET
@@ -257,7 +257,7 @@ async def test_a_two_process_job_runs_through_the_queue(settings, tmp_path, queu
 
 @pytest.mark.integration
 async def test_cancel_stops_every_process_of_a_running_job(settings, tmp_path, queue, s3):
-    from services.common import messaging
+    from kernel import messaging
     from trainer.worker import Worker
 
     task_id = f"dc{uuid.uuid4().hex[:10]}"
@@ -296,7 +296,7 @@ async def test_cancel_stops_every_process_of_a_running_job(settings, tmp_path, q
 async def test_cancel_while_node_0_waits_for_the_other_nodes(settings, tmp_path, queue, s3):
     from test_trainer_integration import publish_job
 
-    from services.common import messaging
+    from kernel import messaging
     from trainer.worker import Worker
 
     task_id = f"dw{uuid.uuid4().hex[:10]}"
@@ -359,7 +359,7 @@ async def test_a_two_node_job_runs_on_two_trainers(settings, tmp_path, queue, s3
 @pytest.mark.parametrize("victim", ["member node", "process"])
 async def test_a_killed_member_fails_the_attempt_and_the_retry_resumes(settings, tmp_path, queue, s3, victim):
     """SIGKILL the rank of a member node (2 trainers x 1 process) or one process of a 2-process job."""
-    from services.common import messaging
+    from kernel import messaging
     from trainer.worker import Worker
 
     task_id = f"mk{uuid.uuid4().hex[:10]}"

@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from gateway.app import start as start_gateway
-from services.common import objectstore
-from services.common.errors import field_violations
+from kernel import objectstore
+from kernel.errors import field_violations
 from services.dataset.app import start as start_dataset
 from services.dataset.samples import (
     make_classification_archive,

@@ -13,7 +13,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from deploy.local.embedded import free_port, free_ports, pid_alive, port_is_free, stop_process
-from services.common import messaging, objectstore
+from kernel import messaging, objectstore
 
 pytestmark = pytest.mark.integration
 

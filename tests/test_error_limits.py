@@ -20,8 +20,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from PIL import Image
 
-from services.common import fields
-from services.common.errors import InvalidArgument, NotFound, error_reason, field_violations
+from kernel import fields
+from kernel.errors import InvalidArgument, NotFound, error_reason, field_violations
 from services.dataset.samples import make_classification_archive, upload_chunks
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_service_pb2 as pb

@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from services.common import objectstore
-from services.common.onnxmeta import OnnxMetadata
+from kernel import objectstore
+from kernel.onnxmeta import OnnxMetadata
 from trainer import data, evaluation
 from trainer.errors import PermanentJobError
 from trainer.job import run_job

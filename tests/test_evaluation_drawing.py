@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common import objectstore
+from kernel import objectstore
 from services.training.evaluations import EvaluationsDomain
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from inprocess import InProcessPlatform
 from PIL import Image
 
-from services.common.settings import Settings
+from kernel.settings import Settings
 from services.dataset.samples import make_detection_archive
 from trainyard import cli
 from trainyard.client import Client, FailedPreconditionError, InvalidArgumentError, NotFoundError

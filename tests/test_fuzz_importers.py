@@ -1,7 +1,7 @@
 """Bad input for the dataset importer: hypothesis property tests, the checked-in corpus, the fuzz target.
 
 Contract under test: services.dataset.importer.import_archive either imports or raises
-services.common.errors.InvalidArgument (with at least one field violation) — never another exception.
+kernel.errors.InvalidArgument (with at least one field violation) — never another exception.
 Each property runs few examples with no per-example deadline, so the file takes a few seconds.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.common.errors import InvalidArgument
+from kernel.errors import InvalidArgument
 from tests.fuzz import fuzz_annotations as target
 
 CORPUS = Path(__file__).parent / "fuzz" / "corpus"

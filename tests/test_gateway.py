@@ -1,4 +1,4 @@
-"""The gateway against real grpc.aio backends (test servicers behind services.common.server.serve) and real SQL."""
+"""The gateway against real grpc.aio backends (test servicers behind kernel.server.serve) and real SQL."""
 
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ from gateway.proxy import Gateway
 from gateway.routes import Route
 from gateway.servicer import AuthServicer
 from gateway.settings import GatewaySettings
-from services.common import identity
-from services.common.db import make_engine
-from services.common.errors import InvalidArgument, NotFound, error_reason, field_violations
-from services.common.server import serve
-from services.common.settings import Settings
+from kernel import identity
+from kernel.db import make_engine
+from kernel.errors import InvalidArgument, NotFound, error_reason, field_violations
+from kernel.server import serve
+from kernel.settings import Settings
 from trainyard.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc

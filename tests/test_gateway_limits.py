@@ -11,9 +11,9 @@ from test_gateway import ADMIN_TOKEN, INTERNAL_TOKEN, DatasetBackend, Seen, bear
 from gateway import tokens
 from gateway.app import start
 from gateway.settings import GatewaySettings
-from services.common.errors import error_reason
-from services.common.server import serve
-from services.common.settings import Settings
+from kernel.errors import error_reason
+from kernel.server import serve
+from kernel.settings import Settings
 from trainyard.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 from trainyard.dataset.v1 import dataset_service_pb2, dataset_service_pb2_grpc
 

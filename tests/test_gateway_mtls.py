@@ -13,8 +13,8 @@ from test_gateway import ADMIN_TOKEN, INTERNAL_TOKEN, Seen, ZooBackend, bearer
 
 from gateway.app import start
 from gateway.settings import GatewaySettings
-from services.common.server import serve
-from services.common.settings import Settings
+from kernel.server import serve
+from kernel.settings import Settings
 from trainyard.modelzoo.v1 import modelzoo_service_pb2, modelzoo_service_pb2_grpc
 
 pytestmark = pytest.mark.integration

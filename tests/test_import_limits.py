@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common.errors import InvalidArgument, field_violations
+from kernel.errors import InvalidArgument, field_violations
 from services.dataset import importer
 from services.dataset.importer import ImportLimits, ImportOptions, import_archive
 from services.dataset.samples import upload_chunks

@@ -12,8 +12,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from services.common.imaging import BadImage, decode_upload
-from services.common.onnxmeta import OnnxMetadata
+from kernel.imaging import BadImage, decode_upload
+from kernel.onnxmeta import OnnxMetadata
 from services.inference import predictor
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from services.common.db import make_engine, migrate
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from kernel.db import make_engine, migrate
+from kernel.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.modelzoo import catalog as catalog_mod
 from services.modelzoo.catalog import SCHEMA, Catalog, ensure_catalog, is_current
 from services.modelzoo.zoo import IMPORTABLE, UNAVAILABLE, ModelQuery, ModelZoo, OfflineSources

@@ -12,9 +12,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.common import objectstore
-from services.common.errors import error_reason, field_violations
-from services.common.identity import PROJECT_KEY
+from kernel import objectstore
+from kernel.errors import error_reason, field_violations
+from kernel.identity import PROJECT_KEY
 from services.modelzoo.app import start
 from services.modelzoo.catalog import Catalog
 from services.modelzoo.presets import PRESETS

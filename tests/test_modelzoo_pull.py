@@ -21,8 +21,8 @@ import grpc
 import pytest
 from weights_server import PublisherServer
 
-from services.common import objectstore
-from services.common.errors import error_reason
+from kernel import objectstore
+from kernel.errors import error_reason
 from services.modelzoo.app import start
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_service_pb2 as pb

@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.common import objectstore
-from services.common.errors import error_reason, field_violations
+from kernel import objectstore
+from kernel.errors import error_reason, field_violations
 from services.modelzoo.app import start
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2_grpc

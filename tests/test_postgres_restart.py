@@ -21,7 +21,7 @@ import grpc
 import pytest
 
 from deploy.local.embedded import free_port
-from services.common.errors import error_reason
+from kernel.errors import error_reason
 
 pytestmark = pytest.mark.integration
 

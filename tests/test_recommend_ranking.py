@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from services.common.datasetstats import from_dataset, similarity
-from services.common.errors import FailedPrecondition
+from kernel.datasetstats import from_dataset, similarity
+from kernel.errors import FailedPrecondition
 from services.recommend import throughput
 from services.recommend.outcomes import Outcome, evidence, family_of
 from services.recommend.ranking import DatasetStats, rank

@@ -11,9 +11,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.common import identity
-from services.common.errors import field_violations
-from services.common.settings import Settings
+from kernel import identity
+from kernel.errors import field_violations
+from kernel.settings import Settings
 from services.recommend import servicer as recommend_servicer
 from services.recommend.app import start
 from trainyard.common.v1 import common_pb2

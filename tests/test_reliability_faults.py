@@ -21,8 +21,8 @@ from minio.error import S3Error, ServerError
 from sqlalchemy import text
 
 from deploy.local.embedded import free_port, start_s3
-from services.common import errors, objectstore
-from services.common.db import make_engine
+from kernel import errors, objectstore
+from kernel.db import make_engine
 from services.dataset.app import start as start_dataset
 from services.dataset.samples import make_classification_archive, upload_chunks
 from services.dataset.service import CreateSpec, Datasets
@@ -370,7 +370,7 @@ async def test_gateway_answers_unavailable_while_a_service_is_down_and_recovers(
 
 @pytest.mark.slow
 async def test_poison_jobs_fail_with_the_reason_and_a_following_good_job_succeeds(settings, tmp_path, nats_server):
-    from services.common import messaging
+    from kernel import messaging
     from tests.test_trainer_integration import (
         make_job,
         trainer_events,
@@ -465,7 +465,7 @@ async def test_poison_jobs_fail_with_the_reason_and_a_following_good_job_succeed
 @pytest.mark.slow
 async def test_nats_restart_during_training_loses_nothing_and_creates_are_idempotent(settings, tmp_path):
     from deploy.local.embedded import start_nats
-    from services.common import db, messaging
+    from kernel import db, messaging
     from services.training.domain import JetStreamPublisher, TrainingDomain
     from services.training.tasks import TaskStore
     from tests.test_trainer_integration import CLASSES, trainer_settings, upload_dataset, upload_weights

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from services.common import db, errors
+from kernel import db, errors
 from services.training.domain import MAX_DESCRIPTION, MAX_NAME, MAX_REQUEST_ID, TrainingDomain
 from services.training.tasks import TaskStore
 from tests.test_training_validation import (

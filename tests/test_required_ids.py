@@ -8,7 +8,7 @@ import pytest
 from inprocess import InProcessPlatform
 from test_sdk import platform_settings
 
-from services.common.errors import field_violations
+from kernel.errors import field_violations
 from trainyard.dataset.v1 import dataset_pb2
 from trainyard.dataset.v1 import dataset_service_pb2 as ds
 from trainyard.dataset.v1 import dataset_service_pb2_grpc as ds_grpc

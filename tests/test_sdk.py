@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from inprocess import InProcessPlatform
 
-from services.common.settings import Settings
+from kernel.settings import Settings
 from services.dataset.samples import make_classification_archive
 from trainyard import client as sdk
 from trainyard.client import Client

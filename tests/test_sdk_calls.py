@@ -14,7 +14,7 @@ import pytest
 from inprocess import InProcessPlatform
 from test_sdk import platform_settings
 
-from services.common import objectstore
+from kernel import objectstore
 from services.dataset.samples import make_classification_archive
 from trainyard import client as sdk
 from trainyard.client import Client, enum_name, to_dict

@@ -12,8 +12,8 @@ import pytest
 from test_training_reconcile import new_task
 from test_training_validation import FakeDatasets, FakeRecommender, FakeZoo, good_request, make_dataset, make_model
 
-from services.common import objectstore
-from services.common.errors import error_reason
+from kernel import objectstore
+from kernel.errors import error_reason
 from services.training.app import start as start_training
 from services.training.tasks import TaskStore
 from trainyard.common.v1 import common_pb2

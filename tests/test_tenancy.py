@@ -19,7 +19,7 @@ from google.protobuf import message_factory
 from inprocess import InProcessPlatform
 
 from gateway.routes import ROUTES, Route
-from services.common.settings import Settings
+from kernel.settings import Settings
 from services.dataset.samples import make_classification_archive, upload_chunks
 from trainyard.auth.v1 import auth_pb2
 from trainyard.auth.v1 import auth_service_pb2 as au

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from torch.utils.data import DataLoader, RandomSampler
 
-from services.common import objectstore
+from kernel import objectstore
 from trainer import data
 from trainer.errors import PermanentJobError
 from trainer.storage import S3Store

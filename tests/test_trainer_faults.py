@@ -14,7 +14,7 @@ from test_trainer_integration import make_job, trainer_events, trainer_settings,
 from test_trainer_kill import drop_consumer
 
 from deploy.local.embedded import start_s3
-from services.common import messaging, objectstore
+from kernel import messaging, objectstore
 from trainer.worker import Worker
 
 pytestmark = pytest.mark.integration

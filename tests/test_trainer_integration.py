@@ -13,7 +13,7 @@ import uuid
 import pytest
 from PIL import Image
 
-from services.common import messaging, objectstore
+from kernel import messaging, objectstore
 from trainer.settings import TrainerSettings
 from trainer.worker import Worker
 from trainyard.common.v1 import common_pb2 as C

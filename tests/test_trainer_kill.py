@@ -17,7 +17,7 @@ import pytest
 from test_trainer_integration import run_worker_until, trainer_settings
 from test_training_service import MOBILENET, make_dataset, request, stack  # noqa: F401 - fixture
 
-from services.common import messaging, objectstore
+from kernel import messaging, objectstore
 from trainer.worker import Worker, durable_name
 from trainyard.common.v1 import common_pb2 as C
 from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mpb

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from deploy.local.embedded import start_nats
-from services.common import messaging
+from kernel import messaging
 from trainer import worker as worker_module
 from trainer.settings import TrainerSettings
 from trainer.worker import Worker

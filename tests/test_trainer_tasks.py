@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from services.common import objectstore
+from kernel import objectstore
 from trainer import data
 from trainer.job import run_job
 from trainer.storage import S3Store

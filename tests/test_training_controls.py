@@ -14,7 +14,7 @@ import pytest
 from test_trainer_integration import trainer_settings
 from test_training_service import MOBILENET, make_dataset, request, stack  # noqa: F401 - fixture
 
-from services.common import objectstore
+from kernel import objectstore
 from trainer.worker import Worker
 from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mpb
 from trainyard.training.v1 import training_pb2 as T

@@ -22,7 +22,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from deploy.local.embedded import start_nats
-from services.common import db, messaging
+from kernel import db, messaging
 from services.training.domain import JetStreamPublisher, TrainingDomain
 from services.training.reconcile import Reconciler
 from services.training.tasks import NewTask, TaskStore

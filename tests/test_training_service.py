@@ -9,7 +9,7 @@ import grpc
 import pytest
 from test_trainer_integration import run_worker_until, trainer_settings
 
-from services.common.errors import field_violations
+from kernel.errors import field_violations
 from services.dataset.app import start as start_dataset
 from services.dataset.samples import make_classification_archive, upload_chunks
 from services.modelzoo.app import start as start_modelzoo
@@ -97,7 +97,7 @@ async def test_create_train_watch_to_success(stack, settings, tmp_path):
     task = (await training.CreateTrainingTask(request(dataset_id, request_id="req-1"))).task
     stored = (await zoo.GetModel(mpb.GetModelRequest(model_id=MOBILENET))).model.weights
     assert task.pretrained_weights == stored and stored.sha256.startswith("b0353104")
-    # the recipe on this tiny dataset (services.common.recipes): linear probe, SGD at 1e-3 per 16 images
+    # the recipe on this tiny dataset (kernel.recipes): linear probe, SGD at 1e-3 per 16 images
     assert task.state == T.TASK_STATE_QUEUED and task.transfer_strategy == C.TRANSFER_STRATEGY_LINEAR_PROBE
     hp = task.hyperparameters
     assert hp.learning_rate == pytest.approx(1e-3 * hp.batch_size / 16)
@@ -205,7 +205,7 @@ async def assert_old_head_rows_kept(settings, tmp_path, done) -> None:
     head rows are the trained ones, the new class's row is new."""
     import torch
 
-    from services.common import objectstore
+    from kernel import objectstore
     from trainer.models import build_model
 
     [ref] = [a.object for a in done.artifacts if a.name == "model.pt"]
@@ -242,7 +242,7 @@ def upload_random_weights(settings, model_id: str) -> C.ObjectRef:
     import torch
     import torchvision
 
-    from services.common import objectstore
+    from kernel import objectstore
 
     arch = model_id.split("/", 1)[1].split(".", 1)[0]
     buf = io.BytesIO()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common import db, errors
+from kernel import contract, db, errors
 from services.training import hyperparams
 from services.training.domain import TrainingDomain, request_violations
 from services.training.tasks import TaskStore
@@ -252,8 +252,8 @@ def good_request(**kw) -> pb.CreateTrainingTaskRequest:
 async def test_zero_hyperparameters_take_the_models_recipe_on_the_dataset(store):
     """Two models with different recipes resolve an empty request differently; set values win; a model
     chosen by hand trains with the recipe auto select would give it on the same dataset
-    (services.common.recipes, the recommender's suggestions use it too)."""
-    from services.common import datasetstats, recipes
+    (kernel.recipes, the recommender's suggestions use it too)."""
+    from kernel import datasetstats, recipes
 
     cnn = make_model()
     cnn.family = "mobilenet_v2"
@@ -287,7 +287,7 @@ async def test_create_resolves_defaults_and_queues_a_self_contained_job(store):
     task = await domain.create(good_request())
     assert task.state == T.TASK_STATE_QUEUED
     assert task.hyperparameters.epochs == 2 and task.hyperparameters.image_size == 224
-    # 16 training images: a quarter of them per batch, and the linear probe only (services.common.recipes)
+    # 16 training images: a quarter of them per batch, and the linear probe only (kernel.recipes)
     assert task.hyperparameters.batch_size == 4 and task.transfer_strategy == C.TRANSFER_STRATEGY_LINEAR_PROBE
     assert task.dataset_version_id == "v1"
     [(subject, payload, msg_id)] = publisher.jobs
@@ -395,7 +395,7 @@ async def test_compute_resources_are_validated_stored_and_sent_to_the_trainer(st
     assert (job.resources.processes_per_node, job.resources.nodes) == (4, 2)
     assert not job.HasField("assignment")
     single = await domain.create(good_request(name="single"))
-    assert not single.HasField("resources") and hyperparams.world_size(single.resources) == 1
+    assert not single.HasField("resources") and contract.world_size(single.resources) == 1
 
 
 async def test_auto_select_takes_the_top_suggestion_unless_the_user_set_values(store):

@@ -13,7 +13,7 @@ import pytest
 from test_trainer_integration import trainer_settings
 from test_training_service import MOBILENET, make_dataset, request, stack  # noqa: F401 - fixture
 
-from services.common.errors import field_violations
+from kernel.errors import field_violations
 from services.dataset.app import start as start_dataset
 from services.modelzoo.app import start as start_modelzoo
 from services.training import search_space
@@ -369,7 +369,7 @@ async def test_search_survives_a_trainer_being_killed(stack, settings, tmp_path)
 
     from test_trainer_kill import ACK_WAIT, REPO, drop_consumer, trainer_env
 
-    from services.common import objectstore
+    from kernel import objectstore
 
     datasets, zoo, training = stack
     dataset_id = await make_dataset(datasets, "tune-kill")
@@ -523,7 +523,7 @@ def test_one_replica_at_a_time_holds_a_study(database_url):
     """Two training-service replicas share the database: the study's lease lets one move it on."""
     from pathlib import Path
 
-    from services.common import db
+    from kernel import db
     from services.training import tuning
     from services.training.models import TrainingStudyRow, TrainingTaskRow
     from services.training.tasks import TaskStore, utcnow

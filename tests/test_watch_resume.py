@@ -12,8 +12,8 @@ from test_training_reconcile import trainer_event
 from test_training_validation import FakeDatasets, FakeRecommender, FakeZoo, good_request, make_dataset, make_model
 
 from deploy.local.embedded import start_nats
-from services.common import messaging
-from services.common.errors import error_reason
+from kernel import messaging
+from kernel.errors import error_reason
 from services.training.app import start as start_training
 from trainyard.events.v1 import events_pb2
 from trainyard.training.v1 import training_pb2 as T
@@ -142,7 +142,7 @@ async def test_watch_import_ends_unavailable_when_its_import_is_no_longer_heard_
         assert "dataset-replica-that-died" in exc.value.details() and time.monotonic() - started < 2
 
         # a live import heartbeats: an import slower than the stall window is watched to its end
-        from services.common import objectstore
+        from kernel import objectstore
         from services.dataset.samples import make_classification_archive
 
         s3 = objectstore.make_client(own)

@@ -23,7 +23,7 @@ from test_sdk import platform_settings
 from weights_server import PublisherServer
 
 from deploy.local.embedded import start_s3
-from services.common import objectstore
+from kernel import objectstore
 from services.dataset.samples import make_classification_archive
 from trainyard.cli import main
 from trainyard.client import Client, FailedPreconditionError

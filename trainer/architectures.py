@@ -44,14 +44,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from services.common import weightfiles
+from kernel import contract, weightfiles
 
 DETECTION_LABEL_OFFSET = 1
 DETECTION_TASKS = ("detection", "instance_segmentation")
-TASK_TYPES = ("classification", "detection", "segmentation", "instance_segmentation")
+TASK_TYPES = tuple(contract.TASK_NAMES.values())
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Combo backbones: torchvision classification builders, the ImageNet weights enum member their
 # backbone_weights_path is expected to hold, and that file's name as torchvision ships it.
@@ -117,8 +115,8 @@ class ArchitectureSpec:
     head: str  # the combo head or the torchvision family prefix ("fasterrcnn", "deeplabv3", ...)
     backbone: str  # torchvision classification builder of the backbone ("" when not a combo)
     default_input_size: int
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
+    mean: tuple[float, ...] = contract.IMAGENET_MEAN
+    std: tuple[float, ...] = contract.IMAGENET_STD
     # The weights enum member whose file backbone_weights_path takes (combos), e.g. "IMAGENET1K_V1".
     backbone_weights_tag: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -495,8 +493,8 @@ def _combo_ssdlite(body: nn.Module, return_layers: dict, channels: list[int], ou
         nms_thresh=0.55,
         detections_per_img=300,
         topk_candidates=300,
-        image_mean=list(IMAGENET_MEAN),
-        image_std=list(IMAGENET_STD),
+        image_mean=list(contract.IMAGENET_MEAN),
+        image_std=list(contract.IMAGENET_STD),
     )
 
 

@@ -209,7 +209,7 @@ def export_detector_onnx(model: nn.Module, image: torch.Tensor) -> tuple[bytes, 
 
 
 def with_metadata(onnx_bytes: bytes, props: dict[str, str]) -> bytes:
-    """The ONNX file with `props` as its metadata_props (services.common.onnxmeta), so it can be used alone."""
+    """The ONNX file with `props` as its metadata_props (kernel.onnxmeta), so it can be used alone."""
     import onnx
 
     model = onnx.load_from_string(onnx_bytes)

@@ -466,11 +466,6 @@ def launch(
 # ---------------------------------------------------------------- a trainer job as a data-parallel run
 
 
-def world_size_of(resources: Any) -> int:
-    """Processes of a job (trainyard.common.v1.ComputeResources; zero values mean one)."""
-    return max(1, resources.processes_per_node) * max(1, resources.nodes)
-
-
 @dataclass(frozen=True)
 class Placement:
     """This trainer's place in a multi-node run; every node passes the same master address and port."""
@@ -760,7 +755,7 @@ async def _board(js):
     """The rendezvous bucket, replicated like the platform's streams (TRAINYARD_NATS_REPLICAS)."""
     import nats.js.errors
 
-    from services.common.messaging import replicas_from_env
+    from kernel.messaging import replicas_from_env
 
     try:
         return await js.create_key_value(

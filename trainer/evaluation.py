@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
-from services.common import onnxmeta
+from kernel import onnxmeta
 from trainer import tasks
 from trainer.errors import PermanentJobError
 from trainyard.common.v1 import common_pb2

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import torch
 
+from kernel import contract
 from trainer import data, evaluation, tasks
 from trainer.errors import PermanentJobError
 from trainer.job import Artifact, JobResult, NullReporter, Reporter, _put
@@ -131,7 +132,7 @@ def run_evaluation_job(
     """Evaluate a stored model (job.model.weights: a trained model.pt or a catalog state dict, with its
     classes in weights_class_names) on the dataset version (job.dataset), classes matched by name."""
     reporter = reporter or NullReporter()
-    task = tasks.TASK_NAMES.get(job.task_type)
+    task = contract.TASK_NAMES.get(job.task_type)
     if task is None:
         raise PermanentJobError(f"the job has an unknown task type {job.task_type}")
     if on_resume is not None:

@@ -19,8 +19,8 @@ from google.protobuf.json_format import MessageToDict
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from services.common import onnxmeta
-from services.common.onnxmeta import OnnxMetadata
+from kernel import contract, onnxmeta
+from kernel.onnxmeta import OnnxMetadata
 from trainer import artifacts as art
 from trainer import data, distributed, engine, tasks
 from trainer.errors import PermanentJobError, is_out_of_memory, out_of_memory_reason
@@ -314,7 +314,7 @@ def run_job(
     trainer.evaluation_job.after_training; its F1-best threshold goes into the ONNX export."""
     reporter = reporter or NullReporter()
     hp = job.hyperparameters
-    task = tasks.TASK_NAMES.get(job.task_type)
+    task = contract.TASK_NAMES.get(job.task_type)
     if task is None:
         raise PermanentJobError(f"the job has an unknown task type {job.task_type}")
     classes = list(job.dataset.class_names)
@@ -324,7 +324,7 @@ def run_job(
     if hp.epochs < 1 or hp.batch_size < 1 or hp.image_size < 16 or hp.learning_rate <= 0:
         raise PermanentJobError("the job's hyperparameters are not resolved (epochs, batch_size, image_size, lr)")
     augmentation = hp.augmentation or tasks.DEFAULT_AUGMENTATION
-    if augmentation not in tasks.AUGMENTATION_PRESETS:
+    if augmentation not in contract.AUGMENTATION_PRESETS:
         raise PermanentJobError(f"unknown augmentation preset {augmentation!r}")
     bucket, prefix = job.output_bucket, job.output_prefix
     ckpt_key = prefix + CHECKPOINT
@@ -357,7 +357,7 @@ def run_job(
         val_cases = train_cases
     images_bucket = manifest.get("images_bucket") or ref.bucket
     ignore_index = int(manifest.get("ignore_index", 255))
-    world = distributed.world_size_of(job.resources)
+    world = contract.world_size(job.resources)
     prefetch = None
     if world > 1:  # the data-parallel processes get plain files, fetched before they start
         reporter.log(f"fetching {len(train_cases) + len(val_cases)} images")
@@ -449,7 +449,7 @@ def run_job(
                 hooks=hooks,
                 resume=resume,
                 device=device,
-                processes_per_node=max(1, job.resources.processes_per_node),
+                processes_per_node=contract.processes_per_node(job.resources),
                 placement=placement,
                 global_batch=hp.batch_size,
                 seed=hp.seed,

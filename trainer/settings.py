@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from services.common.settings import Settings
+from kernel.settings import Settings
 
 
 def _default_name() -> str:

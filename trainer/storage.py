@@ -2,7 +2,7 @@
 
 A missing object is permanent (ObjectMissing: retrying never makes it appear). An object store that
 is away (restarting, unreachable, answering 5xx) is waited for: every S3 call is retried with
-exponential backoff for up to `retry_s` seconds (services.common.objectstore.call_with_retry, shared
+exponential backoff for up to `retry_s` seconds (kernel.objectstore.call_with_retry, shared
 with dataset imports), so a short outage during a checkpoint upload only pauses training.
 """
 
@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 from minio import Minio
 from minio.error import S3Error
 
-from services.common.objectstore import call_with_retry
+from kernel.objectstore import call_with_retry
 from trainer.errors import PermanentJobError
 
 log = logging.getLogger(__name__)

@@ -20,15 +20,9 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from kernel.contract import CLASSIFICATION, DETECTION, INSTANCE_SEGMENTATION, SEGMENTATION
 from trainer.errors import PermanentJobError
 
-CLASSIFICATION, DETECTION, SEGMENTATION, INSTANCE_SEGMENTATION = (
-    "classification",
-    "detection",
-    "segmentation",
-    "instance_segmentation",
-)
-TASK_NAMES = {1: CLASSIFICATION, 2: DETECTION, 3: SEGMENTATION, 4: INSTANCE_SEGMENTATION}
 # The metric that picks the best checkpoint and that early stopping watches by default (higher is better).
 PRIMARY_METRIC = {
     CLASSIFICATION: "val_top1",
@@ -36,7 +30,6 @@ PRIMARY_METRIC = {
     SEGMENTATION: "val_miou",
     INSTANCE_SEGMENTATION: "val_mask_map",
 }
-AUGMENTATION_PRESETS = ("none", "light", "standard", "strong")
 DEFAULT_AUGMENTATION = "standard"
 
 
@@ -73,7 +66,7 @@ def decode_rgb(path: Path, min_short: int = 0) -> tuple[Image.Image, tuple[int, 
     annotates them so), which a reduced image has to be scaled from."""
     from PIL import ExifTags, ImageOps
 
-    from services.dataset.images import to_rgb
+    from kernel.imaging import to_rgb
 
     try:
         with Image.open(path) as img:

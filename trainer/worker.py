@@ -25,7 +25,7 @@ import nats.js.errors
 from google.protobuf.message import DecodeError
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from services.common import messaging, objectstore
+from kernel import contract, messaging, objectstore
 from trainer import distributed
 from trainer.errors import JobCancelled, JobError, JobInterrupted, PermanentJobError
 from trainer.settings import TrainerSettings
@@ -372,7 +372,7 @@ class Worker:
         run_id = ""
         try:
             placement = None
-            if max(1, job.resources.nodes) > 1:
+            if contract.nodes(job.resources) > 1:
                 run_id = f"{job.task_id}.{attempt}"
                 placement = await self._lead_run(job, attempt, sink, control)
             result = await asyncio.to_thread(
@@ -447,8 +447,6 @@ class Worker:
     ) -> distributed.Placement:
         """Node 0 of a multi-node job: hand out the other nodes' places and wait until all joined
         (a cancel or shutdown meanwhile ends the wait: JobCancelled / JobInterrupted)."""
-        from trainer.tasks import TASK_NAMES
-
         nodes, timeout = job.resources.nodes, self.settings.trainer_rendezvous_timeout_s
         sink.log(f"node 0 of {nodes}: waiting up to {timeout:.0f}s for {nodes - 1} more trainer(s) to join")
         try:
@@ -456,7 +454,7 @@ class Worker:
                 self.js,
                 job,
                 attempt=attempt,
-                subject=messaging.members_subject(TASK_NAMES.get(job.task_type, "")),
+                subject=messaging.members_subject(contract.TASK_NAMES.get(job.task_type, "")),
                 master_addr=self.settings.advertise_address(),
                 timeout_s=timeout,
                 should_stop=control.requested,
@@ -551,8 +549,8 @@ class Worker:
 
 
 def main() -> None:
-    from services.common.logs import setup_logging
-    from services.common.settings import load_settings
+    from kernel.logs import setup_logging
+    from kernel.settings import load_settings
 
     settings = load_settings(TrainerSettings)
     setup_logging("trainer", settings.log_level, settings.log_format)

@@ -149,7 +149,7 @@ _ERRORS: dict[grpc.StatusCode, type[TrainyardError]] = {
 
 def error_from_rpc(error: grpc.RpcError) -> TrainyardError:
     """The typed exception for a failed call, with its google.rpc details decoded."""
-    from services.common.errors import field_violations
+    from kernel.errors import field_violations
 
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     message = (error.details() if hasattr(error, "details") else "") or code.name.lower()
@@ -705,7 +705,7 @@ class Datasets:
         """Refuse a dataset name before anything is uploaded: InvalidArgumentError for a bad one,
         AlreadyExistsError when the project has a dataset of that name (the service would refuse it only
         after the whole archive was sent)."""
-        from services.common.fields import name_violation
+        from kernel.fields import name_violation
 
         why = name_violation(name)
         if why is not None:

@@ -517,7 +517,7 @@ class Wizard:
         console.rule("4. name")
 
         def check(text: str) -> str:
-            from services.common.fields import name_violation
+            from kernel.fields import name_violation
 
             why = name_violation(text)
             if why is not None:

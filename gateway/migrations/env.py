@@ -1,6 +1,6 @@
 from sqlmodel import SQLModel
 
 from gateway.models import *  # noqa: F403
-from services.common.migrations_env import run
+from kernel.migrations_env import run
 
 run(SQLModel.metadata)

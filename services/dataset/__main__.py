@@ -1,4 +1,4 @@
-from services.common.server import run_main
+from kernel.server import run_main
 from services.dataset.app import start
 from services.dataset.settings import DatasetSettings
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from services.common import objectstore
-from services.common.db import make_engine, migrate
-from services.common.server import RunningService, serve
-from services.common.settings import Settings
+from kernel import objectstore
+from kernel.db import make_engine, migrate
+from kernel.server import RunningService, serve
+from kernel.settings import Settings
 from services.dataset.service import Datasets
 from services.dataset.servicer import DatasetServicer
 from services.dataset.settings import dataset_settings

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from services.common.errors import FailedPrecondition, InvalidArgument
+from kernel.errors import FailedPrecondition, InvalidArgument
 
 EXPORT_COCO = "coco"
 EXPORT_IMAGE_FOLDER = "image_folder"

@@ -4,7 +4,7 @@
 
 reads a zip / tar / tar.gz archive in ImageFolder or CSV layout, decodes every image (EXIF
 orientation applied), writes the bytes to store under `workdir/<sha256>` and returns the cases,
-classes, splits and import warnings. Bad input raises services.common.errors.InvalidArgument
+classes, splits and import warnings. Bad input raises kernel.errors.InvalidArgument
 naming the file and the reason; nothing is uploaded here, so a failed import leaves nothing.
 """
 
@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from services.common.errors import InvalidArgument
+from kernel import contract
+from kernel.errors import InvalidArgument
 from services.dataset import formats
 from services.dataset.images import IMAGE_EXTENSIONS, ImageError, decode_image, is_grayscale, is_image_name
 
@@ -62,7 +63,7 @@ TASKS_FOR_ANNOTATION = {
     "mask": ("segmentation",),
     "polygon": ("instance_segmentation", "detection"),
 }
-TASK_ORDER = ("classification", "detection", "segmentation", "instance_segmentation")
+TASK_ORDER = tuple(contract.TASK_NAMES.values())
 
 
 def task_types_for(annotation_types: set[str] | list[str] | tuple[str, ...]) -> list[str]:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services.common.errors import InvalidArgument, NotFound
+from kernel.errors import InvalidArgument, NotFound
 from services.dataset.models import ImportRow
 from services.dataset.store import now, utc
 

@@ -1,18 +1,18 @@
-"""Preview thumbnails: a deterministic sample of cases, each drawn with its annotations (services.common.drawing)."""
+"""Preview thumbnails: a deterministic sample of cases, each drawn with its annotations (kernel.drawing)."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-from services.common.drawing import (  # noqa: F401 - the previews' drawing lives in the shared kernel
+from kernel.drawing import (  # noqa: F401 - the previews' drawing lives in the shared kernel
     PALETTE,
     class_colour,
     colour_hex,
     render_case,
     render_thumbnail,
 )
-from services.common.errors import InvalidArgument
+from kernel.errors import InvalidArgument
 
 DEFAULT_COUNT = 8
 MAX_COUNT = 64

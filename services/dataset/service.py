@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 from minio import Minio
 from sqlalchemy.engine import Engine
 
-from services.common import fields, objectstore
-from services.common.errors import (
+from kernel import fields, objectstore
+from kernel.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from google.protobuf import timestamp_pb2
 
-from services.common import identity
-from services.common.errors import InvalidArgument, ResourceExhausted, require
+from kernel import contract, identity
+from kernel.errors import InvalidArgument, ResourceExhausted, require
 from services.dataset import export, importer, preview
 from services.dataset.service import MODE_ADD_OR_REPLACE, MODE_REPLACE_ALL, CreateSpec, Datasets, VersionSpec
 from services.dataset.store import DatasetRecord, utc
@@ -37,13 +37,7 @@ ARCHIVES = {
     dataset_pb2.ARCHIVE_TYPE_TAR: importer.ARCHIVE_TAR,
     dataset_pb2.ARCHIVE_TYPE_TAR_GZ: importer.ARCHIVE_TAR_GZ,
 }
-TASK_TYPES = {
-    "classification": common_pb2.TASK_TYPE_CLASSIFICATION,
-    "detection": common_pb2.TASK_TYPE_DETECTION,
-    "segmentation": common_pb2.TASK_TYPE_SEGMENTATION,
-    "instance_segmentation": common_pb2.TASK_TYPE_INSTANCE_SEGMENTATION,
-}
-TASK_NAMES = {v: k for k, v in TASK_TYPES.items()}
+TASK_TYPES, TASK_NAMES = contract.TASK_TYPES, contract.TASK_NAMES
 ANNOTATION_TYPES = {
     "label": common_pb2.ANNOTATION_TYPE_LABEL,
     "box": common_pb2.ANNOTATION_TYPE_BOX,

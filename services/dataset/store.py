@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from kernel.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.dataset.importer import TASK_ORDER
 from services.dataset.models import DatasetRow, DatasetTaskTypeRow, DatasetVersionRow
 

@@ -1,4 +1,4 @@
-from services.common.server import run_main
+from kernel.server import run_main
 from services.inference.app import start
 from services.inference.settings import InferenceSettings
 

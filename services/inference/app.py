@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.common import objectstore
-from services.common.server import RunningService, serve
-from services.common.settings import Settings
+from kernel import objectstore
+from kernel.server import RunningService, serve
+from kernel.settings import Settings
 from services.inference.predictor import Sessions
 from services.inference.resolver import Resolver
 from services.inference.service import InferenceDomain

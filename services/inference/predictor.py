@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from services.common import drawing, onnxmeta
-from services.common.onnxmeta import DETECTION_TASKS, OnnxMetadata
+from kernel import drawing, onnxmeta
+from kernel.onnxmeta import DETECTION_TASKS, OnnxMetadata
 from trainyard.inference.v1 import inference_pb2
 
 log = logging.getLogger(__name__)

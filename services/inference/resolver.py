@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import grpc
 
-from services.common import errors, objectstore
-from services.common.channels import call_metadata, call_timeout, internal_channel
-from services.common.settings import Settings
+from kernel import errors, objectstore
+from kernel.channels import call_metadata, call_timeout, internal_channel
+from kernel.settings import Settings
 from trainyard.dataset.v1 import dataset_service_pb2, dataset_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_service_pb2, modelzoo_service_pb2_grpc
 from trainyard.training.v1 import training_service_pb2, training_service_pb2_grpc

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common import errors, identity
-from services.common.imaging import BadImage, decode_upload
+from kernel import errors, identity
+from kernel.imaging import BadImage, decode_upload
 from services.inference.predictor import Sessions, predict, prepare
 from services.inference.resolver import Resolver
 from services.inference.settings import InferenceSettings

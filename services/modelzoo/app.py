@@ -6,10 +6,10 @@ import asyncio
 import logging
 from pathlib import Path
 
-from services.common import objectstore
-from services.common.db import make_engine, migrate
-from services.common.server import RunningService, serve
-from services.common.settings import Settings
+from kernel import objectstore
+from kernel.db import make_engine, migrate
+from kernel.server import RunningService, serve
+from kernel.settings import Settings
 from services.modelzoo.catalog import Catalog, ensure_catalog
 from services.modelzoo.clients import TrainingClient
 from services.modelzoo.servicer import ModelZooServicer

@@ -21,12 +21,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from kernel import contract
+
 log = logging.getLogger(__name__)
 
 SCHEMA = "trainyard.modelzoo.catalog/v1"
 LIBRARIES = ("torch", "torchvision", "timm")
 # Task type short names in the catalog, as in trainyard.common.v1.TaskType without the prefix, lower case.
-TASK_TYPES = ("classification", "detection", "segmentation", "instance_segmentation")
+TASK_TYPES = tuple(contract.TASK_NAMES.values())
 BUILD_TIMEOUT_S = 600
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-from services.common import errors
-from services.common.channels import call_metadata, call_timeout, internal_channel
-from services.common.settings import Settings
+from kernel import errors
+from kernel.channels import call_metadata, call_timeout, internal_channel
+from kernel.settings import Settings
 from trainyard.training.v1 import training_service_pb2, training_service_pb2_grpc
 
 CALL_TIMEOUT_S = 10.0

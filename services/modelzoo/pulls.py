@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from services.common.errors import TrainyardError, translate
+from kernel.errors import TrainyardError, translate
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from services.common import identity
-from services.common.errors import FailedPrecondition, InvalidArgument, require
-from services.common.recipes import default_hyperparameters
+from kernel import identity
+from kernel.errors import FailedPrecondition, InvalidArgument, require
+from kernel.recipes import default_hyperparameters
 from services.modelzoo import pulls, zoo
 from services.modelzoo.zoo import (
     FamilyView,

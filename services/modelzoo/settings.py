@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from services.common.settings import Settings
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

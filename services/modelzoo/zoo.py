@@ -1,7 +1,7 @@
 """The model zoo's domain logic: browse the catalog and the project's trained models, import weights,
 register trained models, list presets.
 
-Plain and synchronous; raises services.common.errors. The catalog is read-only and in memory (with
+Plain and synchronous; raises kernel.errors. The catalog is read-only and in memory (with
 per-task indexes); imported weights are rows in modelzoo_weights plus objects in WEIGHTS_BUCKET at
 ``weights/<sha256>.pth`` (the file's bytes, as the library ships them). Their state is cached for
 STATE_TTL_S seconds (and refreshed at once after an import here), so ListModels touches SQL at most
@@ -47,8 +47,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.common import objectstore, weightfiles
-from services.common.errors import (
+from kernel import contract, objectstore, weightfiles
+from kernel.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -57,7 +57,7 @@ from services.common.errors import (
     TrainyardError,
     Unavailable,
 )
-from services.common.identity import Identity
+from kernel.identity import Identity
 from services.modelzoo import presets as presets_mod
 from services.modelzoo import pulls as pulls_mod
 from services.modelzoo.catalog import Catalog, CatalogFamily, CatalogModel, Metric
@@ -84,13 +84,7 @@ IN_STORE = "in_store"
 IMPORTABLE = "importable"
 UNAVAILABLE = "unavailable"
 
-TASK_TYPE_NAMES = {
-    common_pb2.TASK_TYPE_CLASSIFICATION: "classification",
-    common_pb2.TASK_TYPE_DETECTION: "detection",
-    common_pb2.TASK_TYPE_SEGMENTATION: "segmentation",
-    common_pb2.TASK_TYPE_INSTANCE_SEGMENTATION: "instance_segmentation",
-}
-TASK_TYPE_NUMBERS = {name: number for number, name in TASK_TYPE_NAMES.items()}
+TASK_TYPE_NAMES, TASK_TYPE_NUMBERS = contract.TASK_NAMES, contract.TASK_TYPES
 
 # torch.hub / torchvision file names end in -<first hex digits of the file's sha256>.<ext>
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.(?:pth|pt)$")
@@ -1025,8 +1019,8 @@ class ModelZoo:
                     f"trained/{req.task_id} is already registered with other weights",
                     metadata={"model_id": f"{TRAINED_PREFIX}{req.task_id}"},
                 )
-            mean = req.mean or (base.mean if base is not None else (0.485, 0.456, 0.406))
-            std = req.std or (base.std if base is not None else (0.229, 0.224, 0.225))
+            mean = req.mean or (base.mean if base is not None else contract.IMAGENET_MEAN)
+            std = req.std or (base.std if base is not None else contract.IMAGENET_STD)
             row = TrainedModelRow(
                 project=project,
                 task_id=req.task_id,

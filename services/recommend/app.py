@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.common.server import RunningService, serve
-from services.common.settings import Settings
+from kernel.server import RunningService, serve
+from kernel.settings import Settings
 from services.recommend.servicer import RecommendationServicer
 from trainyard.recommend.v1 import recommend_service_pb2_grpc
 

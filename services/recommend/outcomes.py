@@ -13,7 +13,7 @@ bounded (newest MAX_OUTCOMES tasks) and cached for a few seconds per project.
 How they change the ranking: a candidate's expected quality on this dataset starts from a prior
 (its published reference quality) and is pulled towards the metrics that the same network (full
 weight) or the same family (half weight) achieved before, each outcome weighted by how similar its
-dataset's statistics are to this one (services.common.datasetstats.similarity). The prior counts as
+dataset's statistics are to this one (kernel.datasetstats.similarity). The prior counts as
 PRIOR_WEIGHT pseudo-outcomes, so one close outcome moves the estimate about halfway.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from services.common.datasetstats import DatasetStats, similarity
+from kernel.datasetstats import DatasetStats, similarity
 
 MAX_OUTCOMES = 500
 PRIOR_WEIGHT = 1.0

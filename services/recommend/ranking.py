@@ -20,9 +20,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.common import recipes
-from services.common.datasetstats import DatasetStats, similarity
-from services.common.errors import FailedPrecondition
+from kernel import recipes
+from kernel.datasetstats import DatasetStats, similarity
+from kernel.errors import FailedPrecondition
 from services.recommend.outcomes import QUALITY_METRICS, Outcome, evidence, quality_metric
 from services.recommend.throughput import TABLE_DIR, Estimate, ThroughputTable, load_tables, table_for
 from trainyard.common.v1 import common_pb2
@@ -180,7 +180,7 @@ def suggest_hyperparameters(
     data_type: int = 0,
     task_type: str = "classification",
 ) -> tuple[common_pb2.Hyperparameters, common_pb2.TransferStrategy.ValueType, list[str]]:
-    """The suggestion's hyperparameters: the model's recipe on this dataset (services.common.recipes, the
+    """The suggestion's hyperparameters: the model's recipe on this dataset (kernel.recipes, the
     same the training service fills in when the model is chosen by hand)."""
     r = recipes.recipe(model, task_type, stats, preference, device_class, data_type)
     return r.hyperparameters, r.transfer_strategy, r.notes

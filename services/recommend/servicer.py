@@ -9,12 +9,12 @@ import time
 
 import grpc
 
-from services.common import datasetstats as dataset_stats
-from services.common import identity
-from services.common.channels import call_metadata, call_timeout, internal_channel
-from services.common.datasetstats import DatasetStats
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
-from services.common.settings import Settings
+from kernel import contract, identity
+from kernel import datasetstats as dataset_stats
+from kernel.channels import call_metadata, call_timeout, internal_channel
+from kernel.datasetstats import DatasetStats
+from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
+from kernel.settings import Settings
 from services.recommend.outcomes import MAX_OUTCOMES, Outcome, family_of, quality_metric
 from services.recommend.ranking import rank
 from trainyard.common.v1 import common_pb2
@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 DEVICE_CLASSES = ("cpu", "gpu")
 # Past outcomes are re-read at most this often per project.
 OUTCOME_CACHE_SECONDS = 10.0
-
-
-def task_type_name(task_type: int) -> str:
-    return common_pb2.TaskType.Name(task_type).removeprefix("TASK_TYPE_").lower()
 
 
 def validate(request: recommend_service_pb2.RecommendRequest) -> None:
@@ -149,7 +145,7 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
                 break
         outcomes = []
         for task in tasks[:MAX_OUTCOMES]:
-            kind = task_type_name(task.task_type)
+            kind = contract.task_name(task.task_type)
             achieved = quality_metric(kind, dict(task.metrics))
             if achieved is None or not task.model_id:
                 continue
@@ -199,7 +195,7 @@ class RecommendationServicer(recommend_service_pb2_grpc.RecommendationServiceSer
         if request.dataset_id:
             stats = dataset_stats.from_dataset(await self._dataset(request.dataset_id, request.task_type))
         candidates, outcomes = await asyncio.gather(self._candidates(request.task_type), self.outcomes())
-        kind = task_type_name(request.task_type)
+        kind = contract.task_name(request.task_type)
         outcomes = [o for o in outcomes if o.task_type == kind]
         suggestions = await asyncio.to_thread(
             rank,

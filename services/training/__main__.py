@@ -1,4 +1,4 @@
-from services.common.server import run_main
+from kernel.server import run_main
 from services.training.app import start
 
 run_main("training", start)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common import db, messaging, objectstore
-from services.common.server import RunningService, serve
-from services.common.settings import Settings
+from kernel import db, messaging, objectstore
+from kernel.server import RunningService, serve
+from kernel.settings import Settings
 from services.training.clients import GrpcDatasetClient, GrpcModelZooClient, GrpcRecommender, LazyRemote
 from services.training.consumer import EventConsumer, MaxDeliveriesConsumer
 from services.training.domain import ArtifactStore, JetStreamPublisher, TrainingDomain

@@ -10,9 +10,9 @@ from typing import Protocol
 
 import grpc
 
-from services.common import errors
-from services.common.channels import call_metadata, call_timeout, internal_channel
-from services.common.settings import Settings
+from kernel import errors
+from kernel.channels import call_metadata, call_timeout, internal_channel
+from kernel.settings import Settings
 from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc
 from trainyard.recommend.v1 import recommend_service_pb2, recommend_service_pb2_grpc

@@ -23,7 +23,7 @@ import nats.errors
 from google.protobuf.message import DecodeError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from services.common.messaging import (
+from kernel.messaging import (
     EVENTS_STREAM,
     EVENTS_SUBJECT_PREFIX,
     MAX_DELIVERIES_STREAM,

@@ -14,9 +14,9 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from services.common import datasetstats, errors, fields, identity, recipes
-from services.common.messaging import cancel_subject, jobs_subject
-from services.common.objectstore import ARTIFACTS_BUCKET
+from kernel import contract, datasetstats, errors, fields, identity, recipes
+from kernel.messaging import cancel_subject, jobs_subject
+from kernel.objectstore import ARTIFACTS_BUCKET
 from services.training import hyperparams, search_space, tuning
 from services.training.clients import DatasetClient, ModelZooClient, Recommender
 from services.training.evaluations import EvaluationsDomain, EvaluationStore, is_evaluation_id
@@ -43,11 +43,6 @@ MAX_NAME, MAX_DESCRIPTION, MAX_REQUEST_ID = fields.MAX_NAME, fields.MAX_DESCRIPT
 WATCH_POLL_S = 2.0
 
 
-def task_type_short(task_type: int) -> str:
-    """TASK_TYPE_CLASSIFICATION -> "classification" (the jobs subject suffix)."""
-    return C.TaskType.Name(task_type).removeprefix("TASK_TYPE_").lower()
-
-
 class JobPublisher(Protocol):
     async def publish_job(self, subject: str, payload: bytes, msg_id: str) -> None: ...
 
@@ -68,7 +63,7 @@ class JetStreamPublisher:
 
     async def clear_cancel(self, subject: str) -> None:
         """Forget an earlier cancel request (a continued task runs again)."""
-        from services.common.messaging import CONTROL_STREAM
+        from kernel.messaging import CONTROL_STREAM
 
         try:
             await self.js.purge_stream(CONTROL_STREAM, subject=subject)
@@ -93,7 +88,7 @@ class ArtifactStore:
         return url, datetime.now(UTC) + timedelta(seconds=seconds)
 
     def exists(self, bucket: str, key: str) -> bool:
-        from services.common import objectstore
+        from kernel import objectstore
 
         return objectstore.exists(self.client, bucket, key)
 
@@ -201,7 +196,7 @@ def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> d
 
 def check_dataset(dataset: dataset_pb2.Dataset, version: dataset_pb2.DatasetVersion, task_type: int) -> None:
     """FailedPrecondition naming the dataset and what it lacks for the task type."""
-    type_name = task_type_short(task_type)
+    type_name = contract.task_name(task_type)
     annotations, needs = SUPPORTED_TASK_TYPES[task_type]
     label = f"dataset {dataset.id!r} ({dataset.name})" if dataset.name else f"dataset {dataset.id!r}"
     if task_type not in dataset.task_types or not set(annotations) & set(version.annotation_types):
@@ -229,9 +224,9 @@ def check_dataset(dataset: dataset_pb2.Dataset, version: dataset_pb2.DatasetVers
 
 def check_model(model: modelzoo_pb2.Model, task_type: int, strategy: int) -> None:
     if task_type not in model.task_types:
-        serves = ", ".join(task_type_short(t) for t in model.task_types) or "nothing"
+        serves = ", ".join(contract.task_name(t) for t in model.task_types) or "nothing"
         raise errors.FailedPrecondition(
-            f"model {model.id!r} does not serve {task_type_short(task_type)} (it serves {serves})",
+            f"model {model.id!r} does not serve {contract.task_name(task_type)} (it serves {serves})",
             reason="MODEL_CANNOT_TRAIN_TASK_TYPE",
             metadata={"model_id": model.id},
         )
@@ -277,8 +272,8 @@ def build_job(
         model_id=model.id,
         library=model.library,
         architecture=model.architecture,
-        mean=list(model.mean) or [0.485, 0.456, 0.406],
-        std=list(model.std) or [0.229, 0.224, 0.225],
+        mean=list(model.mean) or contract.IMAGENET_MEAN,
+        std=list(model.std) or contract.IMAGENET_STD,
         pretrained_num_classes=model.pretrained_num_classes,
     )
     if strategy != C.TRANSFER_STRATEGY_FROM_SCRATCH:
@@ -360,8 +355,8 @@ class TrainingDomain:
                 return await self._enqueue_if_pending(existing)
         if req.task_type not in SUPPORTED_TASK_TYPES:
             raise errors.FailedPrecondition(
-                f"no trainer runs {task_type_short(req.task_type)} tasks yet; supported: "
-                + ", ".join(task_type_short(t) for t in SUPPORTED_TASK_TYPES),
+                f"no trainer runs {contract.task_name(req.task_type)} tasks yet; supported: "
+                + ", ".join(contract.task_name(t) for t in SUPPORTED_TASK_TYPES),
                 reason="TASK_TYPE_NOT_SUPPORTED",
             )
         if req.validate_only:
@@ -446,7 +441,7 @@ class TrainingDomain:
             preset = await self.zoo.get_preset(req.preset_id.strip())
             if preset.task_type != req.task_type:
                 raise errors.FailedPrecondition(
-                    f"preset {preset.id!r} trains {task_type_short(preset.task_type)}, not {task_type_short(req.task_type)}",
+                    f"preset {preset.id!r} trains {contract.task_name(preset.task_type)}, not {contract.task_name(req.task_type)}",
                     reason="PRESET_CANNOT_TRAIN_TASK_TYPE",
                 )
             defaults = common_pb2.Hyperparameters()
@@ -471,14 +466,14 @@ class TrainingDomain:
         # the zero fields take the model's recipe on this dataset, whichever way the model was chosen
         recipe = recipes.recipe(
             model,
-            task_type_short(req.task_type),
+            contract.task_name(req.task_type),
             datasetstats.from_version(version),
             preference,
             recipes.DEVICE_CLASS,
             data_type,
             strategy,
             hp.batch_size,
-            hyperparams.world_size(req.resources),
+            contract.world_size(req.resources),
         )
         strategy = strategy or recipe.transfer_strategy
         logs: tuple[str, ...] = ()
@@ -582,7 +577,7 @@ class TrainingDomain:
             return task
         job = await asyncio.to_thread(self.store.job, task.id)
         try:
-            await self.publisher.publish_job(jobs_subject(task_type_short(task.task_type)), job, f"{task.id}-1")
+            await self.publisher.publish_job(jobs_subject(contract.task_name(task.task_type)), job, f"{task.id}-1")
         except Exception as exc:  # noqa: BLE001 - the task stays PENDING; a retry re-publishes
             log.warning("could not queue the job", extra={"task_id": task.id, "error": str(exc)})
             raise errors.Unavailable(
@@ -723,7 +718,7 @@ class TrainingDomain:
         if clear is not None:
             await clear(cancel_subject(task_id))
         await self.publisher.publish_job(
-            jobs_subject(task_type_short(task.task_type)),
+            jobs_subject(contract.task_name(task.task_type)),
             job,
             f"{task_id}-{task.attempt + 1}-c{task.hyperparameters.epochs}",
         )

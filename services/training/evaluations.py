@@ -4,7 +4,7 @@ after each training (made into an Evaluation here when its task succeeds).
 
 Their per-case results and suspected label errors live in the object store (evaluation_cases.json, written
 by the trainer); ListEvaluationCases and ListLabelErrors page through them, worst first, and draw ground
-truth beside prediction with the same drawing as the dataset previews (services.common.drawing).
+truth beside prediction with the same drawing as the dataset previews (kernel.drawing).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.common import drawing, errors, identity, objectstore
-from services.common.messaging import cancel_subject, jobs_subject
-from services.common.objectstore import ARTIFACTS_BUCKET
+from kernel import contract, drawing, errors, identity, objectstore
+from kernel.messaging import cancel_subject, jobs_subject
+from kernel.objectstore import ARTIFACTS_BUCKET
 from services.training.models import TrainingEvaluationRow
 from trainyard.common.v1 import common_pb2
 from trainyard.events.v1 import events_pb2
@@ -319,7 +319,7 @@ class EvaluationsDomain:
     # -- create -----------------------------------------------------------------------------------
 
     async def create(self, req: training_service_pb2.CreateEvaluationRequest) -> E.Evaluation:
-        from services.training.domain import SUPPORTED_TASK_TYPES, task_type_short
+        from services.training.domain import SUPPORTED_TASK_TYPES
 
         project = identity.current().project
         bad = {}
@@ -359,9 +359,9 @@ class EvaluationsDomain:
         if task_type not in dataset.task_types:
             needs = SUPPORTED_TASK_TYPES.get(task_type, ((), "annotations of that kind"))[1]
             raise errors.FailedPrecondition(
-                f"model {model.id!r} does {task_type_short(task_type)}, but {label} has no {needs}",
+                f"model {model.id!r} does {contract.task_name(task_type)}, but {label} has no {needs}",
                 reason="DATASET_WRONG_TASK_TYPE",
-                metadata={"dataset_id": dataset.id, "task_type": task_type_short(task_type)},
+                metadata={"dataset_id": dataset.id, "task_type": contract.task_name(task_type)},
             )
         classes = [c.name for c in sorted(version.classes, key=lambda c: c.index)]
         unknown = [c for c in classes if c not in model.class_names]
@@ -431,7 +431,7 @@ class EvaluationsDomain:
             return evaluation
         try:
             await self.publisher.publish_job(
-                jobs_subject(task_type_short(task_type)), job.SerializeToString(), f"{evaluation_id}-1"
+                jobs_subject(contract.task_name(task_type)), job.SerializeToString(), f"{evaluation_id}-1"
             )
         except Exception as exc:  # noqa: BLE001 - nothing half written: the evaluation goes again
             await asyncio.to_thread(self.store.delete, evaluation_id)

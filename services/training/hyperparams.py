@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 
+from kernel import contract
 from trainyard.common.v1 import common_pb2
 
 DEFAULT_EPOCHS = 10
@@ -20,7 +21,6 @@ DEFAULT_IMAGE_SIZE = 224
 DEFAULT_OPTIMIZER = common_pb2.OPTIMIZER_ADAMW
 DEFAULT_SEED = 42
 MAX_TIME_BUDGET_S = 7 * 24 * 3600
-AUGMENTATION_PRESETS = ("none", "light", "standard", "strong")
 METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # Metrics each task type reports per epoch (early stopping can watch any of them).
 TASK_METRICS = {
@@ -75,10 +75,10 @@ def violations(hp: common_pb2.Hyperparameters, prefix: str = "hyperparameters") 
         add("lr_step_gamma", f"must be in (0, 1] (0 for the default 0.1), got {hp.lr_step_gamma}")
     if not 0 <= hp.time_budget_seconds <= MAX_TIME_BUDGET_S:
         add("time_budget_seconds", f"must be in 0..{MAX_TIME_BUDGET_S} (0: no limit), got {hp.time_budget_seconds}")
-    if hp.augmentation and hp.augmentation not in AUGMENTATION_PRESETS:
+    if hp.augmentation and hp.augmentation not in contract.AUGMENTATION_PRESETS:
         add(
             "augmentation",
-            f"must be one of {', '.join(AUGMENTATION_PRESETS)} (empty for standard), got {hp.augmentation!r}",
+            f"must be one of {', '.join(contract.AUGMENTATION_PRESETS)} (empty for standard), got {hp.augmentation!r}",
         )
     if hp.class_weighting not in common_pb2.ClassWeighting.values():
         add("class_weighting", f"unknown class weighting {hp.class_weighting}")
@@ -139,11 +139,6 @@ MAX_NODES = 64
 MAX_WORLD_SIZE = 256
 
 
-def world_size(resources: common_pb2.ComputeResources) -> int:
-    """Processes in all (zero values mean one)."""
-    return max(1, resources.processes_per_node) * max(1, resources.nodes)
-
-
 def resources_violations(
     resources: common_pb2.ComputeResources, batch_size: int | None = None, prefix: str = "resources"
 ) -> dict[str, str]:
@@ -158,7 +153,7 @@ def resources_violations(
         bad[f"{prefix}.nodes"] = f"must be in 1..{MAX_NODES} (0 for one), got {resources.nodes}"
     if bad:
         return bad
-    world = world_size(resources)
+    world = contract.world_size(resources)
     if world > MAX_WORLD_SIZE:
         bad[f"{prefix}.processes_per_node"] = (
             f"nodes x processes_per_node must be at most {MAX_WORLD_SIZE}, got {resources.nodes} x "

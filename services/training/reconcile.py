@@ -37,8 +37,8 @@ from datetime import UTC, datetime
 import nats.js.errors
 from sqlmodel import Session, select
 
-from services.common import errors, messaging
-from services.training.domain import TrainingDomain, task_type_short
+from kernel import contract, errors, messaging
+from services.training.domain import TrainingDomain
 from services.training.models import TrainingTaskRow
 from services.training.tasks import is_final, to_proto, utcnow
 from trainyard.events.v1 import events_pb2
@@ -166,10 +166,10 @@ class Reconciler:
         if not stale:
             return result
 
-        queued_jobs = await self._queued_jobs({task_type_short(s.task.task_type) for s in stale})
+        queued_jobs = await self._queued_jobs({contract.task_name(s.task.task_type) for s in stale})
         for item in stale:
             task, job = item.task, item.job
-            type_name = task_type_short(task.task_type)
+            type_name = contract.task_name(task.task_type)
             silent = f"trainer {item.node or '(unknown)'} sent nothing for {(now - item.seen).total_seconds():.0f} s"
             queued_job = queued_jobs.get(task.id)
             if queued_job is not None and queued_job.attempt_offset < job.attempt_offset:

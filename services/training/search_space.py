@@ -12,7 +12,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from services.common import recipes
+from kernel import contract, recipes
 from services.training import hyperparams
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2
@@ -98,7 +98,7 @@ PARAMS: dict[str, Param] = {
               search=(1, 10, False)),
         Param("lr_step_gamma", FLOAT, "Step schedule: multiplier at each decay.", 0, 1, minimum_exclusive=True,
               search=(0.05, 0.5, True)),
-        Param("augmentation", CHOICE, "Augmentation preset.", choices=hyperparams.AUGMENTATION_PRESETS,
+        Param("augmentation", CHOICE, "Augmentation preset.", choices=contract.AUGMENTATION_PRESETS,
               search_choices=("light", "standard", "strong")),
         _enum("class_weighting", C.ClassWeighting, "CLASS_WEIGHTING_", "Loss weighting per class.",
               ("none", "inverse_frequency", "sqrt_inverse_frequency")),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.errors import require
+from kernel.errors import require
 from services.training.domain import TrainingDomain
 from trainyard.training.v1 import training_service_pb2 as pb
 from trainyard.training.v1 import training_service_pb2_grpc

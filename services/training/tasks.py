@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.common import errors
+from kernel import errors
 from services.training.evaluations import automatic_evaluation
 from services.training.models import TrainingTaskEventRow, TrainingTaskRow
 from trainyard.common.v1 import common_pb2

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from services.common import errors
-from services.common.messaging import cancel_subject
+from kernel import errors
+from kernel.messaging import cancel_subject
 from services.training import search_space
 from services.training.models import TrainingStudyRow, TrainingTaskRow, TrainingTrialRow
 from services.training.tasks import NewTask, TaskStore, is_final, to_proto, utcnow

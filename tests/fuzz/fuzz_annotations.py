@@ -2,7 +2,7 @@
 
 One input = one selector byte (which format) + annotation text. The target packs the text with one
 small, valid image into a zip in the layout that format expects and imports it. The contract: the
-import either succeeds or raises services.common.errors.InvalidArgument; any other exception (or a
+import either succeeds or raises kernel.errors.InvalidArgument; any other exception (or a
 hang) is a bug.
 
 With atheris installed (it is not in the venv):
@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 from PIL import Image  # noqa: E402
 
-from services.common.errors import InvalidArgument  # noqa: E402
+from kernel.errors import InvalidArgument  # noqa: E402
 from services.dataset.importer import ImportLimits, ImportOptions, import_archive  # noqa: E402
 
 FORMATS = ("coco", "voc", "yolo", "csv")

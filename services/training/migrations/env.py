@@ -1,6 +1,6 @@
 from sqlmodel import SQLModel
 
-from services.common.migrations_env import run
+from kernel.migrations_env import run
 from services.training.models import *  # noqa: F401,F403
 
 run(SQLModel.metadata)

@@ -123,7 +123,7 @@ export declare type Hyperparameters = Message<"trainyard.common.v1.Hyperparamete
 
   /**
    * Stop after this many epochs without improvement of early_stopping_metric; 0..1000 (0: never).
-   * Unset: the recipe's (services.common.recipes: 3); set it to 0 to train every epoch.
+   * Unset: the recipe's (kernel.recipes: 3); set it to 0 to train every epoch.
    *
    * @generated from field: optional int32 early_stopping_patience = 16;
    */

@@ -16,7 +16,7 @@ def run(metadata: MetaData) -> None:
     if connection is None:  # `alembic revision --autogenerate` from a shell
         from sqlalchemy import create_engine
 
-        from services.common.db import normalize_url
+        from kernel.db import normalize_url
 
         url = normalize_url(config.get_main_option("sqlalchemy.url") or "sqlite:///autogen.db")
         with create_engine(url).connect() as conn:

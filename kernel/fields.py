@@ -18,7 +18,7 @@ import unicodedata
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from services.common.errors import InvalidArgument
+from kernel.errors import InvalidArgument
 
 MAX_ID = 256
 MAX_REQUEST_ID = 128

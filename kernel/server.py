@@ -21,9 +21,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import channels, fields, identity
-from services.common.errors import TrainyardError, Unauthenticated, translate
-from services.common.settings import Settings
+from kernel import channels, fields, identity
+from kernel.errors import TrainyardError, Unauthenticated, translate
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +257,8 @@ class RunningService:
 
 def run_main(service: str, start: Callable[[Settings], Any], settings_cls: type[Settings] = Settings) -> None:
     """Entry point of `python -m services.<name>`: settings, logging, serve until SIGTERM."""
-    from services.common.logs import setup_logging
-    from services.common.settings import load_settings
+    from kernel.logs import setup_logging
+    from kernel.settings import load_settings
 
     settings = load_settings(settings_cls)
     setup_logging(service, settings.log_level, settings.log_format)

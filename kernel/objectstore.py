@@ -20,7 +20,7 @@ import urllib3.exceptions
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
 
-from services.common.settings import Settings
+from kernel.settings import Settings
 
 T = TypeVar("T")
 

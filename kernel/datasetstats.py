@@ -1,4 +1,4 @@
-"""Dataset statistics as inputs of the recipe (services.common.recipes) and the ranking, read from a
+"""Dataset statistics as inputs of the recipe (kernel.recipes) and the ranking, read from a
 Dataset's version message.
 
 Counts (train/val cases, classes, per-class counts) come from the dataset version every dataset

@@ -7,8 +7,8 @@ import time
 
 import grpc
 
-from services.common import identity
-from services.common.settings import Settings
+from kernel import identity
+from kernel.settings import Settings
 
 # When the RPC being served must end (time.monotonic()), if its caller set a deadline: calls made on its
 # behalf get no more time than is left, so a caller that gave up does not keep work running downstream.

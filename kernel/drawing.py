@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from services.common.imaging import open_rgb
+from kernel.imaging import open_rgb
 
 
 @lru_cache(maxsize=16)

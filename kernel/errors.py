@@ -207,7 +207,7 @@ def translate(exc: BaseException) -> TrainyardError | None:
     import urllib3.exceptions
     from minio.error import InvalidResponseError, S3Error, ServerError
 
-    from services.common import objectstore
+    from kernel import objectstore
 
     # An object store that is away or overloaded mid-request (a preview, an export): the same, not INTERNAL.
     if isinstance(exc, (S3Error, ServerError, InvalidResponseError, urllib3.exceptions.HTTPError)) and (
