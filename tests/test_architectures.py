@@ -195,7 +195,7 @@ def _classification_architectures() -> list[tuple[str, str]]:
     """Every classification network the catalog lists: torchvision's builders and the curated timm set."""
     from torchvision import models
 
-    from services.modelzoo.catalog_builder import TIMM_ARCHS
+    from tools.catalog_builder import TIMM_ARCHS
 
     return [("torchvision", name) for name in models.list_models(module=models)] + [
         ("timm", name) for name in TIMM_ARCHS

@@ -169,7 +169,7 @@ def test_our_detector_gflops_reproduce_torchvisions_published_ops():
 def test_measurement_cache_matches_a_fresh_measurement():
     """measurements.json (shipped so builds skip measuring) holds what measuring now gives."""
     code = (
-        "import json; from services.modelzoo import catalog_builder as b\n"
+        "import json; from tools import catalog_builder as b\n"
         "cached = b.load_measurements()\n"
         "fresh = b.combo_entries(['unet+resnet18', 'retinanet+mobilenet_v2'])\n"
         "print(json.dumps([[m['id'], m['num_params'], m['gflops'], cached.get(m['id'])] for m in fresh]))"

@@ -135,7 +135,7 @@ def test_interpolation_between_resolutions_and_by_gflops():
 
 def test_committed_cpu_table_is_measured_and_loads():
     tables = throughput.load_tables()
-    assert "cpu" in tables, "run python -m services.recommend.measure to write services/recommend/throughput/cpu.json"
+    assert "cpu" in tables, "run python -m tools.measure_throughput to write services/recommend/throughput/cpu.json"
     cpu = tables["cpu"]
     raw = json.loads((throughput.TABLE_DIR / "cpu.json").read_text())
     assert raw["schema"] == throughput.SCHEMA and raw["host"]["torch"]

@@ -1,7 +1,7 @@
 """The zoo's catalog in memory: loaded from the JSON the catalog builder writes, never from torch.
 
 The catalog file (schema "trainyard.modelzoo.catalog/v1") is built once by
-``python -m services.modelzoo.catalog_builder --out PATH`` in a subprocess, so no service process
+``python -m tools.catalog_builder --out PATH`` in a subprocess, so no service process
 imports torch. Its location: setting TRAINYARD_MODELZOO_CATALOG when set, else
 ``$TRAINYARD_HOME/modelzoo/catalog.json``. A missing file is built on start, and so is a cached
 one built by other versions of torch/torchvision/timm than those installed (a configured one is
@@ -161,7 +161,7 @@ def builder_fingerprint() -> str:
 
     root = Path(__file__).resolve().parents[2]
     digest = hashlib.sha256()
-    for rel in ("services/modelzoo/catalog_builder.py", "trainer/architectures.py"):
+    for rel in ("tools/catalog_builder.py", "trainer/architectures.py"):
         digest.update((root / rel).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -185,7 +185,7 @@ def build(path: Path, timeout: float = BUILD_TIMEOUT_S) -> float:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, "-m", "services.modelzoo.catalog_builder", "--out", str(path)]
+    cmd = [sys.executable, "-m", "tools.catalog_builder", "--out", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"catalog builder failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")

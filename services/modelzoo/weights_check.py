@@ -1,16 +1,8 @@
-"""Strict check that a weight file loads into an architecture; run in a subprocess (it imports torch).
-
-    python -m services.modelzoo.weights_check --library L --architecture A --task-type T \
-        --num-classes N --file PATH
-
-Prints one JSON object: {"missing": [...], "unexpected": [...], "mismatched": [...]} (exit 0), or
-{"error": "..."} (exit 2) when the file is not a state_dict or the architecture cannot be built.
-The zoo service calls `run_check`, never importing torch itself.
-"""
+"""Strict check that a weight file loads into an architecture, run in a subprocess: tools.weights_check
+imports torch and the trainer's network registry; the zoo calls `run_check` and never imports either."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -34,7 +26,7 @@ def run_check(
     cmd = [
         sys.executable,
         "-m",
-        "services.modelzoo.weights_check",
+        "tools.weights_check",
         "--library",
         library,
         "--architecture",
@@ -59,29 +51,3 @@ def run_check(
     if "error" in out:
         raise CheckFailed(out["error"])
     return {k: list(out.get(k, [])) for k in ("missing", "unexpected", "mismatched")}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--library", required=True)
-    parser.add_argument("--architecture", required=True)
-    parser.add_argument("--task-type", required=True)
-    parser.add_argument("--num-classes", type=int, required=True)
-    parser.add_argument("--file", type=Path, required=True)
-    args = parser.parse_args(argv)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-        from trainer import architectures as A
-
-        diff = A.check_weights(args.library, args.architecture, args.task_type, args.file, args.num_classes)
-    except Exception as exc:  # noqa: BLE001 - reported to the caller as a message
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"[:2000]}))
-        return 2
-    print(json.dumps(diff))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

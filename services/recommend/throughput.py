@@ -1,4 +1,4 @@
-"""Training-time estimates from measured throughput tables (JSON written by services.recommend.measure).
+"""Training-time estimates from measured throughput tables (JSON written by tools.measure_throughput).
 
 A table holds, per device class, images/s of real training steps for a few networks at a few
 resolutions. An estimate for a network and resolution is:

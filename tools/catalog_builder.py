@@ -1,10 +1,10 @@
 """Build the zoo's catalog from torchvision's and timm's own registries, offline.
 
-    python -m services.modelzoo.catalog_builder --out PATH
+    python -m tools.catalog_builder --out PATH
 
-This is the only zoo module that imports torch, torchvision or timm. The service runs it once,
-in a subprocess, when no catalog file is cached, and afterwards only reads the JSON it wrote
-(schema in services.modelzoo.catalog). Nothing is downloaded and no real weights are loaded:
+A tool beside the trainer (it imports torch, torchvision, timm and trainer.architectures): the zoo runs it
+once, in a subprocess, when no catalog file is cached (or the image build runs it), and afterwards only
+reads the JSON it wrote (schema and staleness in services.modelzoo.catalog, the format's owner). Nothing is downloaded and no real weights are loaded:
 
 - torchvision: every classification builder from ``list_models(module=torchvision.models)`` with
   each member of its weights enum (``.meta``: num_params, _ops, _metrics, categories, recipe;
@@ -642,7 +642,7 @@ def _combo_names() -> list[str]:
     """Combo architecture names without importing torch (trainer.architectures imports it)."""
     import ast
 
-    src = Path(__file__).resolve().parents[2] / "trainer" / "architectures.py"
+    src = Path(__file__).resolve().parents[1] / "trainer" / "architectures.py"
     tree = ast.parse(src.read_text())
     values: dict[str, Any] = {}
     for node in tree.body:

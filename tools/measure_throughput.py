@@ -1,6 +1,6 @@
-"""Measure training throughput tables for the recommendation service (imports torch; a separate tool).
+"""Measure training throughput tables for the recommendation service (a tool beside the trainer: it imports torch).
 
-    python -m services.recommend.measure [--device cpu|cuda] [--out services/recommend/throughput/cpu.json]
+    python -m tools.measure_throughput [--device cpu|cuda] [--out services/recommend/throughput/cpu.json]
 
 For a representative subset of zoo networks at a few square resolutions it times real training
 steps (forward, cross-entropy loss, backward, AdamW step) and inference batches on random input,
@@ -29,7 +29,9 @@ import time
 from pathlib import Path
 
 SCHEMA = "trainyard.recommend.throughput/v1"
-DEFAULT_OUT_DIR = Path(__file__).parent / "throughput"
+DEFAULT_OUT_DIR = (
+    Path(__file__).resolve().parents[1] / "services" / "recommend" / "throughput"
+)  # read by its throughput.py
 
 # (library, architecture): small to large, convolutional and transformer-free so every one accepts any resolution.
 MODELS = [
