@@ -137,10 +137,12 @@ def train_candidate(
     with the suggestion's transfer settings."""
     import torch
 
+    from services.training import hyperparams
     from trainer.engine import FitConfig, fit
     from trainer.models import build_model
+    from trainyard.common.v1 import common_pb2 as C
 
-    hp = suggestion.hyperparameters
+    hp = hyperparams.resolve(suggestion.hyperparameters)  # as the training service completes a job
     train, val = _loaders(hp, data)
     n_train = len(train.dataset)
     expected_epoch = per_image * n_train * 1.2  # + validation and the loader
@@ -154,8 +156,12 @@ def train_candidate(
         # from random initialisation the whole network learns at full rate
         backbone_lr_multiplier=hp.backbone_lr_multiplier if weights else 1.0,
         weight_decay=hp.weight_decay,
+        optimizer=hp.optimizer,
         warmup_epochs=0,
-        strategy=int(suggestion.transfer_strategy) if weights else 1,
+        strategy=int(suggestion.transfer_strategy) if weights else C.TRANSFER_STRATEGY_FINE_TUNE_ALL,
+        seed=hp.seed,
+        schedule=hp.lr_schedule,
+        step_gamma=hp.lr_step_gamma,
     )
     started = time.perf_counter()
     result = fit(built, train, val, cfg, torch.device("cpu"))

@@ -62,8 +62,20 @@ def platform_loop(built, loader, device, task: str = "classification", num_class
     """The trainer's own path: engine optimizer/scheduler, the task adapter's loss, train_one_epoch
     with a per-step hook like fit's."""
     from trainer.tasks import make_adapter
+    from trainyard.common.v1 import common_pb2 as C
 
-    cfg = engine.FitConfig(epochs=1, num_classes=num_classes, learning_rate=1e-4)
+    cfg = engine.FitConfig(
+        epochs=1,
+        num_classes=num_classes,
+        learning_rate=1e-4,
+        backbone_lr_multiplier=1.0,
+        weight_decay=1e-4,
+        optimizer=C.OPTIMIZER_ADAMW,
+        strategy=C.TRANSFER_STRATEGY_FINE_TUNE_ALL,
+        seed=42,
+        schedule=C.LR_SCHEDULE_COSINE,
+        step_gamma=0.1,
+    )
     optimizer = engine.make_optimizer(built, cfg)
     scheduler = engine.make_scheduler(optimizer, len(loader), cfg)
     scaler = grad_scaler(device)

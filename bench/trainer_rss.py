@@ -37,8 +37,9 @@ def _rss_mib() -> tuple[float, float]:
 def _platform(args: dict) -> dict:
     import torch
 
-    from kernel import objectstore
+    from kernel import contract, objectstore
     from kernel.settings import Settings
+    from services.training import hyperparams
     from trainer import data
     from trainer.job import run_job
     from trainer.storage import S3Store
@@ -70,6 +71,9 @@ def _platform(args: dict) -> dict:
         output_bucket=objectstore.ARTIFACTS_BUCKET,
         output_prefix=f"bench-rss/{uuid.uuid4().hex[:8]}/",
     )
+    job.hyperparameters.CopyFrom(hyperparams.resolve(job.hyperparameters, recipe=C.Hyperparameters()))
+    job.model.mean.extend(contract.IMAGENET_MEAN)
+    job.model.std.extend(contract.IMAGENET_STD)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     cache = data.LocalCache(Path(args["cache"]), 10 * 1024**3)
     samples: list[tuple[int, int, float]] = []  # (step, steps, RSS) at every training step

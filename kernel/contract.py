@@ -23,6 +23,15 @@ CLASSIFICATION, DETECTION, SEGMENTATION, INSTANCE_SEGMENTATION = (
     TASK_NAMES[C.TASK_TYPE_INSTANCE_SEGMENTATION],
 )
 
+# The metric each task type is judged by: the best checkpoint's, early stopping's and a search's unless told
+# otherwise (higher is better).
+PRIMARY_METRIC: dict[str, str] = {
+    CLASSIFICATION: "val_top1",
+    DETECTION: "val_map",
+    SEGMENTATION: "val_miou",
+    INSTANCE_SEGMENTATION: "val_mask_map",
+}
+
 # The normalisation of ImageNet-trained weights: what a model whose catalog entry names none takes.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

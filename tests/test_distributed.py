@@ -15,8 +15,6 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from trainer.distributed import (
-    OPTIMIZER_ADAMW,
-    OPTIMIZER_SGD,
     DistContext,
     RankFailed,
     StopRequested,
@@ -25,6 +23,7 @@ from trainer.distributed import (
     per_rank_batch,
     scaled_learning_rate,
 )
+from trainyard.common.v1 import common_pb2 as C
 
 pytestmark = pytest.mark.slow
 
@@ -102,8 +101,10 @@ def one_process() -> dict:
 
 def test_lr_rule_and_batch_split() -> None:
     assert scaled_learning_rate(0.1, base_batch=32, global_batch=32) == 0.1
-    assert scaled_learning_rate(0.1, base_batch=32, global_batch=128, optimizer=OPTIMIZER_SGD) == pytest.approx(0.4)
-    assert scaled_learning_rate(1e-3, base_batch=32, global_batch=128, optimizer=OPTIMIZER_ADAMW) == pytest.approx(2e-3)
+    assert scaled_learning_rate(0.1, base_batch=32, global_batch=128, optimizer=C.OPTIMIZER_SGD) == pytest.approx(0.4)
+    assert scaled_learning_rate(1e-3, base_batch=32, global_batch=128, optimizer=C.OPTIMIZER_ADAMW) == pytest.approx(
+        2e-3
+    )
     assert per_rank_batch(16, 2) == 8
     with pytest.raises(ValueError, match="does not divide"):
         per_rank_batch(15, 2)

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import testjobs
 import torch
 from test_trainer_integration import tiny_image
 from test_training_service import stack  # noqa: F401 - fixture
@@ -58,30 +59,32 @@ def put_dataset(store, bucket: str = "datasets", per_class: int = 12, val_per_cl
 
 
 def make_job(task_id: str, manifest: C.ObjectRef, *, processes: int = 1, nodes: int = 1, epochs: int = 2):
-    return events_pb2.TrainingJob(
-        task_id=task_id,
-        project="default",
-        task_type=C.TASK_TYPE_CLASSIFICATION,
-        model=events_pb2.ModelSpec(
-            model_id="timm/test_efficientnet_gn", library="timm", architecture="test_efficientnet_gn"
-        ),
-        dataset=events_pb2.DatasetSpec(dataset_id="ds", version_id="dv", manifest=manifest, class_names=CLASSES),
-        hyperparameters=C.Hyperparameters(
-            epochs=epochs,
-            batch_size=8,
-            learning_rate=0.05,
-            backbone_lr_multiplier=1.0,
-            weight_decay=0.0,
-            image_size=32,
-            optimizer=C.OPTIMIZER_SGD,
-            seed=7,
-            augmentation="none",
-            lr_schedule=C.LR_SCHEDULE_CONSTANT,
-        ),
-        transfer_strategy=C.TRANSFER_STRATEGY_FROM_SCRATCH,
-        output_bucket="artifacts",
-        output_prefix=f"tasks/{task_id}/",
-        resources=C.ComputeResources(processes_per_node=processes, nodes=nodes),
+    return testjobs.resolved(
+        events_pb2.TrainingJob(
+            task_id=task_id,
+            project="default",
+            task_type=C.TASK_TYPE_CLASSIFICATION,
+            model=events_pb2.ModelSpec(
+                model_id="timm/test_efficientnet_gn", library="timm", architecture="test_efficientnet_gn"
+            ),
+            dataset=events_pb2.DatasetSpec(dataset_id="ds", version_id="dv", manifest=manifest, class_names=CLASSES),
+            hyperparameters=C.Hyperparameters(
+                epochs=epochs,
+                batch_size=8,
+                learning_rate=0.05,
+                backbone_lr_multiplier=1.0,
+                weight_decay=0.0,
+                image_size=32,
+                optimizer=C.OPTIMIZER_SGD,
+                seed=7,
+                augmentation="none",
+                lr_schedule=C.LR_SCHEDULE_CONSTANT,
+            ),
+            transfer_strategy=C.TRANSFER_STRATEGY_FROM_SCRATCH,
+            output_bucket="artifacts",
+            output_prefix=f"tasks/{task_id}/",
+            resources=C.ComputeResources(processes_per_node=processes, nodes=nodes),
+        )
     )
 
 

@@ -14,6 +14,7 @@ import uuid
 
 import numpy as np
 import pytest
+import testjobs
 import torch
 from PIL import Image
 
@@ -105,34 +106,36 @@ def trained(tmp_path_factory):
     store = LocalStore(root / "store")
     dataset, flipped = noisy_dataset(store, {"train": 30, "val": 6, "test": 30}, {"train": 0.05, "test": 0.15})
     task_id = f"tt{uuid.uuid4().hex[:10]}"
-    job = events_pb2.TrainingJob(
-        task_id=task_id,
-        project="default",
-        task_type=C.TASK_TYPE_CLASSIFICATION,
-        model=events_pb2.ModelSpec(
-            model_id="tv/mobilenet_v2.imagenet1k_v1",
-            library="torchvision",
-            architecture="mobilenet_v2",
-            weights=weights(store),
-            mean=[0.485, 0.456, 0.406],
-            std=[0.229, 0.224, 0.225],
-            pretrained_num_classes=1000,
-        ),
-        dataset=dataset,
-        hyperparameters=C.Hyperparameters(
-            epochs=8,
-            batch_size=16,
-            learning_rate=2e-3,
-            backbone_lr_multiplier=1.0,
-            weight_decay=1e-4,
-            image_size=SIZE,
-            optimizer=C.OPTIMIZER_ADAMW,
-            seed=3,
-            augmentation="light",
-        ),  # fmt: skip
-        transfer_strategy=C.TRANSFER_STRATEGY_FINE_TUNE_ALL,
-        output_bucket=objectstore.ARTIFACTS_BUCKET,
-        output_prefix=f"tasks/{task_id}/",
+    job = testjobs.resolved(
+        events_pb2.TrainingJob(
+            task_id=task_id,
+            project="default",
+            task_type=C.TASK_TYPE_CLASSIFICATION,
+            model=events_pb2.ModelSpec(
+                model_id="tv/mobilenet_v2.imagenet1k_v1",
+                library="torchvision",
+                architecture="mobilenet_v2",
+                weights=weights(store),
+                mean=[0.485, 0.456, 0.406],
+                std=[0.229, 0.224, 0.225],
+                pretrained_num_classes=1000,
+            ),
+            dataset=dataset,
+            hyperparameters=C.Hyperparameters(
+                epochs=8,
+                batch_size=16,
+                learning_rate=2e-3,
+                backbone_lr_multiplier=1.0,
+                weight_decay=1e-4,
+                image_size=SIZE,
+                optimizer=C.OPTIMIZER_ADAMW,
+                seed=3,
+                augmentation="light",
+            ),  # fmt: skip
+            transfer_strategy=C.TRANSFER_STRATEGY_FINE_TUNE_ALL,
+            output_bucket=objectstore.ARTIFACTS_BUCKET,
+            output_prefix=f"tasks/{task_id}/",
+        )
     )
     logs = Logs()
     cache = data.LocalCache(root / "cache", 1 << 30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import testjobs
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -18,6 +19,7 @@ from trainer.models import (
     replace_last_linear,
     set_trainable,
 )
+from trainyard.common.v1 import common_pb2 as C
 
 
 def easy_data(n_per_class: int = 24, seed: int = 0) -> TensorDataset:
@@ -53,7 +55,9 @@ def test_fit_learns_an_easy_problem():
     train, val = loaders()
     epochs_seen: list[tuple[int, dict]] = []
     progress: list[tuple] = []
-    cfg = engine.FitConfig(epochs=4, num_classes=2, learning_rate=0.05, warmup_epochs=1, class_names=["top", "bottom"])
+    cfg = testjobs.fit_config(
+        epochs=4, num_classes=2, learning_rate=0.05, warmup_epochs=1, class_names=["top", "bottom"]
+    )
     hooks = engine.Hooks(epoch_end=lambda e, v: epochs_seen.append((e, v)), progress=lambda *a: progress.append(a))
     final = engine.fit(tiny_model(), train, val, cfg, torch.device("cpu"), hooks, progress_interval_s=0)
     assert [e for e, _ in epochs_seen] == [1, 2, 3, 4]
@@ -66,7 +70,7 @@ def test_fit_learns_an_easy_problem():
 
 
 def test_checkpoint_resume_continues_from_saved_epoch():
-    cfg = engine.FitConfig(epochs=3, num_classes=2, learning_rate=0.05)
+    cfg = testjobs.fit_config(epochs=3, num_classes=2, learning_rate=0.05)
     saved: list[dict] = []
     epochs_run: list[int] = []
 
@@ -120,15 +124,15 @@ def test_backbone_learning_rate_multiplier_and_head_replacement():
 
 
 def test_schedules_warmup_step_and_one_cycle():
-    cfg = engine.FitConfig(epochs=6, num_classes=2, warmup_epochs=1, schedule=engine.SCHEDULE_STEP, step_epochs=2)
+    cfg = testjobs.fit_config(epochs=6, num_classes=2, warmup_epochs=1, schedule=C.LR_SCHEDULE_STEP, step_epochs=2)
     f = [engine.lr_factor(s, 10, cfg) for s in range(60)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)  # linear warm-up over epoch 1
     assert f[10] == 1.0 and f[29] == 1.0 and f[30] == pytest.approx(0.1) and f[50] == pytest.approx(0.01)
-    cfg = engine.FitConfig(epochs=4, num_classes=2, schedule=engine.SCHEDULE_ONE_CYCLE)
+    cfg = testjobs.fit_config(epochs=4, num_classes=2, schedule=C.LR_SCHEDULE_ONE_CYCLE)
     f = [engine.lr_factor(s, 10, cfg) for s in range(40)]
     peak = max(range(40), key=f.__getitem__)
     assert f[0] < 0.2 and 8 <= peak <= 13 and f[-1] < 0.01
-    cosine = engine.FitConfig(epochs=2, num_classes=2)
+    cosine = testjobs.fit_config(epochs=2, num_classes=2)
     assert engine.lr_factor(0, 10, cosine) == 1.0 and engine.lr_factor(19, 10, cosine) < 0.01
 
 
@@ -137,7 +141,7 @@ def test_early_stopping_stops_and_keeps_the_best():
     best: list[tuple] = []
     logs: list[str] = []
     # lr 0 never improves after epoch 1: patience 2 stops after epoch 3 of 10
-    cfg = engine.FitConfig(
+    cfg = testjobs.fit_config(
         epochs=10, num_classes=2, learning_rate=1e-12, early_stopping_patience=2, early_stopping_metric="val_top1"
     )
     hooks = engine.Hooks(save_best=lambda state, m, v: best.append((state["epoch"], m, v)), log=logs.append)
@@ -204,21 +208,21 @@ def test_a_non_finite_training_loss_stops_the_run_with_a_reason():
     poisoned = images.clone()
     poisoned[5] = float("nan")  # one bad sample makes its batch's loss NaN
     bad = DataLoader(TensorDataset(poisoned, labels), batch_size=8)
-    cfg = engine.FitConfig(epochs=2, num_classes=2, learning_rate=0.05)
+    cfg = testjobs.fit_config(epochs=2, num_classes=2, learning_rate=0.05)
     with pytest.raises(FloatingPointError, match="training loss became nan; lower the learning_rate"):
         engine.fit(tiny_model(), bad, val, cfg, torch.device("cpu"))
 
 
 def test_a_checkpoint_from_a_gpu_node_resumes_on_a_cpu_node():
     """A GPU node's AdamW runs fused; its checkpoint carries that flag, which a CPU optimizer must not take."""
-    cfg = engine.FitConfig(epochs=2, num_classes=2, learning_rate=0.05)
+    cfg = testjobs.fit_config(epochs=2, num_classes=2, learning_rate=0.05)
     saved: list[dict] = []
     train, val = loaders()
     engine.fit(tiny_model(), train, val, cfg, torch.device("cpu"), engine.Hooks(save_checkpoint=saved.append))
     checkpoint = saved[-1]
     for group in checkpoint["optimizer"]["param_groups"]:
         group.update(fused=True, foreach=None)  # as a CUDA node saves it
-    more = engine.FitConfig(epochs=3, num_classes=2, learning_rate=0.05)
+    more = testjobs.fit_config(epochs=3, num_classes=2, learning_rate=0.05)
     again: list[dict] = []
     hooks = engine.Hooks(save_checkpoint=again.append)
     final = engine.fit(tiny_model(), train, val, more, torch.device("cpu"), hooks, resume=checkpoint)
@@ -249,7 +253,7 @@ def test_a_network_whose_recipe_lowers_batchnorm_momentum_evaluates_as_it_trains
 
     train = DataLoader(squares(0, 160), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
     val = DataLoader(squares(1, 48), batch_size=16)
-    cfg = engine.FitConfig(epochs=10, num_classes=4, learning_rate=1e-3, weight_decay=0.05)
+    cfg = testjobs.fit_config(epochs=10, num_classes=4, learning_rate=1e-3, weight_decay=0.05)
     final = engine.fit(built, train, val, cfg, torch.device("cpu"))  # 1.0 from epoch 7 on; 0.25 throughout at 0.01
     assert final["val_top1"] >= 0.9, [h["values"]["val_top1"] for h in final["history"]]
 
@@ -280,7 +284,7 @@ def test_a_time_budget_plans_the_epochs_that_fit_and_stops_in_time():
     slow = _SlowLoader(train, 0.05)  # 6 batches: an epoch takes about 0.3 s
     logs: list[str] = []
     seen: list[tuple[int, dict]] = []
-    cfg = engine.FitConfig(epochs=50, num_classes=2, learning_rate=0.05, time_budget_s=4.0)
+    cfg = testjobs.fit_config(epochs=50, num_classes=2, learning_rate=0.05, time_budget_s=4.0)
     hooks = engine.Hooks(log=logs.append, epoch_end=lambda e, v: seen.append((e, v)))
     started = time.monotonic()
     final = engine.fit(tiny_model(), slow, val, cfg, torch.device("cpu"), hooks)
@@ -297,11 +301,11 @@ def test_a_time_budget_plans_the_epochs_that_fit_and_stops_in_time():
 def test_a_resumed_run_counts_the_time_its_earlier_attempts_spent():
     train, val = loaders()
     saved: list[dict] = []
-    cfg = engine.FitConfig(epochs=3, num_classes=2, learning_rate=0.05, time_budget_s=600)
+    cfg = testjobs.fit_config(epochs=3, num_classes=2, learning_rate=0.05, time_budget_s=600)
     engine.fit(tiny_model(), train, val, cfg, torch.device("cpu"), engine.Hooks(save_checkpoint=saved.append))
     checkpoint = dict(saved[-1], epoch=1, seconds=600.0, stopped_by="")  # as if the first attempt used it all
     logs: list[str] = []
-    resumed = engine.FitConfig(epochs=3, num_classes=2, learning_rate=0.05, time_budget_s=600)
+    resumed = testjobs.fit_config(epochs=3, num_classes=2, learning_rate=0.05, time_budget_s=600)
     final = engine.fit(
         tiny_model(), train, val, resumed, torch.device("cpu"), engine.Hooks(log=logs.append), checkpoint
     )

@@ -8,6 +8,7 @@ CI has no GPU: every test here is marked `gpu` and skipped without CUDA. Run the
 from __future__ import annotations
 
 import pytest
+import testjobs
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -53,7 +54,7 @@ def test_a_classifier_learns_on_the_gpu_and_its_checkpoint_resumes_on_the_gpu_an
     torch.manual_seed(0)
     built = build_model("torchvision", "resnet18", CLASSES, None)
     checkpoints: list[dict] = []
-    cfg = engine.FitConfig(epochs=4, num_classes=CLASSES, learning_rate=2e-3, warmup_epochs=1)
+    cfg = testjobs.fit_config(epochs=4, num_classes=CLASSES, learning_rate=2e-3, warmup_epochs=1)
     final = engine.fit(built, train, val, cfg, cuda, engine.Hooks(save_checkpoint=checkpoints.append))
 
     assert next(built.model.parameters()).device.type == "cuda"
@@ -68,7 +69,7 @@ def test_a_classifier_learns_on_the_gpu_and_its_checkpoint_resumes_on_the_gpu_an
     # resume on the GPU: continues from epoch 4 to 5 with the optimizer and scaler state
     torch.manual_seed(0)
     again = build_model("torchvision", "resnet18", CLASSES, None)
-    more = engine.FitConfig(epochs=5, num_classes=CLASSES, learning_rate=2e-3, warmup_epochs=1)
+    more = testjobs.fit_config(epochs=5, num_classes=CLASSES, learning_rate=2e-3, warmup_epochs=1)
     resumed = engine.fit(again, train, val, more, cuda, resume=checkpoints[-1])
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4, 5]
     assert resumed["val_top1"] >= 0.9
@@ -89,7 +90,7 @@ def test_a_model_trained_on_the_gpu_exports_to_torchscript_and_onnx():
     cuda = torch.device("cuda")
     train, val = loaders()
     built = build_model("torchvision", "mobilenet_v3_small", CLASSES, None)
-    engine.fit(built, train, val, engine.FitConfig(epochs=1, num_classes=CLASSES), cuda)
+    engine.fit(built, train, val, testjobs.fit_config(epochs=1, num_classes=CLASSES), cuda)
     notes: dict = {}
     files = artifacts.export_model(built.model, "classification", torch.rand(2, 3, 64, 64), notes)
     assert {name for name, _, _ in files} == {"model.torchscript.pt", "model.onnx"}, notes
@@ -143,7 +144,7 @@ def test_detection_and_segmentation_train_on_the_gpu(precision, task, architectu
         val = DataLoader(val_items, batch_size=4, collate_fn=tasks.detection_collate)
     torch.manual_seed(0)
     built = build_model("torchvision", architecture, classes, None, task=task, image_size=size)
-    cfg = engine.FitConfig(epochs=2, num_classes=classes, learning_rate=1e-3, task=task)
+    cfg = testjobs.fit_config(epochs=2, num_classes=classes, learning_rate=1e-3, task=task)
     final = engine.fit(built, train, val, cfg, cuda, adapter=adapter)
     assert next(built.model.parameters()).device.type == "cuda"
     assert torch.backends.cudnn.benchmark == (task == "segmentation")  # detectors' region counts vary

@@ -11,6 +11,7 @@ import json
 import uuid
 
 import pytest
+import testjobs
 from PIL import Image
 
 from kernel import messaging, objectstore
@@ -93,35 +94,37 @@ def upload_dataset(client, per_class: int = 12, val_per_class: int = 4) -> tuple
 
 def make_job(task_id: str, dataset: tuple[str, str, C.ObjectRef], weights: C.ObjectRef, epochs: int = 2):
     dataset_id, version_id, manifest = dataset
-    return events_pb2.TrainingJob(
-        task_id=task_id,
-        project="default",
-        task_type=C.TASK_TYPE_CLASSIFICATION,
-        model=events_pb2.ModelSpec(
-            model_id="tv/mobilenet_v2.imagenet1k_v1",
-            library="torchvision",
-            architecture="mobilenet_v2",
-            weights=weights,
-            mean=[0.485, 0.456, 0.406],
-            std=[0.229, 0.224, 0.225],
-            pretrained_num_classes=1000,
-        ),
-        dataset=events_pb2.DatasetSpec(
-            dataset_id=dataset_id, version_id=version_id, manifest=manifest, class_names=CLASSES
-        ),
-        hyperparameters=C.Hyperparameters(
-            epochs=epochs,
-            batch_size=8,
-            learning_rate=1e-3,
-            backbone_lr_multiplier=1.0,
-            weight_decay=1e-4,
-            image_size=32,
-            optimizer=C.OPTIMIZER_ADAMW,
-            seed=42,
-        ),
-        transfer_strategy=C.TRANSFER_STRATEGY_FINE_TUNE_ALL,
-        output_bucket=objectstore.ARTIFACTS_BUCKET,
-        output_prefix=f"tasks/{task_id}/",
+    return testjobs.resolved(
+        events_pb2.TrainingJob(
+            task_id=task_id,
+            project="default",
+            task_type=C.TASK_TYPE_CLASSIFICATION,
+            model=events_pb2.ModelSpec(
+                model_id="tv/mobilenet_v2.imagenet1k_v1",
+                library="torchvision",
+                architecture="mobilenet_v2",
+                weights=weights,
+                mean=[0.485, 0.456, 0.406],
+                std=[0.229, 0.224, 0.225],
+                pretrained_num_classes=1000,
+            ),
+            dataset=events_pb2.DatasetSpec(
+                dataset_id=dataset_id, version_id=version_id, manifest=manifest, class_names=CLASSES
+            ),
+            hyperparameters=C.Hyperparameters(
+                epochs=epochs,
+                batch_size=8,
+                learning_rate=1e-3,
+                backbone_lr_multiplier=1.0,
+                weight_decay=1e-4,
+                image_size=32,
+                optimizer=C.OPTIMIZER_ADAMW,
+                seed=42,
+            ),
+            transfer_strategy=C.TRANSFER_STRATEGY_FINE_TUNE_ALL,
+            output_bucket=objectstore.ARTIFACTS_BUCKET,
+            output_prefix=f"tasks/{task_id}/",
+        )
     )
 
 

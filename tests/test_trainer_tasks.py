@@ -11,6 +11,7 @@ import uuid
 
 import numpy as np
 import pytest
+import testjobs
 import torch
 from PIL import Image, ImageDraw
 
@@ -137,16 +138,20 @@ def make_job(task_type: int, dataset: events_pb2.DatasetSpec, library: str, arch
         seed=42,
     )
     params.update(hp)
-    return events_pb2.TrainingJob(
-        task_id=task_id,
-        project="default",
-        task_type=task_type,
-        model=events_pb2.ModelSpec(model_id=f"{library}/{architecture}", library=library, architecture=architecture),
-        dataset=dataset,
-        hyperparameters=C.Hyperparameters(**params),
-        transfer_strategy=C.TRANSFER_STRATEGY_FROM_SCRATCH,
-        output_bucket=objectstore.ARTIFACTS_BUCKET,
-        output_prefix=f"tasks/{task_id}/",
+    return testjobs.resolved(
+        events_pb2.TrainingJob(
+            task_id=task_id,
+            project="default",
+            task_type=task_type,
+            model=events_pb2.ModelSpec(
+                model_id=f"{library}/{architecture}", library=library, architecture=architecture
+            ),
+            dataset=dataset,
+            hyperparameters=C.Hyperparameters(**params),
+            transfer_strategy=C.TRANSFER_STRATEGY_FROM_SCRATCH,
+            output_bucket=objectstore.ARTIFACTS_BUCKET,
+            output_prefix=f"tasks/{task_id}/",
+        )
     )
 
 

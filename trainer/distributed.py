@@ -73,7 +73,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-OPTIMIZER_SGD, OPTIMIZER_ADAM, OPTIMIZER_ADAMW = 1, 2, 3  # as trainer.engine / common.v1.Optimizer
+from trainyard.common.v1 import common_pb2 as C
 
 
 class DistributedError(RuntimeError):
@@ -95,7 +95,7 @@ class StopRequested(Exception):
 # ---------------------------------------------------------------- rules
 
 
-def scaled_learning_rate(lr: float, *, base_batch: int, global_batch: int, optimizer: int = OPTIMIZER_SGD) -> float:
+def scaled_learning_rate(lr: float, *, base_batch: int, global_batch: int, optimizer: int = C.OPTIMIZER_SGD) -> float:
     """The learning rate for `global_batch` when `lr` was tuned for `base_batch`.
 
     SGD: linear (lr * k); Adam/AdamW: square root (lr * sqrt(k)), with k = global_batch / base_batch.
@@ -104,7 +104,7 @@ def scaled_learning_rate(lr: float, *, base_batch: int, global_batch: int, optim
     if base_batch < 1 or global_batch < 1:
         raise ValueError("batches must be positive")
     k = global_batch / base_batch
-    return lr * (k if optimizer == OPTIMIZER_SGD else math.sqrt(k))
+    return lr * (k if optimizer == C.OPTIMIZER_SGD else math.sqrt(k))
 
 
 def per_rank_batch(global_batch: int, world_size: int) -> int:

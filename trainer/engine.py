@@ -24,29 +24,30 @@ from trainer import probe
 from trainer.memory import release_free_memory
 from trainer.models import BuiltModel, param_groups, set_trainable, unfreeze_epoch
 from trainer.tasks import Adapter, ClassificationAdapter, grad_scaler, lower_is_better
+from trainyard.common.v1 import common_pb2 as C
 
-OPTIMIZER_SGD, OPTIMIZER_ADAM, OPTIMIZER_ADAMW = 1, 2, 3
-# trainyard.common.v1.LrSchedule
-SCHEDULE_COSINE, SCHEDULE_STEP, SCHEDULE_ONE_CYCLE, SCHEDULE_CONSTANT = 1, 2, 3, 4
 CHECK_EVERY = 20  # steps between reads of the training loss on a GPU (a read waits for the GPU)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FitConfig:
+    """A run's settings, from the job's resolved hyperparameters (the training service fills every default;
+    enums are trainyard.common.v1's)."""
+
     epochs: int
     num_classes: int
-    learning_rate: float = 1e-3
-    backbone_lr_multiplier: float = 1.0
-    weight_decay: float = 1e-4
-    optimizer: int = OPTIMIZER_ADAMW
+    learning_rate: float
+    backbone_lr_multiplier: float
+    weight_decay: float
+    optimizer: int  # common.v1.Optimizer
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
-    strategy: int = 1
-    seed: int = 42
+    strategy: int  # common.v1.TransferStrategy
+    seed: int
     class_names: list[str] = field(default_factory=list)
-    schedule: int = SCHEDULE_COSINE
+    schedule: int  # common.v1.LrSchedule
     step_epochs: int = 0  # step schedule: decay every step_epochs (0: a third of the epochs)
-    step_gamma: float = 0.1
+    step_gamma: float
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0: never
     early_stopping_metric: str = ""  # default: the task's primary metric
     task: str = "classification"
@@ -86,12 +87,12 @@ def seed_everything(seed: int) -> None:
 
 def make_optimizer(built: BuiltModel, cfg: FitConfig) -> torch.optim.Optimizer:
     groups = param_groups(built, cfg.learning_rate, cfg.backbone_lr_multiplier, cfg.weight_decay)
-    if cfg.optimizer == OPTIMIZER_SGD:
+    if cfg.optimizer == C.OPTIMIZER_SGD:
         return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=0.9, nesterov=True)
     # On a GPU, the fused kernels update every parameter of a group in one launch: a step of a small
     # network is bound by kernel launches, and the default path launches a dozen per group.
     fused = next(built.model.parameters()).is_cuda
-    if cfg.optimizer == OPTIMIZER_ADAM:
+    if cfg.optimizer == C.OPTIMIZER_ADAM:
         return torch.optim.Adam(groups, lr=cfg.learning_rate, fused=fused or None)
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused or None)
 
@@ -111,7 +112,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
 def lr_factor(step: int, steps_per_epoch: int, cfg: FitConfig) -> float:
     """The learning-rate multiplier at a 0-based global step: warm-up, then the schedule."""
     total = max(1, steps_per_epoch * cfg.epochs)
-    if cfg.schedule == SCHEDULE_ONE_CYCLE:
+    if cfg.schedule == C.LR_SCHEDULE_ONE_CYCLE:
         # rise over the warm-up (default 30% of the steps) from lr/25, then cosine anneal to lr/1e4
         up = steps_per_epoch * cfg.warmup_epochs or max(1, int(0.3 * total))
         if step < up:
@@ -121,9 +122,9 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: FitConfig) -> float:
     warmup = steps_per_epoch * cfg.warmup_epochs
     if warmup and step < warmup:
         return (step + 1) / warmup
-    if cfg.schedule == SCHEDULE_CONSTANT:
+    if cfg.schedule == C.LR_SCHEDULE_CONSTANT:
         return 1.0
-    if cfg.schedule == SCHEDULE_STEP:
+    if cfg.schedule == C.LR_SCHEDULE_STEP:
         every = max(1, cfg.step_epochs or math.ceil(cfg.epochs / 3)) * steps_per_epoch
         return cfg.step_gamma ** ((step - warmup) // every) if step >= warmup else 1.0
     progress = (step - warmup) / max(1, total - warmup)

@@ -166,7 +166,9 @@ def run_evaluation_job(
         built.model.load_state_dict(state)
     except RuntimeError as exc:
         raise PermanentJobError(f"the weights of {spec.model_id} do not fit {spec.architecture}: {exc}") from exc
-    mean, std = list(spec.mean) or [0.485, 0.456, 0.406], list(spec.std) or [0.229, 0.224, 0.225]
+    mean, std = list(spec.mean), list(spec.std)
+    if len(mean) != 3 or len(std) != 3:
+        raise PermanentJobError(f"the evaluation job of {spec.model_id} carries no normalisation (model.mean/std)")
     workers = num_workers if num_workers >= 0 else (min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
 
     def step(step: int, steps: int, rate: float, eta: float) -> None:

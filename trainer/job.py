@@ -26,13 +26,17 @@ from trainer import data, distributed, engine, tasks
 from trainer.errors import PermanentJobError, is_out_of_memory, out_of_memory_reason
 from trainer.models import FROM_SCRATCH, LINEAR_PROBE, PROBE_THEN_FINE_TUNE, BuiltModel, build_model
 from trainer.storage import ObjectStore
+from trainyard.common.v1 import common_pb2 as C
 from trainyard.events.v1 import events_pb2
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoints/last.pt"
 BEST_CHECKPOINT = "checkpoints/best.pt"
-CLASS_WEIGHTING_INVERSE, CLASS_WEIGHTING_SQRT = 2, 3
+CLASS_WEIGHTING_INVERSE, CLASS_WEIGHTING_SQRT = (
+    C.CLASS_WEIGHTING_INVERSE_FREQUENCY,
+    C.CLASS_WEIGHTING_SQRT_INVERSE_FREQUENCY,
+)
 
 
 class Reporter(Protocol):
@@ -69,6 +73,27 @@ class JobResult:
     artifacts: list[Artifact] = field(default_factory=list)
     resumed_from_epoch: int = 0
     evaluation: object | None = None  # trainyard.training.v1.EvaluationSummary of the model's evaluation
+
+
+def unresolved_fields(job: events_pb2.TrainingJob) -> list[str]:
+    """The one check of a job's values: the fields the training service should have resolved and did not
+    (the trainer has no defaults of its own)."""
+    hp, spec = job.hyperparameters, job.model
+    checks = {
+        "hyperparameters.epochs": hp.epochs >= 1,
+        "hyperparameters.batch_size": hp.batch_size >= 1,
+        "hyperparameters.image_size": hp.image_size >= 16,
+        "hyperparameters.learning_rate": hp.learning_rate > 0,
+        "hyperparameters.backbone_lr_multiplier": hp.backbone_lr_multiplier >= 0,
+        "hyperparameters.optimizer": hp.optimizer in C.Optimizer.values() and hp.optimizer != 0,
+        "hyperparameters.lr_schedule": hp.lr_schedule in C.LrSchedule.values() and hp.lr_schedule != 0,
+        "hyperparameters.lr_step_gamma": 0 < hp.lr_step_gamma <= 1,
+        "hyperparameters.augmentation": hp.augmentation in contract.AUGMENTATION_PRESETS,
+        "transfer_strategy": job.transfer_strategy in C.TransferStrategy.values() and job.transfer_strategy != 0,
+        "model.mean": len(spec.mean) == 3,
+        "model.std": len(spec.std) == 3 and all(v > 0 for v in spec.std),
+    }
+    return [name for name, ok in checks.items() if not ok]
 
 
 def resolve_device(setting: str = "auto") -> torch.device:
@@ -183,7 +208,7 @@ def build_training(prep: Prepared) -> Training:
         backbone_weights_path=prep.backbone_path,
         weights_num_classes=prep.weights_num_classes,
     )
-    mean, std = list(spec.mean) or [0.485, 0.456, 0.406], list(spec.std) or [0.229, 0.224, 0.225]
+    mean, std = list(spec.mean), list(spec.std)
     augmentation, train_items, val_items = prep.augmentation, prep.train_items, prep.val_items
     if task == "classification":
         train_ds = tasks.ClassificationDataset(
@@ -233,12 +258,12 @@ def build_training(prep: Prepared) -> Training:
         optimizer=hp.optimizer,
         warmup_epochs=hp.warmup_epochs,
         label_smoothing=hp.label_smoothing,
-        strategy=job.transfer_strategy or 1,
+        strategy=job.transfer_strategy,
         seed=hp.seed,
         class_names=classes,
-        schedule=hp.lr_schedule or engine.SCHEDULE_COSINE,
+        schedule=hp.lr_schedule,
         step_epochs=hp.lr_step_epochs,
-        step_gamma=hp.lr_step_gamma or 0.1,
+        step_gamma=hp.lr_step_gamma,
         early_stopping_patience=hp.early_stopping_patience,
         early_stopping_metric=hp.early_stopping_metric,
         task=task,
@@ -321,11 +346,13 @@ def run_job(
     min_classes = 2 if task == "classification" else 1
     if len(classes) < min_classes:
         raise PermanentJobError(f"the job names {len(classes)} class(es); {task} needs at least {min_classes}")
-    if hp.epochs < 1 or hp.batch_size < 1 or hp.image_size < 16 or hp.learning_rate <= 0:
-        raise PermanentJobError("the job's hyperparameters are not resolved (epochs, batch_size, image_size, lr)")
-    augmentation = hp.augmentation or tasks.DEFAULT_AUGMENTATION
-    if augmentation not in contract.AUGMENTATION_PRESETS:
-        raise PermanentJobError(f"unknown augmentation preset {augmentation!r}")
+    unresolved = unresolved_fields(job)
+    if unresolved:
+        raise PermanentJobError(
+            "the job is not resolved (the training service fills every value before it queues a job): "
+            + ", ".join(unresolved)
+        )
+    augmentation = hp.augmentation
     bucket, prefix = job.output_bucket, job.output_prefix
     ckpt_key = prefix + CHECKPOINT
     member = placement is not None and placement.node_rank > 0

@@ -20,17 +20,8 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from kernel.contract import CLASSIFICATION, DETECTION, INSTANCE_SEGMENTATION, SEGMENTATION
+from kernel.contract import CLASSIFICATION, DETECTION, INSTANCE_SEGMENTATION, PRIMARY_METRIC, SEGMENTATION
 from trainer.errors import PermanentJobError
-
-# The metric that picks the best checkpoint and that early stopping watches by default (higher is better).
-PRIMARY_METRIC = {
-    CLASSIFICATION: "val_top1",
-    DETECTION: "val_map",
-    SEGMENTATION: "val_miou",
-    INSTANCE_SEGMENTATION: "val_mask_map",
-}
-DEFAULT_AUGMENTATION = "standard"
 
 
 def lower_is_better(metric: str) -> bool:
@@ -91,7 +82,7 @@ def open_rgb(path: Path, min_side: int = 0) -> Image.Image:
 # -- transforms --------------------------------------------------------------------------------
 
 
-def classification_transform(image_size: int, mean, std, train: bool, preset: str = DEFAULT_AUGMENTATION):
+def classification_transform(image_size: int, mean, std, train: bool, preset: str = "none"):
     ops: list = [v2.ToImage()]
     if train and preset != "none":
         scale = {"light": (0.8, 1.0), "standard": (0.6, 1.0), "strong": (0.35, 1.0)}[preset]
@@ -120,7 +111,7 @@ def input_size(image_size: int, image_width: int = 0) -> int | tuple[int, int]:
 def dense_transform(
     image_size: int | tuple[int, int],
     train: bool,
-    preset: str = DEFAULT_AUGMENTATION,
+    preset: str = "none",  # a training run names its Hyperparameters.augmentation
     normalize=None,
     keep_aspect: bool = False,
 ):

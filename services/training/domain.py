@@ -177,7 +177,6 @@ def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> d
             bad["suggestion.model_id"] = "required: the suggested zoo model"
         if suggestion.transfer_strategy not in C.TransferStrategy.values():
             bad["suggestion.transfer_strategy"] = f"unknown transfer strategy {suggestion.transfer_strategy}"
-        bad.update(hyperparams.violations(suggestion.hyperparameters, "suggestion.hyperparameters"))
         texts = {"suggestion.rationale": ("description", suggestion.rationale)}
         texts |= {f"suggestion.factors[{i}]": ("description", f) for i, f in enumerate(suggestion.factors)}
         bad.update(fields.text_violations(texts))
@@ -187,7 +186,10 @@ def request_violations(req: training_service_pb2.CreateTrainingTaskRequest) -> d
         bad["transfer_strategy"] = f"unknown transfer strategy {req.transfer_strategy}"
     if len(req.request_id) > MAX_REQUEST_ID:
         bad["request_id"] = f"at most {MAX_REQUEST_ID} characters"
-    bad.update(hyperparams.violations(req.hyperparameters))
+    layers = [("hyperparameters", req.hyperparameters)]
+    if selection == "suggestion":
+        layers.append(("suggestion.hyperparameters", req.suggestion.hyperparameters))
+    bad.update(hyperparams.request_violations(layers, req.task_type))
     bad.update(hyperparams.resources_violations(req.resources))
     if req.HasField("search") and req.task_type in C.TaskType.values():
         bad.update(search_space.violations(req.search, req.task_type, req.hyperparameters))
@@ -483,10 +485,7 @@ class TrainingDomain:
             # a preview: the real create fetches them first; judge the model as if they were in the store
             model = _as_in_store(model)
         check_model(model, req.task_type, strategy)
-        bad = hyperparams.violations(hp) | hyperparams.task_violations(hp, req.task_type)
-        if bad:
-            raise errors.InvalidArgument(bad)
-        hp = hyperparams.resolve(hyperparams.merge(hp, recipe.hyperparameters), model.default_input_size)
+        hp = hyperparams.resolve(hp, model.default_input_size, recipe.hyperparameters)
         bad = hyperparams.resources_violations(req.resources, hp.batch_size)
         if bad:
             raise errors.InvalidArgument(bad)

@@ -392,8 +392,8 @@ class EvaluationsDomain:
                 library=model.library,
                 architecture=model.architecture,
                 weights=model.weights,
-                mean=list(model.mean) or list(trained_job.model.mean),
-                std=list(model.std) or list(trained_job.model.std),
+                mean=list(model.mean) or list(trained_job.model.mean) or contract.IMAGENET_MEAN,
+                std=list(model.std) or list(trained_job.model.std) or contract.IMAGENET_STD,
                 weights_class_names=list(model.class_names),
             ),
             dataset=events_pb2.DatasetSpec(

@@ -1,7 +1,10 @@
-"""Hyperparameter ranges and defaults (trainyard.common.v1.Hyperparameters).
+"""Hyperparameter ranges and the resolution of a job's hyperparameters (trainyard.common.v1.Hyperparameters):
+the one place they are checked and completed before a job is queued; the trainer takes them as they are.
 
-Zero values mean "use the default". `violations` reports every bad field at once under
-"<prefix>.<field>"; `resolve` fills the defaults in (image_size from the model).
+Zero values mean "use the default". `request_violations` checks what a request brings (its own values over
+a suggestion's, each bad value named by the message it came from) once, before anything is looked up;
+`resolve` completes them: each zero field from the model's recipe on the dataset (kernel.recipes, the owner
+of training defaults), then from the defaults below for what a recipe leaves open.
 """
 
 from __future__ import annotations
@@ -9,17 +12,17 @@ from __future__ import annotations
 import math
 import re
 
-from kernel import contract
+from kernel import contract, recipes
 from trainyard.common.v1 import common_pb2
 
-DEFAULT_EPOCHS = 10
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_LEARNING_RATE = 1e-3
+# What a recipe leaves open; the recipe owns epochs, batch size, learning rate, weight decay, optimizer and sizes.
 DEFAULT_BACKBONE_LR_MULTIPLIER = 1.0
-DEFAULT_WEIGHT_DECAY = 1e-4
-DEFAULT_IMAGE_SIZE = 224
-DEFAULT_OPTIMIZER = common_pb2.OPTIMIZER_ADAMW
 DEFAULT_SEED = 42
+DEFAULT_LR_SCHEDULE = common_pb2.LR_SCHEDULE_COSINE
+DEFAULT_LR_STEP_GAMMA = 0.1
+DEFAULT_AUGMENTATION = "standard"
+DEFAULT_CLASS_WEIGHTING = common_pb2.CLASS_WEIGHTING_NONE
+DEFAULT_IMAGE_SIZE = 224  # a model whose catalog entry names no input size
 MAX_TIME_BUDGET_S = 7 * 24 * 3600
 METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # Metrics each task type reports per epoch (early stopping can watch any of them).
@@ -49,11 +52,11 @@ def violations(hp: common_pb2.Hyperparameters, prefix: str = "hyperparameters") 
         bad[f"{prefix}.{field}"] = reason
 
     if not 0 <= hp.epochs <= 1000:
-        add("epochs", f"must be in 1..1000 (0 for the default {DEFAULT_EPOCHS}), got {hp.epochs}")
+        add("epochs", f"must be in 1..1000 (0 for the model's recipe), got {hp.epochs}")
     if not 0 <= hp.batch_size <= 4096:
-        add("batch_size", f"must be in 1..4096 (0 for the default {DEFAULT_BATCH_SIZE}), got {hp.batch_size}")
+        add("batch_size", f"must be in 1..4096 (0 for the model's recipe), got {hp.batch_size}")
     if not _finite(hp.learning_rate) or not 0 <= hp.learning_rate <= 10:
-        add("learning_rate", f"must be in (0, 10] (0 for the default {DEFAULT_LEARNING_RATE}), got {hp.learning_rate}")
+        add("learning_rate", f"must be in (0, 10] (0 for the model's recipe), got {hp.learning_rate}")
     if not _finite(hp.backbone_lr_multiplier) or not 0 <= hp.backbone_lr_multiplier <= 10:
         add("backbone_lr_multiplier", f"must be in [0, 10], got {hp.backbone_lr_multiplier}")
     if not _finite(hp.weight_decay) or not 0 <= hp.weight_decay <= 1:
@@ -62,9 +65,8 @@ def violations(hp: common_pb2.Hyperparameters, prefix: str = "hyperparameters") 
         add("image_size", f"must be in 16..2048 (0 for the model's default input size), got {hp.image_size}")
     if hp.optimizer not in common_pb2.Optimizer.values():
         add("optimizer", f"unknown optimizer {hp.optimizer}")
-    epochs = hp.epochs or DEFAULT_EPOCHS
-    if hp.warmup_epochs < 0 or (0 <= hp.epochs <= 1000 and hp.warmup_epochs > epochs):
-        add("warmup_epochs", f"must be in 0..epochs ({epochs}), got {hp.warmup_epochs}")
+    if hp.warmup_epochs < 0 or (1 <= hp.epochs <= 1000 and hp.warmup_epochs > hp.epochs):
+        add("warmup_epochs", f"must be in 0..epochs ({hp.epochs or 'the recipe'}), got {hp.warmup_epochs}")
     if not _finite(hp.label_smoothing) or not 0 <= hp.label_smoothing < 1:
         add("label_smoothing", f"must be in [0, 1), got {hp.label_smoothing}")
     if hp.lr_schedule not in common_pb2.LrSchedule.values():
@@ -72,13 +74,14 @@ def violations(hp: common_pb2.Hyperparameters, prefix: str = "hyperparameters") 
     if not 0 <= hp.lr_step_epochs <= 1000:
         add("lr_step_epochs", f"must be in 0..1000, got {hp.lr_step_epochs}")
     if not _finite(hp.lr_step_gamma) or not 0 <= hp.lr_step_gamma <= 1:
-        add("lr_step_gamma", f"must be in (0, 1] (0 for the default 0.1), got {hp.lr_step_gamma}")
+        add("lr_step_gamma", f"must be in (0, 1] (0 for the default {DEFAULT_LR_STEP_GAMMA}), got {hp.lr_step_gamma}")
     if not 0 <= hp.time_budget_seconds <= MAX_TIME_BUDGET_S:
         add("time_budget_seconds", f"must be in 0..{MAX_TIME_BUDGET_S} (0: no limit), got {hp.time_budget_seconds}")
     if hp.augmentation and hp.augmentation not in contract.AUGMENTATION_PRESETS:
         add(
             "augmentation",
-            f"must be one of {', '.join(contract.AUGMENTATION_PRESETS)} (empty for standard), got {hp.augmentation!r}",
+            f"must be one of {', '.join(contract.AUGMENTATION_PRESETS)} (empty for {DEFAULT_AUGMENTATION}), got "
+            f"{hp.augmentation!r}",
         )
     if hp.class_weighting not in common_pb2.ClassWeighting.values():
         add("class_weighting", f"unknown class weighting {hp.class_weighting}")
@@ -118,18 +121,35 @@ def merge(user: common_pb2.Hyperparameters, suggested: common_pb2.Hyperparameter
     return out
 
 
-def resolve(hp: common_pb2.Hyperparameters, default_image_size: int = 0) -> common_pb2.Hyperparameters:
-    """A copy of hp with every zero value replaced by its default."""
-    out = common_pb2.Hyperparameters()
-    out.CopyFrom(hp)
-    out.epochs = out.epochs or DEFAULT_EPOCHS
-    out.batch_size = out.batch_size or DEFAULT_BATCH_SIZE
-    out.learning_rate = out.learning_rate or DEFAULT_LEARNING_RATE
-    out.backbone_lr_multiplier = out.backbone_lr_multiplier or DEFAULT_BACKBONE_LR_MULTIPLIER
-    out.weight_decay = out.weight_decay or DEFAULT_WEIGHT_DECAY
+def request_violations(layers: list[tuple[str, common_pb2.Hyperparameters]], task_type: int) -> dict[str, str]:
+    """The one check of the values a request brings, each in the message it came from ("hyperparameters",
+    "suggestion.hyperparameters"), before anything is looked up. A preset's and the recipe's values are the
+    platform's own; a warm-up longer than the merged epochs is cut to them by `resolve`."""
+    bad: dict[str, str] = {}
+    for prefix, hp in layers:
+        bad |= violations(hp, prefix)
+        if task_type in contract.TASK_NAMES:
+            bad |= task_violations(hp, task_type, prefix)
+    return bad
+
+
+def resolve(
+    hp: common_pb2.Hyperparameters,
+    default_image_size: int = 0,
+    recipe: common_pb2.Hyperparameters | None = None,
+) -> common_pb2.Hyperparameters:
+    """A copy of hp with every zero field filled: from the recipe (the model's on the dataset; without one, the
+    generic recipe of kernel.recipes), then the defaults above. The job a trainer gets is complete."""
+    if recipe is None:
+        recipe = recipes.default_hyperparameters("", (), image_size=default_image_size)
+    out = merge(hp, recipe)
     out.image_size = out.image_size or default_image_size or DEFAULT_IMAGE_SIZE
-    out.optimizer = out.optimizer or DEFAULT_OPTIMIZER
+    out.backbone_lr_multiplier = out.backbone_lr_multiplier or DEFAULT_BACKBONE_LR_MULTIPLIER
     out.seed = out.seed or DEFAULT_SEED
+    out.lr_schedule = out.lr_schedule or DEFAULT_LR_SCHEDULE
+    out.lr_step_gamma = out.lr_step_gamma or DEFAULT_LR_STEP_GAMMA
+    out.augmentation = out.augmentation or DEFAULT_AUGMENTATION
+    out.class_weighting = out.class_weighting or DEFAULT_CLASS_WEIGHTING
     out.warmup_epochs = min(out.warmup_epochs, out.epochs)
     return out
 

@@ -29,12 +29,7 @@ MAX_GRID = 10_000
 MAX_CHOICES = 100
 DEFAULT_STARTUP_TRIALS = 2
 DEFAULT_REDUCTION_FACTOR = 3
-PRIMARY_METRIC = {
-    C.TASK_TYPE_CLASSIFICATION: "val_top1",
-    C.TASK_TYPE_DETECTION: "val_map",
-    C.TASK_TYPE_SEGMENTATION: "val_miou",
-    C.TASK_TYPE_INSTANCE_SEGMENTATION: "val_mask_map",
-}
+PRIMARY_METRIC = {task_type: contract.PRIMARY_METRIC[name] for task_type, name in contract.TASK_NAMES.items()}
 # Families whose published recipes train with much smaller learning rates (transformers).
 LOW_LR_FAMILIES = ("vit", "deit", "swin", "beit", "eva", "convnext", "maxvit", "cait", "xcit", "levit")
 
@@ -174,7 +169,7 @@ def schema(task_type: int, model: modelzoo_pb2.Model | None) -> list[T.Hyperpara
             spec.default_choice = param.to_text(value) if value else spec.choices[0]
         elif param.kind == CHOICE:
             spec.choices.extend(param.all_choices() or objective_metrics(task_type))
-            spec.default_choice = value or ("standard" if name == "augmentation" else PRIMARY_METRIC.get(task_type, ""))
+            spec.default_choice = value or PRIMARY_METRIC.get(task_type, "")
         else:
             spec.default_number = float(value)
         if name == "label_smoothing" and task_type != C.TASK_TYPE_CLASSIFICATION:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from kernel import errors
+from services.training import hyperparams
 from services.training.evaluations import automatic_evaluation
 from services.training.models import TrainingTaskEventRow, TrainingTaskRow
 from trainyard.common.v1 import common_pb2
@@ -410,7 +411,8 @@ class TaskStore:
                     f"training task {task_id!r} has not ended ({training_pb2.TaskState.Name(row.state)}); "
                     "only a succeeded, cancelled or failed task can continue"
                 )
-            hp = common_pb2.Hyperparameters.FromString(row.hyperparameters or b"")
+            # resolved again: a task stored before its hyperparameters were resolved whole gets the rest
+            hp = hyperparams.resolve(common_pb2.Hyperparameters.FromString(row.hyperparameters or b""))
             hp.epochs += additional_epochs
             if hp.epochs > 1000:
                 raise errors.InvalidArgument(
