@@ -145,7 +145,7 @@ class KeyStore:
             raise InvalidArgument(violations)
         secret = tokens.new_secret()
         if request_id:
-            retried = self._retry(project, request_id, name, role, expire_time, secret, platform_operator)
+            retried = self._replayed(project, request_id, name, role, expire_time, secret, platform_operator)
             if retried is not None:
                 return retried, tokens.format_token(retried.id, secret)
         row = GatewayApiKey(
@@ -170,7 +170,7 @@ class KeyStore:
         except IntegrityError:
             # A concurrent create with the same request_id won; answer as its retry.
             retried = (
-                self._retry(project, request_id, name, role, expire_time, secret, platform_operator)
+                self._replayed(project, request_id, name, role, expire_time, secret, platform_operator)
                 if request_id
                 else None
             )
@@ -179,7 +179,7 @@ class KeyStore:
             return retried, tokens.format_token(retried.id, secret)
         return info, tokens.format_token(info.id, secret)
 
-    def _retry(
+    def _replayed(
         self,
         project: str,
         request_id: str,
@@ -189,6 +189,8 @@ class KeyStore:
         secret: str,
         platform_operator: bool,
     ) -> KeyInfo | None:
+        """The key an earlier create with this request_id made (the answer to a resent request; not a retry
+        loop), or None."""
         with Session(self.engine) as session:
             row = session.exec(
                 select(GatewayApiKey).where(GatewayApiKey.project == project, GatewayApiKey.request_id == request_id)

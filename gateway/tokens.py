@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
 import re
 import secrets
+
+import jwt
 
 PREFIX = "ty"
 _KEY_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
@@ -58,39 +57,29 @@ def bearer_token(metadata: dict[str, str]) -> str | None:
     return token.strip()
 
 
-# -- short-lived tokens: tyt_<base64url payload>.<base64url hmac-sha256> ---------------------------
+# -- short-lived tokens: tyt_<JWT> (HS256 with the gateway's signing key, PyJWT) ---------------------------
+# Claims: k (the key it acts as), p (project), r (role), exp (unix time). Tokens of the earlier hand-made format
+# (tyt_<payload>.<hmac>) are refused: they lived at most a day (gateway.servicer.MAX_TOKEN_TTL); a client makes a new one.
 SHORT_PREFIX = "tyt_"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+_ALGORITHM = "HS256"
 
 
 def sign_short_lived(signing_key: bytes, *, key_id: str, project: str, role: str, expires: int) -> str:
     """A token acting as key `key_id` in `project` with `role` until unix time `expires`."""
-    payload = _b64(json.dumps({"k": key_id, "p": project, "r": role, "e": expires}, separators=(",", ":")).encode())
-    signature = _b64(hmac.new(signing_key, payload.encode(), hashlib.sha256).digest())
-    return f"{SHORT_PREFIX}{payload}.{signature}"
+    claims = {"k": key_id, "p": project, "r": role, "exp": expires}
+    return SHORT_PREFIX + jwt.encode(claims, signing_key, algorithm=_ALGORITHM)
 
 
 def parse_short_lived(signing_key: bytes, token: str) -> dict | None:
-    """The verified payload {k, p, r, e} of a short-lived token, else None (expiry is the caller's check)."""
+    """The payload {k, p, r, e} of a short-lived token that is signed with the key and has not expired, else None."""
     if not token.startswith(SHORT_PREFIX) or len(token) > 2048:
         return None
-    payload, sep, signature = token[len(SHORT_PREFIX) :].partition(".")
-    if not sep:
-        return None
-    expected = _b64(hmac.new(signing_key, payload.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(expected, signature):
-        return None
     try:
-        data = json.loads(_unb64(payload))
-    except (ValueError, binascii.Error):
+        data = jwt.decode(
+            token[len(SHORT_PREFIX) :], signing_key, algorithms=[_ALGORITHM], options={"require": ["exp"]}
+        )
+    except jwt.InvalidTokenError:
         return None
-    if not isinstance(data, dict) or not all(k in data for k in "kpre") or not isinstance(data["e"], int):
+    if not all(isinstance(data.get(k), str) for k in "kpr") or not isinstance(data["exp"], int):
         return None
-    return data
+    return {"k": data["k"], "p": data["p"], "r": data["r"], "e": data["exp"]}

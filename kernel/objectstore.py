@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import tenacity
 import urllib3.exceptions
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
@@ -108,29 +109,34 @@ def call_with_retry(
     on_retry: Callable[[BaseException, float, float], None] | None = None,
     stop: threading.Event | None = None,
 ) -> T:
-    """fn(), repeated after transient failures (is_transient) with exponential backoff until `retry_s`
+    """fn(), repeated after transient failures (is_transient) with exponential backoff (tenacity) until `retry_s`
     seconds have passed; a permanent failure, or the transient one at the end of the window, is raised
     as it is. `fn` must be repeatable (a PUT opens a fresh stream per try).
 
     on_retry(error, wait_s, left_s) runs before each wait (logs, progress, counters). `stop` set by
-    another thread (a parallel upload gave up) ends the wait early, raising the last error."""
+    another thread (a parallel upload gave up) ends the wait early and the retries with the last error."""
     deadline = time.monotonic() + retry_s
-    delay = first_backoff_s
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            left = deadline - time.monotonic()
-            if left <= 0 or not is_transient(exc) or (stop is not None and stop.is_set()):
-                raise
-            wait = min(delay, left)
-            if on_retry is not None:
-                on_retry(exc, wait, left)
-            if stop is None:
-                time.sleep(wait)
-            elif stop.wait(wait):
-                raise
-        delay = min(delay * 2, max_backoff_s)
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        if on_retry is not None:
+            on_retry(state.outcome.exception(), state.next_action.sleep, deadline - time.monotonic())
+
+    def wait_left(state: tenacity.RetryCallState) -> float:  # never past the window
+        backoff = min(first_backoff_s * 2 ** (state.attempt_number - 1), max_backoff_s)
+        return max(0.0, min(backoff, deadline - time.monotonic()))
+
+    give_up = tenacity.stop_after_delay(retry_s)
+    if stop is not None:
+        give_up |= tenacity.stop_when_event_set(stop)
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        stop=give_up,
+        wait=wait_left,
+        sleep=(lambda seconds: stop.wait(seconds)) if stop is not None else time.sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(fn)
 
 
 def ensure_buckets(client: Minio, buckets: tuple[str, ...] = ALL_BUCKETS) -> None:

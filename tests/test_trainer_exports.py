@@ -78,3 +78,20 @@ def test_ssd_has_torchscript_and_records_why_it_has_no_onnx():
     assert files == ["model.torchscript.pt"], notes
     assert notes["model.onnx"] == {"unsupported": art.SSD_NO_ONNX}
     assert "NMS" in notes["model.onnx"]["unsupported"]
+
+
+@pytest.mark.parametrize("n", [2, 3, 40])
+def test_confusion_matrix_and_curves_fit_their_picture(n):
+    """Nothing drawn is cut at the picture's edges (the hand-drawn matrix cut its own title), and the title is
+    there."""
+    import numpy as np
+    from PIL import Image
+
+    names = [f"a rather long class name {i}" for i in range(n)]
+    matrix = [[10 if i == j else 1 for j in range(n)] for i in range(n)]
+    history = [{"epoch": e, "values": {"train_loss": 1 / (e + 1), "val_top1": 0.5 + 0.1 * e}} for e in range(4)]
+    for png in (art.confusion_matrix_png(matrix, names), art.curves_png(history)):
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+        ink = pixels < 200
+        assert ink[: pixels.shape[0] // 8].any()  # the title
+        assert not ink[0].any() and not ink[-1].any() and not ink[:, 0].any() and not ink[:, -1].any()

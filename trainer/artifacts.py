@@ -1,5 +1,5 @@
 """Exports and pictures of a trained model: TorchScript and ONNX (each loaded back and checked
-against PyTorch's outputs), the confusion matrix and the training curves as PNG (Pillow only)."""
+against PyTorch's outputs), the confusion matrix and the training curves as PNG (matplotlib)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
-from PIL import Image, ImageDraw
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -253,79 +253,62 @@ def export_model(
 
 # -- pictures --------------------------------------------------------------------------------------
 
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 
-
-def _png(img: Image.Image) -> bytes:
+def _png(fig) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, "PNG")
+    fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
 
 
 def confusion_matrix_png(matrix: list[list[int]], class_names: list[str]) -> bytes:
-    """Rows are true classes, columns predictions; cells shaded by the row-normalised count."""
-    n = len(matrix)
-    cell = max(18, min(60, 600 // max(n, 1)))
-    label_w = min(160, 8 + 7 * max((len(c) for c in class_names), default=4))
-    top = 40
-    img = Image.new("RGB", (label_w + cell * n + 20, top + cell * n + label_w), "white")
-    draw = ImageDraw.Draw(img)
-    draw.text((label_w, 6), "confusion matrix (rows: true, columns: predicted)", fill="black")
-    for i, row in enumerate(matrix):
-        total = max(sum(row), 1)
-        draw.text(
-            (4, top + i * cell + cell // 2 - 5), class_names[i][:22] if i < len(class_names) else str(i), fill="black"
-        )
-        for j, count in enumerate(row):
-            shade = int(255 * (1 - count / total))
-            x0, y0 = label_w + j * cell, top + i * cell
-            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(shade, shade, 255), outline=(200, 200, 200))
-            if cell >= 24:
-                draw.text((x0 + 3, y0 + cell // 2 - 5), str(count), fill="black" if shade > 110 else "white")
-    for j, name in enumerate(class_names[:n]):
-        draw.text((label_w + j * cell + 2, top + n * cell + 4 + (j % 3) * 12), name[:10], fill="black")
-    return _png(img)
+    """Rows are true classes, columns predictions; cells shaded by the share of their true class, counts
+    written in them while they stay legible (matplotlib; its constrained layout keeps the labels and the
+    title inside the picture)."""
+    from matplotlib.figure import Figure
+
+    counts = np.asarray(matrix, dtype=float).reshape(len(matrix), -1)
+    n = len(counts)
+    names = [class_names[i] if i < len(class_names) else str(i) for i in range(n)]
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = min(14.0, max(4.5, 0.35 * n + 3))
+    font = max(4.0, min(10.0, 240 / max(n, 1)))
+    fig = Figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.suptitle("confusion matrix (rows: true, columns: predicted)")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    upright = n <= 4 and max(len(name) for name in names) <= 8
+    ax.set_xticks(range(n), [name[:24] for name in names], rotation=0 if upright else 90, fontsize=font)
+    ax.set_yticks(range(n), [name[:24] for name in names], fontsize=font)
+    if n <= 25:
+        for (i, j), count in np.ndenumerate(counts):
+            ax.text(j, i, f"{count:g}", ha="center", va="center", fontsize=font,
+                    color="white" if share[i, j] > 0.55 else "black")  # fmt: skip
+    fig.colorbar(image, ax=ax, label="share of the true class", shrink=0.8)
+    return _png(fig)
 
 
 def curves_png(history: list[dict], width: int = 720, height: int = 360) -> bytes:
     """Per-epoch curves: losses in the left panel, the other validation metrics in the right one."""
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
+    from matplotlib.figure import Figure
+
     names = sorted({k for h in history for k in h["values"]})
-    panels = [
-        [n for n in names if n.endswith("loss")],
-        [n for n in names if n.startswith("val_") and not n.endswith("loss")],
-    ]
-    epochs = [h["epoch"] for h in history]
-    pw = width // 2
-    for p, metrics in enumerate(panels):
-        x0, y0, x1, y1 = p * pw + 50, 30, (p + 1) * pw - 15, height - 40
-        draw.rectangle([x0, y0, x1, y1], outline="black")
-        draw.text((x0, 8), "loss" if p == 0 else "validation metrics", fill="black")
-        values = [h["values"][m] for h in history for m in metrics if m in h["values"]]
-        if not values or not epochs:
-            continue
-        lo, hi = min(values), max(values)
-        if hi - lo < 1e-9:
-            lo, hi = lo - 0.5, hi + 0.5
-        draw.text((x0 - 45, y0), f"{hi:.3g}", fill="black")
-        draw.text((x0 - 45, y1 - 10), f"{lo:.3g}", fill="black")
-        e0, e1 = min(epochs), max(max(epochs), min(epochs) + 1)
-        for k, metric in enumerate(metrics):
-            pts = [
-                (
-                    x0 + (h["epoch"] - e0) / (e1 - e0) * (x1 - x0),
-                    y1 - (h["values"][metric] - lo) / (hi - lo) * (y1 - y0),
-                )
-                for h in history
-                if metric in h["values"]
-            ]
-            color = PALETTE[k % len(PALETTE)]
-            if len(pts) > 1:
-                draw.line(pts, fill=color, width=2)
-            for x, y in pts:
-                draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
-            draw.text((x0 + 6, y0 + 4 + 12 * k), metric, fill=color)
-        draw.text((x0, y1 + 6), f"epoch {e0}", fill="black")
-        draw.text((x1 - 50, y1 + 6), f"epoch {max(epochs)}", fill="black")
-    return _png(img)
+    panels = (
+        ("loss", [n for n in names if n.endswith("loss")]),
+        ("validation metrics", [n for n in names if n.startswith("val_") and not n.endswith("loss")]),
+    )
+    fig = Figure(figsize=(width / 100, height / 100), layout="constrained")
+    for ax, (title, metrics) in zip(fig.subplots(1, 2), panels, strict=True):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        for metric in metrics:
+            points = [(h["epoch"], h["values"][metric]) for h in history if metric in h["values"]]
+            if points:
+                epochs, values = zip(*points, strict=True)
+                ax.plot(epochs, values, marker="o", markersize=3, label=metric)
+        if ax.lines:
+            ax.legend(fontsize=8)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    return _png(fig)

@@ -22,6 +22,7 @@ from typing import Any
 
 import nats.errors
 import nats.js.errors
+import tenacity
 from google.protobuf.message import DecodeError
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -34,6 +35,14 @@ from trainyard.common.v1 import common_pb2
 from trainyard.events.v1 import events_pb2
 
 log = logging.getLogger(__name__)
+# An event publish that JetStream did not answer is tried 5 times, 0.5 s more apart each time.
+PUBLISH_TRANSIENT = (nats.errors.TimeoutError, nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError)
+PUBLISH_RETRIES = tenacity.AsyncRetrying(
+    retry=tenacity.retry_if_exception_type(PUBLISH_TRANSIENT),
+    stop=tenacity.stop_after_attempt(5),
+    wait=tenacity.wait_incrementing(start=0.5, increment=0.5),
+    reraise=True,
+)
 
 
 def durable_name(task_type: str) -> str:
@@ -112,19 +121,11 @@ class EventSink:
             try:
                 if ev is None:
                     return
-                for attempt in range(5):
-                    try:
-                        await self.js.publish(
-                            messaging.events_subject(self.task_id), ev.SerializeToString(), timeout=10
-                        )
-                        break
-                    except (
-                        nats.errors.TimeoutError,
-                        nats.js.errors.NoStreamResponseError,
-                        nats.errors.NoRespondersError,
-                    ):
-                        await asyncio.sleep(0.5 * (attempt + 1))
-                else:
+                try:
+                    await PUBLISH_RETRIES.copy()(  # a copy per call: a Retrying keeps its state
+                        self.js.publish, messaging.events_subject(self.task_id), ev.SerializeToString(), timeout=10
+                    )
+                except PUBLISH_TRANSIENT:
                     log.error("could not publish a trainer event", extra={"task_id": self.task_id})
             finally:
                 self.queue.task_done()

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import grpc
+import tenacity
 from google.protobuf import message_factory
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -493,22 +494,33 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def retrying(self, fn: Callable[[], Any], *, retry: bool = True) -> Any:
+        """fn() again after UNAVAILABLE (up to `retries` more times, exponential backoff with jitter: tenacity);
+        any other gRPC error, or the last one, raised as the SDK's error. Calls and uploads with a request_id
+        are safe to resend."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
+            ),
+            stop=tenacity.stop_after_attempt(self.retries + 1 if retry else 1),
+            wait=tenacity.wait_random_exponential(multiplier=self.backoff, max=10.0),
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+
     def _sleep_before_retry(self, attempt: int, error: grpc.RpcError) -> None:
-        delay = self.backoff * (2**attempt) * (0.5 + random.random())
-        time.sleep(min(delay, 10.0))
+        """The wait of `retrying` (tenacity's random exponential: full jitter), for the watches, which resume
+        a stream after its last event instead of calling again."""
+        time.sleep(random.uniform(0, min(10.0, self.backoff * 2**attempt)))
 
     def call(self, method: Callable, request: Any, *, timeout: float | None = None, retry: bool = True) -> Any:
         """One unary call with the token, the default deadline and retries on UNAVAILABLE."""
-        attempts = self.retries + 1 if retry else 1
-        for attempt in range(attempts):
-            try:
-                return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts:
-                    self._sleep_before_retry(attempt, exc)
-                    continue
-                raise error_from_rpc(exc) from None
-        raise AssertionError("unreachable")
+        return self.retrying(
+            lambda: method(request, timeout=timeout or self.timeout, metadata=self._metadata), retry=retry
+        )
 
     def _method(self, rpc: str):
         """(stub method, request class, the repeated field of the response) of an RPC by its name."""
@@ -792,16 +804,8 @@ class Datasets:
             chunk_size,
             progress,
         )
-        for attempt in range(self._c.retries + 1):
-            try:
-                response = self._c._datasets.CreateDataset(requests(), timeout=timeout, metadata=self._c._metadata)
-                return response.dataset
-            except grpc.RpcError as exc:  # the same request_id makes a resent upload safe
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self._c.retries:
-                    self._c._sleep_before_retry(attempt, exc)
-                    continue
-                raise error_from_rpc(exc) from None
-        raise AssertionError("unreachable")
+        stub = self._c._datasets.CreateDataset  # the same request_id makes a resent upload safe
+        return self._c.retrying(lambda: stub(requests(), timeout=timeout, metadata=self._c._metadata).dataset)
 
     @_rpc("DatasetService/CreateDatasetVersion")
     def add_version(
@@ -850,16 +854,8 @@ class Datasets:
             chunk_size,
             progress,
         )
-        for attempt in range(self._c.retries + 1):
-            try:
-                stub = self._c._datasets.CreateDatasetVersion
-                return stub(requests(), timeout=timeout, metadata=self._c._metadata).version
-            except grpc.RpcError as exc:  # the same request_id makes a resent upload safe
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self._c.retries:
-                    self._c._sleep_before_retry(attempt, exc)
-                    continue
-                raise error_from_rpc(exc) from None
-        raise AssertionError("unreachable")
+        stub = self._c._datasets.CreateDatasetVersion  # the same request_id makes a resent upload safe
+        return self._c.retrying(lambda: stub(requests(), timeout=timeout, metadata=self._c._metadata).version)
 
     @_rpc("DatasetService/ImportDataset")
     def import_object(
@@ -1106,7 +1102,8 @@ class Models:
             selection=weights_selection(model_ids, family=family, task_type=task_type, presets=presets)
         )
         final: dict[str, modelzoo_pb2.WeightsPull] = {}
-        for attempt in range(self._c.retries + 1):
+
+        def follow() -> list[modelzoo_pb2.WeightsPull]:
             stream = self._c._zoo.PullWeights(request, timeout=timeout, metadata=self._c._metadata)
             try:
                 for response in stream:
@@ -1116,14 +1113,10 @@ class Models:
                     if pull.state in PULL_FINAL_STATES:
                         final[pull.model_id] = pull
                 return list(final.values())
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt < self._c.retries:
-                    self._c._sleep_before_retry(attempt, exc)
-                    continue
-                raise error_from_rpc(exc) from None
             finally:
                 stream.cancel()
-        raise AssertionError("unreachable")
+
+        return self._c.retrying(follow)
 
     @_rpc("ModelZooService/UploadWeights")
     def upload_weights(
