@@ -363,6 +363,8 @@ async def _started_counts(nats_url: str, wanted: set[str], events_pb2) -> dict[s
                 seen += 1
                 if msg.metadata.sequence.stream > info.state.last_seq:
                     break
+                if msg.subject.rpartition(".")[2] not in wanted:
+                    continue  # another run's events on a shared server (not necessarily this run's messages)
                 ev = events_pb2.TrainerEvent.FromString(msg.data)
                 if ev.task_id in wanted and ev.WhichOneof("event") == "started":
                     counts[ev.task_id] += 1

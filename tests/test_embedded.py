@@ -14,6 +14,7 @@ from minio.error import S3Error
 
 from deploy.local.embedded import free_port, free_ports, pid_alive, port_is_free, stop_process
 from kernel import messaging, objectstore
+from trainyard.events.v1 import events_pb2
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +141,9 @@ async def test_nats_refuses_anonymous_clients_and_a_trainer_cannot_publish_jobs_
     try:
         js = trainer.jetstream()
         await messaging.ensure_streams(js)
-        ack = await js.publish(messaging.events_subject(f"tt-embedded-{os.getpid()}"), b"an event")
+        # A well-formed event: the session's server is shared, and other tests read its events stream.
+        event = events_pb2.TrainerEvent(task_id=f"tt-embedded-{os.getpid()}", log="nats permissions test")
+        ack = await js.publish(messaging.events_subject(event.task_id), event.SerializeToString())
         assert ack.stream == messaging.EVENTS_STREAM  # a trainer reports events
         await trainer.publish(messaging.jobs_subject("classification"), b"a forged job")
         await trainer.publish(messaging.cancel_subject("tt-someone-elses"), b"a forged cancel")

@@ -12,6 +12,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from kernel import db, errors
 from services.training.domain import MAX_DESCRIPTION, MAX_NAME, MAX_REQUEST_ID, TrainingDomain
+from services.training.hyperparams import MAX_TIME_BUDGET_S
 from services.training.tasks import TaskStore
 from tests.test_training_validation import (
     FakeDatasets,
@@ -65,6 +66,17 @@ def resources(**kw) -> pb.CreateTrainingTaskRequest:
     return req
 
 
+def suggested(**kw) -> pb.CreateTrainingTaskRequest:
+    req = base(model_id="")
+    req.suggestion.model_id = "tv/mobilenet_v2.imagenet1k_v1"
+    for k, v in kw.items():
+        if k == "hyperparameters":
+            req.suggestion.hyperparameters.CopyFrom(v)
+        else:
+            setattr(req.suggestion, k, v)
+    return req
+
+
 def auto(**kw) -> pb.CreateTrainingTaskRequest:
     req = base()
     for k, v in kw.items():
@@ -86,6 +98,10 @@ CASES = [
     ("auto_select.data_type", auto(data_type=999)),
     ("auto_select.preference", auto(preference=-3)),
     ("transfer_strategy", base(transfer_strategy=77)),
+    ("data_type", base(data_type=999)),
+    ("suggestion.model_id", suggested(model_id=" ")),
+    ("suggestion.transfer_strategy", suggested(transfer_strategy=77)),
+    ("suggestion.hyperparameters.epochs", suggested(hyperparameters=C.Hyperparameters(epochs=-1))),
     ("request_id", base(request_id="r" * (MAX_REQUEST_ID + 1))),
     ("hyperparameters.epochs", hp(epochs=-1)),
     ("hyperparameters.epochs", hp(epochs=1001)),
@@ -98,6 +114,8 @@ CASES = [
     ("hyperparameters.weight_decay", hp(weight_decay=1.5)),
     ("hyperparameters.image_size", hp(image_size=8)),
     ("hyperparameters.image_size", hp(image_size=4096)),
+    ("hyperparameters.image_width", hp(image_width=4096)),
+    ("hyperparameters.time_budget_seconds", hp(time_budget_seconds=MAX_TIME_BUDGET_S + 1)),
     ("hyperparameters.optimizer", hp(optimizer=99)),
     ("hyperparameters.warmup_epochs", hp(warmup_epochs=-1)),
     ("hyperparameters.warmup_epochs", hp(epochs=2, warmup_epochs=3)),
@@ -126,7 +144,7 @@ CASES = [
     ("search.pruning.reduction_factor", search({"reduction_factor": 1})),
 ]
 # any value is in range (NotFound / any int64)
-UNCHECKED = {"dataset_version_id", "hyperparameters.seed", "search.seed"}
+UNCHECKED = {"dataset_version_id", "hyperparameters.seed", "search.seed", "validate_only"}
 
 
 def test_every_request_field_has_an_out_of_range_case():
@@ -140,6 +158,7 @@ def test_every_request_field_has_an_out_of_range_case():
                 yield full
 
     covered = {field for field, _ in CASES}
+    covered |= {field.split(".")[0] for field in covered}  # a message checked field by field (suggestion)
     all_fields = set(names(pb.CreateTrainingTaskRequest.DESCRIPTOR))
     missing = all_fields - covered - UNCHECKED
     assert not missing, f"no out-of-range case for {sorted(missing)}"

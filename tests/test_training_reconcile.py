@@ -20,6 +20,7 @@ import grpc
 import nats.js.errors
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
+from testjobs import resolved
 
 from deploy.local.embedded import start_nats
 from kernel import db, messaging
@@ -165,9 +166,12 @@ async def test_one_sweep_requeues_fails_and_republishes_by_queue_state(tmp_path)
 def runnable_task(name: str) -> NewTask:
     """A task whose job passes the trainer's checks, so the trainer gets as far as reading S3."""
     new = new_task(name)
-    new.job.hyperparameters.CopyFrom(C.Hyperparameters(epochs=1, batch_size=2, image_size=32, learning_rate=0.01))
+    new.job.hyperparameters.CopyFrom(
+        C.Hyperparameters(epochs=1, batch_size=2, image_size=32, learning_rate=0.01, optimizer=C.OPTIMIZER_SGD)
+    )
     new.job.dataset.class_names.extend(["cat", "dog"])
     new.job.output_bucket = "trainyard-artifacts"
+    resolved(new.job)  # completed as the service completes a job, so the trainer takes it
     return new
 
 
