@@ -98,7 +98,7 @@ def test_detection_formats_are_detected_and_match_the_drawn_objects(tmp_path, fm
 
 
 def test_manifest_carries_the_contract_fields(tmp_path):
-    from services.dataset.service import build_manifest
+    from services.dataset.domain import build_manifest
 
     result = imp(tmp_path, samples.make_detection_archive(fmt="coco", n=4, polygons=True))
     manifest = build_manifest("default", "ds-1", "dsv-1", 1, result)
@@ -464,7 +464,7 @@ def test_unknown_format_name_is_rejected(tmp_path):
 
 def test_detection_duplicates_and_conflicts_and_statistics(tmp_path):
     from services.dataset import stats
-    from services.dataset.service import build_manifest
+    from services.dataset.domain import build_manifest
 
     same = jpg(colour=(9, 9, 9))
     doc = coco_doc(

@@ -15,7 +15,7 @@ from kernel.db import make_engine, migrate
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.modelzoo import catalog as catalog_mod
 from services.modelzoo.catalog import SCHEMA, Catalog, ensure_catalog, is_current
-from services.modelzoo.zoo import IMPORTABLE, UNAVAILABLE, ModelQuery, ModelZoo, OfflineSources
+from services.modelzoo.domain import IMPORTABLE, UNAVAILABLE, ModelQuery, ModelZoo, OfflineSources
 from trainyard.common.v1 import common_pb2
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "modelzoo" / "migrations"
@@ -194,7 +194,7 @@ def test_stale_catalog_is_detected(tmp_path, catalog_path):
 
 def test_catalog_builder_never_imported_by_the_service():
     code = (
-        "import sys; import services.modelzoo.app, services.modelzoo.servicer, services.modelzoo.zoo; "
+        "import sys; import services.modelzoo.app, services.modelzoo.servicer, services.modelzoo.domain; "
         "bad = [m for m in ('torch', 'torchvision', 'timm') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=MIGRATIONS.parents[2])

@@ -24,8 +24,8 @@ from deploy.local.embedded import free_port, start_s3
 from kernel import errors, objectstore
 from kernel.db import make_engine
 from services.dataset.app import start as start_dataset
+from services.dataset.domain import CreateSpec, Datasets
 from services.dataset.samples import make_classification_archive, upload_chunks
-from services.dataset.service import CreateSpec, Datasets
 from services.dataset.settings import dataset_settings
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_service_pb2, dataset_service_pb2_grpc
@@ -160,7 +160,7 @@ def test_only_an_unreachable_store_is_waited_for_never_a_refusal(s3_server):
 
 @pytest.mark.slow
 async def test_object_store_down_8s_mid_import_the_import_waits_and_completes(settings, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="services.dataset.service")
+    caplog.set_level(logging.WARNING, logger="services.dataset.domain")
     s3 = _OwnS3(tmp_path / "s3")
     running = None
     try:

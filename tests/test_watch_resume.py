@@ -113,7 +113,7 @@ async def test_watch_import_ends_unavailable_when_its_import_is_no_longer_heard_
     a restarted service fails its own host's imports and stale ones, and leaves a live replica's alone."""
     from datetime import timedelta
 
-    from services.dataset import imports
+    from services.dataset import import_store
     from services.dataset.app import start as start_dataset
     from services.dataset.models import ImportRow
     from trainyard.common.v1 import common_pb2
@@ -126,13 +126,13 @@ async def test_watch_import_ends_unavailable_when_its_import_is_no_longer_heard_
     stub = dataset_service_pb2_grpc.DatasetServiceStub(channel)
     store = running.datasets.imports
     try:
-        gone = store.create("default", imports.RUNNING, message="reading and checking images")
-        alive = store.create("default", imports.RUNNING, message="reading and checking images")
+        gone = store.create("default", import_store.RUNNING, message="reading and checking images")
+        alive = store.create("default", import_store.RUNNING, message="reading and checking images")
         with store._session() as s, s.begin():
             for row_id, worker in ((gone.id, "dataset-replica-that-died"), (alive.id, "dataset-replica-alive")):
                 row = s.get(ImportRow, row_id)
                 row.worker = worker
-                row.update_time = imports.now() - timedelta(seconds=5)
+                row.update_time = import_store.now() - timedelta(seconds=5)
                 s.add(row)
         started = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as exc:
@@ -165,11 +165,11 @@ async def test_watch_import_ends_unavailable_when_its_import_is_no_longer_heard_
         # restart: the stale import of the dead replica fails; the fresh one of a live replica is left alone
         with store._session() as s, s.begin():
             row = s.get(ImportRow, alive.id)
-            row.update_time = imports.now()
+            row.update_time = import_store.now()
             s.add(row)
         store.fail_interrupted(stall_s=1.0)
-        assert store.get("default", gone.id).state == imports.FAILED
-        assert store.get("default", alive.id).state == imports.RUNNING
+        assert store.get("default", gone.id).state == import_store.FAILED
+        assert store.get("default", alive.id).state == import_store.RUNNING
     finally:
         await channel.close()
         await running.stop()

@@ -9,7 +9,7 @@ from kernel import objectstore
 from kernel.db import make_engine, migrate
 from kernel.server import RunningService, serve
 from kernel.settings import Settings
-from services.dataset.service import Datasets
+from services.dataset.domain import Datasets
 from services.dataset.servicer import DatasetServicer
 from services.dataset.settings import dataset_settings
 from trainyard.dataset.v1 import dataset_service_pb2_grpc

@@ -14,7 +14,7 @@ from google.protobuf import timestamp_pb2
 from kernel import contract, identity
 from kernel.errors import InvalidArgument, ResourceExhausted, require
 from services.dataset import export, importer, preview
-from services.dataset.service import MODE_ADD_OR_REPLACE, MODE_REPLACE_ALL, CreateSpec, Datasets, VersionSpec
+from services.dataset.domain import MODE_ADD_OR_REPLACE, MODE_REPLACE_ALL, CreateSpec, Datasets, VersionSpec
 from services.dataset.store import DatasetRecord, utc
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc

@@ -5,9 +5,9 @@ from __future__ import annotations
 from kernel import objectstore
 from kernel.server import RunningService, serve
 from kernel.settings import Settings
+from services.inference.domain import InferenceDomain
 from services.inference.predictor import Sessions
 from services.inference.resolver import Resolver
-from services.inference.service import InferenceDomain
 from services.inference.servicer import InferenceServicer
 from services.inference.settings import inference_settings
 from trainyard.inference.v1 import inference_service_pb2_grpc

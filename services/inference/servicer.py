@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.inference.service import InferenceDomain
+from services.inference.domain import InferenceDomain
 from trainyard.inference.v1 import inference_service_pb2 as pb
 from trainyard.inference.v1 import inference_service_pb2_grpc
 

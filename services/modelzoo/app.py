@@ -12,10 +12,10 @@ from kernel.server import RunningService, serve
 from kernel.settings import Settings
 from services.modelzoo.catalog import Catalog, ensure_catalog
 from services.modelzoo.clients import TrainingClient
+from services.modelzoo.domain import ModelZoo
 from services.modelzoo.servicer import ModelZooServicer
 from services.modelzoo.settings import ModelZooSettings, modelzoo_settings
 from services.modelzoo.sources import OfflineSources, SourceChain
-from services.modelzoo.zoo import ModelZoo
 from trainyard.modelzoo.v1 import modelzoo_service_pb2_grpc
 
 SERVICE_NAME = "trainyard.modelzoo.v1.ModelZooService"

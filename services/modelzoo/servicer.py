@@ -10,8 +10,8 @@ from pathlib import Path
 from kernel import identity
 from kernel.errors import FailedPrecondition, InvalidArgument, require
 from kernel.recipes import default_hyperparameters
-from services.modelzoo import pulls, zoo
-from services.modelzoo.zoo import (
+from services.modelzoo import domain, pulls
+from services.modelzoo.domain import (
     FamilyView,
     ModelQuery,
     ModelView,
@@ -25,15 +25,15 @@ from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_pb2, modelzoo_service_pb2, modelzoo_service_pb2_grpc
 
 WEIGHT_STATUS = {
-    zoo.IN_STORE: modelzoo_pb2.WEIGHT_STATUS_IN_STORE,
-    zoo.IMPORTABLE: modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE,
-    zoo.UNAVAILABLE: modelzoo_pb2.WEIGHT_STATUS_UNAVAILABLE,
+    domain.IN_STORE: modelzoo_pb2.WEIGHT_STATUS_IN_STORE,
+    domain.IMPORTABLE: modelzoo_pb2.WEIGHT_STATUS_IMPORTABLE,
+    domain.UNAVAILABLE: modelzoo_pb2.WEIGHT_STATUS_UNAVAILABLE,
 }
 # The domain's scope names; an unset scope on an upload means the caller's project.
 SCOPES = {
-    modelzoo_pb2.WEIGHTS_SCOPE_UNSPECIFIED: zoo.SCOPE_PROJECT,
-    modelzoo_pb2.WEIGHTS_SCOPE_PROJECT: zoo.SCOPE_PROJECT,
-    modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC: zoo.SCOPE_PUBLIC,
+    modelzoo_pb2.WEIGHTS_SCOPE_UNSPECIFIED: domain.SCOPE_PROJECT,
+    modelzoo_pb2.WEIGHTS_SCOPE_PROJECT: domain.SCOPE_PROJECT,
+    modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC: domain.SCOPE_PUBLIC,
 }
 PULL_STATES = {
     pulls.QUEUED: modelzoo_pb2.PULL_STATE_QUEUED,
@@ -59,7 +59,7 @@ def model_to_proto(view: ModelView) -> modelzoo_pb2.Model:
         id=m.id,
         family=m.family,
         variant=m.variant,
-        task_types=[zoo.TASK_TYPE_NUMBERS[t] for t in m.task_types],
+        task_types=[domain.TASK_TYPE_NUMBERS[t] for t in m.task_types],
         architecture=m.architecture,
         library=m.library,
         pretrain_dataset=m.pretrain_dataset,
@@ -90,13 +90,15 @@ def model_to_proto(view: ModelView) -> modelzoo_pb2.Model:
     in_store = view.weights or view.backbone_weights
     if in_store is not None and view.lineage is None:
         out.weights_scope = (
-            modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC if in_store.project == zoo.PUBLIC else modelzoo_pb2.WEIGHTS_SCOPE_PROJECT
+            modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC
+            if in_store.project == domain.PUBLIC
+            else modelzoo_pb2.WEIGHTS_SCOPE_PROJECT
         )
     if m.backbone:
         out.backbone = m.backbone
     if m.backbone_model_id:
         out.backbone_model_id = m.backbone_model_id
-        out.backbone_weight_status = WEIGHT_STATUS[view.backbone_status or zoo.UNAVAILABLE]
+        out.backbone_weight_status = WEIGHT_STATUS[view.backbone_status or domain.UNAVAILABLE]
         if view.backbone_weights is not None:
             out.backbone_weights.CopyFrom(_ref(view.backbone_weights))
     if view.lineage is not None:
@@ -112,7 +114,7 @@ def model_to_proto(view: ModelView) -> modelzoo_pb2.Model:
     return out
 
 
-def _ref(w: zoo.StoredWeights) -> common_pb2.ObjectRef:
+def _ref(w: domain.StoredWeights) -> common_pb2.ObjectRef:
     return common_pb2.ObjectRef(bucket=w.bucket, key=w.key, sha256=w.sha256, size_bytes=w.size_bytes)
 
 
@@ -125,7 +127,7 @@ def preset_to_proto(view: PresetView) -> modelzoo_pb2.Preset:
         id=p.id,
         name=p.name,
         description=p.description,
-        task_type=zoo.TASK_TYPE_NUMBERS[p.task_type],
+        task_type=domain.TASK_TYPE_NUMBERS[p.task_type],
         model_id=p.model_id,
         hyperparameters=hp,
         transfer_strategy=common_pb2.TransferStrategy.Value(p.transfer_strategy),
@@ -168,7 +170,7 @@ def family_to_proto(view: FamilyView) -> modelzoo_pb2.ModelFamily:
     return modelzoo_pb2.ModelFamily(
         name=view.family.name,
         description=view.family.description,
-        task_types=[zoo.TASK_TYPE_NUMBERS[t] for t in view.task_types],
+        task_types=[domain.TASK_TYPE_NUMBERS[t] for t in view.task_types],
         variant_count=view.variant_count,
         weights_in_store_count=view.weights_in_store_count,
     )
@@ -250,7 +252,7 @@ class ModelZooServicer(modelzoo_service_pb2_grpc.ModelZooServiceServicer):
                     weights=_ref(w),
                     source=w.source,
                     scope=modelzoo_pb2.WEIGHTS_SCOPE_PUBLIC
-                    if w.project == zoo.PUBLIC
+                    if w.project == domain.PUBLIC
                     else modelzoo_pb2.WEIGHTS_SCOPE_PROJECT,
                     file_name=w.key.rsplit("/", 1)[-1],
                 )

@@ -37,7 +37,7 @@ from kernel.errors import (
     Unavailable,
 )
 from services.dataset import export, importer, preview, stats
-from services.dataset.imports import RUNNING, ImportStore
+from services.dataset.import_store import RUNNING, ImportStore
 from services.dataset.models import DatasetRow, DatasetVersionRow, ImportRow
 from services.dataset.settings import DatasetSettings
 from services.dataset.store import DatasetRecord, DatasetStore, now
