@@ -467,7 +467,7 @@ async def test_nats_restart_during_training_loses_nothing_and_creates_are_idempo
     from deploy.local.embedded import start_nats
     from kernel import db, messaging
     from services.training.domain import JetStreamPublisher, TrainingDomain
-    from services.training.tasks import TaskStore
+    from services.training.store import TaskStore
     from tests.test_trainer_integration import CLASSES, trainer_settings, upload_dataset, upload_weights
     from tests.test_training_validation import FakeDatasets, FakeRecommender, FakeZoo, make_dataset, make_model
     from trainer.worker import Worker

@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2, status_pb2
 from kernel import db, errors
 from services.training.domain import MAX_DESCRIPTION, MAX_NAME, MAX_REQUEST_ID, TrainingDomain
 from services.training.hyperparams import MAX_TIME_BUDGET_S
-from services.training.tasks import TaskStore
+from services.training.store import TaskStore
 from tests.test_training_validation import (
     FakeDatasets,
     FakeRecommender,

@@ -15,7 +15,7 @@ from test_training_validation import FakeDatasets, FakeRecommender, FakeZoo, goo
 from kernel import objectstore
 from kernel.errors import error_reason
 from services.training.app import start as start_training
-from services.training.tasks import TaskStore
+from services.training.store import TaskStore
 from trainyard.common.v1 import common_pb2
 from trainyard.modelzoo.v1 import modelzoo_service_pb2 as mpb
 from trainyard.modelzoo.v1 import modelzoo_service_pb2_grpc

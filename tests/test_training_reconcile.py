@@ -26,7 +26,7 @@ from deploy.local.embedded import start_nats
 from kernel import db, messaging
 from services.training.domain import JetStreamPublisher, TrainingDomain
 from services.training.reconcile import Reconciler
-from services.training.tasks import NewTask, TaskStore
+from services.training.store import NewTask, TaskStore
 from trainyard.common.v1 import common_pb2 as C
 from trainyard.events.v1 import events_pb2
 from trainyard.training.v1 import training_pb2 as T
@@ -193,7 +193,7 @@ async def test_a_trainer_lost_on_the_last_delivery_before_any_event_fails_the_ta
         js = nc.jetstream()
         domain = replicas[0].domain
         store = domain.store
-        task = await domain._enqueue_if_pending(store.insert_pending(runnable_task("lost"))[0])
+        task = await domain.enqueue_if_pending(store.insert_pending(runnable_task("lost"))[0])
         assert task.state == T.TASK_STATE_QUEUED
         seq = (await js.stream_info(messaging.JOBS_STREAM)).state.last_seq
 
@@ -244,7 +244,7 @@ async def test_a_trainer_lost_on_the_last_delivery_before_any_event_fails_the_ta
         # report is left to the lease sweep; an ended task only loses its dead job message.
         tasks, seqs = {}, {}
         for name in ("twice", "reported", "ended"):
-            tasks[name] = await domain._enqueue_if_pending(store.insert_pending(runnable_task(name))[0])
+            tasks[name] = await domain.enqueue_if_pending(store.insert_pending(runnable_task(name))[0])
             seqs[name] = (await js.stream_info(messaging.JOBS_STREAM)).state.last_seq
         beat = trainer_event(tasks["reported"].id, 1, heartbeat=events_pb2.JobHeartbeat())
         await js.publish(messaging.events_subject(tasks["reported"].id), beat.SerializeToString())

@@ -11,7 +11,7 @@ import pytest
 from kernel import contract, db, errors
 from services.training import hyperparams
 from services.training.domain import TrainingDomain, request_violations
-from services.training.tasks import TaskStore
+from services.training.store import TaskStore
 from trainyard.common.v1 import common_pb2 as C
 from trainyard.dataset.v1 import dataset_pb2
 from trainyard.events.v1 import events_pb2

@@ -526,7 +526,7 @@ def test_one_replica_at_a_time_holds_a_study(database_url):
     from kernel import db
     from services.training import tuning
     from services.training.models import TrainingStudyRow, TrainingTaskRow
-    from services.training.tasks import TaskStore, utcnow
+    from services.training.store import TaskStore, utcnow
 
     engine = db.make_engine(database_url)
     db.migrate(engine, Path(tuning.__file__).parent / "migrations", "alembic_version_training")

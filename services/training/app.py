@@ -12,7 +12,7 @@ from services.training.consumer import EventConsumer, MaxDeliveriesConsumer
 from services.training.domain import ArtifactStore, JetStreamPublisher, TrainingDomain
 from services.training.reconcile import Reconciler
 from services.training.servicer import TrainingServicer
-from services.training.tasks import TaskStore
+from services.training.store import TaskStore
 from trainyard.training.v1 import training_service_pb2_grpc
 
 

@@ -20,7 +20,7 @@ from kernel.objectstore import ARTIFACTS_BUCKET
 from services.training import hyperparams, search_space, tuning
 from services.training.clients import DatasetClient, ModelZooClient, Recommender
 from services.training.evaluations import EvaluationsDomain, EvaluationStore, is_evaluation_id
-from services.training.tasks import NewTask, TaskStore, is_final, task_prefix
+from services.training.store import NewTask, TaskStore, is_final, task_prefix
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2
 from trainyard.events.v1 import events_pb2
@@ -354,7 +354,7 @@ class TrainingDomain:
         if req.request_id and not req.validate_only:
             existing = await asyncio.to_thread(self.store.find_by_request_id, project, req.request_id)
             if existing is not None:
-                return await self._enqueue_if_pending(existing)
+                return await self.enqueue_if_pending(existing)
         if req.task_type not in SUPPORTED_TASK_TYPES:
             raise errors.FailedPrecondition(
                 f"no trainer runs {contract.task_name(req.task_type)} tasks yet; supported: "
@@ -369,7 +369,7 @@ class TrainingDomain:
             task, _created = await asyncio.to_thread(self.tuner.create_study, new)
         else:
             task, _created = await asyncio.to_thread(self.store.insert_pending, new)
-        return await self._enqueue_if_pending(task)
+        return await self.enqueue_if_pending(task)
 
     @staticmethod
     def _preview(new: NewTask) -> training_pb2.TrainingTask:
@@ -567,7 +567,9 @@ class TrainingDomain:
             )
         return resp.suggestions[0]
 
-    async def _enqueue_if_pending(self, task: training_pb2.TrainingTask) -> training_pb2.TrainingTask:
+    async def enqueue_if_pending(self, task: training_pb2.TrainingTask) -> training_pb2.TrainingTask:
+        """Publish a PENDING task's job and mark it QUEUED (a search: advance its trials); the task as stored after.
+        Public for the tuner (its trials) and the reconciler (tasks left PENDING)."""
         if task.HasField("search"):
             # a search's own job is only the template of its trials; the tuner queues those
             await self.tuner.advance(task.id)
@@ -858,12 +860,12 @@ class TrainingDomain:
         if added:
             await self.notifier.notify(event.task_id)
             if event.WhichOneof("event") == "succeeded":
-                await self._register_trained_model(event.task_id)
+                await self.register_trained_model(event.task_id)
         # also for a redelivered event: the tuner's step is idempotent and may not have run before
         await self.tuner.on_trainer_event(event)
         return len(added)
 
-    async def _register_trained_model(self, task_id: str) -> None:
+    async def register_trained_model(self, task_id: str) -> None:
         """The trained model joins the task's project's zoo as trained/<task_id> (BRIEF2 contract 3).
         A failure is logged on the task; training itself succeeded."""
         register = getattr(self.zoo, "register_trained_model", None)

@@ -40,7 +40,7 @@ from sqlmodel import Session, select
 from kernel import contract, errors, messaging
 from services.training.domain import TrainingDomain
 from services.training.models import TrainingTaskRow
-from services.training.tasks import is_final, to_proto, utcnow
+from services.training.store import is_final, to_proto, utcnow
 from trainyard.events.v1 import events_pb2
 from trainyard.training.v1 import training_pb2
 
@@ -140,7 +140,7 @@ class Reconciler:
             if (now - _utc(task.create_time.ToDatetime())).total_seconds() < self.pending_grace_s:
                 continue
             try:
-                await self.domain._enqueue_if_pending(task)
+                await self.domain.enqueue_if_pending(task)
                 result.republished.append(task.id)
             except Exception as exc:  # noqa: BLE001 - stays PENDING for the next sweep
                 log.warning("could not queue a pending task", extra={"task_id": task.id, "error": str(exc)})

@@ -34,7 +34,7 @@ from kernel import errors
 from kernel.messaging import cancel_subject
 from services.training import search_space
 from services.training.models import TrainingStudyRow, TrainingTaskRow, TrainingTrialRow
-from services.training.tasks import NewTask, TaskStore, is_final, to_proto, utcnow
+from services.training.store import NewTask, TaskStore, is_final, to_proto, utcnow
 from trainyard.events.v1 import events_pb2
 from trainyard.training.v1 import training_pb2, training_service_pb2
 
@@ -587,7 +587,7 @@ class Tuner:
             if trial.state == T.TRIAL_STATE_QUEUED and task is not None and task.state == T.TASK_STATE_PENDING:
                 queued.append(task)
         for trial_task in queued:
-            await self.domain._enqueue_if_pending(trial_task)
+            await self.domain.enqueue_if_pending(trial_task)
 
         # 5. the search's own state
         still = [t for t in trials if t.state in ACTIVE]
@@ -727,7 +727,7 @@ class Tuner:
         await asyncio.to_thread(self.store.end_study, task_id)
         await self.domain.notifier.notify(task_id)
         if best is not None:
-            await self.domain._register_trained_model(task_id)
+            await self.domain.register_trained_model(task_id)
 
     # -- reads ---------------------------------------------------------------------------------------
 
