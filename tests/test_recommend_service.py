@@ -14,7 +14,7 @@ import pytest
 from kernel import identity
 from kernel.errors import field_violations
 from kernel.settings import Settings
-from services.recommend import servicer as recommend_servicer
+from services.recommend import domain as recommend_domain
 from services.recommend.app import start
 from trainyard.common.v1 import common_pb2
 from trainyard.dataset.v1 import dataset_pb2, dataset_service_pb2, dataset_service_pb2_grpc
@@ -104,7 +104,7 @@ def finished(task_id: str, model_id: str, top1: float) -> training_pb2.TrainingT
 
 @pytest.fixture
 async def platform(monkeypatch):
-    monkeypatch.setattr(recommend_servicer, "OUTCOME_CACHE_SECONDS", 0.0)
+    monkeypatch.setattr(recommend_domain, "OUTCOME_CACHE_SECONDS", 0.0)
     training = Training()
     deps = grpc.aio.server()
     dataset_service_pb2_grpc.add_DatasetServiceServicer_to_server(Datasets(), deps)
