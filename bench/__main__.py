@@ -4,7 +4,9 @@ Benchmarks: throughput (1), datapath (2), import (3), api (4), dispatch (5), eve
 recommend (8: recommendation quality, bench/recommend_quality.py; its quick setting in quick mode),
 evaluation (9: evaluation throughput vs a bare PyTorch loop), predict (10: Predict through the gateway vs
 bare onnxruntime; bench/evaluation.py), console (11: the console's first load in Chromium, and Connect/JSON
-over the HTTP port against gRPC for ListModels and GetTrainingTask; bench/console.py).
+over the HTTP port against gRPC for ListModels and GetTrainingTask; bench/console.py), tta (12: time to
+accuracy on real public datasets against a bare PyTorch script, bench/tta.py; its own stack; the datasets
+found under $TRAINYARD_TTA_DATA, about an hour on 2 cores).
 Every one runs its baseline in the same run; the report goes to bench/results/latest.{json,md}.
 """
 
@@ -31,8 +33,9 @@ ALL = (
     "evaluation",
     "predict",
     "console",
+    "tta",
 )
-STACKLESS = {"throughput", "recommend", "evaluation"}
+STACKLESS = {"throughput", "recommend", "evaluation", "tta"}  # tta starts a stack of its own
 
 MODES = {
     # photo-size images for the data path, images to import, API seconds per measurement, dispatch tasks, progress events
@@ -201,6 +204,15 @@ def main(argv: list[str] | None = None) -> int:
             results.extend(evaluation.run_evaluation(mode))
         except Exception as exc:  # noqa: BLE001
             errors.append(f"evaluation: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+    if "tta" in selected:
+        say("time to accuracy on real datasets (bench/tta.py) ...")
+        try:
+            from bench import tta
+
+            results.extend(tta.run(list(tta.DATASETS), say_=say))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"tta: {type(exc).__name__}: {exc}")
             traceback.print_exc()
     if selected - STACKLESS:
         images = args.images or MODES[mode]["images"]

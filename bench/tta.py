@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench --only tta                    # every dataset found (about an hour on 2 cores)
     .venv/bin/python bench/tta.py hymenoptera camvid        # some of them
+    .venv/bin/python bench/tta.py --platform-only brain_tumor  # the platform's side alone, to try a change
 
 For each dataset, side by side on this machine, one after the other:
 
@@ -333,7 +334,7 @@ def run_script(spec: Dataset, description: Path) -> Run:
 def compare(name: str, spec: Dataset, platform: Run, script: Run) -> list:
     from bench.report import Result
 
-    bench = "9. time to accuracy"
+    bench = "12. time to accuracy"
     target = script.best()
     reached = platform.time_to(target)
     within = platform.at(script.seconds)
@@ -378,7 +379,7 @@ def compare(name: str, spec: Dataset, platform: Run, script: Run) -> list:
     return results
 
 
-def run(names: list[str], say_=say) -> list:
+def run(names: list[str], say_=say, platform_only: bool = False) -> list:
     from bench import stack as bstack
 
     # The benchmark downloads nothing: the zoo takes weights from the installed offline sources only, so
@@ -408,6 +409,8 @@ def run(names: list[str], say_=say) -> list:
                     f"  platform: {spec.metric} {platform.final} in {platform.seconds:.0f} s, "
                     f"trainer peak {platform.peak_mib:.0f} MiB"
                 )
+                if platform_only:
+                    continue
                 description = describe(s, made["version"], archive, Path(tmp), spec.task_type)
                 script = run_script(spec, description)
                 say_(f"  script: best {script.best():.4f} in {script.seconds:.0f} s, peak {script.peak_mib:.0f} MiB")
@@ -421,11 +424,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", default=list(DATASETS), help=f"any of {', '.join(DATASETS)}")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--platform-only", action="store_true", help="the platform's side alone (no comparison)")
     args = parser.parse_args()
     unknown = set(args.datasets) - set(DATASETS)
     if unknown:
         parser.error(f"unknown datasets: {', '.join(sorted(unknown))}")
-    results = run(args.datasets)
+    results = run(args.datasets, platform_only=args.platform_only)
     for r in results:
         status = {True: "PASS", False: "MISS", None: ""}[r.passed]
         base = f" vs {r.baseline:.2f} ({r.baseline_name})" if r.baseline is not None else ""
