@@ -48,7 +48,7 @@ console-check: $(NODE_MODULES)
 
 # The console in headless Chromium against the platform (screenshots in build/test-output/console).
 test-browser: venv $(NODE_MODULES)
-	$(BIN)/python -m pytest tests/test_console_browser.py
+	$(BIN)/python -m pytest tests/console/test_console_browser.py
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
@@ -72,7 +72,7 @@ bench: venv
 	$(BIN)/python -m bench
 
 # Full-size load (RELIABILITY.md): 200 API clients x 60 s through the gateway, 1,000 tiny tasks over 4 trainers.
-# `make test` runs it scaled down (tests/test_load.py).
+# `make test` runs it scaled down (tests/platform/test_load.py).
 loadtest: venv
 	$(BIN)/python -m bench.load
 

@@ -6,7 +6,7 @@ training tasks drained by several trainer processes.
     make loadtest
 
 The full run starts the local stack as processes (bench.stack) so the clients do not share an
-interpreter with the servers. tests/test_load.py runs the same two functions at a small size.
+interpreter with the servers. tests/platform/test_load.py runs the same two functions at a small size.
 
 Pass criteria: the API clients see no error other than RESOURCE_EXHAUSTED (the gateway's rate
 limit); every task ends SUCCEEDED, each started exactly once (one `started` trainer event, attempt 1).

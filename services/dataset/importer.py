@@ -832,7 +832,7 @@ def _guarded(finder: Callable[[bool], formats.Layout | None], forced: bool) -> f
         raise _bad(str(exc)) from None
     except (TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
         # Safety net for annotation documents of the wrong shape (e.g. a list where an id belongs):
-        # found by tests/test_fuzz_importers.py; bad input is the caller's error, never a crash.
+        # found by tests/dataset/test_fuzz_importers.py; bad input is the caller's error, never a crash.
         log.info("malformed annotations", extra={"error": repr(exc)})
         raise _bad(f"malformed annotations ({type(exc).__name__}: {str(exc)[:200]})") from None
 

@@ -1,7 +1,7 @@
 // The console in a real headless Chromium (Debian's, driven by playwright-core): sign in, upload a dataset
 // with progress, walk the four steps in each of the three modes to a SUCCEEDED task, and see the server's
 // field error at the field for a bad hyperparameter. Screenshots of every step go to TRAINYARD_SCREENSHOTS.
-// Run by tests/test_console_browser.py, which starts the platform and sets the variables below.
+// Run by tests/console/test_console_browser.py, which starts the platform and sets the variables below.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, test } from "node:test";

@@ -10,7 +10,7 @@ With atheris installed (it is not in the venv):
     .venv/bin/python tests/fuzz/fuzz_annotations.py tests/fuzz/corpus/annotations -max_total_time=300
 
 The test suite drives the same `check_annotations` / `fuzz_one` with hypothesis
-(tests/test_fuzz_importers.py), so the target cannot rot.
+(tests/dataset/test_fuzz_importers.py), so the target cannot rot.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 // The gateway's HTTP port with maintained clients (@connectrpc/connect-node): Connect JSON and binary, gRPC-Web,
 // server streaming, and errors whose details decode with the generated google.rpc types.
-// Run by tests/test_gateway_http.py with TRAINYARD_HTTP_URL, TRAINYARD_TOKEN and TRAINYARD_IMPORT_ID set.
+// Run by tests/gateway/test_gateway_http.py with TRAINYARD_HTTP_URL, TRAINYARD_TOKEN and TRAINYARD_IMPORT_ID set.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";

@@ -32,7 +32,7 @@ from trainyard.events.v1 import events_pb2
 from trainyard.training.v1 import training_pb2 as T
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 MIGRATIONS = REPO / "services" / "training" / "migrations"
 
 

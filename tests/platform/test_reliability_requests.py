@@ -9,12 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-
-from kernel import db, errors
-from services.training.domain import MAX_DESCRIPTION, MAX_NAME, MAX_REQUEST_ID, TrainingDomain
-from services.training.hyperparams import MAX_TIME_BUDGET_S
-from services.training.store import TaskStore
-from tests.test_training_validation import (
+from test_training_validation import (
     FakeDatasets,
     FakeRecommender,
     FakeZoo,
@@ -22,10 +17,15 @@ from tests.test_training_validation import (
     make_dataset,
     make_model,
 )
+
+from kernel import db, errors
+from services.training.domain import MAX_DESCRIPTION, MAX_NAME, MAX_REQUEST_ID, TrainingDomain
+from services.training.hyperparams import MAX_TIME_BUDGET_S
+from services.training.store import TaskStore
 from trainyard.common.v1 import common_pb2 as C
 from trainyard.training.v1 import training_service_pb2 as pb
 
-MIGRATIONS = Path(__file__).parent.parent / "services" / "training" / "migrations"
+MIGRATIONS = Path(__file__).parent.parent.parent / "services" / "training" / "migrations"
 
 
 def base(**kw) -> pb.CreateTrainingTaskRequest:

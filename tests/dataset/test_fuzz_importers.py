@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from kernel.errors import InvalidArgument
 from tests.fuzz import fuzz_annotations as target
 
-CORPUS = Path(__file__).parent / "fuzz" / "corpus"
+CORPUS = Path(__file__).parent.parent / "fuzz" / "corpus"
 # TRAINYARD_FUZZ_EXAMPLES=2000 for a longer, random (not derandomized) run.
 _EXAMPLES = int(os.environ.get("TRAINYARD_FUZZ_EXAMPLES", "0"))
 FAST = settings(

@@ -11,7 +11,7 @@ import pytest
 
 from bench.report import Result, percentile, to_markdown
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_results_compare_against_their_targets():

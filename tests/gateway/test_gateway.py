@@ -638,7 +638,12 @@ async def test_python_dash_m_gateway(tmp_path):
         "TRAINYARD_LOG_FORMAT": "json",
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", env=env, stderr=asyncio.subprocess.PIPE, cwd=Path(__file__).parent.parent
+        sys.executable,
+        "-m",
+        "gateway",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parent.parent.parent,
     )
     try:
         address = None
@@ -666,7 +671,7 @@ def test_bad_bootstrap_token_is_a_configuration_error(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/gw.db", "TRAINYARD_BOOTSTRAP_TOKEN": "letmein"}
     result = subprocess.run(
         [sys.executable, "-m", "gateway"], env=env, capture_output=True, text=True, timeout=60,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parent.parent.parent,
     )  # fmt: skip
     assert result.returncode == 2
     assert "TRAINYARD_BOOTSTRAP_TOKEN" in result.stderr

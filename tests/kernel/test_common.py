@@ -100,7 +100,7 @@ def test_concurrent_migrations_on_postgresql_take_turns(database_url):
 
     if not database_url.startswith("postgresql"):
         pytest.skip("needs PostgreSQL (TRAINYARD_TEST_POSTGRES_URL)")
-    migrations = Path(__file__).parent.parent / "services" / "training" / "migrations"
+    migrations = Path(__file__).parent.parent.parent / "services" / "training" / "migrations"
     engines = [db.make_engine(database_url) for _ in range(2)]
     start, errors = threading.Barrier(2), []
 

@@ -259,7 +259,7 @@ def test_console_files_are_served_with_a_strict_policy(platform):
 def test_maintained_clients_from_node(platform, tmp_path):
     """@connectrpc/connect-node's Connect (JSON, binary) and gRPC-Web transports against the port."""
     node = shutil.which("node")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if node is None or not (root / "node_modules" / "@connectrpc" / "connect-node").is_dir():
         pytest.skip("node or node_modules missing (npm ci at the repository root)")
     archive = make_classification_archive(classes=("a", "b"), per_class=4, size=16, seed=5)

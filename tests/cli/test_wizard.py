@@ -19,7 +19,7 @@ from trainyard.training.v1 import training_pb2
 
 pytestmark = [pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MOBILENET = "tv/mobilenet_v2.imagenet1k_v1"
 STEP = 60  # seconds any one step may take to show (a training: TRAINING)
 TRAINING = 300

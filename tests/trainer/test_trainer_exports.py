@@ -42,7 +42,7 @@ def detector(library: str, architecture: str, task: str = "detection") -> torch.
         ("torchvision", "fasterrcnn_mobilenet_v3_large_320_fpn", "detection"),
         ("combo", "retinanet+mobilenet_v3_large", "detection"),
         ("combo", "fcos+mobilenet_v3_large", "detection"),
-    ],  # Mask R-CNN (boxes and masks) is exported by tests/test_trainer_tasks.py's instance segmentation job
+    ],  # Mask R-CNN (boxes and masks) is exported by tests/trainer/test_trainer_tasks.py's instance segmentation job
 )
 def test_detectors_export_to_torchscript_and_onnx_matching_pytorch(library, architecture, task):
     model = detector(library, architecture, task)

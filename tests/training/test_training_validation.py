@@ -20,7 +20,7 @@ from trainyard.recommend.v1 import recommend_pb2, recommend_service_pb2
 from trainyard.training.v1 import training_pb2 as T
 from trainyard.training.v1 import training_service_pb2 as pb
 
-MIGRATIONS = Path(__file__).parent.parent / "services" / "training" / "migrations"
+MIGRATIONS = Path(__file__).parent.parent.parent / "services" / "training" / "migrations"
 
 
 def test_every_bad_hyperparameter_is_reported():

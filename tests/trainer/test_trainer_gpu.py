@@ -2,7 +2,7 @@
 NCCL, and exports of a model trained on the GPU.
 
 CI has no GPU: every test here is marked `gpu` and skipped without CUDA. Run them on a GPU machine with
-`pytest -m gpu tests/test_trainer_gpu.py`.
+`pytest -m gpu tests/trainer/test_trainer_gpu.py`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import yaml
 
 from kernel import messaging
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose" / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / "deploy" / "compose" / "env.example"
 K8S = ROOT / "deploy" / "k8s"

@@ -370,14 +370,15 @@ async def test_gateway_answers_unavailable_while_a_service_is_down_and_recovers(
 
 @pytest.mark.slow
 async def test_poison_jobs_fail_with_the_reason_and_a_following_good_job_succeeds(settings, tmp_path, nats_server):
-    from kernel import messaging
-    from tests.test_trainer_integration import (
+    from test_trainer_integration import (
         make_job,
         trainer_events,
         trainer_settings,
         upload_dataset,
         upload_weights,
     )
+
+    from kernel import messaging
     from trainer.worker import Worker
     from trainyard.common.v1 import common_pb2 as C
 
@@ -464,12 +465,13 @@ async def test_poison_jobs_fail_with_the_reason_and_a_following_good_job_succeed
 
 @pytest.mark.slow
 async def test_nats_restart_during_training_loses_nothing_and_creates_are_idempotent(settings, tmp_path):
+    from test_trainer_integration import CLASSES, trainer_settings, upload_dataset, upload_weights
+    from test_training_validation import FakeDatasets, FakeRecommender, FakeZoo, make_dataset, make_model
+
     from deploy.local.embedded import start_nats
     from kernel import db, messaging
     from services.training.domain import JetStreamPublisher, TrainingDomain
     from services.training.store import TaskStore
-    from tests.test_trainer_integration import CLASSES, trainer_settings, upload_dataset, upload_weights
-    from tests.test_training_validation import FakeDatasets, FakeRecommender, FakeZoo, make_dataset, make_model
     from trainer.worker import Worker
     from trainyard.common.v1 import common_pb2 as C
     from trainyard.dataset.v1 import dataset_pb2
@@ -491,7 +493,7 @@ async def test_nats_restart_during_training_loses_nothing_and_creates_are_idempo
 
     engine = db.make_engine(f"sqlite:///{tmp_path}/training.db")
     db.migrate(
-        engine, Path(__file__).parent.parent / "services" / "training" / "migrations", "alembic_version_training"
+        engine, Path(__file__).parent.parent.parent / "services" / "training" / "migrations", "alembic_version_training"
     )
     store = TaskStore(engine)
     nc = await messaging.connect(nats.url, "reliability-training")

@@ -16,7 +16,7 @@ import pytest
 from deploy.local.embedded import pid_alive
 from deploy.local.stack import COMPONENTS, MOBILENET_ID, missing_modules
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.integration,

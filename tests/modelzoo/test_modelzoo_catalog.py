@@ -18,7 +18,7 @@ from services.modelzoo.catalog import SCHEMA, Catalog, ensure_catalog, is_curren
 from services.modelzoo.domain import IMPORTABLE, UNAVAILABLE, ModelQuery, ModelZoo, OfflineSources
 from trainyard.common.v1 import common_pb2
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "modelzoo" / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "modelzoo" / "migrations"
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +161,7 @@ def test_our_detector_gflops_reproduce_torchvisions_published_ops():
         "with torch.device('meta'): m = A.construct('torchvision', 'fasterrcnn_resnet50_fpn', 'detection', 91)\n"
         "print(round(A.count_gflops(m.eval(), 'detection', 800), 2))"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert float(out.stdout.strip()) == pytest.approx(134.38, abs=0.05)
 
@@ -174,7 +174,7 @@ def test_measurement_cache_matches_a_fresh_measurement():
         "fresh = b.combo_entries(['unet+resnet18', 'retinanet+mobilenet_v2'])\n"
         "print(json.dumps([[m['id'], m['num_params'], m['gflops'], cached.get(m['id'])] for m in fresh]))"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     for model_id, params, gflops, cached in json.loads(out.stdout):
         assert cached is not None, (

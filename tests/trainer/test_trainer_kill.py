@@ -27,7 +27,7 @@ from trainyard.training.v1 import training_service_pb2 as pb
 pytestmark = pytest.mark.integration
 
 ACK_WAIT = 5.0
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def trainer_env(settings, tmp_path: Path) -> dict[str, str]:

@@ -18,7 +18,7 @@ from services.dataset.samples import make_classification_archive
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "test-output" / "console"
 PRESET_MODEL = "tv/mobilenet_v3_large.imagenet1k_v2"  # preset/industrial-defect-classification's network
 
