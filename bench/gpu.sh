@@ -20,6 +20,6 @@ rc=0
 # --noconftest: these tests start no servers (the suite's conftest imports the service stack)
 timeout 300 "$PY" -m pytest -m gpu --noconftest -p no:cacheprovider -q -ra tests/trainer/test_trainer_gpu.py \
   --junitxml "$OUT_DIR/gpu-tests.xml" || rc=1
-timeout 200 "$PY" -m services.recommend.measure --device cuda --clock wall --out "$OUT_DIR/gpu.json" || rc=1
+timeout 200 "$PY" -m tools.measure_throughput --device cuda --clock wall --out "$OUT_DIR/gpu.json" || rc=1
 timeout 200 "$PY" -m bench --gpu --only throughput --out "$OUT_DIR" || rc=1
 exit $rc
