@@ -29,7 +29,9 @@ from typing import Any
 
 from rich.markup import escape
 
-from trainyard.cli import _pull_first, _table, _watch, console, image_sheet
+from trainyard.cli.common import _table, console
+from trainyard.cli.evaluate import image_sheet
+from trainyard.cli.train import _pull_first, _watch
 
 PAGE = 10
 TASK_TYPES = {
@@ -573,7 +575,7 @@ def run(ty, args: argparse.Namespace) -> int:
         _pull_first(ty, chosen)  # with a progress bar, before the task exists
     task = ty.training.create(**keywords, **selection)
     if args.output == "json" and not args.watch:
-        from trainyard.cli import _json
+        from trainyard.cli.common import _json
 
         _json(task)
         return 0
