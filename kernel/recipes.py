@@ -52,6 +52,9 @@ DENSE_PIXEL_BUDGET = {
     ("gpu", Pref.TRAINING_PREFERENCE_BALANCED): 1024 * 1024,
 }
 LARGE_PARAMS = 150_000_000  # above this a classifier's default batch is halved (memory)
+# Under this many training images a dataset is small: classifiers train up to 10 epochs, and detection heads
+# are not ranked by their published COCO figures alone (services.recommend.ranking).
+SMALL_DATASET_CASES = 1000
 # Epochs without improvement of the task's primary metric before a run stops (with its best epoch's model).
 EARLY_STOPPING_PATIENCE = 3
 # The fine-tuning rate after a linear probe, per 16 images of batch (SGD with momentum; linear scaling).
@@ -199,7 +202,7 @@ def recipe(
         image_size, image_width = _dense_size(default_size, task_type, stats, preference, device_class, notes)
 
     epochs = base.epochs
-    if stats.train_cases and stats.train_cases < 1000:
+    if stats.train_cases and stats.train_cases < SMALL_DATASET_CASES:
         epochs = epochs if task_type != "classification" else 10
         notes.append(f"{stats.train_cases} training images: up to {epochs} epochs, stopping early")
     elif stats.train_cases >= 50000:
