@@ -21,6 +21,7 @@ class Result:
     kind "max": passed when value <= target (value alone, e.g. a latency in ms).
     kind "min": passed when value >= target (value alone, e.g. points gained over the baseline).
     kind "delta": passed when value - baseline <= target (e.g. gateway overhead in ms).
+    kind "within": passed when |value / baseline - 1| <= target (an estimate against the measurement).
     kind "info": no target.
     """
 
@@ -53,6 +54,8 @@ class Result:
             return self.value >= self.target
         if self.kind == "delta":
             return self.baseline is not None and self.value - self.baseline <= self.target
+        if self.kind == "within":
+            return self.ratio is not None and abs(self.ratio - 1) <= self.target
         return None
 
     def to_dict(self) -> dict:
@@ -127,6 +130,8 @@ def _target(r: Result) -> str:
         return f">= {r.target:g}x"
     if r.kind == "max":
         return f"<= {r.target:g} {r.unit}"
+    if r.kind == "within":
+        return f"within {r.target:.0%}"
     return f"+<= {r.target:g} {r.unit}"
 
 

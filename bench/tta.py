@@ -226,10 +226,13 @@ def run_platform(s, spec: Dataset, archive: Path, name: str) -> tuple[Run, dict]
             f"batch {task.hyperparameters.batch_size} (import {run.notes['import_s']} s)"
         )
         final_state = None
+        epoch_seconds: list[float] = []  # each fine-tuning epoch with its validation, as the trainer timed it
         for response in training.WatchTrainingTask(tr.WatchTrainingTaskRequest(task_id=task.id), metadata=md):
             event = response.event
             now = time.monotonic() - started
             kind = event.WhichOneof("event")
+            if kind == "epoch_metrics" and "epoch_seconds" in event.epoch_metrics.values:
+                epoch_seconds.append(event.epoch_metrics.values["epoch_seconds"])
             if kind == "epoch_metrics" and spec.metric in event.epoch_metrics.values:
                 value = event.epoch_metrics.values[spec.metric]
                 run.curve.append((round(now, 2), event.epoch_metrics.epoch, value))
@@ -257,6 +260,12 @@ def run_platform(s, spec: Dataset, archive: Path, name: str) -> tuple[Run, dict]
         image_size=hp.image_size,
         batch_size=hp.batch_size,
         transfer_strategy=common_pb2.TransferStrategy.Name(done.transfer_strategy),
+        # the recommender's estimate against what the trainer took per epoch (issue 16: within 30 %)
+        expected_seconds_per_epoch=round(done.suggestion.expected_seconds_per_epoch, 1),
+        expected_training_seconds=round(done.suggestion.expected_training_seconds, 1),
+        measured_seconds_per_epoch=round(
+            sum(epoch_seconds[1:] or epoch_seconds) / max(1, len(epoch_seconds[1:] or epoch_seconds)), 1
+        ),
     )
     channel.close()
     return run, {"dataset": dataset, "version": dataset.latest_version}
@@ -364,6 +373,16 @@ def compare(name: str, spec: Dataset, platform: Run, script: Run) -> list:
             kind="min",
             target=1.0,
             extra={"platform": within, "script_best": target},
+        ),
+        Result(
+            bench,
+            f"{name}: recommender's expected seconds per epoch vs the trainer's (epochs after the first)",
+            platform.notes.get("expected_seconds_per_epoch", 0.0),
+            "s",
+            baseline=platform.notes.get("measured_seconds_per_epoch") or None,
+            baseline_name="measured",
+            kind="within",
+            target=0.3,
         ),
         Result(
             bench,
