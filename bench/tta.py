@@ -15,8 +15,9 @@ For each dataset, side by side on this machine, one after the other:
 
 Reported per dataset: the script's best metric and its whole time; the time the platform needs to reach
 that metric (target: at most half the script's time); the metric the platform has within the script's
-time (target: 1 point better, mAP / mIoU points for the dense tasks); peak memory of the trainer during
-the task against the script's process tree (target: at most 1.5x).
+time (target: 1 point better, mAP / mIoU points for the dense tasks); the recommender's expected seconds
+per epoch against the trainer's own timing of the epochs after the first (target: within 30 %); peak memory
+of the trainer during the task against the script's process tree (target: at most 1.5x).
 
 The datasets are not in the repository and nothing is downloaded at run time. Put them under
 $TRAINYARD_TTA_DATA (default ~/.cache/trainyard/tta), one folder per dataset holding `archive.zip` as the
