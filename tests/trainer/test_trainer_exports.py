@@ -51,7 +51,8 @@ def test_detectors_export_to_torchscript_and_onnx_matching_pytorch(library, arch
     files = dict((name, payload) for name, payload, _ in art.export_model(model, task, image, notes))
     assert set(files) == {"model.torchscript.pt", "model.onnx"}, notes
     for name in files:
-        assert notes[name]["max_abs_diff"] <= art.ATOL
+        # boxes are held to ATOL plus RTOL of their largest coordinate (at most the 64 px image's side)
+        assert notes[name]["max_abs_diff"] <= notes[name]["tolerance"] <= art.ATOL + art.RTOL * 64
     with torch.no_grad():
         expected = model([image])[0]
     assert len(expected["boxes"]) > 0  # a real comparison, not two empty lists
@@ -63,11 +64,13 @@ def test_detectors_export_to_torchscript_and_onnx_matching_pytorch(library, arch
     with torch.no_grad():
         want = model([other])[0]
         _, got = torch.jit.load(io.BytesIO(files["model.torchscript.pt"]))([other])
-    assert art.check_detections("TorchScript", want, got[0]) <= art.ATOL
+    diff, tolerance = art.check_detections("TorchScript", want, got[0])
+    assert diff <= tolerance <= art.ATOL + art.RTOL * 64
     session = ort.InferenceSession(files["model.onnx"], providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     outputs = dict(zip(names, session.run(None, {"image": other.numpy()}), strict=True))
-    assert art.check_detections("ONNX", want, outputs) <= art.ATOL
+    diff, tolerance = art.check_detections("ONNX", want, outputs)
+    assert diff <= tolerance <= art.ATOL + art.RTOL * 64
 
 
 def test_ssd_has_torchscript_and_records_why_it_has_no_onnx():
